@@ -1,0 +1,517 @@
+"""The LZW codec that turns base token ids into hypertoken codes and back.
+
+zip2zip merges recurring runs of base tokens into per-sequence *hypertokens* with an online LZW
+compressor. This module is that compressor, written in pure Python with the standard library only: it is
+copied into every exported Hub repo and runs in every tokenizer call and every generation step.
+
+Vocabulary layout: base ids are ``0 .. V-1`` (``V`` = the base model's embedding rows); hypertoken ids are
+``V .. V+C-1``, handed out in creation order (``C`` = ``max_codebook_size``). A hypertoken stands for 2 to
+``M`` base ids (``M`` = ``max_subtokens``; ``M = 1`` disables merging). Disabled ids (pad, bos/eos, chat
+markers, optionally digits) are never merged: each one flushes the pending phrase and is emitted alone.
+
+The encoder is the reference zip2zip-compression algorithm, id for id::
+
+    codebook = {}  (tuple of 2..M base ids -> code); next = V; buf = []
+    for x in ids:
+        if x in D:      emit(buf) if buf; emit x; buf = []; continue
+        buf.append(x)
+        if len(buf) >= 2 and tuple(buf) not in codebook:
+            if next < V + C: codebook[tuple(buf)] = next; next += 1
+            emit(buf[:-1]); buf = [x]
+        if len(buf) == M: emit(buf); buf = []
+    emit(buf) if buf
+
+The codebook is therefore a function of the base-token stream alone. The decoder exploits that: it expands
+each code with the codebook it knows and feeds the resulting base ids, one at a time, through the very same
+encoder state machine, which grows the codebook exactly as the encoder did. On a canonical stream this
+rebuilds the encoder's codebook entry for entry and id for id; on a non-canonical but decodable stream (a
+model that spelled out two base tokens where a hypertoken existed) it keeps growing the codebook as the
+encoder would on the decoded base tokens. The one code a decoder can accept before it exists is the entry
+about to be created by the code itself (the classic ``KwKwK`` case): ``pending + pending[0]``.
+
+Accept-sets: before each code, the decoder accepts every base id and the hypertoken ids
+``V .. V + accept_limit - 1``; the accept-set is always a prefix of the codebook slots, so one integer per
+position describes it. The model masks every other slot with ``-inf``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["Codebook", "DecodeStep", "DecodeTrace", "LZWCodec", "LZWDecoder"]
+
+
+def _as_int_list(values: Iterable[int], what: str) -> list[int]:
+    """Return ``values`` as a list of Python ints, or raise TypeError naming the first bad element."""
+    if hasattr(values, "tolist"):  # torch tensors, numpy arrays
+        values = values.tolist()
+    values = values if type(values) is list else list(values)
+    if set(map(type, values)) <= {int}:
+        return values
+    out = []
+    for position, value in enumerate(values):
+        if isinstance(value, bool):
+            raise TypeError(
+                f"{what} at position {position} is a bool ({value!r}); token ids must be integers"
+            )
+        try:
+            out.append(operator.index(value))
+        except TypeError:
+            raise TypeError(
+                f"{what} at position {position} is {value!r} of type {type(value).__name__}; "
+                "token ids must be integers"
+            ) from None
+    return out
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """The hypertokens of one sequence: entry ``k`` has id ``base_vocab_size + k``.
+
+    ``created_at[k]`` is the index of the code whose decoding created entry ``k``; the entry can be read
+    as input from that position on (the ``KwKwK`` case uses it at exactly that position).
+    """
+
+    base_vocab_size: int
+    max_subtokens: int
+    entries: tuple[tuple[int, ...], ...]
+    created_at: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, code: int) -> bool:
+        return 0 <= code - self.base_vocab_size < len(self.entries)
+
+    def expand(self, code: int) -> tuple[int, ...]:
+        """Base ids of ``code`` (a base id expands to itself)."""
+        if 0 <= code < self.base_vocab_size:
+            return (code,)
+        k = code - self.base_vocab_size
+        if 0 <= k < len(self.entries):
+            return self.entries[k]
+        raise ValueError(
+            f"code {code} is not in this codebook: it holds ids {self.base_vocab_size}.."
+            f"{self.base_vocab_size + len(self.entries) - 1} ({len(self.entries)} entries)"
+        )
+
+    def to_dict(self) -> dict[int, tuple[int, ...]]:
+        """``{hypertoken id: base ids}`` in creation order."""
+        return {self.base_vocab_size + k: entry for k, entry in enumerate(self.entries)}
+
+    def table(self, size: int | None = None, pad: int = -1) -> list[list[int]]:
+        """The codebook as a ``(size, max_subtokens)`` id table, rows padded with ``pad``.
+
+        ``size`` defaults to the number of entries; rows past the last entry are all ``pad``.
+        """
+        size = len(self.entries) if size is None else size
+        if size < len(self.entries):
+            raise ValueError(f"table size {size} is smaller than the codebook ({len(self.entries)} entries)")
+        width = self.max_subtokens
+        rows = [list(entry) + [pad] * (width - len(entry)) for entry in self.entries]
+        rows.extend([pad] * width for _ in range(size - len(rows)))
+        return rows
+
+    def lengths(self) -> list[int]:
+        """Number of base ids in each entry."""
+        return [len(entry) for entry in self.entries]
+
+
+class DecodeStep(NamedTuple):
+    """What feeding one code to an :class:`LZWDecoder` produced."""
+
+    phrase: tuple[int, ...]
+    """The base ids the code stands for."""
+    created: list[tuple[int, tuple[int, ...]]]
+    """``(id, entry)`` for every codebook entry created while decoding it."""
+
+
+@dataclass(frozen=True)
+class DecodeTrace:
+    """Everything the model needs about one code stream, position by position.
+
+    ``accept_limits[t]`` and ``candidates[t]`` describe the decoder *before* code ``t``
+    (``t = len(codes)`` is the state after the last code, used to predict the next one in generation):
+    hypertoken ids ``V .. V + accept_limits[t] - 1`` are acceptable, and when ``candidates[t]`` is not
+    ``None`` the last of them is not created yet and would stand for ``candidates[t]`` if used.
+    """
+
+    codes: list[int]
+    base_ids: list[int]
+    spans: list[int]
+    codebook: Codebook
+    accept_limits: list[int]
+    candidates: list[tuple[int, ...] | None]
+
+
+class _State:
+    """The encoder state machine shared by the encoder and the decoder.
+
+    The codebook is a trie over base ids: ``children[node * V + x]`` is the id of ``node``'s phrase
+    extended by ``x`` (a node is a base id or a hypertoken id). ``node == -1`` means the pending phrase
+    (``buf`` in the reference algorithm) is empty; ``length`` is its number of base ids.
+    """
+
+    __slots__ = ("children", "created_at", "entries", "length", "next_id", "node")
+
+    def __init__(self, base_vocab_size: int) -> None:
+        self.children: dict[int, int] = {}
+        self.entries: list[tuple[int, ...]] = []
+        self.created_at: list[int] = []
+        self.next_id = base_vocab_size
+        self.node = -1
+        self.length = 0
+
+    def copy(self) -> _State:
+        other = _State.__new__(_State)
+        other.children = dict(self.children)
+        other.entries = list(self.entries)
+        other.created_at = list(self.created_at)
+        other.next_id = self.next_id
+        other.node = self.node
+        other.length = self.length
+        return other
+
+
+class LZWCodec:
+    """LZW over base token ids with a bounded codebook and a bounded merge size.
+
+    Args:
+        base_vocab_size: ``V``, the number of base ids (the base model's embedding rows).
+        max_codebook_size: ``C``, the most hypertokens one sequence can create; when full, the codebook
+            stops growing and existing entries keep being used.
+        max_subtokens: ``M``, the most base ids one hypertoken stands for (``1`` = no merging).
+        disabled_ids: base ids that are never merged (pad, bos/eos, chat markers, optionally digits).
+    """
+
+    def __init__(
+        self,
+        base_vocab_size: int,
+        max_codebook_size: int,
+        max_subtokens: int,
+        disabled_ids: Iterable[int] = (),
+    ) -> None:
+        for name, value, low in (
+            ("base_vocab_size", base_vocab_size, 1),
+            ("max_codebook_size", max_codebook_size, 0),
+            ("max_subtokens", max_subtokens, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        disabled = _as_int_list(disabled_ids, "disabled id")
+        for position, i in enumerate(disabled):
+            if not 0 <= i < base_vocab_size:
+                raise ValueError(
+                    f"disabled id {i} at position {position} is outside the base vocabulary "
+                    f"[0, {base_vocab_size}); disabled ids must be base token ids"
+                )
+        self.base_vocab_size = base_vocab_size
+        self.max_codebook_size = max_codebook_size
+        self.max_subtokens = max_subtokens
+        self.disabled_ids = frozenset(disabled)
+
+    def __repr__(self) -> str:
+        return (
+            f"LZWCodec(base_vocab_size={self.base_vocab_size}, max_codebook_size={self.max_codebook_size}, "
+            f"max_subtokens={self.max_subtokens}, disabled_ids=<{len(self.disabled_ids)} ids>)"
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        """Base ids plus every hypertoken slot: the width of the model's logits."""
+        return self.base_vocab_size + self.max_codebook_size
+
+    # ------------------------------------------------------------------ encoding
+
+    def _check_base_ids(self, ids: Iterable[int]) -> list[int]:
+        ids = _as_int_list(ids, "base id")
+        if ids and (min(ids) < 0 or max(ids) >= self.base_vocab_size):
+            for position, i in enumerate(ids):
+                if not 0 <= i < self.base_vocab_size:
+                    raise ValueError(
+                        f"base id {i} at position {position} is outside the base vocabulary "
+                        f"[0, {self.base_vocab_size}); the codec encodes base token ids only"
+                    )
+        return ids
+
+    def _encode(self, ids: list[int], state: _State) -> list[int]:
+        V = self.base_vocab_size
+        M = self.max_subtokens
+        limit = V + self.max_codebook_size
+        disabled = self.disabled_ids
+        children = state.children
+        entries = state.entries
+        created_at = state.created_at
+        next_id = state.next_id
+        out: list[int] = []
+        emit = out.append
+        node = -1
+        length = 0
+        if M == 1:
+            return list(ids)
+        for x in ids:
+            if x in disabled:
+                if node >= 0:
+                    emit(node)
+                    node = -1
+                    length = 0
+                emit(x)
+                continue
+            if node < 0:
+                node = x
+                length = 1
+                continue
+            key = node * V + x
+            found = children.get(key)
+            if found is None:
+                if next_id < limit:
+                    children[key] = next_id
+                    entries.append(self._phrase(node, entries) + (x,))
+                    created_at.append(len(out) + 1)
+                    next_id += 1
+                emit(node)
+                node = x
+                length = 1
+            else:
+                node = found
+                length += 1
+                if length == M:
+                    emit(node)
+                    node = -1
+                    length = 0
+        if node >= 0:
+            emit(node)
+        state.next_id = next_id
+        return out
+
+    def _phrase(self, node: int, entries: list[tuple[int, ...]]) -> tuple[int, ...]:
+        return (node,) if node < self.base_vocab_size else entries[node - self.base_vocab_size]
+
+    def encode(self, ids: Iterable[int]) -> list[int]:
+        """Compress base ids into codes (base ids and hypertoken ids)."""
+        return self._encode(self._check_base_ids(ids), _State(self.base_vocab_size))
+
+    def encode_with_codebook(self, ids: Iterable[int]) -> tuple[list[int], Codebook]:
+        """Compress base ids; also return the codebook the encoder built.
+
+        ``created_at`` is in code positions: the index of the first code that may use the entry.
+        """
+        state = _State(self.base_vocab_size)
+        codes = self._encode(self._check_base_ids(ids), state)
+        return codes, self._codebook(state)
+
+    def batch_encode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
+        """Compress every sequence of a batch independently (each gets its own codebook)."""
+        return [self.encode(ids) for ids in batch]
+
+    def _codebook(self, state: _State) -> Codebook:
+        return Codebook(
+            self.base_vocab_size, self.max_subtokens, tuple(state.entries), tuple(state.created_at)
+        )
+
+    # ------------------------------------------------------------------ decoding
+
+    def new_decoder(self) -> LZWDecoder:
+        """An incremental decoder: feed codes one at a time (generation)."""
+        return LZWDecoder(self)
+
+    def decode(self, codes: Iterable[int]) -> list[int]:
+        """Expand codes back into base ids; raises ValueError on a code the decoder cannot know."""
+        decoder = LZWDecoder(self)
+        decoder.feed_many(codes)
+        return decoder.base_ids
+
+    def decode_with_codebook(self, codes: Iterable[int]) -> tuple[list[int], Codebook]:
+        """Expand codes; also return the codebook the decoder rebuilt."""
+        decoder = LZWDecoder(self)
+        decoder.feed_many(codes)
+        return decoder.base_ids, decoder.codebook
+
+    def batch_decode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
+        """Decode every sequence of a batch independently."""
+        return [self.decode(codes) for codes in batch]
+
+    def trace(self, codes: Iterable[int]) -> DecodeTrace:
+        """Decode ``codes`` and record, for every position, what the decoder could accept there."""
+        codes = _as_int_list(codes, "code")
+        decoder = LZWDecoder(self)
+        limits: list[int] = []
+        candidates: list[tuple[int, ...] | None] = []
+        spans: list[int] = []
+        for code in codes:
+            limits.append(decoder.accept_limit)
+            candidates.append(decoder.candidate)
+            spans.append(len(decoder.feed(code).phrase))
+        limits.append(decoder.accept_limit)
+        candidates.append(decoder.candidate)
+        return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates)
+
+    def batch_trace(self, batch: Iterable[Iterable[int]]) -> list[DecodeTrace]:
+        """:meth:`trace` for every sequence of a batch."""
+        return [self.trace(codes) for codes in batch]
+
+
+class LZWDecoder:
+    """Incremental, fault-tolerant LZW decoder: the codebook state of one sequence during generation.
+
+    Feed the prompt's codes, then each generated code; :attr:`accept_limit` and :attr:`candidate` say
+    which hypertoken ids the next code may be, and :meth:`feed` reports the entries each code created.
+    """
+
+    def __init__(self, codec: LZWCodec) -> None:
+        self.codec = codec
+        self._state = _State(codec.base_vocab_size)
+        self.base_ids: list[int] = []
+        self.num_codes = 0
+
+    def copy(self) -> LZWDecoder:
+        other = LZWDecoder.__new__(LZWDecoder)
+        other.codec = self.codec
+        other._state = self._state.copy()
+        other.base_ids = list(self.base_ids)
+        other.num_codes = self.num_codes
+        return other
+
+    @property
+    def next_id(self) -> int:
+        """The id the next created entry will get."""
+        return self._state.next_id
+
+    @property
+    def codebook(self) -> Codebook:
+        state = self._state
+        return Codebook(
+            self.codec.base_vocab_size,
+            self.codec.max_subtokens,
+            tuple(state.entries),
+            tuple(state.created_at),
+        )
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        """The base ids of the phrase the encoder would still be extending (``buf``)."""
+        state = self._state
+        return () if state.node < 0 else self.codec._phrase(state.node, state.entries)
+
+    @property
+    def candidate(self) -> tuple[int, ...] | None:
+        """The entry the next code could use in the step that creates it (``pending + pending[0]``)."""
+        state = self._state
+        codec = self.codec
+        V = codec.base_vocab_size
+        if state.node < 0 or state.next_id >= V + codec.max_codebook_size:
+            return None
+        phrase = codec._phrase(state.node, state.entries)
+        if state.node * V + phrase[0] in state.children:
+            return None
+        return (*phrase, phrase[0])
+
+    @property
+    def accept_limit(self) -> int:
+        """Number of hypertoken slots (from id ``V`` on) the next code may use."""
+        known = self._state.next_id - self.codec.base_vocab_size
+        return known + (self.candidate is not None)
+
+    def can_accept(self, code: int) -> bool:
+        """Whether :meth:`feed` would accept ``code`` now."""
+        V = self.codec.base_vocab_size
+        return 0 <= code < V + self.accept_limit
+
+    def feed(self, code: int) -> DecodeStep:
+        """Decode one code; returns its base ids and the entries it created."""
+        codec = self.codec
+        state = self._state
+        V = codec.base_vocab_size
+        if isinstance(code, bool) or not isinstance(code, int):
+            code = _as_int_list([code], "code")[0]
+        position = self.num_codes
+        if 0 <= code < V:
+            phrase: tuple[int, ...] = (code,)
+        elif V <= code < state.next_id:
+            phrase = state.entries[code - V]
+        elif code == state.next_id and (candidate := self.candidate) is not None:
+            phrase = candidate
+        else:
+            raise ValueError(self._unknown_code_message(code, position))
+        first_new = len(state.entries)
+        self._consume(phrase, position)
+        self.base_ids.extend(phrase)
+        self.num_codes += 1
+        created = [(V + k, state.entries[k]) for k in range(first_new, len(state.entries))]
+        return DecodeStep(phrase, created)
+
+    def feed_many(self, codes: Iterable[int]) -> list[DecodeStep]:
+        """Decode several codes in order."""
+        return [self.feed(code) for code in _as_int_list(codes, "code")]
+
+    def _consume(self, phrase: tuple[int, ...], position: int) -> None:
+        """Run the encoder state machine over ``phrase`` (the decoded base ids of one code)."""
+        codec = self.codec
+        state = self._state
+        V = codec.base_vocab_size
+        M = codec.max_subtokens
+        limit = V + codec.max_codebook_size
+        disabled = codec.disabled_ids
+        children = state.children
+        entries = state.entries
+        node = state.node
+        length = state.length
+        for x in phrase:
+            if M == 1 or x in disabled:
+                node = -1
+                length = 0
+                continue
+            if node < 0:
+                node = x
+                length = 1
+                continue
+            key = node * V + x
+            found = children.get(key)
+            if found is None:
+                if state.next_id < limit:
+                    children[key] = state.next_id
+                    entries.append(codec._phrase(node, entries) + (x,))
+                    state.created_at.append(position)
+                    state.next_id += 1
+                node = x
+                length = 1
+            else:
+                node = found
+                length += 1
+                if length == M:
+                    node = -1
+                    length = 0
+        state.node = node
+        state.length = length
+
+    def _unknown_code_message(self, code: int, position: int) -> str:
+        codec = self.codec
+        V = codec.base_vocab_size
+        known = f"hypertoken ids {V}..{self.next_id - 1}" if self.next_id > V else "no hypertokens yet"
+        if self.candidate is not None:
+            known += f" (and {self.next_id}, created by its own use)"
+        if not 0 <= code < V + codec.max_codebook_size:
+            return (
+                f"code {code} at position {position} is outside the vocabulary [0, {V + codec.max_codebook_size})"
+                f" of base ids (< {V}) and hypertoken slots (max_codebook_size={codec.max_codebook_size})"
+            )
+        return (
+            f"hypertoken id {code} at position {position} is not in the codebook: the decoder knows {known}. "
+            "Hypertokens are defined by the codes before them, so decode a sequence from its start "
+            "(for a generation, decode the prompt and the new codes together)."
+        )
+
+
+def spans_to_positions(spans: Sequence[int]) -> list[int]:
+    """Base-stream position of each code's last constituent (``cumsum(spans) - 1``)."""
+    positions = []
+    total = 0
+    for span in spans:
+        total += span
+        positions.append(total - 1)
+    return positions
