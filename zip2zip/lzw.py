@@ -44,13 +44,18 @@ from typing import NamedTuple
 __all__ = ["Codebook", "DecodeStep", "DecodeTrace", "LZWCodec", "LZWDecoder"]
 
 
-def _as_int_list(values: Iterable[int], what: str) -> list[int]:
-    """Return ``values`` as a list of Python ints, or raise TypeError naming the first bad element."""
+def _as_int_list(values: Iterable[int], what: str) -> tuple[list[int], set[int]]:
+    """Return ``values`` as a list of Python ints and the set of distinct values.
+
+    Raises TypeError naming the first element that is not an integer. Checking the distinct values
+    (a few hundred in a 1024-token window) instead of every element keeps validation cheap.
+    """
     if hasattr(values, "tolist"):  # torch tensors, numpy arrays
         values = values.tolist()
     values = values if type(values) is list else list(values)
-    if set(map(type, values)) <= {int}:
-        return values
+    distinct = set(values)
+    if set(map(type, distinct)) <= {int}:
+        return values, distinct
     out = []
     for position, value in enumerate(values):
         if isinstance(value, bool):
@@ -64,7 +69,7 @@ def _as_int_list(values: Iterable[int], what: str) -> list[int]:
                 f"{what} at position {position} is {value!r} of type {type(value).__name__}; "
                 "token ids must be integers"
             ) from None
-    return out
+    return out, set(out)
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,7 @@ class LZWCodec:
                 raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
-        disabled = _as_int_list(disabled_ids, "disabled id")
+        disabled, _ = _as_int_list(disabled_ids, "disabled id")
         for position, i in enumerate(disabled):
             if not 0 <= i < base_vocab_size:
                 raise ValueError(
@@ -228,73 +233,88 @@ class LZWCodec:
 
     # ------------------------------------------------------------------ encoding
 
-    def _check_base_ids(self, ids: Iterable[int]) -> list[int]:
-        ids = _as_int_list(ids, "base id")
-        if ids and (min(ids) < 0 or max(ids) >= self.base_vocab_size):
+    def _check_base_ids(self, ids: Iterable[int]) -> tuple[list[int], set[int]]:
+        ids, distinct = _as_int_list(ids, "base id")
+        if distinct and (min(distinct) < 0 or max(distinct) >= self.base_vocab_size):
             for position, i in enumerate(ids):
                 if not 0 <= i < self.base_vocab_size:
                     raise ValueError(
                         f"base id {i} at position {position} is outside the base vocabulary "
                         f"[0, {self.base_vocab_size}); the codec encodes base token ids only"
                     )
-        return ids
+        return ids, distinct
 
-    def _encode(self, ids: list[int], state: _State) -> list[int]:
+    def _encode(self, ids: list[int], distinct: set[int], state: _State, record: bool) -> list[int]:
+        """The reference encoder; ``record`` also keeps the entries (for the codebook).
+
+        Disabled ids cut the stream into segments that share one codebook; each segment runs through a
+        loop that never has to test for disabled ids.
+        """
+        if self.max_subtokens == 1:
+            return list(ids)
+        out: list[int] = []
+        present = self.disabled_ids.intersection(distinct)
+        if not present:
+            self._encode_segment(ids, state, record, out)
+            return out
+        cuts = sorted(i for d in present for i in _positions(ids, d))
+        start = 0
+        for cut in cuts:
+            if cut > start:
+                self._encode_segment(ids[start:cut], state, record, out)
+            out.append(ids[cut])
+            start = cut + 1
+        if start < len(ids):
+            self._encode_segment(ids[start:], state, record, out)
+        return out
+
+    def _encode_segment(self, ids: list[int], state: _State, record: bool, out: list[int]) -> None:
+        """Encode a run of ids that holds no disabled id, starting from an empty pending phrase."""
         V = self.base_vocab_size
         M = self.max_subtokens
         limit = V + self.max_codebook_size
-        disabled = self.disabled_ids
         children = state.children
+        lookup = children.get
         entries = state.entries
         created_at = state.created_at
         next_id = state.next_id
-        out: list[int] = []
         emit = out.append
         node = -1
         length = 0
-        if M == 1:
-            return list(ids)
         for x in ids:
-            if x in disabled:
-                if node >= 0:
-                    emit(node)
-                    node = -1
-                    length = 0
-                emit(x)
-                continue
             if node < 0:
                 node = x
                 length = 1
                 continue
             key = node * V + x
-            found = children.get(key)
+            found = lookup(key)
             if found is None:
                 if next_id < limit:
                     children[key] = next_id
-                    entries.append(self._phrase(node, entries) + (x,))
-                    created_at.append(len(out) + 1)
                     next_id += 1
+                    if record:
+                        entries.append(((node,) if node < V else entries[node - V]) + (x,))
+                        created_at.append(len(out) + 1)
                 emit(node)
                 node = x
                 length = 1
+            elif length + 1 == M:
+                emit(found)
+                node = -1
             else:
                 node = found
                 length += 1
-                if length == M:
-                    emit(node)
-                    node = -1
-                    length = 0
         if node >= 0:
             emit(node)
         state.next_id = next_id
-        return out
 
     def _phrase(self, node: int, entries: list[tuple[int, ...]]) -> tuple[int, ...]:
         return (node,) if node < self.base_vocab_size else entries[node - self.base_vocab_size]
 
     def encode(self, ids: Iterable[int]) -> list[int]:
         """Compress base ids into codes (base ids and hypertoken ids)."""
-        return self._encode(self._check_base_ids(ids), _State(self.base_vocab_size))
+        ids, distinct = self._check_base_ids(ids)
+        return self._encode(ids, distinct, _State(self.base_vocab_size), record=False)
 
     def encode_with_codebook(self, ids: Iterable[int]) -> tuple[list[int], Codebook]:
         """Compress base ids; also return the codebook the encoder built.
@@ -302,7 +322,8 @@ class LZWCodec:
         ``created_at`` is in code positions: the index of the first code that may use the entry.
         """
         state = _State(self.base_vocab_size)
-        codes = self._encode(self._check_base_ids(ids), state)
+        ids, distinct = self._check_base_ids(ids)
+        codes = self._encode(ids, distinct, state, record=True)
         return codes, self._codebook(state)
 
     def batch_encode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
@@ -323,13 +344,13 @@ class LZWCodec:
     def decode(self, codes: Iterable[int]) -> list[int]:
         """Expand codes back into base ids; raises ValueError on a code the decoder cannot know."""
         decoder = LZWDecoder(self)
-        decoder.feed_many(codes)
+        decoder._run(codes)
         return decoder.base_ids
 
     def decode_with_codebook(self, codes: Iterable[int]) -> tuple[list[int], Codebook]:
         """Expand codes; also return the codebook the decoder rebuilt."""
         decoder = LZWDecoder(self)
-        decoder.feed_many(codes)
+        decoder._run(codes)
         return decoder.base_ids, decoder.codebook
 
     def batch_decode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
@@ -338,15 +359,11 @@ class LZWCodec:
 
     def trace(self, codes: Iterable[int]) -> DecodeTrace:
         """Decode ``codes`` and record, for every position, what the decoder could accept there."""
-        codes = _as_int_list(codes, "code")
         decoder = LZWDecoder(self)
         limits: list[int] = []
         candidates: list[tuple[int, ...] | None] = []
         spans: list[int] = []
-        for code in codes:
-            limits.append(decoder.accept_limit)
-            candidates.append(decoder.candidate)
-            spans.append(len(decoder.feed(code).phrase))
+        codes = decoder._run(codes, limits, candidates, spans)
         limits.append(decoder.accept_limit)
         candidates.append(decoder.candidate)
         return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates)
@@ -424,33 +441,31 @@ class LZWDecoder:
 
     def feed(self, code: int) -> DecodeStep:
         """Decode one code; returns its base ids and the entries it created."""
-        codec = self.codec
-        state = self._state
-        V = codec.base_vocab_size
-        if isinstance(code, bool) or not isinstance(code, int):
-            code = _as_int_list([code], "code")[0]
-        position = self.num_codes
-        if 0 <= code < V:
-            phrase: tuple[int, ...] = (code,)
-        elif V <= code < state.next_id:
-            phrase = state.entries[code - V]
-        elif code == state.next_id and (candidate := self.candidate) is not None:
-            phrase = candidate
-        else:
-            raise ValueError(self._unknown_code_message(code, position))
-        first_new = len(state.entries)
-        self._consume(phrase, position)
-        self.base_ids.extend(phrase)
-        self.num_codes += 1
-        created = [(V + k, state.entries[k]) for k in range(first_new, len(state.entries))]
-        return DecodeStep(phrase, created)
+        first_new = len(self._state.entries)
+        first_base = len(self.base_ids)
+        self._run([code])
+        V = self.codec.base_vocab_size
+        entries = self._state.entries
+        created = [(V + k, entries[k]) for k in range(first_new, len(entries))]
+        return DecodeStep(tuple(self.base_ids[first_base:]), created)
 
     def feed_many(self, codes: Iterable[int]) -> list[DecodeStep]:
         """Decode several codes in order."""
-        return [self.feed(code) for code in _as_int_list(codes, "code")]
+        return [self.feed(code) for code in _as_int_list(codes, "code")[0]]
 
-    def _consume(self, phrase: tuple[int, ...], position: int) -> None:
-        """Run the encoder state machine over ``phrase`` (the decoded base ids of one code)."""
+    def _run(
+        self,
+        codes: Iterable[int],
+        limits: list[int] | None = None,
+        candidates: list[tuple[int, ...] | None] | None = None,
+        spans: list[int] | None = None,
+    ) -> list[int]:
+        """Decode ``codes``: expand each one, then run the encoder state machine over its base ids.
+
+        When ``limits`` is given, also record the accept limit, the candidate and the span of every code.
+        Returns the codes as a list of ints.
+        """
+        codes, _ = _as_int_list(codes, "code")
         codec = self.codec
         state = self._state
         V = codec.base_vocab_size
@@ -459,35 +474,64 @@ class LZWDecoder:
         disabled = codec.disabled_ids
         children = state.children
         entries = state.entries
+        created_at = state.created_at
+        out = self.base_ids
+        extend = out.extend
         node = state.node
         length = state.length
-        for x in phrase:
-            if M == 1 or x in disabled:
-                node = -1
-                length = 0
-                continue
-            if node < 0:
-                node = x
-                length = 1
-                continue
-            key = node * V + x
-            found = children.get(key)
-            if found is None:
-                if state.next_id < limit:
-                    children[key] = state.next_id
-                    entries.append(codec._phrase(node, entries) + (x,))
-                    state.created_at.append(position)
-                    state.next_id += 1
-                node = x
-                length = 1
+        next_id = state.next_id
+        record = limits is not None
+        position = self.num_codes
+        for code in codes:
+            # The candidate (KwKwK) entry: pending + pending[0], usable by the code that creates it.
+            candidate = None
+            if (record or code == next_id) and node >= 0 and next_id < limit:
+                pending = (node,) if node < V else entries[node - V]
+                if node * V + pending[0] not in children:
+                    candidate = (*pending, pending[0])
+            if record:
+                limits.append(next_id - V + (candidate is not None))
+                candidates.append(candidate)
+            if 0 <= code < V:
+                phrase: tuple[int, ...] = (code,)
+            elif V <= code < next_id:
+                phrase = entries[code - V]
+            elif code == next_id and candidate is not None:
+                phrase = candidate
             else:
-                node = found
-                length += 1
-                if length == M:
+                state.node, state.length, state.next_id = node, length, next_id
+                self.num_codes = position
+                raise ValueError(self._unknown_code_message(code, position))
+            if record:
+                spans.append(len(phrase))
+            extend(phrase)
+            for x in phrase:
+                if M == 1 or x in disabled:
                     node = -1
-                    length = 0
-        state.node = node
-        state.length = length
+                    continue
+                if node < 0:
+                    node = x
+                    length = 1
+                    continue
+                key = node * V + x
+                found = children.get(key)
+                if found is None:
+                    if next_id < limit:
+                        children[key] = next_id
+                        entries.append(((node,) if node < V else entries[node - V]) + (x,))
+                        created_at.append(position)
+                        next_id += 1
+                    node = x
+                    length = 1
+                elif length + 1 == M:
+                    node = -1
+                else:
+                    node = found
+                    length += 1
+            position += 1
+        state.node, state.length, state.next_id = node, length, next_id
+        self.num_codes = position
+        return codes
 
     def _unknown_code_message(self, code: int, position: int) -> str:
         codec = self.codec
@@ -505,6 +549,18 @@ class LZWDecoder:
             "Hypertokens are defined by the codes before them, so decode a sequence from its start "
             "(for a generation, decode the prompt and the new codes together)."
         )
+
+
+def _positions(values: list[int], target: int) -> list[int]:
+    """Every index of ``target`` in ``values`` (list.index runs at C speed)."""
+    found = []
+    i = -1
+    try:
+        while True:
+            i = values.index(target, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
 
 
 def spans_to_positions(spans: Sequence[int]) -> list[int]:
