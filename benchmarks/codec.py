@@ -1,0 +1,110 @@
+"""Codec speed: our pure-Python LZW vs the Rust reference and vs BPE tokenization of the same text.
+
+Windows of 1024 base tokens of real code and prose are tokenized with the SmolLM2 tokenizer; then, side by
+side in one run, each is timed (median over repeats, in base tokens per second):
+
+* ``bpe``: the base tokenizer's own ``__call__`` on the window's text (what every request pays anyway);
+* ``ours encode`` / ``ours decode``: :class:`zip2zip.lzw.LZWCodec`, one sequence at a time;
+* ``rust encode`` / ``rust batch_encode``: ``zip2zip-compression==0.3.4`` (``pip install .[bench]``).
+
+Run: ``python benchmarks/codec.py [--windows 64] [--repeats 7]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from zip2zip.lzw import LZWCodec
+
+WINDOW = 1024
+
+
+def load_windows(tokenizer, domain: str, count: int) -> list[tuple[str, list[int]]]:
+    """Up to ``count`` (text, ids) windows of exactly ``WINDOW`` base tokens from a held-out corpus."""
+    from zip2zip.corpora import load_corpus
+
+    windows: list[tuple[str, list[int]]] = []
+    for doc in load_corpus(domain, split="heldout"):
+        ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids) - WINDOW + 1, WINDOW):
+            piece = ids[start : start + WINDOW]
+            windows.append((tokenizer.decode(piece), piece))
+            if len(windows) == count:
+                return windows
+    return windows
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--max-codebook-size", type=int, default=2048)
+    parser.add_argument("--max-subtokens", type=int, default=4)
+    args = parser.parse_args()
+
+    from zip2zip.defaults import load_default_tokenizer
+
+    tokenizer = load_default_tokenizer()
+    disabled = sorted(set(tokenizer.all_special_ids))
+    V = len(tokenizer)
+    codec = LZWCodec(V, args.max_codebook_size, args.max_subtokens, disabled)
+    try:
+        import zip2zip_compression
+    except ImportError:
+        zip2zip_compression = None
+        print("zip2zip-compression is not installed (pip install -e '.[bench]'); skipping the Rust reference")
+
+    rows = []
+    for domain in ("code", "prose"):
+        windows = load_windows(tokenizer, domain, args.windows)
+        if not windows:
+            print(f"no {domain} text available; skipping")
+            continue
+        texts = [text for text, _ in windows]
+        seqs = [ids for _, ids in windows]
+        codes = [codec.encode(ids) for ids in seqs]
+        assert all(codec.decode(c) == ids for c, ids in zip(codes, seqs))
+        n_tokens = sum(map(len, seqs))
+        timings = {
+            "bpe (tokenizer __call__ per text)": median_seconds(
+                lambda: [tokenizer(t, add_special_tokens=False) for t in texts], args.repeats
+            ),
+            "ours encode": median_seconds(lambda: [codec.encode(ids) for ids in seqs], args.repeats),
+            "ours decode": median_seconds(lambda: [codec.decode(c) for c in codes], args.repeats),
+        }
+        if zip2zip_compression is not None:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else disabled[0]
+            rust = zip2zip_compression.LZWCompressor(V, args.max_codebook_size, args.max_subtokens, pad, disabled)
+            assert [rust.encode(ids)[0] for ids in seqs] == codes, "Rust reference disagrees with our encoder"
+            timings["rust encode"] = median_seconds(lambda: [rust.encode(ids) for ids in seqs], args.repeats)
+            timings["rust batch_encode"] = median_seconds(lambda: rust.batch_encode(seqs), args.repeats)
+        ratio = n_tokens / sum(map(len, codes))
+        for name, seconds in timings.items():
+            rows.append((domain, name, n_tokens / seconds / 1e6, seconds / len(seqs) * 1e6))
+        ours = timings["ours encode"]
+        print(f"\n{domain}: {len(seqs)} windows of {WINDOW} tokens, compression {ratio:.3f} base tokens per code")
+        print(f"  ours encode adds {ours / timings['bpe (tokenizer __call__ per text)']:.1%} to BPE tokenization")
+        if "rust encode" in timings:
+            print(f"  ours vs rust encode: {timings['rust encode'] / ours:.2f}x faster")
+            print(f"  ours vs rust batch_encode: {timings['rust batch_encode'] / ours:.2f}x faster")
+
+    print(f"\n| domain | method | M base tokens/s | µs per {WINDOW}-token sequence |")
+    print("|---|---|---:|---:|")
+    for domain, name, mtps, us in rows:
+        print(f"| {domain} | {name} | {mtps:.2f} | {us:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
