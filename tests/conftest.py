@@ -1,0 +1,28 @@
+"""Shared fixtures: the real SmolLM2 default model, converted at most once per test session.
+
+The conversion (about 50 s, 538 MB) lands in the ordinary zip2zip cache, so later sessions reuse it.
+Tests that only need plumbing should build tiny random models in-process instead of using these.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from zip2zip import defaults
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> str:
+    """Folder of the converted SmolLM2-135M-Instruct checkpoint; skips if the model package is missing."""
+    try:
+        return defaults.default_base_path()
+    except defaults.DefaultModelUnavailableError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_path: str):
+    """The SmolLM2 tokenizer loaded from the converted folder (vocabulary 49152)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_path)
