@@ -287,3 +287,18 @@ def test_round_trip_on_real_smollm2_token_streams(smollm2_tokenizer):
                 assert codec.decode_with_codebook(codes)[1].entries == codebook.entries
                 if M > 1:
                     assert len(codes) < len(ids)
+
+
+@SETTINGS
+@given(codec_and_ids(), st.data())
+def test_segments_share_one_codebook_and_no_code_spans_a_boundary(case, data):
+    codec, ids = case
+    assert codec.encode_segments([ids]) == codec.encode(ids)
+    cut = data.draw(st.integers(0, len(ids)))
+    codes = codec.encode_segments([ids[:cut], ids[cut:]])
+    decoded, codebook = codec.decode_with_codebook(codes)
+    assert decoded == ids
+    assert codebook.entries == codec.encode_with_codebook(ids)[1].entries
+    prompt_codes = codec.encode(ids[:cut])
+    assert codes[: len(prompt_codes)] == prompt_codes, "the prompt keeps the codes it gets on its own"
+    assert sum(codec.trace(codes).spans[: len(prompt_codes)]) == cut

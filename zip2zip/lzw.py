@@ -330,6 +330,23 @@ class LZWCodec:
         """Compress every sequence of a batch independently (each gets its own codebook)."""
         return [self.encode(ids) for ids in batch]
 
+    def encode_segments(self, segments: Iterable[Iterable[int]]) -> list[int]:
+        """Compress consecutive segments into one code stream where no code spans a segment boundary.
+
+        The segments share one codebook, which grows exactly as it would for their concatenation (the
+        codebook is a function of the base stream), so the result decodes with :meth:`decode` and a
+        decoder that read the first segments can go on reading the next ones. Codes are chosen greedily:
+        at each position, the longest phrase the decoder knows there (or the entry the code itself would
+        create). For a single segment this is exactly :meth:`encode`. Use it for a prompt and its
+        completion, or a context and its continuation: the prompt's codes are then the ones the prompt
+        gets on its own, as in generation.
+        """
+        decoder = LZWDecoder(self)
+        codes: list[int] = []
+        for segment in segments:
+            codes.extend(decoder.encode_greedy(self._check_base_ids(segment)[0]))
+        return codes
+
     def _codebook(self, state: _State) -> Codebook:
         return Codebook(
             self.base_vocab_size, self.max_subtokens, tuple(state.entries), tuple(state.created_at)
@@ -452,6 +469,41 @@ class LZWDecoder:
     def feed_many(self, codes: Iterable[int]) -> list[DecodeStep]:
         """Decode several codes in order."""
         return [self.feed(code) for code in _as_int_list(codes, "code")[0]]
+
+    def encode_greedy(self, ids: list[int]) -> list[int]:
+        """Emit codes for ``ids`` from the current state (longest known phrase first) and feed them.
+
+        The first code starts a new phrase even where the pending phrase could have been extended: this
+        is how a new segment starts (see :meth:`LZWCodec.encode_segments`).
+        """
+        codec = self.codec
+        state = self._state
+        V = codec.base_vocab_size
+        M = codec.max_subtokens
+        disabled = codec.disabled_ids
+        children = state.children
+        codes: list[int] = []
+        i = 0
+        n = len(ids)
+        while i < n:
+            node = ids[i]
+            length = 1
+            if node not in disabled:
+                while length < M and i + length < n:
+                    found = children.get(node * V + ids[i + length])
+                    if found is None:
+                        break
+                    node = found
+                    length += 1
+                if node == state.node and i + length < n:
+                    candidate = self.candidate
+                    if candidate is not None and ids[i + length] == candidate[0]:
+                        node = state.next_id
+                        length += 1
+            self._run([node])
+            codes.append(node)
+            i += length
+        return codes
 
     def _run(
         self,
