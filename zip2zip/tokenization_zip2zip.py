@@ -1,0 +1,895 @@
+"""Zip2ZipTokenizer: a Hugging Face tokenizer whose ids are LZW-compressed base token ids.
+
+Users, pipelines and TRL only ever meet hypertokens through this class, so it behaves like any transformers 5
+tokenizer: ``tok(text)``, ``tok(batch, padding=True, return_tensors="pt")``, ``tok.decode(ids)``,
+``tok.apply_chat_template(chat)``, ``save_pretrained``/``from_pretrained`` and
+``AutoTokenizer.from_pretrained(folder, trust_remote_code=True)``.
+
+How it works: the *base* tokenizer (a ``tokenizers``-backed Hugging Face tokenizer) turns text into base ids,
+special tokens included; the LZW codec (:mod:`lzw`) compresses each sequence into codes (base ids and
+hypertoken ids ``V .. V+C-1``); only then are sequences truncated (``max_length`` counts codes), padded and
+turned into tensors. ``decode`` runs the other way: LZW-decode the *whole* sequence (a hypertoken is defined
+by the codes before it), then base-decode. Special tokens, pad and other added tokens are *disabled ids*:
+never merged, so eos stays one id at the end of a compressed stream.
+
+The base tokenizer is saved beside this one as ``base_tokenizer.json`` (a ``tokenizers`` serialization) and
+its Python-level settings in ``tokenizer_config.json`` under ``base_tokenizer_config``; the codec settings
+(``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``) are
+saved there too, under the same names the model config uses.
+
+This file is copied into exported Hub repos, so it imports only the standard library, torch, transformers
+and ``.lzw``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from transformers import AutoTokenizer, TokenizersBackend
+from transformers.tokenization_python import PythonBackend
+from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
+from transformers.utils import PaddingStrategy
+from transformers.utils.chat_template_utils import encode_marked_chat
+
+from .lzw import Codebook, LZWCodec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CODEC_SETTINGS", "Zip2ZipTokenizer", "default_disabled_ids"]
+
+BASE_TOKENIZER_FILE = "base_tokenizer.json"
+
+# The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
+# config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
+CODEC_SETTINGS = ("base_vocab_size", "max_codebook_size", "max_subtokens", "disabled_ids", "protect_digits")
+DEFAULT_MAX_CODEBOOK_SIZE = 2048
+DEFAULT_MAX_SUBTOKENS = 4
+
+# Python-level settings of the base tokenizer that its tokenizer.json does not carry.
+_BASE_CONFIG_KEYS = ("clean_up_tokenization_spaces", "split_special_tokens", "model_max_length")
+# Markers a vocabulary puts in front of a word-initial piece (byte-level BPE, SentencePiece, plain space).
+_WORD_START_MARKERS = ("Ġ", "▁", " ")
+
+
+def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> list[int]:
+    """The base ids that must never be merged into hypertokens, sorted.
+
+    Every special and added token (chat markers, pad, bos/eos, unk): a merged eos could not stop generation,
+    a merged pad would change the codebook of a padded row, and a merged chat marker would hide turn
+    boundaries. With ``protect_digits`` also every vocabulary token made only of ASCII digits, optionally
+    behind a word-start marker (``Ġ12``, ``▁7``): numbers are then never merged, which the zip2zip++
+    experiments found to help arithmetic. (SmolLM2 splits numbers into single digits, so that adds the ten
+    ids ``0``..``9``; Llama-3 vocabularies hold every 1-3 digit piece.)
+
+    The model's ``from_base`` calls this too, so a tokenizer and a model built from the same base agree.
+    """
+    ids: set[int] = set(base_tokenizer.all_special_ids)
+    ids.update(base_tokenizer.added_tokens_decoder)
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
+        value = getattr(base_tokenizer, name, None)
+        if value is not None:
+            ids.add(value)
+    if protect_digits:
+        for token, index in base_tokenizer.get_vocab().items():
+            body = token[1:] if token[:1] in _WORD_START_MARKERS else token
+            if body and body.isascii() and body.isdigit():
+                ids.add(index)
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+def _read_setting(config: Any, name: str) -> Any:
+    """``config[name]`` for a mapping, ``config.name`` for an object, None when absent (duck typing: the
+    remote-code loader can create two copies of the config class, so isinstance would lie)."""
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+class Zip2ZipTokenizer(PythonBackend):
+    """A tokenizer that speaks hypertokens: base tokenization, then per-sequence LZW compression.
+
+    Build one from a base tokenizer with :meth:`from_base`; load a saved one with ``from_pretrained`` or
+    ``AutoTokenizer.from_pretrained(folder, trust_remote_code=True)``.
+
+    Args:
+        base_tokenizer_file: path of the saved base tokenizer (``base_tokenizer.json``); set by
+            ``from_pretrained``.
+        base_vocab_size: ``V``, the base model's embedding rows; hypertoken ids start here. Defaults to
+            ``len(base tokenizer)``.
+        max_codebook_size: ``C``, the most hypertokens one sequence may create.
+        max_subtokens: ``M``, the most base tokens one hypertoken stands for (1 disables merging).
+        disabled_ids: base ids never merged; defaults to :func:`default_disabled_ids`. Must contain pad.
+        protect_digits: with ``disabled_ids`` unset, also never merge digit tokens.
+        base_tokenizer_config: the base tokenizer's special tokens and Python-level settings (saved).
+        base_tokenizer: the base tokenizer object itself (instead of ``base_tokenizer_file``).
+        **kwargs: the usual tokenizer arguments (special tokens, ``chat_template``, ``padding_side``...).
+    """
+
+    vocab_files_names: ClassVar[dict[str, str]] = {"base_tokenizer_file": BASE_TOKENIZER_FILE}
+    model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
+    padding_side = "left"  # generation pads on the left; training collators pad themselves
+
+    def __init__(
+        self,
+        base_tokenizer_file: str | None = None,
+        base_vocab_size: int | None = None,
+        max_codebook_size: int = DEFAULT_MAX_CODEBOOK_SIZE,
+        max_subtokens: int = DEFAULT_MAX_SUBTOKENS,
+        disabled_ids: Sequence[int] | None = None,
+        protect_digits: bool = False,
+        base_tokenizer_config: dict[str, Any] | None = None,
+        base_tokenizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        base = (
+            base_tokenizer
+            if base_tokenizer is not None
+            else _load_base(base_tokenizer_file, base_tokenizer_config)
+        )
+        self.base = base
+        # Mirror the base's added tokens so that special-token lookups, control-token detection in chat
+        # templates and the saved added_tokens_decoder all agree with the base vocabulary.
+        self._added_tokens_decoder = dict(base.added_tokens_decoder)
+        for name, value in base.special_tokens_map.items():
+            kwargs.setdefault(name, value)
+        if kwargs.get("pad_token") is None:
+            # Batches need a pad id, and it must be a disabled id: eos (never merged) is the usual choice.
+            kwargs["pad_token"] = kwargs.get("eos_token") or kwargs.get("unk_token")
+        if "extra_special_tokens" not in kwargs and base.extra_special_tokens:
+            kwargs["extra_special_tokens"] = list(base.extra_special_tokens)
+        if "chat_template" not in kwargs and base.chat_template is not None:
+            kwargs["chat_template"] = base.chat_template
+        kwargs.setdefault("clean_up_tokenization_spaces", base.clean_up_tokenization_spaces)
+        if base.model_max_length < int(1e29):  # a real limit, not transformers' "very large" placeholder
+            kwargs.setdefault("model_max_length", base.model_max_length)
+        self._base_tokenizer_config = dict(base_tokenizer_config or {}) or _base_config(base)
+        self._ready = False
+        super().__init__(
+            base_vocab_size=base_vocab_size,
+            max_codebook_size=max_codebook_size,
+            max_subtokens=max_subtokens,
+            disabled_ids=None if disabled_ids is None else [int(i) for i in disabled_ids],
+            protect_digits=bool(protect_digits),
+            base_tokenizer_config=self._base_tokenizer_config,
+            **kwargs,
+        )
+        self._protect_digits = bool(protect_digits)
+
+        vocab_size = base_vocab_size if base_vocab_size is not None else len(base)
+        if vocab_size < len(base):
+            raise ValueError(
+                f"base_vocab_size={vocab_size} is smaller than the base tokenizer ({len(base)} tokens): ids "
+                f"{vocab_size}..{len(base) - 1} would collide with hypertoken ids. Pass the base model's number "
+                "of embedding rows (model.get_input_embeddings().num_embeddings), or leave it unset."
+            )
+        if disabled_ids is None:
+            disabled = set(default_disabled_ids(base, protect_digits)) | set(self._special_ids())
+        else:
+            disabled = {int(i) for i in disabled_ids}
+        pad_id = self.pad_token_id
+        if pad_id is not None and pad_id not in disabled:
+            raise ValueError(
+                f"the pad id {pad_id} ({self.pad_token!r}) is not in disabled_ids: padded rows would merge pad "
+                "into hypertokens and decode differently from unpadded ones. Add it to disabled_ids, or leave "
+                "disabled_ids unset to use default_disabled_ids(base_tokenizer)."
+            )
+        self.codec = LZWCodec(vocab_size, max_codebook_size, max_subtokens, sorted(disabled))
+        self._ready = True
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_base(
+        cls,
+        base_tokenizer_or_path: Any,
+        config: Any = None,
+        **overrides: Any,
+    ) -> Zip2ZipTokenizer:
+        """Wrap a base tokenizer (an object, a local folder or a Hub id) with the codec settings of ``config``.
+
+        ``config`` is the model's ``Zip2ZipConfig`` or any object or dict with the codec settings
+        (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``,
+        ``protect_digits``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
+        :func:`default_disabled_ids`, a missing ``base_vocab_size`` to ``len(base tokenizer)``.
+        Other keyword arguments (``padding_side``, ``pad_token``...) go to the tokenizer.
+        """
+        base = base_tokenizer_or_path
+        if isinstance(base, (str, os.PathLike)):
+            base = AutoTokenizer.from_pretrained(base)
+        if getattr(base, "backend_tokenizer", None) is None:
+            raise TypeError(
+                f"the base tokenizer must be backed by the `tokenizers` library (a TokenizersBackend), got "
+                f"{type(base).__name__}; load it with AutoTokenizer.from_pretrained(...)"
+            )
+        settings = {name: _read_setting(config, name) for name in CODEC_SETTINGS}
+        settings.update({k: overrides.pop(k) for k in CODEC_SETTINGS if k in overrides})
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if settings.get("disabled_ids") is not None:
+            settings["disabled_ids"] = [int(i) for i in settings["disabled_ids"]]
+        overrides.setdefault("name_or_path", getattr(base, "name_or_path", ""))
+        return cls(base_tokenizer=base, **settings, **overrides)
+
+    # ------------------------------------------------------------------ codec settings
+
+    @property
+    def base_vocab_size(self) -> int:
+        """``V``: hypertoken ids start here (the base model's embedding rows)."""
+        return self.codec.base_vocab_size
+
+    @property
+    def max_codebook_size(self) -> int:
+        """``C``: the most hypertokens one sequence may create."""
+        return self.codec.max_codebook_size
+
+    @property
+    def max_subtokens(self) -> int:
+        """``M``: the most base tokens one hypertoken stands for."""
+        return self.codec.max_subtokens
+
+    @property
+    def disabled_ids(self) -> list[int]:
+        """Base ids that are never merged (sorted)."""
+        return sorted(self.codec.disabled_ids)
+
+    @property
+    def protect_digits(self) -> bool:
+        """Whether digit tokens were added to the default disabled ids."""
+        return self._protect_digits
+
+    @property
+    def base_tokenizer_config(self) -> dict[str, Any]:
+        """The base tokenizer's special tokens and settings, as saved in tokenizer_config.json."""
+        return dict(self._base_tokenizer_config)
+
+    def check_compatible(self, config: Any) -> None:
+        """Raise ValueError naming every codec setting on which this tokenizer and ``config`` disagree.
+
+        ``config`` is a model config (or dict) carrying the codec settings; settings it lacks are not checked.
+        """
+        problems = []
+        for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
+            theirs = _read_setting(config, name)
+            if theirs is not None and int(theirs) != getattr(self, name):
+                problems.append(f"{name}: tokenizer {getattr(self, name)} vs model {theirs}")
+        theirs = _read_setting(config, "disabled_ids")
+        if theirs is not None:
+            mine, theirs = set(self.disabled_ids), {int(i) for i in theirs}
+            if mine != theirs:
+                only_mine, only_theirs = sorted(mine - theirs), sorted(theirs - mine)
+                problems.append(
+                    f"disabled_ids: {len(mine)} in the tokenizer vs {len(theirs)} in the model; only in the "
+                    f"tokenizer: {_abbreviate(only_mine)}, only in the model: {_abbreviate(only_theirs)}"
+                )
+        if problems:
+            raise ValueError(
+                "the tokenizer and the model use different codec settings, so they would build different "
+                "codebooks from the same ids:\n  "
+                + "\n  ".join(problems)
+                + "\nRebuild the tokenizer with Zip2ZipTokenizer.from_base(base_tokenizer, model.config), or "
+                "load both from the same saved folder."
+            )
+
+    # ------------------------------------------------------------------ vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        """The base tokenizer's vocabulary size (hypertoken ids are not vocabulary entries)."""
+        return self.base.vocab_size
+
+    def __len__(self) -> int:
+        """``len(base tokenizer)``: PEFT and TRL resize embeddings when this exceeds the model's rows."""
+        return len(self.base)
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.base.get_vocab()
+
+    def _convert_token_to_id(self, token: str) -> int:
+        return self.base.convert_tokens_to_ids(token)
+
+    def _convert_id_to_token(self, index: int) -> str:
+        if 0 <= index < self.codec.base_vocab_size:
+            return self.base.convert_ids_to_tokens(index)
+        raise ValueError(self._lone_hypertoken_message(index))
+
+    def _lone_hypertoken_message(self, index: int) -> str:
+        return (
+            f"id {index} is a hypertoken slot (ids {self.codec.base_vocab_size}..{self.codec.vocab_size - 1}): "
+            "it means something only within the sequence that defined it. Convert or decode the whole "
+            "sequence, prompt included."
+        )
+
+    def convert_ids_to_tokens(
+        self, ids: int | list[int], skip_special_tokens: bool = False
+    ) -> str | list[str]:
+        """Token strings; for a sequence, each hypertoken becomes the concatenation of its base tokens."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        if isinstance(ids, int):
+            return self._convert_id_to_token(ids)
+        special = set(self.all_special_ids) if skip_special_tokens else set()
+        tokens = []
+        for code, phrase in zip(ids, self._phrases(ids)):
+            if code in special:
+                continue
+            tokens.append("".join(self.base.convert_ids_to_tokens(list(phrase))))
+        return tokens
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return self.base.convert_tokens_to_string(tokens)
+
+    def tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        """The *base* tokens of ``text`` (hypertokens only exist as ids: see :meth:`visualize`)."""
+        return self.base.tokenize(text, **kwargs)
+
+    def _add_tokens(self, new_tokens: list[Any], special_tokens: bool = False) -> int:
+        """Add tokens to the base tokenizer; new ids join the disabled ids (an added token is never merged)."""
+        vocab = self.base.get_vocab()
+        fresh = [t for t in new_tokens if str(t) not in vocab]
+        if not fresh:
+            return 0
+        added = self.base.add_tokens(fresh, special_tokens=special_tokens)
+        self._added_tokens_decoder = dict(self.base.added_tokens_decoder)
+        self._added_tokens_encoder = {str(k): v for v, k in self._added_tokens_decoder.items()}
+        if self.__dict__.get("_ready"):
+            self._disable(self.convert_tokens_to_ids([str(t) for t in fresh]), "added token")
+        return added
+
+    def _special_ids(self) -> list[int]:
+        ids = self.convert_tokens_to_ids(self.all_special_tokens)
+        return [i for i in ids if i is not None and i >= 0]
+
+    def _disable(self, ids: Iterable[int], why: str) -> None:
+        """Add ids to the disabled set (rebuilding the codec), warning that the codec settings changed."""
+        missing = sorted(set(ids) - self.codec.disabled_ids)
+        if not missing:
+            return
+        for i in missing:
+            if not 0 <= i < self.codec.base_vocab_size:
+                raise ValueError(
+                    f"{why} id {i} is outside the base vocabulary [0, {self.codec.base_vocab_size}); resize the "
+                    "model's embeddings and rebuild the tokenizer with a larger base_vocab_size"
+                )
+        logger.warning(
+            "%s id(s) %s were not disabled ids; they are now never merged. This changes the codec settings: "
+            "the model must use the same disabled_ids (tokenizer.check_compatible(model.config)).",
+            why,
+            missing,
+        )
+        codec = self.codec
+        self.codec = LZWCodec(
+            codec.base_vocab_size,
+            codec.max_codebook_size,
+            codec.max_subtokens,
+            sorted(codec.disabled_ids | set(missing)),
+        )
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        # A special token set after construction (tok.pad_token = ..., as TRL does) must stay unmerged.
+        name = key.removesuffix("_ids").removesuffix("_id") if key.endswith(("_id", "_ids")) else key
+        if self.__dict__.get("_ready") and (
+            name in self.SPECIAL_TOKENS_ATTRIBUTES or name == "extra_special_tokens"
+        ):
+            self._disable(self._special_ids(), "special token")
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode_plus(
+        self,
+        text: Any,
+        text_pair: Any = None,
+        add_special_tokens: bool = True,
+        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+        truncation_strategy: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: Any = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        split_special_tokens: bool | None = None,
+        return_codebook: bool = False,
+        return_base_ids: bool = False,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """Base-tokenize, compress, truncate, pad, convert: the one path behind ``__call__`` and ``encode``.
+
+        Batches go to the base tokenizer in one call (the Rust backend parallelises it); every row is then
+        compressed with its own codebook. Lists of ints are taken as *base* ids.
+        """
+        if return_overflowing_tokens:
+            raise ValueError(
+                "return_overflowing_tokens=True is not supported: each overflow window would need its own "
+                "codebook. Split the text into windows first and tokenize each."
+            )
+        if return_offsets_mapping:
+            raise ValueError(
+                "return_offsets_mapping=True is not supported by Zip2ZipTokenizer (a Python tokenizer); use "
+                "return_base_ids=True with the base tokenizer's offsets instead."
+            )
+        rows, pairs, is_batched = _split_batch(text, text_pair, is_split_into_words)
+        if split_special_tokens is None:
+            split_special_tokens = self.split_special_tokens
+        base_rows = self._base_encode(
+            rows,
+            pairs,
+            add_special_tokens,
+            is_split_into_words,
+            split_special_tokens,
+            kwargs.get("sanitize_control_tokens"),
+        )
+
+        truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        if truncate and any(p is not None for p in pairs):
+            raise ValueError(
+                "truncating a pair of sequences is not supported in compressed space; truncate the texts "
+                "first, or join the pair into one text"
+            )
+        affixes = self._special_affixes() if truncate and add_special_tokens else (0, 0)
+        codec = self.codec
+        input_ids: list[list[int]] = []
+        codebooks: list[Codebook] = []
+        for base_ids in base_rows:
+            if truncate:
+                codes, cut = self._truncate(base_ids, max_length, affixes)
+            else:
+                codes, cut = None, False
+            if return_codebook or return_base_ids:
+                if cut:  # the codebook and base ids of what is left
+                    base_ids, book = codec.decode_with_codebook(codes)
+                    base_rows[len(input_ids)] = base_ids
+                else:
+                    codes, book = codec.encode_with_codebook(base_ids)
+                codebooks.append(book)
+            elif codes is None:
+                codes = codec.encode(base_ids)
+            input_ids.append(codes)
+            self._eventual_warn_about_too_long_sequence(codes, max_length, verbose)
+
+        data: dict[str, Any] = {"input_ids": input_ids}
+        if return_token_type_ids:
+            data["token_type_ids"] = [[0] * len(row) for row in input_ids]
+        if return_special_tokens_mask:
+            special = set(self.all_special_ids)
+            data["special_tokens_mask"] = [[int(c in special) for c in row] for row in input_ids]
+        lengths = [len(row) for row in input_ids]
+        self._pad_rows(
+            data, padding_strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+        )
+        if return_length:
+            data["length"] = lengths
+        if not is_batched:
+            data = {key: value[0] for key, value in data.items()}
+        encoding = BatchEncoding(data, tensor_type=return_tensors, prepend_batch_axis=not is_batched)
+        if return_codebook:
+            encoding["codebook"] = _codebook_tables(
+                codebooks, codec.max_subtokens, return_tensors, is_batched
+            )
+        if return_base_ids:
+            encoding["base_ids"] = base_rows if is_batched or return_tensors else base_rows[0]
+        return encoding
+
+    def _base_encode(
+        self,
+        rows: list[Any],
+        pairs: list[Any],
+        add_special_tokens: bool,
+        is_split_into_words: bool,
+        split_special_tokens: bool,
+        sanitize_control_tokens: bool | None,
+    ) -> list[list[int]]:
+        """Base ids (special tokens included) of every row, in one base-tokenizer call where possible."""
+        out: list[list[int] | None] = [None] * len(rows)
+        texts, where = [], []
+        for i, (row, pair) in enumerate(zip(rows, pairs)):
+            if _is_ids(row) and (pair is None or _is_ids(pair)):
+                ids = list(row) + (list(pair) if pair is not None else [])
+                if add_special_tokens:
+                    prefix, suffix = self._special_affix_ids()
+                    ids = prefix + ids + suffix
+                out[i] = [int(x) for x in ids]
+            elif sanitize_control_tokens and isinstance(row, str):
+                out[i] = encode_marked_chat(self.base, row)  # a chat marked by apply_chat_template
+            else:
+                texts.append(row if pair is None else (row, pair))
+                where.append(i)
+        if texts:
+            base = self.base
+            backend = getattr(base, "_tokenizer", None)
+            if backend is not None and hasattr(base, "set_truncation_and_padding"):
+                # The Rust backend directly: the same ids as base(...), without building offsets we drop.
+                base.set_truncation_and_padding(
+                    PaddingStrategy.DO_NOT_PAD, TruncationStrategy.DO_NOT_TRUNCATE, None, 0, None, None
+                )
+                if backend.encode_special_tokens != split_special_tokens:
+                    backend.encode_special_tokens = split_special_tokens
+                encodings = backend.encode_batch_fast(
+                    texts, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+                )
+                encoded = [e.ids for e in encodings]
+            else:
+                encoded = base(
+                    texts,
+                    add_special_tokens=add_special_tokens,
+                    is_split_into_words=is_split_into_words,
+                    split_special_tokens=split_special_tokens,
+                    return_attention_mask=False,
+                )["input_ids"]
+            for i, ids in zip(where, encoded):
+                out[i] = ids
+        return out  # type: ignore[return-value]
+
+    def _special_affix_ids(self) -> tuple[list[int], list[int]]:
+        """The base ids the base tokenizer puts before and after a text when add_special_tokens=True."""
+        probe = "a"
+        plain = self._base_encode([probe], [None], False, False, False, None)[0]
+        full = self._base_encode([probe], [None], True, False, False, None)[0]
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], full[start + len(plain) :]
+        return [], []
+
+    def _special_affixes(self) -> tuple[int, int]:
+        prefix, suffix = self._special_affix_ids()
+        return len(prefix), len(suffix)
+
+    def _truncate(
+        self, base_ids: list[int], max_length: int, affixes: tuple[int, int]
+    ) -> tuple[list[int], bool]:
+        """Codes of ``base_ids`` cut to ``max_length`` codes, keeping the special tokens at both ends.
+
+        Right truncation keeps a prefix of the code stream, which is always decodable (and is exactly the
+        compression of a prefix of the base ids). Left truncation cannot drop leading codes, because later
+        hypertokens are defined by them: it drops leading base ids instead, as few as needed, found by
+        bisection. Returns the codes and whether anything was cut.
+        """
+        codec = self.codec
+        n_pre, n_suf = affixes
+        disabled = codec.disabled_ids
+        if n_pre + n_suf > max_length or not all(
+            i in disabled for i in base_ids[:n_pre] + base_ids[len(base_ids) - n_suf :]
+        ):
+            n_pre = n_suf = 0  # affixes that merge with text or do not fit: treat them as text
+        head, body, tail = (
+            base_ids[:n_pre],
+            base_ids[n_pre : len(base_ids) - n_suf],
+            base_ids[len(base_ids) - n_suf :],
+        )
+        budget = max_length - n_pre - n_suf
+        if self.truncation_side == "right":
+            # The first k codes of a stream only depend on its first M*(k+1) base ids: compress no more.
+            window = codec.max_subtokens * (budget + 1)
+            codes = codec.encode(body[:window])
+            if len(body) <= window and len(codes) <= budget:
+                return head + codes + tail, False
+            return head + codes[:budget] + tail, True
+        codes = codec.encode(body)
+        if len(codes) <= budget:
+            return head + codes + tail, False
+        low, high = 0, len(body)  # body[low:] is too long, body[high:] (empty) fits
+        best = []
+        while high - low > 1:
+            middle = (low + high) // 2
+            trial = codec.encode(body[middle:])
+            if len(trial) <= budget:
+                high, best = middle, trial
+            else:
+                low = middle
+        return head + best + tail, True
+
+    def _pad_rows(
+        self,
+        data: dict[str, Any],
+        padding_strategy: PaddingStrategy,
+        max_length: int | None,
+        pad_to_multiple_of: int | None,
+        padding_side: str | None,
+        return_attention_mask: bool | None,
+    ) -> None:
+        """Pad compressed rows in place (pad id is disabled, so a padded row decodes like the unpadded one)."""
+        rows = data["input_ids"]
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        if return_attention_mask:
+            data["attention_mask"] = [[1] * len(row) for row in rows]
+        if padding_strategy == PaddingStrategy.DO_NOT_PAD or not rows:
+            return
+        target = max(len(row) for row in rows) if padding_strategy == PaddingStrategy.LONGEST else max_length
+        if target is None:
+            return
+        if pad_to_multiple_of and target % pad_to_multiple_of:
+            target += pad_to_multiple_of - target % pad_to_multiple_of
+        side = padding_side or self.padding_side
+        if side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
+        fill = {
+            "input_ids": self.pad_token_id,
+            "attention_mask": 0,
+            "token_type_ids": 0,
+            "special_tokens_mask": 1,
+        }
+        for key, value in fill.items():
+            if key not in data:
+                continue
+            padded = []
+            for row in data[key]:
+                missing = target - len(row)
+                if missing <= 0:
+                    padded.append(row)
+                elif side == "right":
+                    padded.append(row + [value] * missing)
+                else:
+                    padded.append([value] * missing + row)
+            data[key] = padded
+
+    # ------------------------------------------------------------------ decoding
+
+    def _phrases(self, codes: Iterable[int]) -> list[tuple[int, ...]]:
+        """The base ids of each code (LZW-decoding the whole sequence)."""
+        decoder = self.codec.new_decoder()
+        try:
+            return [step.phrase for step in decoder.feed_many(codes)]
+        except ValueError as error:
+            raise ValueError(f"{error} {self._decode_hint()}") from None
+
+    def _decode_hint(self) -> str:
+        return (
+            f"(Zip2ZipTokenizer: base_vocab_size={self.codec.base_vocab_size}, "
+            f"max_codebook_size={self.codec.max_codebook_size}; if these ids came from a model, check "
+            "tokenizer.check_compatible(model.config).)"
+        )
+
+    def decode_to_base_ids(self, token_ids: Iterable[int]) -> list[int]:
+        """LZW-decode a whole sequence of codes into base ids (ValueError names any undecodable id)."""
+        if hasattr(token_ids, "tolist"):
+            token_ids = token_ids.tolist()
+        if isinstance(token_ids, int):
+            token_ids = [token_ids]
+        try:
+            return self.codec.decode(token_ids)
+        except ValueError as error:
+            raise ValueError(f"{error} {self._decode_hint()}") from None
+
+    def _decode(
+        self,
+        token_ids: int | list[int],
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """LZW-decode the whole sequence, then base-decode: equals the base tokenizer's decode of the base ids."""
+        base_ids = self.decode_to_base_ids(token_ids)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return self.base.decode(
+            base_ids,
+            skip_special_tokens=skip_special_tokens,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ saving
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        """Write the base tokenizer's ``tokenizers`` serialization (its truncation and padding switched off)."""
+        backend = getattr(self.base, "backend_tokenizer", None)
+        if backend is None:
+            raise TypeError(
+                f"cannot save a Zip2ZipTokenizer whose base tokenizer is a {type(self.base).__name__}: only "
+                "tokenizers-backed base tokenizers can be saved; build it from AutoTokenizer.from_pretrained(...)"
+            )
+        state = json.loads(backend.to_str())
+        state["truncation"] = None
+        state["padding"] = None
+        name = (filename_prefix + "-" if filename_prefix else "") + BASE_TOKENIZER_FILE
+        path = os.path.join(save_directory, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(state, handle, ensure_ascii=False)
+        return (path,)
+
+    # ------------------------------------------------------------------ visualisation
+
+    def visualize(
+        self,
+        ids_or_text: Any,
+        format: str = "ansi",
+        add_special_tokens: bool = False,
+        skip_special_tokens: bool = False,
+    ) -> str:
+        """Show how a text (or a sequence of codes) splits into base tokens and hypertokens.
+
+        ``format="ansi"`` colours every hypertoken's span with a background colour for terminals;
+        ``"html"`` returns a ``<pre>`` block with one ``<span>`` per hypertoken (its id and base ids in the
+        ``title``); ``"plain"`` brackets hypertokens: ``[the cat] sat``. Special tokens are shown dimmed.
+        A batch (2-D ids or a list of texts) gives one line per row.
+        """
+        if format not in ("ansi", "html", "plain"):
+            raise ValueError(f"format must be 'ansi', 'html' or 'plain', got {format!r}")
+        if hasattr(ids_or_text, "tolist"):
+            ids_or_text = ids_or_text.tolist()
+        if isinstance(ids_or_text, (list, tuple)) and ids_or_text and not isinstance(ids_or_text[0], int):
+            rows = [
+                self.visualize(row, format, add_special_tokens, skip_special_tokens) for row in ids_or_text
+            ]
+            return "\n".join(rows)
+        if isinstance(ids_or_text, str):
+            codes = self.encode(ids_or_text, add_special_tokens=add_special_tokens)
+        else:
+            codes = [int(c) for c in ids_or_text]
+        phrases = self._phrases(codes)
+        pieces = self._text_pieces(phrases)
+        special = set(self.all_special_ids)
+        out = []
+        hyper_index = 0
+        for code, phrase, piece in zip(codes, phrases, pieces):
+            is_special = code in special
+            if is_special and skip_special_tokens:
+                continue
+            is_hyper = code >= self.codec.base_vocab_size
+            out.append(_render_piece(piece, code, phrase, is_hyper, is_special, hyper_index, format))
+            hyper_index += is_hyper
+        body = "".join(out)
+        if format == "html":
+            return f'<pre class="zip2zip-tokens" style="white-space: pre-wrap; line-height: 1.6">{body}</pre>'
+        return body
+
+    def _text_pieces(self, phrases: list[tuple[int, ...]]) -> list[str]:
+        """The text each code stands for; the pieces join to the decoded sequence.
+
+        Decoding each code alone is right for most vocabularies, but a byte-level character split across
+        codes, or a decoder that strips the leading space of a text, would make the pieces disagree with the
+        whole: then each piece is the growth of the decoded prefix (ignoring an incomplete trailing character).
+        """
+        decode = self.base.decode
+        pieces = [decode(list(phrase)) for phrase in phrases]
+        flat = [i for phrase in phrases for i in phrase]
+        whole = decode(flat)
+        if "".join(pieces) == whole:
+            return pieces
+        pieces, done, end = [], "", 0
+        for k, phrase in enumerate(phrases):
+            end += len(phrase)
+            prefix = whole if k == len(phrases) - 1 else decode(flat[:end]).rstrip("\ufffd")
+            if not prefix.startswith(done):
+                prefix = done
+            pieces.append(prefix[len(done) :])
+            done = prefix
+        return pieces
+
+
+def _load_base(path: str | None, config: dict[str, Any] | None) -> TokenizersBackend:
+    """Rebuild the saved base tokenizer from its tokenizers serialization and saved settings."""
+    if path is None or not os.path.isfile(path):
+        raise ValueError(
+            f"no base tokenizer: base_tokenizer_file={path!r} is not a file. Build the tokenizer with "
+            f"Zip2ZipTokenizer.from_base(base_tokenizer, config), or load a folder that holds {BASE_TOKENIZER_FILE}."
+        )
+    return TokenizersBackend(tokenizer_file=path, **(config or {}))
+
+
+def _base_config(base: Any) -> dict[str, Any]:
+    """The base tokenizer's special tokens and Python-level settings (JSON-safe), for saving."""
+    config: dict[str, Any] = dict(base.special_tokens_map)
+    if base.extra_special_tokens:
+        config["extra_special_tokens"] = [str(t) for t in base.extra_special_tokens]
+    for key in _BASE_CONFIG_KEYS:
+        value = getattr(base, key, None)
+        if isinstance(value, (bool, int, float, str)):
+            config[key] = value
+    return config
+
+
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and (not value or isinstance(value[0], int))
+
+
+def _split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[list[Any], list[Any], bool]:
+    """Rows, their pairs (None where absent) and whether the input was a batch, as PythonBackend reads it."""
+    if text is None:
+        raise ValueError("text is None; pass a string, a list of strings, or base ids")
+    single_words = (
+        is_split_into_words and isinstance(text, (list, tuple)) and text and isinstance(text[0], str)
+    )
+    if isinstance(text, str) or single_words or (_is_ids(text) and text):
+        if text_pair is not None and not isinstance(text_pair, (str, list, tuple)):
+            raise ValueError(f"text_pair must be a string or a list, got {type(text_pair).__name__}")
+        return [text], [text_pair], False
+    if not isinstance(text, (list, tuple)):
+        raise ValueError(
+            f"text must be a string, a list of strings or a list of base ids, got {type(text).__name__}"
+        )
+    rows = list(text)
+    if text_pair is not None:
+        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(rows):
+            raise ValueError(
+                f"text is a batch of {len(rows)}, so text_pair must be a batch of the same length, got "
+                f"{type(text_pair).__name__} of length {len(text_pair) if hasattr(text_pair, '__len__') else '?'}"
+            )
+        pairs = list(text_pair)
+    else:
+        pairs = [None] * len(rows)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or _is_ids(row):
+                continue
+            if is_split_into_words:  # a row is a list of words; a tuple of two word lists is a pair
+                if isinstance(row, tuple) and len(row) == 2 and not isinstance(row[0], str):
+                    rows[i], pairs[i] = row
+            elif len(row) == 2:  # ("question", "context")
+                rows[i], pairs[i] = row
+            elif len(row) == 1:
+                rows[i] = row[0]
+            else:
+                raise ValueError(f"batch element {i} holds {len(row)} texts; a pair holds 2")
+    for i, row in enumerate(rows):
+        if not isinstance(row, (str, list, tuple)):
+            raise ValueError(f"batch element {i} is a {type(row).__name__}; expected a string or a list")
+    return rows, pairs, True
+
+
+def _codebook_tables(codebooks: list[Codebook], width: int, return_tensors: Any, is_batched: bool) -> Any:
+    """Each row's codebook as a ``(K, M)`` table padded with -1 (K = most entries in the batch)."""
+    size = max((len(book) for book in codebooks), default=0)
+    tables = [book.table(size, pad=-1) for book in codebooks]
+    if return_tensors is None:
+        return tables if is_batched else tables[0]
+    if str(return_tensors) in ("pt", "TensorType.PYTORCH"):
+        import torch
+
+        return torch.tensor(tables, dtype=torch.long).reshape(len(tables), size, width)
+    import numpy as np
+
+    return np.asarray(tables, dtype=np.int64).reshape(len(tables), size, width)
+
+
+# Background colours for consecutive hypertokens (256-colour ANSI codes and their HTML equivalents).
+_ANSI_BACKGROUNDS = (153, 222, 157, 218, 189, 230)
+_HTML_BACKGROUNDS = ("#afd7ff", "#ffd787", "#afffaf", "#ffafd7", "#d7d7ff", "#ffffd7")
+
+
+def _render_piece(
+    piece: str, code: int, phrase: tuple[int, ...], is_hyper: bool, is_special: bool, index: int, format: str
+) -> str:
+    if format == "plain":
+        return f"[{piece}]" if is_hyper else piece
+    if format == "html":
+        text = html.escape(piece)
+        if is_hyper:
+            colour = _HTML_BACKGROUNDS[index % len(_HTML_BACKGROUNDS)]
+            title = f"{code} = {list(phrase)}"
+            return f'<span class="z2z-hyper" style="background: {colour}" title="{title}">{text}</span>'
+        if is_special:
+            return f'<span class="z2z-special" style="color: #888" title="{code}">{text}</span>'
+        return text
+    if is_hyper:
+        style = f"\x1b[30;48;5;{_ANSI_BACKGROUNDS[index % len(_ANSI_BACKGROUNDS)]}m"
+    elif is_special:
+        style = "\x1b[2;35m"
+    else:
+        return piece
+    # Reset before each newline so a background never runs to the end of a terminal line.
+    return "\n".join(f"{style}{line}\x1b[0m" if line else "" for line in piece.split("\n"))
+
+
+def _abbreviate(ids: list[int], limit: int = 12) -> str:
+    if len(ids) <= limit:
+        return str(ids)
+    return f"[{', '.join(map(str, ids[:limit]))}, ... ({len(ids) - limit} more)]"
+
+
+# save_pretrained then copies this file (and lzw.py) and writes auto_map, so a saved folder loads with
+# AutoTokenizer.from_pretrained(folder, trust_remote_code=True) without the zip2zip package.
+Zip2ZipTokenizer.register_for_auto_class("AutoTokenizer")
