@@ -1,6 +1,22 @@
 """zip2zip: inference-time adaptive tokenization for Hugging Face causal language models."""
 
-from .lzw import Codebook, DecodeTrace, LZWCodec, LZWDecoder
+from transformers import AutoConfig, AutoModelForCausalLM
 
-__all__ = ["Codebook", "DecodeTrace", "LZWCodec", "LZWDecoder"]
+from .configuration_zip2zip import Zip2ZipConfig
+from .lzw import Codebook, DecodeTrace, LZWCodec, LZWDecoder
+from .modeling_zip2zip import Zip2ZipCausalLMOutputWithPast, Zip2ZipForCausalLM
+
+__all__ = [
+    "Codebook",
+    "DecodeTrace",
+    "LZWCodec",
+    "LZWDecoder",
+    "Zip2ZipCausalLMOutputWithPast",
+    "Zip2ZipConfig",
+    "Zip2ZipForCausalLM",
+]
 __version__ = "0.1.0"
+
+# Local use without remote code: the Auto classes resolve model_type "zip2zip" to these classes.
+AutoConfig.register("zip2zip", Zip2ZipConfig, exist_ok=True)
+AutoModelForCausalLM.register(Zip2ZipConfig, Zip2ZipForCausalLM, exist_ok=True)

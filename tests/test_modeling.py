@@ -1,0 +1,410 @@
+"""Zip2ZipForCausalLM: identity at M=1, row independence, the exact codebook mask, gradients, save/load,
+dtypes, errors. Everything runs on tiny in-process base models (tests/_tiny_models.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny_models import ARCHITECTURES, VOCAB, tiny_base_model
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaModel
+
+from zip2zip import Zip2ZipConfig, Zip2ZipForCausalLM
+from zip2zip.lzw import LZWDecoder
+
+C = 40
+SMALL = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}
+
+
+def make_model(arch="llama", tied=False, max_subtokens=4, seed=0, **settings):
+    base = tiny_base_model(arch, tied, seed=seed)
+    settings = {**SMALL, **settings}
+    model = Zip2ZipForCausalLM.from_base(
+        base, disabled_ids=[0, 1, 2], max_codebook_size=C, max_subtokens=max_subtokens, **settings
+    )
+    torch.manual_seed(seed + 1)
+    # Untrained encoders start as exact residuals; perturb them so tests see real hypertoken vectors.
+    with torch.no_grad():
+        for p in model.input_encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        if model.output_encoder is not None:
+            for p in model.output_encoder.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def repetitive_ids(n=60, seed=0, vocab=VOCAB):
+    """Base ids with plenty of repeats (so LZW builds and reuses hypertokens), no disabled ids."""
+    g = torch.Generator().manual_seed(seed)
+    motif = torch.randint(3, 12, (5,), generator=g).tolist()
+    noise = torch.randint(3, vocab, (n,), generator=g).tolist()
+    out = []
+    for i in range(n):
+        out.append(motif[i % 5] if (i // 7) % 2 == 0 else noise[i])
+    return out
+
+
+def compressed(model, n=60, seed=0):
+    return model.codec.encode(repetitive_ids(n, seed))
+
+
+def pad_batch(rows, side="right", pad=0):
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        if side == "right":
+            ids[b, : len(r)] = torch.tensor(r)
+            mask[b, : len(r)] = 1
+        else:
+            ids[b, T - len(r) :] = torch.tensor(r)
+            mask[b, T - len(r) :] = 1
+    return ids, mask
+
+
+# ----------------------------------------------------------------------------- invariant 1
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("tied", [False, True])
+def test_max_subtokens_one_is_the_base_model(arch, tied):
+    model = make_model(arch, tied, max_subtokens=1)
+    base = tiny_base_model(arch, tied)
+    ids = torch.tensor([repetitive_ids(30), repetitive_ids(30, seed=1)])
+    assert model.codec.encode(ids[0].tolist()) == ids[0].tolist()
+    with torch.no_grad():
+        ours = model(input_ids=ids, labels=ids)
+        ref = base(input_ids=ids, labels=ids)
+    assert ours.logits.shape == (2, 30, VOCAB + C)
+    torch.testing.assert_close(ours.logits[..., :VOCAB], ref.logits, rtol=1e-5, atol=1e-5)
+    assert torch.isneginf(ours.logits[..., VOCAB:]).all()
+    torch.testing.assert_close(ours.loss, ref.loss, rtol=1e-5, atol=1e-5)
+    assert ours.lm_loss is ours.loss and ours.reconstruction_loss is None
+
+
+# ----------------------------------------------------------------------------- invariant 2
+
+
+@pytest.mark.parametrize("position_mode", ["compressed", "base"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_rows_are_independent_and_padding_does_not_matter(arch, position_mode):
+    model = make_model(arch, position_mode=position_mode)
+    row = compressed(model, 60, seed=0)
+    other_a = compressed(model, 45, seed=1)
+    other_b = compressed(model, 80, seed=2)
+    with torch.no_grad():
+        alone = model(input_ids=torch.tensor([row])).logits[0]
+        for side in ("right", "left"):
+            for other in (other_a, other_b):
+                ids, mask = pad_batch([row, other], side)
+                logits = model(input_ids=ids, attention_mask=mask).logits[0]
+                at = mask[0].bool()
+                torch.testing.assert_close(logits[at], alone, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- invariant 3
+
+
+def expected_accepts(model, codes):
+    """Per position t, the set of hypertoken slots a fresh decoder accepts after codes[: t + 1]."""
+    decoder = LZWDecoder(model.codec)
+    out = []
+    for code in codes:
+        decoder.feed(code)
+        out.append({k for k in range(C) if decoder.can_accept(VOCAB + k)})
+    return out
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_minus_inf_exactly_where_the_decoder_cannot_accept(arch):
+    model = make_model(arch)
+    rows = [compressed(model, 70, seed=s) for s in range(3)]
+    ids, mask = pad_batch(rows, "left")
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+    assert torch.isfinite(out.loss)
+    hyper = out.logits[..., VOCAB:]
+    for b, codes in enumerate(rows):
+        offset = ids.shape[1] - len(codes)
+        for t, accepted in enumerate(expected_accepts(model, codes)):
+            finite = set(torch.isfinite(hyper[b, offset + t]).nonzero().flatten().tolist())
+            assert finite == accepted, (b, t)
+        assert torch.isfinite(out.logits[b, offset:, :VOCAB]).all()
+        # every target of the canonical stream is finite
+        targets = torch.tensor(codes[1:])
+        picked = out.logits[b, offset : offset + len(codes) - 1].gather(1, targets[:, None])
+        assert torch.isfinite(picked).all()
+
+
+def test_kwkwk_slot_scores_the_candidate_entry():
+    model = make_model("llama")
+    V = VOCAB
+    # "a b a b a" style stream: the encoder uses a hypertoken in the step that creates it.
+    base_ids = [5, 6, 5, 6, 5, 6, 5, 7, 7, 7, 7, 7, 7, 8, 9]
+    codes = model.codec.encode(base_ids)
+    state = model.prepare_codebook(torch.tensor([codes]))
+    cand_positions = (state["candidates"][0, :, 0] >= 0).nonzero().flatten().tolist()
+    assert cand_positions, "stream should contain KwKwK candidates"
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([codes]), output_hidden_states=True)
+        hidden = out.hidden_states[-1][0]
+        for t in cand_positions:
+            limit = int(state["accept_limits"][0, t])
+            entry = state["candidates"][0, t : t + 1]
+            expected = hidden[t] @ model.unembed_hypertokens(entry)[0]
+            torch.testing.assert_close(out.logits[0, t, V + limit - 1], expected, rtol=1e-4, atol=1e-4)
+    # A code used in its creating step is a finite-scored target.
+    kwkwk = [
+        t
+        for t in range(1, len(codes))
+        if codes[t] >= V and codes[t] - V == int(state["accept_limits"][0, t - 1]) - 1
+    ]
+    assert kwkwk and all(torch.isfinite(out.logits[0, t - 1, codes[t]]) for t in kwkwk)
+
+
+def test_finite_loss_on_random_streams():
+    model = make_model("qwen2", tied=True)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        # A tiny alphabet: long merges and a full codebook.
+        base_ids = torch.randint(3, 12, (120,), generator=g).tolist()
+        codes = torch.tensor([model.codec.encode(base_ids)])
+        with torch.no_grad():
+            assert torch.isfinite(model(input_ids=codes, labels=codes).loss)
+
+
+def test_precomputed_state_matches_and_cached_step_matches_full_forward():
+    model = make_model("llama", position_mode="base")
+    codes = compressed(model, 60)
+    ids = torch.tensor([codes])
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        state = model.prepare_codebook(ids)
+        vectors = {
+            "codebook_input_embeds": model.embed_codebook(state["codebook"]),
+            "codebook_output_embeds": model.unembed_codebook(state["codebook"]),
+        }
+        again = model(input_ids=ids, **state, **vectors).logits
+        torch.testing.assert_close(again, full, rtol=1e-5, atol=1e-5)
+        # prefix with a cache, then the last code alone with its slice of the state (what generation does)
+        n = len(codes) - 1
+        prefix = model(input_ids=ids[:, :n], use_cache=True)
+        positions = model._position_ids(ids, None, state["codebook"])
+        step = model(
+            input_ids=ids[:, n:],
+            cache=prefix.cache,
+            attention_mask=torch.ones_like(ids),
+            position_ids=positions[:, n:],
+            codebook=state["codebook"],
+            accept_limits=state["accept_limits"][:, n:],
+            candidates=state["candidates"][:, n:],
+        ).logits
+        torch.testing.assert_close(step[:, -1], full[:, -1], rtol=1e-4, atol=1e-4)
+        last = model(input_ids=ids, logits_to_keep=1).logits
+        torch.testing.assert_close(last[:, -1], full[:, -1], rtol=1e-5, atol=1e-5)
+        as_tuple = model(input_ids=ids, labels=ids, return_dict=False)
+        assert isinstance(as_tuple, tuple) and as_tuple[0].dim() == 0
+
+
+def test_base_positions_follow_last_constituent():
+    model = make_model("llama", position_mode="base")
+    base_ids = repetitive_ids(50)
+    trace = model.codec.trace(model.codec.encode(base_ids))
+    ids, mask = pad_batch([trace.codes], "left")
+    state = model.prepare_codebook(ids, mask)
+    positions = model._position_ids(ids, mask, state["codebook"])
+    expected = torch.tensor(trace.spans).cumsum(0) - 1
+    assert positions[0, -len(trace.codes) :].tolist() == expected.tolist()
+    assert positions[0, -1] == len(base_ids) - 1
+
+
+# ----------------------------------------------------------------------------- invariant 4
+
+
+def test_gradients_reach_encoders_and_lora_not_frozen_base():
+    peft = pytest.importorskip("peft")
+    model = make_model("llama", reconstruction_loss_weight=0.1).train()
+    for p in model.language_model.parameters():
+        p.requires_grad_(False)
+    ids = torch.tensor([compressed(model, 60)])
+    out = model(input_ids=ids, labels=ids)
+    assert out.reconstruction_loss is not None and torch.isfinite(out.reconstruction_loss)
+    torch.testing.assert_close(out.loss, out.lm_loss + 0.1 * out.reconstruction_loss)
+    out.loss.backward()
+    for name, module in (
+        ("input", model.input_encoder),
+        ("output", model.output_encoder),
+        ("rec", model.reconstruction_head),
+    ):
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads), name
+        assert any(g.abs().sum() > 0 for g in grads), name
+    assert all(p.grad is None for p in model.language_model.parameters())
+
+    lora = peft.get_peft_model(
+        make_model("llama"),
+        peft.LoraConfig(
+            r=4, target_modules=["q_proj", "v_proj"], modules_to_save=["input_encoder", "output_encoder"]
+        ),
+    )
+    lora.train()
+    out = lora(input_ids=ids, labels=ids)
+    out.loss.backward()
+    named = dict(lora.named_parameters())
+    lora_grads = [p.grad for n, p in named.items() if "lora_" in n]
+    assert lora_grads and all(g is not None for g in lora_grads)
+    assert all(
+        p.grad is not None for n, p in named.items() if "modules_to_save" in n and "input_encoder" in n
+    )
+    assert all(p.grad is None for n, p in named.items() if "embed_tokens" in n or "mlp" in n)
+
+
+# ----------------------------------------------------------------------------- invariant 5
+
+
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import sys, torch
+    from transformers import AutoModelForCausalLM
+    folder, ids_path, out_path = sys.argv[1:]
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
+    assert "zip2zip" not in sys.modules, "the package must not be imported by remote loading"
+    ids = torch.load(ids_path)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    torch.save({"logits": logits, "module": type(model).__module__, "cls": type(model).__name__}, out_path)
+    """
+)
+
+
+@pytest.mark.parametrize("arch,tied", [("llama", True), ("gpt2", False)])
+def test_save_load_roundtrip_and_remote_code(arch, tied, tmp_path):
+    model = make_model(arch, tied, position_mode="base")
+    ids = torch.tensor([compressed(model, 50)])
+    with torch.no_grad():
+        reference = model(input_ids=ids).logits
+    folder = tmp_path / "repo"
+    model.save_pretrained(folder)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["auto_map"] == {
+        "AutoConfig": "configuration_zip2zip.Zip2ZipConfig",
+        "AutoModelForCausalLM": "modeling_zip2zip.Zip2ZipForCausalLM",
+    }
+    for name in ("configuration_zip2zip.py", "modeling_zip2zip.py", "lzw.py", "model.safetensors"):
+        assert (folder / name).exists(), name
+
+    loaded = Zip2ZipForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, reference, rtol=0, atol=0)
+    auto = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert type(auto) is Zip2ZipForCausalLM
+
+    torch.save(ids, tmp_path / "ids.pt")
+    script = tmp_path / "load.py"
+    script.write_text(REMOTE_LOAD)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+    }
+    result = subprocess.run(
+        [sys.executable, str(script), str(folder), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    assert remote["module"].startswith("transformers_modules.") and remote["cls"] == "Zip2ZipForCausalLM"
+    torch.testing.assert_close(remote["logits"], reference, rtol=0, atol=0)
+
+
+def test_auto_classes_resolve_locally():
+    config = Zip2ZipConfig(text_config=tiny_base_model().config, max_codebook_size=8)
+    assert isinstance(AutoConfig.for_model("zip2zip"), Zip2ZipConfig)
+    assert type(AutoModelForCausalLM.from_config(config)) is Zip2ZipForCausalLM
+
+
+def test_from_base_path(tmp_path):
+    base = tiny_base_model("qwen2")
+    base.save_pretrained(tmp_path / "base")
+    with pytest.warns(UserWarning, match="bos/eos/pad"):
+        Zip2ZipForCausalLM.from_base(base, max_codebook_size=8)
+    model = Zip2ZipForCausalLM.from_base(str(tmp_path / "base"), disabled_ids=[0, 2], max_codebook_size=8)
+    assert model.config.disabled_ids == [0, 2]
+    for (name, p), q in zip(model.language_model.state_dict().items(), base.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+# ----------------------------------------------------------------------------- invariant 6
+
+
+def test_bfloat16_and_compile_friendly_encoder_path(monkeypatch):
+    model = make_model("llama")
+    ids = torch.tensor([compressed(model, 60)])
+    with torch.no_grad():
+        ref = model(input_ids=ids, labels=ids)
+        state = model.prepare_codebook(ids)
+        entries = state["codebook"][0]
+        eager = model.unembed_hypertokens(entries)
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        padded = model.unembed_hypertokens(entries)
+        padded_logits = model(input_ids=ids).logits
+        monkeypatch.undo()
+        torch.testing.assert_close(padded, eager, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(padded_logits, ref.logits, rtol=1e-5, atol=1e-5)
+        half = model.to(torch.bfloat16)
+        out = half(input_ids=ids, labels=ids)
+    assert out.logits.dtype == torch.bfloat16
+    assert torch.equal(torch.isneginf(out.logits), torch.isneginf(ref.logits))
+    finite = torch.isfinite(ref.logits)
+    assert (out.logits.float()[finite] - ref.logits[finite]).abs().max() < 0.1
+    assert abs(float(out.loss) - float(ref.loss)) < 0.05
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_errors_name_the_problem():
+    model = make_model("llama")
+    codes = compressed(model, 40)
+    with pytest.raises(ValueError, match=r"input id 136 at row 0, position 1 .*max_codebook_size"):
+        model(input_ids=torch.tensor([[5, VOCAB + C, 6]]))
+    with pytest.raises(ValueError, match=r"row 0 .*not in the codebook"):
+        model(input_ids=torch.tensor([[5, VOCAB + 3, 6]]))
+    state = model.prepare_codebook(torch.tensor([codes]))
+    with pytest.raises(ValueError, match="max_subtokens=4"):
+        model(input_ids=torch.tensor([codes]), codebook=state["codebook"][..., :3])
+    wrong = state["codebook"].clone()
+    wrong[0, 0, 0] = (wrong[0, 0, 0] + 1) % VOCAB
+    with pytest.raises(ValueError, match="disagree on base_vocab_size, max_codebook_size, max_subtokens or"):
+        model(input_ids=torch.tensor([codes]), codebook=wrong)
+    with pytest.raises(ValueError, match=r"max_codebook_size=2147483647 .* lower max_codebook_size"):
+        Zip2ZipConfig(text_config=LlamaConfig(vocab_size=100), max_codebook_size=2**31 - 1)
+    with pytest.raises(ValueError, match="position_mode='relative'"):
+        Zip2ZipConfig(text_config=LlamaConfig(vocab_size=100), position_mode="relative")
+    with pytest.raises(ValueError, match="encoder_hidden_size=30 is not divisible by encoder_num_heads=4"):
+        Zip2ZipConfig(text_config=LlamaConfig(vocab_size=100), encoder_hidden_size=30, encoder_num_heads=4)
+    with pytest.raises(ValueError, match="no output embedding"):
+        Zip2ZipForCausalLM.from_base(LlamaModel(tiny_base_model().config), disabled_ids=[0])
+    with pytest.raises(TypeError, match="unknown zip2zip settings \\['max_codebok_size'\\]"):
+        Zip2ZipForCausalLM.from_base(tiny_base_model(), disabled_ids=[0], max_codebok_size=8)
+    with pytest.raises(ValueError, match="non-empty cache"):
+        prefix = model(input_ids=torch.tensor([codes[:5]]), use_cache=True)
+        model(input_ids=torch.tensor([codes[5:6]]), cache=prefix.cache)
+
+
+def test_model_file_imports_only_torch_transformers_stdlib():
+    source = Path(__file__).parents[1] / "zip2zip" / "modeling_zip2zip.py"
+    text = source.read_text()
+    assert "import zip2zip" not in text and "from zip2zip" not in text and "from . import" not in text

@@ -1,0 +1,198 @@
+"""Configuration of a zip2zip model: a base causal LM (``text_config``) plus codec and hyper-encoder settings.
+
+This file is copied into every exported Hub repo (``trust_remote_code``): it imports only the standard
+library and transformers.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+__all__ = ["Zip2ZipConfig"]
+
+_POOLINGS = ("mean", "first", "last")
+_INITS = ("residual", "mean", "random")
+_POSITION_MODES = ("compressed", "base")
+# Hypertoken ids must stay inside int32: tokenizers, collators and exported graphs commonly carry ids as int32.
+_MAX_ID = 2**31 - 1
+
+
+class Zip2ZipConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`Zip2ZipForCausalLM`]: a base causal LM that reads and writes LZW hypertokens.
+
+    The base model's own configuration lives in `text_config`, so `get_text_config()`, the KV caches of
+    `generate()` and TRL all see the decoder they expect. Everything else describes the vocabulary extension.
+
+    Args:
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Configuration of the base causal LM (any `AutoModelForCausalLM` architecture). Defaults to Llama.
+        base_vocab_size (`int`, *optional*):
+            `V`: the number of base ids, i.e. the base model's embedding rows. Defaults to
+            `text_config.vocab_size`. Hypertoken ids are `V .. V + max_codebook_size - 1`.
+        max_codebook_size (`int`, *optional*, defaults to 2048):
+            `C`: the most hypertokens one sequence can create. Logits have the fixed width `V + C`.
+        max_subtokens (`int`, *optional*, defaults to 4):
+            `M`: the most base tokens one hypertoken stands for. `1` disables merging: the model is then
+            exactly the base model.
+        disabled_ids (`list[int]`, *optional*):
+            Base ids that are never merged (pad, bos/eos, special and chat tokens, digits when
+            `protect_digits`). Must match the tokenizer's, or codebooks disagree.
+        protect_digits (`bool`, *optional*, defaults to `False`):
+            Whether digit tokens were added to `disabled_ids` (zip2zip++ finding: arithmetic improves when
+            numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`.
+        encoder_num_layers (`int`, *optional*, defaults to 2):
+            Transformer layers of each hyper-encoder (the paper uses 2; 4 was worse in zip2zip++).
+        encoder_num_heads (`int`, *optional*):
+            Attention heads of each hyper-encoder. Defaults to the largest of the base model's head count
+            and its divisors that divides `encoder_hidden_size`.
+        encoder_hidden_size (`int`, *optional*):
+            Width of the hyper-encoders. `None` = the base model's hidden size; a narrower width adds an input
+            projection (and the output projection maps back to the model width).
+        encoder_intermediate_size (`int`, *optional*):
+            MLP width of the hyper-encoder layers. Defaults to `2 * encoder_hidden_size`.
+        encoder_learned_positions (`bool`, *optional*, defaults to `True`):
+            Add a learned embedding per constituent slot (1..M), so the encoder knows the constituents' order.
+        encoder_pooling (`str`, *optional*, defaults to `"mean"`):
+            How the encoder's per-constituent states become one vector: `"mean"` (over the real
+            constituents), `"first"` or `"last"`.
+        tie_encoders (`bool`, *optional*, defaults to `False`):
+            Use one hyper-encoder for input embeddings and output (unembedding) vectors. zip2zip++ found
+            untied encoders better, because the two roles learn different structure.
+        encoder_init (`str`, *optional*, defaults to `"residual"`):
+            `"residual"`: a hypertoken vector is its first constituent's vector plus a correction from the
+            encoder whose output projection starts at zero (zip2zip++); `"mean"`: the mean of the
+            constituents' vectors plus the zero-initialised correction; `"random"`: the encoder output alone,
+            randomly initialised. The first two make an untrained model behave sensibly.
+        encoder_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the hyper-encoder MLPs.
+        encoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the hyper-encoder layer norms.
+        position_mode (`str`, *optional*, defaults to `"compressed"`):
+            `"compressed"`: each code takes the next position; `"base"`: each code sits at the base-stream
+            index of its last constituent (zip2zip++), so relative distances mean what they meant in
+            pretraining.
+        reconstruction_loss_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the auxiliary reconstruction loss (paper Eq. 3, lambda = 0.1 there): a small decoder
+            predicts each hypertoken's constituents from its input embedding. `0` builds no decoder.
+        reconstruction_max_entries (`int`, *optional*, defaults to 512):
+            At most this many distinct codebook entries per batch enter the reconstruction loss (an evenly
+            spaced subset), which bounds its `(entries, M, V)` logits.
+        initializer_range (`float`, *optional*):
+            Standard deviation of the hyper-encoder initialisation. Defaults to the base model's.
+    """
+
+    model_type = "zip2zip"
+    sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}  # noqa: RUF012
+
+    text_config: dict | PreTrainedConfig | None = None
+    base_vocab_size: int | None = None
+    max_codebook_size: int = 2048
+    max_subtokens: int = 4
+    disabled_ids: list[int] | None = None
+    protect_digits: bool = False
+    encoder_num_layers: int = 2
+    encoder_num_heads: int | None = None
+    encoder_hidden_size: int | None = None
+    encoder_intermediate_size: int | None = None
+    encoder_learned_positions: bool = True
+    encoder_pooling: str = "mean"
+    tie_encoders: bool = False
+    encoder_init: str = "residual"
+    encoder_hidden_act: str = "gelu"
+    encoder_layer_norm_eps: float = 1e-5
+    position_mode: str = "compressed"
+    reconstruction_loss_weight: float = 0.0
+    reconstruction_max_entries: int = 512
+    initializer_range: float | None = None
+
+    def __post_init__(self, **kwargs):
+        # The base class sets the attention implementation on every sub-config (None when not given): keep
+        # the one a ready base config already carries.
+        text_attn = getattr(self.text_config, "_attn_implementation_internal", None)
+        super().__post_init__(**kwargs)
+        if kwargs.get("attn_implementation") is None and text_attn is not None:
+            self.text_config._attn_implementation = text_attn
+        text = self.text_config
+        if self.base_vocab_size is None:
+            self.base_vocab_size = getattr(text, "vocab_size", None)
+        self.disabled_ids = sorted({int(i) for i in (self.disabled_ids or [])})
+        hidden = getattr(text, "hidden_size", None)
+        if self.encoder_hidden_size is None:
+            self.encoder_hidden_size = hidden
+        if self.encoder_intermediate_size is None and self.encoder_hidden_size is not None:
+            self.encoder_intermediate_size = 2 * self.encoder_hidden_size
+        if self.encoder_num_heads is None and self.encoder_hidden_size is not None:
+            self.encoder_num_heads = _default_heads(
+                getattr(text, "num_attention_heads", 1) or 1, self.encoder_hidden_size
+            )
+        if self.initializer_range is None:
+            self.initializer_range = getattr(text, "initializer_range", 0.02) or 0.02
+        self.validate_zip2zip()
+
+    def validate_zip2zip(self) -> None:
+        """Check every zip2zip field; raise ValueError naming the field, its value and the fix."""
+
+        def integer(name: str, low: int) -> int:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Zip2ZipConfig.{name} must be an int >= {low}, got {value!r}")
+            return value
+
+        if self.base_vocab_size is None:
+            raise ValueError(
+                "Zip2ZipConfig.base_vocab_size is None and text_config has no vocab_size: pass "
+                "base_vocab_size (the base model's number of embedding rows)"
+            )
+        V = integer("base_vocab_size", 1)
+        C = integer("max_codebook_size", 0)
+        integer("max_subtokens", 1)
+        if V + C - 1 > _MAX_ID:
+            raise ValueError(
+                f"Zip2ZipConfig.max_codebook_size={C} with base_vocab_size={V} gives hypertoken ids up to "
+                f"{V + C - 1}, beyond the int32 id range ({_MAX_ID}); lower max_codebook_size to at most {_MAX_ID + 1 - V}"
+            )
+        bad = [i for i in self.disabled_ids if not 0 <= i < V]
+        if bad:
+            raise ValueError(
+                f"Zip2ZipConfig.disabled_ids contains {bad[:5]}, outside the base vocabulary [0, {V}); "
+                "disabled ids must be base token ids"
+            )
+        for name, allowed in (
+            ("encoder_pooling", _POOLINGS),
+            ("encoder_init", _INITS),
+            ("position_mode", _POSITION_MODES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Zip2ZipConfig.{name}={getattr(self, name)!r} is not one of {allowed}")
+        integer("encoder_num_layers", 0)
+        if self.encoder_hidden_size is not None:
+            width = integer("encoder_hidden_size", 1)
+            heads = integer("encoder_num_heads", 1)
+            integer("encoder_intermediate_size", 1)
+            if width % heads:
+                raise ValueError(
+                    f"Zip2ZipConfig.encoder_hidden_size={width} is not divisible by encoder_num_heads={heads}; "
+                    "pick a head count that divides the encoder width"
+                )
+        weight = self.reconstruction_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"Zip2ZipConfig.reconstruction_loss_weight must be a float >= 0, got {weight!r}")
+        integer("reconstruction_max_entries", 1)
+
+    @property
+    def codebook_vocab_size(self) -> int:
+        """`V + C`: the width of the model's logits (base ids, then every hypertoken slot)."""
+        return self.base_vocab_size + self.max_codebook_size
+
+
+def _default_heads(base_heads: int, width: int) -> int:
+    """The largest divisor of ``base_heads`` that divides ``width`` (heads of a narrowed encoder)."""
+    for heads in range(base_heads, 0, -1):
+        if base_heads % heads == 0 and width % heads == 0:
+            return heads
+    return 1
+
+
+Zip2ZipConfig.register_for_auto_class()
