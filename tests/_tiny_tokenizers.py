@@ -66,7 +66,7 @@ def tiny_bpe_tokenizer() -> TokenizersBackend:
 
 @functools.cache
 def _tiny_wordlevel() -> TokenizersBackend:
-    words = sorted({w for text in TRAINING_TEXT for w in text.replace("\n", " ").split()})
+    words = sorted({w for text in TRAINING_TEXT for w in text.replace("\n", " ").split()} | set(",.?!"))
     specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
     vocab = {token: i for i, token in enumerate(specials + words)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
