@@ -23,7 +23,12 @@ from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer, tiny_wordlevel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer, default_disabled_ids
+from zip2zip.tokenization_zip2zip import (
+    Zip2ZipTextIteratorStreamer,
+    Zip2ZipTextStreamer,
+    Zip2ZipTokenizer,
+    default_disabled_ids,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -578,3 +583,37 @@ def test_visualize_pieces_survive_split_characters(tok):
     # Byte-level BPE splits an emoji into several tokens; hypertokens may cut through it.
     text = "👩‍💻👩‍💻👩‍💻👩‍💻 日本語日本語日本語"
     assert tok.visualize(text, format="plain").replace("[", "").replace("]", "") == text
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("skip_prompt", [False, True])
+def test_streamer_decodes_hypertokens_defined_in_the_prompt(tok, skip_prompt):
+    text = REPEATED + "\n" + REPEATED + "\nthe cat sat on the mat.\n" + REPEATED
+    codes = tok(text)["input_ids"]
+    cut = len(tok(REPEATED)["input_ids"])  # everything after the first sentence is "generated"
+    assert any(c >= tok.base_vocab_size for c in codes[cut:])
+    streamer = Zip2ZipTextIteratorStreamer(tok, skip_prompt=skip_prompt)
+    streamer.put(torch.tensor([codes[:cut]]))  # generate() sends the prompt first, with a batch axis
+    for code in codes[cut:]:
+        streamer.put(torch.tensor([code]))
+    streamer.end()
+    streamed = "".join(streamer)
+    prompt_text = tok.decode(codes[:cut])
+    assert streamed == (text[len(prompt_text) :] if skip_prompt else text)
+    with pytest.raises(ValueError, match="batch size 1"):
+        Zip2ZipTextStreamer(tok).put(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_unsupported_requests_fail_with_a_clear_error(tok):
+    with pytest.raises(ValueError, match="offsets"):
+        tok.apply_chat_template(CHAT, return_dict=True, return_assistant_tokens_mask=True)
+    with pytest.raises(ValueError, match="overflow"):
+        tok(REPEATED, return_overflowing_tokens=True, truncation=True, max_length=4)
+    with pytest.raises(ValueError, match="hypertokens"):
+        tok.add_tokens(["<new_token>"])
+    roomy = make(base_vocab_size=len(tok.base) + 4)
+    assert roomy.add_tokens(["<new_token>"], special_tokens=True) == 1
+    new_id = roomy.convert_tokens_to_ids("<new_token>")
+    assert new_id in roomy.disabled_ids and roomy("a <new_token> b")["input_ids"].count(new_id) == 1

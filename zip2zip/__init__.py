@@ -1,10 +1,16 @@
 """zip2zip: inference-time adaptive tokenization for Hugging Face causal language models."""
 
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .configuration_zip2zip import Zip2ZipConfig
 from .lzw import Codebook, DecodeTrace, LZWCodec, LZWDecoder
 from .modeling_zip2zip import Zip2ZipCausalLMOutputWithPast, Zip2ZipForCausalLM
+from .tokenization_zip2zip import (
+    Zip2ZipTextIteratorStreamer,
+    Zip2ZipTextStreamer,
+    Zip2ZipTokenizer,
+    default_disabled_ids,
+)
 
 __all__ = [
     "Codebook",
@@ -14,9 +20,14 @@ __all__ = [
     "Zip2ZipCausalLMOutputWithPast",
     "Zip2ZipConfig",
     "Zip2ZipForCausalLM",
+    "Zip2ZipTextIteratorStreamer",
+    "Zip2ZipTextStreamer",
+    "Zip2ZipTokenizer",
+    "default_disabled_ids",
 ]
 __version__ = "0.1.0"
 
 # Local use without remote code: the Auto classes resolve model_type "zip2zip" to these classes.
 AutoConfig.register("zip2zip", Zip2ZipConfig, exist_ok=True)
 AutoModelForCausalLM.register(Zip2ZipConfig, Zip2ZipForCausalLM, exist_ok=True)
+AutoTokenizer.register(Zip2ZipConfig, tokenizer_class=Zip2ZipTokenizer, exist_ok=True)

@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from transformers import AutoTokenizer, TokenizersBackend
+from transformers import AutoTokenizer, TextIteratorStreamer, TextStreamer, TokenizersBackend
 from transformers.tokenization_python import PythonBackend
 from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
 from transformers.utils import PaddingStrategy
@@ -40,7 +40,13 @@ from .lzw import Codebook, LZWCodec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CODEC_SETTINGS", "Zip2ZipTokenizer", "default_disabled_ids"]
+__all__ = [
+    "CODEC_SETTINGS",
+    "Zip2ZipTextIteratorStreamer",
+    "Zip2ZipTextStreamer",
+    "Zip2ZipTokenizer",
+    "default_disabled_ids",
+]
 
 BASE_TOKENIZER_FILE = "base_tokenizer.json"
 
@@ -334,6 +340,12 @@ class Zip2ZipTokenizer(PythonBackend):
         fresh = [t for t in new_tokens if str(t) not in vocab]
         if not fresh:
             return 0
+        if self.__dict__.get("_ready") and len(self.base) + len(fresh) > self.codec.base_vocab_size:
+            raise ValueError(
+                f"adding {[str(t) for t in fresh]} would give ids from {len(self.base)} on, but ids from "
+                f"base_vocab_size={self.codec.base_vocab_size} on are hypertokens. Add the tokens to the base "
+                "tokenizer, resize the base model's embeddings, then rebuild with Zip2ZipTokenizer.from_base."
+            )
         added = self.base.add_tokens(fresh, special_tokens=special_tokens)
         self._added_tokens_decoder = dict(self.base.added_tokens_decoder)
         self._added_tokens_encoder = {str(k): v for v, k in self._added_tokens_decoder.items()}
@@ -636,6 +648,16 @@ class Zip2ZipTokenizer(PythonBackend):
                     padded.append([value] * missing + row)
             data[key] = padded
 
+    def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
+        """Render with the base tokenizer's chat template, then tokenize the text through the LZW path."""
+        if kwargs.get("return_assistant_tokens_mask"):
+            raise ValueError(
+                "return_assistant_tokens_mask=True needs character offsets, which Zip2ZipTokenizer (a Python "
+                "tokenizer) does not have. For assistant-only training use prompt/completion data with "
+                "completion_only_loss instead of assistant_only_loss."
+            )
+        return super().apply_chat_template(conversation, *args, **kwargs)
+
     # ------------------------------------------------------------------ decoding
 
     def _phrases(self, codes: Iterable[int]) -> list[tuple[int, ...]]:
@@ -769,6 +791,40 @@ class Zip2ZipTokenizer(PythonBackend):
             pieces.append(prefix[len(done) :])
             done = prefix
         return pieces
+
+
+class _ExpandingStreamerMixin:
+    """Feeds every code (prompt included) to one LZW decoder and streams the *base* ids it yields.
+
+    A stock streamer decodes its cached ids alone, and forgets them after each newline; a generated
+    hypertoken can stand for an entry created in the prompt or before that newline, so it would not decode.
+    Here each code is expanded in the context of the whole sequence, and the base tokenizer does the rest.
+    """
+
+    def __init__(self, tokenizer: Zip2ZipTokenizer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tokenizer.base, *args, **kwargs)
+        self.codec = tokenizer.codec
+        self._decoder = tokenizer.codec.new_decoder()
+
+    def put(self, value: Any) -> None:
+        import torch
+
+        if len(value.shape) > 1 and value.shape[0] > 1:
+            raise ValueError(f"{type(self).__name__} only supports batch size 1, got {value.shape[0]} rows")
+        base_ids = [i for code in value.reshape(-1).tolist() for i in self._decoder.feed(code).phrase]
+        super().put(torch.tensor(base_ids, dtype=torch.long))
+
+    def end(self) -> None:
+        super().end()
+        self._decoder = self.codec.new_decoder()  # the next generate() starts a new sequence
+
+
+class Zip2ZipTextStreamer(_ExpandingStreamerMixin, TextStreamer):
+    """``TextStreamer`` for compressed ids: ``model.generate(..., streamer=Zip2ZipTextStreamer(tok))``."""
+
+
+class Zip2ZipTextIteratorStreamer(_ExpandingStreamerMixin, TextIteratorStreamer):
+    """``TextIteratorStreamer`` for compressed ids (iterate over the text in another thread)."""
 
 
 def _load_base(path: str | None, config: dict[str, Any] | None) -> TokenizersBackend:
