@@ -96,3 +96,12 @@ def test_fetched_domains_split_cleanly(domain: str) -> None:
         assert {d.lang for d in train} == set(corpora.MULTILINGUAL_LANGUAGES)
     if domain == "math":
         assert sum("$" in d.text for d in train) > len(train) / 2, "math text has formulas"
+
+
+def test_files_rejoin_their_chunks(code_docs: list[corpora.Document]) -> None:
+    files = corpora.load_files("code", "all", order="natural")
+    assert len(files) == len({d.group for d in code_docs})
+    assert "".join(files) == "".join(d.text for d in code_docs)
+    heldout = corpora.load_files("code", "heldout")
+    assert heldout == corpora.load_files("code", "heldout") and len(heldout) < len(files)
+    assert len(corpora.load_files("code", "heldout", max_files=3)) == 3

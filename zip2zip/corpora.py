@@ -8,8 +8,9 @@ Domains and sources (each document is a chunk of a few thousand characters, cut 
 
 ``code``
     The Python standard library of the running interpreter (``sysconfig`` "stdlib" folder), ``*.py``
-    files outside test folders. License: PSF License 2.0. Always available. The documents depend on
-    the interpreter version, so the cache file names it.
+    files outside test folders and generated tables (``encodings/``, ``pydoc_data/``). License: PSF
+    License 2.0. Always available. The documents depend on the interpreter version, so the cache file
+    names it.
 ``prose``
     *The Debian Administrator's Handbook* (Raphaël Hertzog and Roland Mas), English original, from the
     Debian package ``debian-handbook``: a book of continuous English prose about running Debian, with
@@ -66,6 +67,7 @@ __all__ = [
     "ensure_sources",
     "load_corpus",
     "load_documents",
+    "load_files",
     "split_of",
 ]
 
@@ -95,7 +97,11 @@ MULTILINGUAL_LANGUAGES: tuple[str, ...] = (
 PARI_PACKAGE = "pari-doc"
 PARI_TEX = "usr/share/pari/doc"
 PARI_FILES = re.compile(r"^(usersch\d+|tutorial|tutorial-mf|develop|appb|appd)\.tex$")
-CODE_EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages"})
+# Tests (fixtures in odd encodings, deliberately broken files), installed packages, and generated tables
+# (charmap codecs, the pydoc topic dump) whose repetitiveness would overstate the compression of code.
+CODE_EXCLUDED_DIRS = frozenset(
+    {"test", "tests", "idle_test", "site-packages", "dist-packages", "encodings", "pydoc_data"}
+)
 
 
 class CorpusUnavailableError(RuntimeError):
@@ -159,6 +165,33 @@ def load_documents(
     if order == "hashed":
         docs.sort(key=lambda doc: hashlib.sha256(doc.id.encode()).digest())
     return docs if max_docs is None else docs[:max_docs]
+
+
+def load_files(
+    domain: str, split: str = "train", max_files: int | None = None, order: str = "hashed"
+) -> list[str]:
+    """Return whole source files (a handbook page, a stdlib module, a TeX chapter) instead of chunks.
+
+    Why: chunks are about 1000 tokens, too short to fill a 2048-token context. Consecutive chunks of one
+    file are joined back (the extracted text of the file, less tiny or duplicate chunks). Where a split holds only some
+    chunks of a file (the PARI manual is split chunk by chunk), each run of consecutive chunks is one text.
+    ``order`` and ``max_files`` work as in :func:`load_documents`, on files.
+    """
+    if max_files is not None and max_files < 0:
+        raise ValueError(f"max_files must be >= 0 or None, got {max_files}")
+    runs: list[tuple[str, list[str]]] = []
+    previous: tuple[str, int] | None = None
+    for doc in load_documents(domain, split, order="natural"):
+        source = doc.id.rpartition("#")[0]
+        if previous == (source, doc.index - 1):  # the next chunk of the domain, from the same file
+            runs[-1][1].append(doc.text)
+        else:
+            runs.append((doc.id, [doc.text]))
+        previous = (source, doc.index)
+    if order == "hashed":
+        runs.sort(key=lambda run: hashlib.sha256(run[0].encode()).digest())
+    texts = ["".join(parts) for _, parts in runs]
+    return texts if max_files is None else texts[:max_files]
 
 
 def ensure_sources(domain: str, install: bool = True) -> Path:
