@@ -84,6 +84,10 @@ class Zip2ZipSFTConfig(SFTConfig):
       which would merge their per-sequence codebooks.
     - `bf16` left unset means bf16 on CUDA and float32 elsewhere (`SFTConfig` turns bf16 on unconditionally,
       which fails on a CPU-only machine with "Your setup doesn't support bf16/gpu").
+    - On a machine without an accelerator, `use_cpu=True`, so that several processes (`accelerate launch
+      --multi_gpu --num_processes 2` or `torchrun`) train together over gloo instead of each alone.
+    - `ddp_find_unused_parameters` left unset means `True`: a batch whose inputs hold no hypertoken does not use
+      the input encoder, and DDP would otherwise wait forever for its gradients.
 
     Parameters:
         reconstruction_loss_weight (`float`, *optional*):
@@ -105,8 +109,15 @@ class Zip2ZipSFTConfig(SFTConfig):
     )
 
     def __post_init__(self) -> None:
-        if self.bf16 is None and not self.fp16 and not torch.cuda.is_available():
-            self.bf16 = False
+        if not _has_accelerator():
+            if self.bf16 is None and not self.fp16:
+                self.bf16 = False
+            # Without it, processes started by torchrun / `accelerate launch` on a CPU-only machine would each
+            # train alone (accelerate only picks the gloo MULTI_CPU backend when asked for the CPU).
+            self.use_cpu = True
+        if self.ddp_find_unused_parameters is None:
+            # A batch without hypertokens in its inputs leaves the input encoder unused; DDP must not wait for it.
+            self.ddp_find_unused_parameters = True
         super().__post_init__()
         _reject_packing(self)
         weight = self.reconstruction_loss_weight
@@ -116,6 +127,12 @@ class Zip2ZipSFTConfig(SFTConfig):
             raise ValueError(
                 f"Zip2ZipSFTConfig.reconstruction_loss_weight must be None or a float >= 0, got {weight!r}"
             )
+
+
+def _has_accelerator() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available()) or bool(xpu and xpu.is_available())
 
 
 def _reject_packing(args: Any) -> None:
