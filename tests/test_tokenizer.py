@@ -257,6 +257,37 @@ def test_left_truncation_drops_base_tokens_from_the_start(tok, max_length):
     assert len(tok.codec.encode(longer)) > max_length
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, max_length=st.integers(1, 30), side=st.sampled_from(["left", "right"]))
+def test_truncation_property(tok, word_tok, text, max_length, side):
+    for z in (tok, word_tok):
+        z.truncation_side = side
+        full = z.base(text * 2)["input_ids"]
+        out = z(text * 2, truncation=True, max_length=max_length, return_base_ids=True)
+        ids, kept = out["input_ids"], out["base_ids"]
+        assert len(ids) <= max_length
+        assert z.codec.decode(ids) == kept
+        if len(z.codec.encode(full)) <= max_length:
+            assert kept == full
+            continue
+        # the specials the base tokenizer wraps around a text stay when they fit; text is cut at one end
+        n = 1 if z is word_tok and max_length >= 2 else 0
+        assert kept[:n] == full[:n] and kept[len(kept) - n :] == full[len(full) - n :]
+        content, all_content = kept[n : len(kept) - n], full[n : len(full) - n]
+        if side == "right":
+            assert content == all_content[: len(content)]
+        else:
+            assert content == all_content[len(all_content) - len(content) :]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(texts, min_size=1, max_size=5), side=st.sampled_from(["left", "right"]))
+def test_padded_batches_property(tok, batch, side):
+    out = tok(batch, padding=True, padding_side=side)
+    for row, mask, text in zip(out["input_ids"], out["attention_mask"], batch):
+        assert unpadded(row, mask) == tok(text)["input_ids"]
+
+
 def test_truncation_without_padding_in_a_batch(tok):
     out = tok([REPEATED, "the cat"], truncation=True, max_length=6, padding=True, return_tensors="pt")
     assert out["input_ids"].shape[1] == 6

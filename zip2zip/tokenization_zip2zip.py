@@ -572,7 +572,7 @@ class Zip2ZipTokenizer(PythonBackend):
         codec = self.codec
         n_pre, n_suf = affixes
         disabled = codec.disabled_ids
-        if n_pre + n_suf > max_length or not all(
+        if n_pre + n_suf > min(max_length, len(base_ids)) or not all(
             i in disabled for i in base_ids[:n_pre] + base_ids[len(base_ids) - n_suf :]
         ):
             n_pre = n_suf = 0  # affixes that merge with text or do not fit: treat them as text
