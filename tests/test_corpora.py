@@ -105,3 +105,10 @@ def test_files_rejoin_their_chunks(code_docs: list[corpora.Document]) -> None:
     heldout = corpora.load_files("code", "heldout")
     assert heldout == corpora.load_files("code", "heldout") and len(heldout) < len(files)
     assert len(corpora.load_files("code", "heldout", max_files=3)) == 3
+
+
+def test_language_filter() -> None:
+    assert corpora.languages("code") == ["python"]
+    assert corpora.load_corpus("code", "heldout", lang="python") == corpora.load_corpus("code", "heldout")
+    with pytest.raises(ValueError, match="has no language 'fr-FR'"):
+        corpora.load_corpus("code", lang="fr-FR")

@@ -65,6 +65,7 @@ __all__ = [
     "Document",
     "corpus_dir",
     "ensure_sources",
+    "languages",
     "load_corpus",
     "load_documents",
     "load_files",
@@ -136,14 +137,22 @@ def corpus_dir() -> Path:
 
 
 def load_corpus(
-    domain: str, split: str = "train", max_docs: int | None = None, order: str = "hashed"
+    domain: str,
+    split: str = "train",
+    max_docs: int | None = None,
+    order: str = "hashed",
+    lang: str | None = None,
 ) -> list[str]:
     """Return the texts of :func:`load_documents`."""
-    return [doc.text for doc in load_documents(domain, split, max_docs, order)]
+    return [doc.text for doc in load_documents(domain, split, max_docs, order, lang)]
 
 
 def load_documents(
-    domain: str, split: str = "train", max_docs: int | None = None, order: str = "hashed"
+    domain: str,
+    split: str = "train",
+    max_docs: int | None = None,
+    order: str = "hashed",
+    lang: str | None = None,
 ) -> list[Document]:
     """Load one domain's documents, building its cache (and fetching its source) on first use.
 
@@ -153,6 +162,8 @@ def load_documents(
         max_docs: keep only the first this many documents (after ordering).
         order: ``"hashed"`` (a fixed pseudo-random order, so any prefix is a fair sample) or
             ``"natural"`` (reading order: file by file, chunk by chunk).
+        lang: keep only this language (``"fr-FR"``; ``"en-US"`` for prose, ``"python"`` for code,
+            ``"tex"`` for math); see :func:`languages`.
     """
     _check_domain(domain)
     if split not in SPLITS:
@@ -161,27 +172,42 @@ def load_documents(
         raise ValueError(f"order must be 'hashed' or 'natural', got {order!r}")
     if max_docs is not None and max_docs < 0:
         raise ValueError(f"max_docs must be >= 0 or None, got {max_docs}")
-    docs = [doc for doc in _read_cache(ensure_sources(domain)) if split == "all" or doc.split == split]
+    docs = _read_cache(ensure_sources(domain))
+    if lang is not None:
+        known = sorted({doc.lang for doc in docs})
+        if lang not in known:
+            raise ValueError(f"domain {domain!r} has no language {lang!r}; it has {known}")
+        docs = [doc for doc in docs if doc.lang == lang]
+    docs = [doc for doc in docs if split == "all" or doc.split == split]
     if order == "hashed":
         docs.sort(key=lambda doc: hashlib.sha256(doc.id.encode()).digest())
     return docs if max_docs is None else docs[:max_docs]
 
 
+def languages(domain: str) -> list[str]:
+    """The languages present in ``domain``, in reading order."""
+    return list(dict.fromkeys(doc.lang for doc in _read_cache(ensure_sources(domain))))
+
+
 def load_files(
-    domain: str, split: str = "train", max_files: int | None = None, order: str = "hashed"
+    domain: str,
+    split: str = "train",
+    max_files: int | None = None,
+    order: str = "hashed",
+    lang: str | None = None,
 ) -> list[str]:
     """Return whole source files (a handbook page, a stdlib module, a TeX chapter) instead of chunks.
 
-    Why: chunks are about 1000 tokens, too short to fill a 2048-token context. Consecutive chunks of one
-    file are joined back (the extracted text of the file, less tiny or duplicate chunks). Where a split holds only some
-    chunks of a file (the PARI manual is split chunk by chunk), each run of consecutive chunks is one text.
-    ``order`` and ``max_files`` work as in :func:`load_documents`, on files.
+    Why: chunks are about 1000 tokens, too short to fill a 2048-token context. Consecutive chunks of
+    one file are joined back (the extracted text of the file, less tiny or duplicate chunks). Where a
+    split holds only some chunks of a file (the PARI manual is split chunk by chunk), each run of
+    consecutive chunks is one text. The other arguments work as in :func:`load_documents`, on files.
     """
     if max_files is not None and max_files < 0:
         raise ValueError(f"max_files must be >= 0 or None, got {max_files}")
     runs: list[tuple[str, list[str]]] = []
     previous: tuple[str, int] | None = None
-    for doc in load_documents(domain, split, order="natural"):
+    for doc in load_documents(domain, split, order="natural", lang=lang):
         source = doc.id.rpartition("#")[0]
         if previous == (source, doc.index - 1):  # the next chunk of the domain, from the same file
             runs[-1][1].append(doc.text)
