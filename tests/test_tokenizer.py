@@ -648,3 +648,12 @@ def test_unsupported_requests_fail_with_a_clear_error(tok):
     assert roomy.add_tokens(["<new_token>"], special_tokens=True) == 1
     new_id = roomy.convert_tokens_to_ids("<new_token>")
     assert new_id in roomy.disabled_ids and roomy("a <new_token> b")["input_ids"].count(new_id) == 1
+
+
+def test_visualize_pieces_when_tokens_decode_differently_alone(word_tok):
+    # The WordPiece decoder puts spaces *between* words, so a word decoded alone lacks its space.
+    text = "the cat sat on the mat the cat sat on the mat"
+    ids = word_tok(text)["input_ids"]
+    plain = word_tok.visualize(ids, format="plain", skip_special_tokens=True)
+    assert plain.replace("[", "").replace("]", "") == word_tok.decode(ids, skip_special_tokens=True)
+    assert "[" in plain

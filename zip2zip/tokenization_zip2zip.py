@@ -752,15 +752,16 @@ class Zip2ZipTokenizer(PythonBackend):
             codes = self.encode(ids_or_text, add_special_tokens=add_special_tokens)
         else:
             codes = [int(c) for c in ids_or_text]
-        phrases = self._phrases(codes)
-        pieces = self._text_pieces(phrases)
+        phrases = self._phrases(codes)  # the whole sequence, so every hypertoken is known
         special = set(self.all_special_ids)
+        if skip_special_tokens:  # specials are disabled ids: dropping them leaves every other code intact
+            kept = [(code, phrase) for code, phrase in zip(codes, phrases) if code not in special]
+            codes, phrases = [c for c, _ in kept], [p for _, p in kept]
+        pieces = self._text_pieces(phrases)
         out = []
         hyper_index = 0
         for code, phrase, piece in zip(codes, phrases, pieces):
             is_special = code in special
-            if is_special and skip_special_tokens:
-                continue
             is_hyper = code >= self.codec.base_vocab_size
             out.append(_render_piece(piece, code, phrase, is_hyper, is_special, hyper_index, format))
             hyper_index += is_hyper
@@ -772,9 +773,11 @@ class Zip2ZipTokenizer(PythonBackend):
     def _text_pieces(self, phrases: list[tuple[int, ...]]) -> list[str]:
         """The text each code stands for; the pieces join to the decoded sequence.
 
-        Decoding each code alone is right for most vocabularies, but a byte-level character split across
-        codes, or a decoder that strips the leading space of a text, would make the pieces disagree with the
-        whole: then each piece is the growth of the decoded prefix (ignoring an incomplete trailing character).
+        Decoding each code alone is right for most vocabularies, but not when a byte-level character is
+        split across codes, or when the decoder strips the leading space of a text. Then each piece is what
+        the code adds to the text decoded from a few codes before it (an incomplete trailing character is
+        left to the code that completes it); the context start is the same on both sides, so its own
+        artefacts cancel. If even that disagrees with the whole, pieces are grown from full prefixes.
         """
         decode = self.base.decode
         pieces = [decode(list(phrase)) for phrase in phrases]
@@ -782,14 +785,20 @@ class Zip2ZipTokenizer(PythonBackend):
         whole = decode(flat)
         if "".join(pieces) == whole:
             return pieces
-        pieces, done, end = [], "", 0
-        for k, phrase in enumerate(phrases):
-            end += len(phrase)
-            prefix = whole if k == len(phrases) - 1 else decode(flat[:end]).rstrip("\ufffd")
-            if not prefix.startswith(done):
-                prefix = done
-            pieces.append(prefix[len(done) :])
-            done = prefix
+        starts = [0]
+        for phrase in phrases:
+            starts.append(starts[-1] + len(phrase))
+        last = len(phrases) - 1
+        for context in (8, None):  # a few codes of context, then (slow but sure) the whole prefix
+            pieces = []
+            for k in range(len(phrases)):
+                begin = 0 if context is None else starts[max(0, k - context)]
+                before = decode(flat[begin : starts[k]]).rstrip("\ufffd")
+                after = decode(flat[begin : starts[k + 1]])
+                after = after if k == last else after.rstrip("\ufffd")
+                pieces.append(after[len(before) :] if after.startswith(before) else "")
+            if "".join(pieces) == whole:
+                break
         return pieces
 
 
