@@ -477,7 +477,7 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
     def _per_entry(self, codebook: torch.Tensor, encode) -> torch.Tensor:
         B, K, _ = codebook.shape
         valid = codebook[..., 0] >= 0
-        vectors = encode(codebook[valid])
+        vectors = _encode_distinct(codebook[valid], encode)
         out = vectors.new_zeros(B, K, vectors.shape[-1])
         return out.index_put((valid,), vectors) if vectors.shape[0] else out
 
@@ -521,7 +521,7 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
             cache = past_key_values
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config = self.config
-        V, C, M = config.base_vocab_size, config.max_codebook_size, config.max_subtokens
+        V, C = config.base_vocab_size, config.max_codebook_size
         if input_ids is None:
             raise ValueError(
                 "Zip2ZipForCausalLM needs input_ids (compressed ids): hypertoken embeddings depend on each row's "
@@ -576,16 +576,15 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
                     raise ValueError(
                         f"hypertoken id {int(slots.max()) + V} has no entry in the given codebook ({K} slots per row)"
                     )
-                flat = rows * K + slots
-                unique, inverse = torch.unique(flat, return_inverse=True)
-                entries = codebook.reshape(-1, M)[unique]
-                if bool((entries[:, 0] < 0).any()):
-                    bad = int(flat[(codebook.reshape(-1, M)[flat, 0] < 0)][0])
+                entries = codebook[rows, slots]
+                empty = entries[:, 0] < 0
+                if bool(empty.any()):
+                    i = int(empty.nonzero()[0])
                     raise ValueError(
-                        f"hypertoken id {bad % K + V} in row {bad // K} has an empty codebook slot; the codebook "
-                        "does not match input_ids (rebuild it with the same tokenizer settings)"
+                        f"hypertoken id {int(slots[i]) + V} in row {int(rows[i])} has an empty codebook slot; the "
+                        "codebook does not match input_ids (rebuild it with the same tokenizer settings)"
                     )
-                vectors = self.embed_hypertokens(entries)[inverse]
+                vectors = _encode_distinct(entries, self.embed_hypertokens)
             inputs_embeds = inputs_embeds.index_put((rows, cols), vectors.to(inputs_embeds.dtype))
 
         # --- positions
@@ -660,23 +659,36 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
         K = codebook.shape[1] if codebook is not None else 0
         if codebook_output_embeds is not None:
             K = codebook_output_embeds.shape[1]
-        if K > 0 and T > 0 and bool((accept_limits > 0).any()):
-            vectors = (
-                codebook_output_embeds
-                if codebook_output_embeds is not None
-                else self.unembed_codebook(codebook)
-            )
-            scores = torch.bmm(hidden_states, vectors.to(hidden_states.dtype).transpose(1, 2))
-            allowed = torch.arange(K, device=scores.device) < accept_limits[..., None]
-            hyper_logits[..., :K] = scores.to(base_logits.dtype).masked_fill(~allowed, float("-inf"))
+        use_codebook = K > 0 and T > 0 and bool((accept_limits > 0).any())
+        rows = cols = None
         if candidates is not None:
             has_candidate = candidates[..., 0] >= 0
             if bool(has_candidate.any()):
                 rows, cols = has_candidate.nonzero(as_tuple=True)
-                unique, inverse = torch.unique(candidates[rows, cols], dim=0, return_inverse=True)
-                vectors = self.unembed_hypertokens(unique).to(hidden_states.dtype)[inverse]
-                scores = (hidden_states[rows, cols] * vectors).sum(-1)
-                hyper_logits[rows, cols, accept_limits[rows, cols] - 1] = scores.to(hyper_logits.dtype)
+        # One output-encoder pass over the distinct entries (codebook entries of every row, then the KwKwK
+        # candidates): the encoder is context-free, so equal entries share one vector.
+        groups = []
+        if use_codebook and codebook_output_embeds is None:
+            valid = codebook[..., 0] >= 0
+            groups.append(codebook[valid])
+        if rows is not None:
+            groups.append(candidates[rows, cols])
+        if groups:
+            vectors = _encode_distinct(torch.cat(groups), self.unembed_hypertokens).to(hidden_states.dtype)
+            if use_codebook and codebook_output_embeds is None:
+                codebook_output_embeds = vectors.new_zeros(B, K, vectors.shape[-1]).index_put(
+                    (valid,), vectors[: groups[0].shape[0]]
+                )
+            candidate_vectors = (
+                vectors[vectors.shape[0] - groups[-1].shape[0] :] if rows is not None else None
+            )
+        if use_codebook:
+            scores = torch.bmm(hidden_states, codebook_output_embeds.to(hidden_states.dtype).transpose(1, 2))
+            allowed = torch.arange(K, device=scores.device) < accept_limits[..., None]
+            hyper_logits[..., :K] = scores.to(base_logits.dtype).masked_fill(~allowed, float("-inf"))
+        if rows is not None:
+            scores = (hidden_states[rows, cols] * candidate_vectors).sum(-1)
+            hyper_logits[rows, cols, accept_limits[rows, cols] - 1] = scores.to(hyper_logits.dtype)
         cap = getattr(config.text_config, "final_logit_softcapping", None)
         if cap:
             # The base model caps its logits; cap the slot scores alike but keep masked slots at -inf.
@@ -762,6 +774,14 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
                 f"disabled_ids (model: V={self.config.base_vocab_size}, C={self.config.max_codebook_size}, "
                 f"M={self.config.max_subtokens}, {len(self.config.disabled_ids)} disabled ids)"
             )
+
+
+def _encode_distinct(entries: torch.Tensor, encode) -> torch.Tensor:
+    """``encode(entries)`` computed once per distinct entry (rows of ``entries``), then gathered back."""
+    unique, inverse = torch.unique(entries, dim=0, return_inverse=True)
+    if unique.shape[0] == entries.shape[0]:
+        return encode(entries)
+    return encode(unique)[inverse]
 
 
 def _kept_positions(logits_to_keep: int | torch.Tensor, length: int, device: torch.device) -> Any:
