@@ -234,9 +234,206 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ============================================================================================ compress
+
+
+def _register_compress(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "compress",
+        help="show how LZW compresses files into hypertokens (counts, ratio, coloured view)",
+        description=(
+            "Tokenize each FILE with the base tokenizer, cut its tokens into windows of --context base tokens "
+            "(one model context each), LZW-compress every window and print base tokens, codes, compression "
+            "ratio, hypertoken share and a coloured view of where hypertokens fall."
+        ),
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="text files ('-' reads standard input)")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="base tokenizer folder or zip2zip repo (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    p.add_argument("--max-codebook-size", type=int, default=2048, help="C (default 2048)")
+    p.add_argument("--max-subtokens", type=int, default=4, help="M (default 4)")
+    p.add_argument("--context", type=int, default=2048, help="base tokens per window (default 2048)")
+    p.add_argument("--protect-digits", action="store_true", help="never merge digit tokens")
+    p.add_argument(
+        "--show", type=int, default=1200, help="characters of the coloured view per file (0: none)"
+    )
+    p.add_argument("--html", default=None, metavar="OUT", help="also write the coloured view as an HTML file")
+    p.add_argument("--no-color", action="store_true", help="bracket hypertokens instead of colouring them")
+    p.set_defaults(func=_cmd_compress)
+
+
+def _load_zip2zip_tokenizer(path: str | None, **settings: Any):
+    """A Zip2ZipTokenizer: a saved zip2zip repo as is, or a base tokenizer wrapped with ``settings``."""
+    from transformers import AutoTokenizer
+
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    if path is None:
+        from .defaults import default_base_path
+
+        path = default_base_path()
+    base = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    if isinstance(base, Zip2ZipTokenizer) or hasattr(base, "codec"):
+        return base
+    return Zip2ZipTokenizer.from_base(base, settings)
+
+
+def compression_stats(tokenizer: Any, text: str, context: int) -> dict[str, Any]:
+    """Compress ``text`` window by window (``context`` base tokens each); return counts and the codes."""
+    base = tokenizer.base(text, add_special_tokens=False)["input_ids"]
+    windows = [base[i : i + context] for i in range(0, len(base), context)] or [[]]
+    codes = [tokenizer.codec.encode(window) for window in windows]
+    n_codes = sum(map(len, codes))
+    n_hyper = sum(c >= tokenizer.base_vocab_size for row in codes for c in row)
+    return {
+        "bytes": len(text.encode("utf-8")),
+        "base_tokens": len(base),
+        "codes": n_codes,
+        "hypertokens": n_hyper,
+        "ratio": len(base) / n_codes if n_codes else 1.0,
+        "hypertoken_share": n_hyper / n_codes if n_codes else 0.0,
+        "windows": codes,
+    }
+
+
+def _print_stats_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    header = f"{'':<28} {'bytes':>9} {'base tokens':>12} {'codes':>9} {'ratio':>7} {'hypertokens':>12}"
+    print(header)
+    print("-" * len(header))
+    for name, st in rows:
+        print(
+            f"{name[-28:]:<28} {st['bytes']:>9,} {st['base_tokens']:>12,} {st['codes']:>9,} "
+            f"{st['ratio']:>7.3f} {st['hypertoken_share']:>11.1%}"
+        )
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    tokenizer = _load_zip2zip_tokenizer(
+        args.tokenizer,
+        max_codebook_size=args.max_codebook_size,
+        max_subtokens=args.max_subtokens,
+        protect_digits=args.protect_digits,
+    )
+    if args.context < 1:
+        raise SystemExit(f"--context must be >= 1 base token, got {args.context}")
+    rows = []
+    html_parts = []
+    for name in args.files:
+        if name == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                with open(name, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError) as error:
+                raise SystemExit(f"cannot read {name!r} as UTF-8 text: {error}") from None
+        stats = compression_stats(tokenizer, text, args.context)
+        rows.append((name, stats))
+        if args.show:
+            view = _first_chars(stats["windows"][0], tokenizer, args.show)
+            print(f"\n== {name} (first window, {len(view)} codes shown)")
+            print(tokenizer.visualize(view, format="plain" if args.no_color else "ansi"))
+        if args.html:
+            html_parts.append(f"<h3>{name}</h3>" + tokenizer.visualize(stats["windows"][0], format="html"))
+    print()
+    print(
+        f"LZW with max_codebook_size={tokenizer.max_codebook_size}, max_subtokens={tokenizer.max_subtokens}, "
+        f"windows of {args.context} base tokens"
+    )
+    _print_stats_table(rows)
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as handle:
+            handle.write("<html><meta charset='utf-8'><body>" + "".join(html_parts) + "</body></html>")
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _first_chars(codes: list[int], tokenizer: Any, chars: int) -> list[int]:
+    """The shortest prefix of ``codes`` whose text reaches ``chars`` characters (hypertokens stay valid)."""
+    text_length = 0
+    trace = tokenizer.codec.trace(codes)
+    for i, span in enumerate(trace.spans):
+        text_length += span * 4  # about 4 characters per base token; precise enough to cut a preview
+        if text_length >= chars:
+            return codes[: i + 1]
+    return codes
+
+
+# ============================================================================================ demo
+
+_DEMO_DOMAINS = ("code", "prose", "math", "multilingual")
+
+
+def _register_demo(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="the main job: zip2zip on the embedded SmolLM2, domain by domain",
+        description=(
+            "Load the embedded SmolLM2-135M-Instruct tokenizer, compress held-out samples of several domains "
+            "(code, prose, math, several languages) and show where hypertokens fall, with a table of "
+            "positions saved per domain."
+        ),
+    )
+    p.add_argument("--max-codebook-size", type=int, default=2048)
+    p.add_argument("--max-subtokens", type=int, default=4)
+    p.add_argument("--context", type=int, default=1024, help="base tokens per sample (default 1024)")
+    p.add_argument("--samples", type=int, default=8, help="held-out samples per domain (default 8)")
+    p.add_argument("--no-color", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .corpora import CorpusUnavailableError, load_files
+
+    print("zip2zip demo: loading the embedded SmolLM2-135M-Instruct (converted once, then cached)...")
+    tokenizer = _load_zip2zip_tokenizer(
+        None, max_codebook_size=args.max_codebook_size, max_subtokens=args.max_subtokens
+    )
+    rows = []
+    for domain in _DEMO_DOMAINS:
+        try:
+            texts = load_files(domain, split="heldout", max_files=args.samples)
+        except CorpusUnavailableError as error:
+            print(f"[{domain}] skipped: {error}")
+            continue
+        merged = {"bytes": 0, "base_tokens": 0, "codes": 0, "hypertokens": 0}
+        first = None
+        for text in texts:
+            stats = compression_stats(tokenizer, text, args.context)
+            stats["windows"] = stats["windows"][:1]  # one context per sample
+            window = stats["windows"][0]
+            trace = tokenizer.codec.trace(window)
+            n_base = sum(trace.spans)
+            n_hyper = sum(c >= tokenizer.base_vocab_size for c in window)
+            merged["bytes"] += len(tokenizer.base.decode(trace.base_ids).encode("utf-8"))
+            merged["base_tokens"] += n_base
+            merged["codes"] += len(window)
+            merged["hypertokens"] += n_hyper
+            first = first or window
+        merged["ratio"] = merged["base_tokens"] / max(merged["codes"], 1)
+        merged["hypertoken_share"] = merged["hypertokens"] / max(merged["codes"], 1)
+        rows.append((domain, merged))
+        if first:
+            print(f"\n== {domain}: the start of a held-out sample, hypertokens highlighted")
+            print(
+                tokenizer.visualize(
+                    _first_chars(first, tokenizer, 600), format="plain" if args.no_color else "ansi"
+                )
+            )
+    print(
+        f"\nPositions a model needs per domain ({args.samples} held-out samples of up to {args.context} base "
+        f"tokens; M={tokenizer.max_subtokens}, C={tokenizer.max_codebook_size}):"
+    )
+    _print_stats_table(rows)
+    return 0
+
+
 # ============================================================================================ entry point
 
-_REGISTRARS: list[Callable[[Any], None]] = [_register_train]
+_REGISTRARS: list[Callable[[Any], None]] = [_register_train, _register_compress, _register_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
