@@ -12,6 +12,7 @@ from .tokenization_zip2zip import (
     default_disabled_ids,
 )
 
+# The training names (zip2zip.trainer) are imported on first use: they pull in TRL, which takes seconds.
 __all__ = [
     "Codebook",
     "DecodeTrace",
@@ -19,13 +20,37 @@ __all__ = [
     "LZWDecoder",
     "Zip2ZipCausalLMOutputWithPast",
     "Zip2ZipConfig",
+    "Zip2ZipDataCollator",
     "Zip2ZipForCausalLM",
+    "Zip2ZipSFTConfig",
+    "Zip2ZipSFTTrainer",
     "Zip2ZipTextIteratorStreamer",
     "Zip2ZipTextStreamer",
     "Zip2ZipTokenizer",
     "default_disabled_ids",
+    "default_lora_config",
+    "zip2zip_from_base",
 ]
 __version__ = "0.1.0"
+
+_TRAINING_NAMES = frozenset(
+    {
+        "Zip2ZipDataCollator",
+        "Zip2ZipSFTConfig",
+        "Zip2ZipSFTTrainer",
+        "default_lora_config",
+        "zip2zip_from_base",
+    }
+)
+
+
+def __getattr__(name: str):
+    if name in _TRAINING_NAMES:
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'zip2zip' has no attribute {name!r}")
+
 
 # Local use without remote code: the Auto classes resolve model_type "zip2zip" to these classes.
 AutoConfig.register("zip2zip", Zip2ZipConfig, exist_ok=True)

@@ -423,7 +423,36 @@ def zip2zip_from_base(
     elif isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
     model = Zip2ZipForCausalLM.from_base(base_model_or_path, tokenizer=tokenizer, dtype=dtype, **settings)
+    _ensure_zero_init(model)
     return model, Zip2ZipTokenizer.from_base(tokenizer, model.config)
+
+
+def _ensure_zero_init(model: nn.Module) -> None:
+    """Make an untrained hypertoken start at its first (or mean) constituent, as `encoder_init` promises.
+
+    With `encoder_init="residual"` or `"mean"`, a hyper-encoder's output projection must start at zero (the
+    zip2zip++ fix: otherwise the random correction dwarfs the constituent and the first steps see losses of
+    50+ nats instead of about the base model's). Training depends on it, so it is checked (and enforced) here.
+    """
+    if getattr(model.config, "encoder_init", "random") == "random":
+        return
+    for name in ("input_encoder", "output_encoder"):
+        encoder = getattr(model, name, None)
+        projection = getattr(encoder, "out_proj", None)
+        if projection is None:
+            continue
+        if projection.weight.detach().abs().max() > 0 or (
+            projection.bias is not None and projection.bias.detach().abs().max() > 0
+        ):
+            logger.warning(
+                "%s.out_proj was not zero-initialised; zeroing it (encoder_init=%r)",
+                name,
+                model.config.encoder_init,
+            )
+            with torch.no_grad():
+                projection.weight.zero_()
+                if projection.bias is not None:
+                    projection.bias.zero_()
 
 
 def lora_target_modules(model: nn.Module) -> str:

@@ -1,0 +1,375 @@
+"""Training throughput: zip2zip LoRA SFT vs plain LoRA SFT of the base model, in bytes of text per second.
+
+One run, side by side, on the same data with the same batch shape in *base* tokens: rows of ``--length``
+base tokens cut from the ``--domain`` corpus (training split), ``--batch`` rows per step.
+
+* ``base``: TRL's stock ``SFTTrainer`` on SmolLM2-135M-Instruct with LoRA (its fused LM head), rows of
+  ``length`` base ids.
+* ``zip2zip``: ``Zip2ZipSFTTrainer`` on the zip2zip model built from the same base (same LoRA), the same rows
+  LZW-compressed: shorter sequences, plus the hyper-encoders and the ``V + C``-wide logits.
+
+Both arms run ``--warmup`` + ``--steps`` optimizer steps (dataset preparation is done before timing in both);
+only the steps after the warm-up are timed, and the arms alternate for ``--rounds`` rounds so that machine
+noise hits both. Throughput is the bytes of the trained rows' text per second; the headline is the ratio.
+
+The overhead breakdown times one forward+backward of one batch outside the trainer (median of
+``--repeats``): the base on ``length`` tokens, the zip2zip model with every hypertoken feature switched off on
+the *compressed* length (what the shorter sequence alone would cost), and the full zip2zip step; the
+difference is the hypertoken overhead, of which the hyper-encoders' forward passes are timed with hooks. The
+collator's LZW work (codebook state per row) is timed separately; it runs in the data loader.
+
+Run: ``python benchmarks/training.py [--domain code] [--length 1024] [--batch 2] [--steps 3] [--device auto]``.
+Bar (issue 6): zip2zip >= 1.15x the base's bytes per second on code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import TrainerCallback
+
+BAR = 1.15
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of each optimizer step (synchronised on CUDA)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        _sync()
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        _sync()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def load_rows(tokenizer, domain: str, length: int, count: int) -> list[list[int]]:
+    """``count`` rows of exactly ``length`` base ids from the domain's training corpus (documents joined)."""
+    from zip2zip.corpora import load_corpus
+
+    rows: list[list[int]] = []
+    stream: list[int] = []
+    for doc in load_corpus(domain, split="train"):
+        stream += tokenizer(doc, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        while len(stream) >= length and len(rows) < count:
+            rows.append(stream[:length])
+            stream = stream[length:]
+        if len(rows) == count:
+            return rows
+    raise SystemExit(f"the {domain} corpus has fewer than {count} rows of {length} tokens")
+
+
+def config(out: str, args, **extra):
+    from zip2zip.trainer import Zip2ZipSFTConfig
+
+    return Zip2ZipSFTConfig(
+        output_dir=out,
+        max_steps=args.warmup + args.steps,
+        per_device_train_batch_size=args.batch,
+        learning_rate=1e-4,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        max_length=None,
+        bf16=args.device == "cuda",
+        use_cpu=args.device == "cpu",
+        seed=0,
+        **extra,
+    )
+
+
+def lora(model, args):
+    from zip2zip.trainer import default_lora_config
+
+    return default_lora_config(model, r=args.lora_r, alpha=2 * args.lora_r)
+
+
+def run_base(base_path: str, rows: list[list[int]], args) -> list[float]:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_path)
+    tok = AutoTokenizer.from_pretrained(base_path)
+    peft = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        task_type="CAUSAL_LM",
+    )
+    data = Dataset.from_dict({"input_ids": rows, "labels": rows})
+    timer = StepTimer()
+    trainer = SFTTrainer(
+        model=model,
+        args=config("/tmp/zip2zip-bench-base", args),
+        train_dataset=data,
+        processing_class=tok,
+        peft_config=peft,
+        callbacks=[timer],
+    )
+    trainer.train()
+    return timer.times[args.warmup :]
+
+
+def build_zip2zip(base_path: str, args):
+    from zip2zip.trainer import zip2zip_from_base
+
+    torch.manual_seed(0)
+    return zip2zip_from_base(
+        base_path,
+        max_codebook_size=args.codebook,
+        max_subtokens=args.subtokens,
+        encoder_num_layers=args.encoder_layers,
+        encoder_hidden_size=args.encoder_width,
+    )
+
+
+def compress(rows: list[list[int]], tok) -> list[dict]:
+    codec = tok.codec
+    out = []
+    for row in rows:
+        codes = codec.encode(row)
+        first = len(codec.decode(codes[:1]))
+        out.append(
+            {
+                "input_ids": codes,
+                "labels": codes,
+                "num_base_tokens": len(row),
+                "num_target_bytes": len(tok.base.decode(row[first:], skip_special_tokens=True).encode()),
+            }
+        )
+    return out
+
+
+def run_zip2zip(base_path: str, rows: list[list[int]], args) -> tuple[list[float], dict]:
+    from datasets import Dataset
+
+    from zip2zip.trainer import Zip2ZipSFTTrainer
+
+    model, tok = build_zip2zip(base_path, args)
+    data = Dataset.from_list(compress(rows, tok))
+    timer = StepTimer()
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config("/tmp/zip2zip-bench-z2z", args),
+        train_dataset=data,
+        processing_class=tok,
+        peft_config=lora(model, args),
+        callbacks=[timer],
+    )
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "loss" in e]
+    return timer.times[args.warmup :], logs[-1]
+
+
+def fwd_bwd_seconds(model, batch: dict, repeats: int) -> float:
+    times = []
+    for i in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        _sync()
+        start = time.perf_counter()
+        out = model(**batch)
+        out.loss.backward()
+        _sync()
+        if i:  # the first is a warm-up
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def breakdown(base_path: str, rows: list[list[int]], args) -> dict:
+    """Per-batch costs of one forward+backward, outside the trainer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from zip2zip.trainer import Zip2ZipDataCollator
+
+    device = torch.device(args.device)
+    batch_rows = rows[: args.batch]
+    result: dict[str, float] = {}
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(base_path)
+    base = get_peft_model(
+        base,
+        LoraConfig(
+            r=args.lora_r,
+            lora_alpha=2 * args.lora_r,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            task_type="CAUSAL_LM",
+        ),
+    ).to(device)
+    ids = torch.tensor(batch_rows, device=device)
+    result["base_step_s"] = fwd_bwd_seconds(base, {"input_ids": ids, "labels": ids}, args.repeats)
+    del base
+
+    model, tok = build_zip2zip(base_path, args)
+    from peft import get_peft_model as wrap
+
+    model = wrap(model, lora(model, args)).to(device)
+    examples = compress(batch_rows, tok)
+    collator = Zip2ZipDataCollator(tok.pad_token_id, tok.codec)
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        batch = collator(examples)
+    result["collator_s"] = (time.perf_counter() - start) / args.repeats
+    batch = {k: v.to(device) for k, v in batch.items() if k not in ("num_base_tokens", "num_target_bytes")}
+    result["compressed_length"] = float(batch["attention_mask"].sum(1).float().mean())
+    result["zip2zip_step_s"] = fwd_bwd_seconds(model, batch, args.repeats)
+
+    # Encoder forward time, by hooks on the two hyper-encoders.
+    inner = model.get_base_model()
+    spent = {"input_encoder": 0.0, "output_encoder": 0.0}
+    handles = []
+    for name in spent:
+        module = getattr(inner, name)
+
+        def pre(_module, _inputs, name=name):
+            _sync()
+            spent[name] -= time.perf_counter()
+
+        def post(_module, _inputs, _output, name=name):
+            _sync()
+            spent[name] += time.perf_counter()
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    with torch.no_grad():
+        model(**batch)
+    for handle in handles:
+        handle.remove()
+    result["input_encoder_fwd_s"] = spent["input_encoder"]
+    result["output_encoder_fwd_s"] = spent["output_encoder"]
+
+    # The same compressed length with every hypertoken feature off: hypertokens replaced by a base id, no codebook.
+    V = inner.config.base_vocab_size
+    plain = {
+        "input_ids": batch["input_ids"].masked_fill(batch["input_ids"] >= V, 0),
+        "attention_mask": batch["attention_mask"],
+        "labels": batch["labels"].masked_fill(batch["labels"] >= V, 0),
+        "codebook": batch["codebook"][:, :0],
+        "accept_limits": torch.zeros_like(batch["accept_limits"]),
+        "candidates": torch.full_like(batch["candidates"], -1),
+    }
+    result["short_base_step_s"] = fwd_bwd_seconds(model, plain, args.repeats)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--domain", default="code")
+    parser.add_argument("--length", type=int, default=1024, help="base tokens per row")
+    parser.add_argument("--batch", type=int, default=2, help="rows per step")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per arm and round")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="repeats of each breakdown measurement")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--codebook", type=int, default=2048)
+    parser.add_argument("--subtokens", type=int, default=4)
+    parser.add_argument("--encoder-layers", type=int, default=2)
+    parser.add_argument("--encoder-width", type=int, default=None)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine, spinning OpenMP threads make timings erratic)",
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    from transformers import AutoTokenizer
+
+    from zip2zip.defaults import default_base_path
+
+    base_path = default_base_path()
+    tok = AutoTokenizer.from_pretrained(base_path)
+    rows = load_rows(tok, args.domain, args.length, args.batch * (args.warmup + args.steps))
+    text_bytes = [len(tok.decode(row, skip_special_tokens=True).encode()) for row in rows]
+    timed_bytes = sum(text_bytes) * args.steps / (args.warmup + args.steps)
+
+    base_times: list[float] = []
+    z2z_times: list[float] = []
+    last_log: dict = {}
+    for _ in range(args.rounds):
+        base_times += run_base(base_path, rows, args)
+        times, last_log = run_zip2zip(base_path, rows, args)
+        z2z_times += times
+    base_bps = timed_bytes / (sum(base_times) / args.rounds)
+    z2z_bps = timed_bytes / (sum(z2z_times) / args.rounds)
+    speedup = z2z_bps / base_bps
+    results = {
+        "domain": args.domain,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "batch_rows": args.batch,
+        "row_base_tokens": args.length,
+        "compression_ratio": last_log.get("compression_ratio"),
+        "hypertoken_share": last_log.get("hypertoken_share"),
+        "base_step_s": statistics.median(base_times),
+        "zip2zip_step_s": statistics.median(z2z_times),
+        "base_bytes_per_s": base_bps,
+        "zip2zip_bytes_per_s": z2z_bps,
+        "speedup": speedup,
+        "bar": BAR,
+        "passes": speedup >= BAR,
+    }
+    print(
+        f"\nTraining throughput on {args.domain}, {args.batch} x {args.length} base tokens per step, {args.device}"
+    )
+    print(f"{'arm':<10}{'s/step (median)':>18}{'bytes/s':>12}")
+    print(f"{'base':<10}{results['base_step_s']:>18.3f}{base_bps:>12.0f}")
+    print(f"{'zip2zip':<10}{results['zip2zip_step_s']:>18.3f}{z2z_bps:>12.0f}")
+    print(
+        f"speedup {speedup:.3f}x (bar {BAR}x: {'PASS' if speedup >= BAR else 'FAIL'}); compression ratio "
+        f"{results['compression_ratio']}, hypertoken share of targets {results['hypertoken_share']}"
+    )
+    if not args.no_breakdown:
+        parts = breakdown(base_path, rows, args)
+        results["breakdown"] = parts
+        overhead = parts["zip2zip_step_s"] - parts["short_base_step_s"]
+        print("\nOne forward+backward of one batch (median), seconds:")
+        print(f"  base, {args.length} tokens/row                      {parts['base_step_s']:.3f}")
+        print(
+            f"  zip2zip model, hypertokens off, {parts['compressed_length']:.0f} codes/row  "
+            f"{parts['short_base_step_s']:.3f}   (shorter sequence alone)"
+        )
+        print(f"  zip2zip full step                               {parts['zip2zip_step_s']:.3f}")
+        print(
+            f"  hypertoken overhead                             {overhead:.3f}  ({overhead / parts['short_base_step_s']:.0%})"
+        )
+        print(f"    input encoder forward                         {parts['input_encoder_fwd_s']:.3f}")
+        print(f"    output encoder forward (whole codebook)       {parts['output_encoder_fwd_s']:.3f}")
+        rest = overhead - parts["input_encoder_fwd_s"] - parts["output_encoder_fwd_s"]
+        print(f"    the rest (encoder backward, V+C logits, mask) {rest:.3f}")
+        print(f"  collator LZW state per batch (data loader)      {parts['collator_s']:.3f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
