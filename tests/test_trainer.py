@@ -442,3 +442,39 @@ def test_cli_train_runs_and_resumes(tmp_path, capsys):
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4]
+
+
+def test_cli_data_loader_reads_files_jsonl_and_saved_datasets(tmp_path):
+    from zip2zip.cli import _load_training_data
+
+    (tmp_path / "a.txt").write_text("first document")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"body": "second"}) + "\n" + json.dumps({"body": "third"}))
+    Dataset.from_dict({"body": ["fourth"]}).save_to_disk(str(tmp_path / "saved"))
+    data = _load_training_data(
+        [str(tmp_path / "saved"), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")], [], "body"
+    )
+    assert sorted(data["body"]) == ["first document", "fourth", "second", "third"]
+    with pytest.raises(ValueError, match="no 'text' field"):
+        _load_training_data([str(tmp_path / "b.jsonl")], [], "text")
+
+
+def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
+    from peft import LoraConfig
+
+    model, tok = build()
+    user_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "o_proj"])
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=1),
+        train_dataset=text_dataset(1),
+        processing_class=tok,
+        peft_config=user_config,
+    )
+    adapted = {name for name, _ in trainer.model.named_modules() if name.endswith(".lora_A")}
+    assert adapted and all(".language_model." in name for name in adapted)
+    trainable = {name for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert any("input_encoder" in name for name in trainable) and any(
+        "output_encoder" in name for name in trainable
+    )
+    assert user_config.modules_to_save is None  # the caller's object is left alone
+    assert trainer.model.peft_config["default"].task_type == "CAUSAL_LM"

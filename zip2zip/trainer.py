@@ -48,6 +48,7 @@ __all__ = [
     "Zip2ZipDataCollator",
     "Zip2ZipSFTConfig",
     "Zip2ZipSFTTrainer",
+    "adapt_peft_config",
     "default_lora_config",
     "lora_target_modules",
     "tokenize_example",
@@ -517,6 +518,36 @@ def default_lora_config(
     )
 
 
+def adapt_peft_config(peft_config: Any, model: nn.Module) -> Any:
+    """Make a user's PEFT config fit a zip2zip model the way the recipe intends (a copy; the input is untouched).
+
+    - `target_modules` given as names (`["q_proj", "o_proj"]`) would also match the hyper-encoders' own layers
+      (they have `o_proj` and `qkv_proj` too) and put adapters on freshly initialised weights; names are turned
+      into a regex anchored on the base model (`language_model.`). `"all-linear"` becomes
+      :func:`lora_target_modules`. A regex string is taken as the user wrote it.
+    - The hyper-encoders (and the reconstruction head) are new layers: PEFT would freeze them at their random
+      initialisation and not save them, so they are added to `modules_to_save`.
+    - `task_type=None` becomes `"CAUSAL_LM"`, so that the saved adapter names a loadable auto class.
+    """
+    config = copy.deepcopy(peft_config)
+    targets = getattr(config, "target_modules", None)
+    if targets == "all-linear":
+        config.target_modules = lora_target_modules(model)
+    elif isinstance(targets, (list, set, tuple)) and targets:
+        names = sorted(str(t) for t in targets)
+        config.target_modules = r"language_model\..*\.(" + "|".join(re.escape(n) for n in names) + r")"
+    if hasattr(config, "modules_to_save"):
+        wanted = [name for name in _ENCODER_MODULES if getattr(model, name, None) is not None]
+        present = list(config.modules_to_save or [])
+        missing = [name for name in wanted if name not in present]
+        if missing:
+            logger.info("adding the hyper-encoder modules %s to the PEFT modules_to_save", missing)
+            config.modules_to_save = present + missing
+    if getattr(config, "task_type", "unset") is None:
+        config.task_type = "CAUSAL_LM"
+    return config
+
+
 # ============================================================================================ trainer
 
 
@@ -579,6 +610,8 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 "Zip2ZipForCausalLM.from_base(...) or zip2zip.trainer.zip2zip_from_base(...)"
             )
         processing_class = _as_zip2zip_tokenizer(processing_class, model)
+        if peft_config is not None:
+            peft_config = adapt_peft_config(peft_config, model)
 
         # Reconstruction weight: the model's unless the run overrides it.
         weight = args.reconstruction_loss_weight
@@ -718,7 +751,8 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         loss = lm_loss
         reconstruction = outputs.reconstruction_loss
         if reconstruction is not None:
-            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+            accumulating = num_items_in_batch is not None and self.model.training
+            steps = self.current_gradient_accumulation_steps if accumulating else 1
             # Weight 0 still keeps the head in the graph (DDP expects every trainable parameter to get a gradient).
             loss = loss + (self.reconstruction_loss_weight / steps) * reconstruction
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
