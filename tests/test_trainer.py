@@ -478,3 +478,19 @@ def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
     )
     assert user_config.modules_to_save is None  # the caller's object is left alone
     assert trainer.model.peft_config["default"].task_type == "CAUSAL_LM"
+
+
+def test_gradient_checkpointing_default_works_with_lora(tmp_path):
+    """SFTConfig turns gradient checkpointing on by default; the zip2zip forward must train under it."""
+    model, tok = build()
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=2, gradient_checkpointing=True),
+        train_dataset=text_dataset(),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8),
+    )
+    before = snapshot(trainer.model)
+    trainer.train()
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())]
+    assert any("lora_B" in n for n in changed) and any("output_encoder" in n for n in changed)
