@@ -86,7 +86,7 @@ def training_mix(docs_per_domain: int | None, seed: int) -> Dataset:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Uptrain SmolLM2-135M-Instruct into a zip2zip model.")
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), default="cuda" if torch.cuda.is_available() else "cpu"
+        "--preset", choices=sorted(PRESETS), default="gpu" if torch.cuda.is_available() else "cpu"
     )
     parser.add_argument("--output", default="smollm2-135m-zip2zip")
     parser.add_argument("--steps", type=int)
@@ -99,8 +99,6 @@ def main() -> None:
     parser.add_argument("--docs-per-domain", type=int)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.preset == "cuda":
-        args.preset = "gpu"
     settings = dict(PRESETS[args.preset])
     for key in settings:
         if getattr(args, key, None) is not None:
