@@ -30,12 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_zip2zip import Zip2ZipConfig
+from .generation_zip2zip import Zip2ZipGenerationMixin
 from .lzw import LZWCodec
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class Zip2ZipPreTrainedModel(PreTrainedModel):
             init.zeros_(module.out_proj.bias)
 
 
-class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, GenerationMixin):
+class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
     r"""
     A base causal LM extended with LZW hypertokens: hyper-encoders for embedding and unembedding, logits
     of width `V + C` with the exact decoder-time codebook mask, compressed cross-entropy and the optional

@@ -1,0 +1,540 @@
+"""Generation with per-row LZW codebooks: generate(), streaming, pipeline, chat, batching, statistics.
+
+Everything runs on a tiny random Llama with the tiny byte-level BPE tokenizer (tests/_tiny_*.py), on one
+CPU thread. The invariants of the generation issue are marked "invariant N".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from contextlib import redirect_stdout
+
+import pytest
+import torch
+from _tiny_models import tiny_base_model
+from _tiny_tokenizers import tiny_bpe_tokenizer
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TextIteratorStreamer,
+    TextStreamer,
+    pipeline,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from zip2zip import Zip2ZipForCausalLM, Zip2ZipTextStreamer, Zip2ZipTokenizer
+from zip2zip.generation_zip2zip import Zip2ZipGenerateOutput, Zip2ZipGenerationStats
+
+C = 64
+SMALL = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}
+PROMPTS = [
+    "the cat sat on the mat. the cat sat on the hat. the cat",
+    "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return",
+    "The quick brown fox",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test machines are shared: two threads that wait on each other make tiny ops 100x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def build(max_subtokens=4, position_mode="compressed", seed=0, loud_hypertokens=False):
+    """A tiny zip2zip model and its tokenizer; the encoders are perturbed so hypertokens have real vectors.
+
+    `loud_hypertokens` gives the output encoder large random weights: hypertoken logits then dwarf base
+    logits, so sampling emits hypertokens often (the stress test).
+    """
+    base_tok = tiny_bpe_tokenizer()
+    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=seed)
+    model = Zip2ZipForCausalLM.from_base(
+        base,
+        tokenizer=base_tok,
+        max_codebook_size=C,
+        max_subtokens=max_subtokens,
+        position_mode=position_mode,
+        **SMALL,
+    )
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():
+        for encoder in (model.input_encoder, model.output_encoder):
+            for p in encoder.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        if loud_hypertokens:
+            model.output_encoder.out_proj.weight.normal_(0.0, 2.0)
+    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build()
+
+
+def new_text(tok, out, prompt_len, row=0, **kwargs):
+    return tok.decode(out[row][prompt_len:], skip_special_tokens=True, **kwargs)
+
+
+def generated_codes(codes, prompt_len, stats, row):
+    return codes[row][prompt_len : prompt_len + stats.codes[row]].tolist()
+
+
+# ----------------------------------------------------------------------------- invariant 1
+
+
+def test_max_subtokens_one_generates_what_the_base_model_generates():
+    model, tok = build(max_subtokens=1)
+    base = model.language_model
+    base_tok = tok.base
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    base_enc = base_tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    assert torch.equal(enc["input_ids"], base_enc["input_ids"])
+    settings = {"max_new_tokens": 12, "do_sample": False, "pad_token_id": tok.pad_token_id}
+    ours = model.generate(**enc, **settings)
+    theirs = base.generate(**base_enc, **settings)
+    assert torch.equal(ours, theirs)
+
+    pipe = pipeline("text-generation", model=model, tokenizer=tok)
+    base_pipe = pipeline("text-generation", model=base, tokenizer=base_tok)
+    for prompt in PROMPTS:
+        a = pipe(prompt, max_new_tokens=12, do_sample=False)[0]["generated_text"]
+        b = base_pipe(prompt, max_new_tokens=12, do_sample=False)[0]["generated_text"]
+        assert a == b
+
+
+# ----------------------------------------------------------------------------- invariant 2
+
+
+@pytest.mark.parametrize("position_mode", ["compressed", "base"])
+def test_batched_greedy_equals_one_at_a_time(position_mode):
+    model, tok = build(position_mode=position_mode)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    batched = model.generate(**enc, max_new_tokens=16, do_sample=False, return_dict_in_generate=True)
+    stats = batched.generation_stats
+    assert stats.steps <= 16 and len(stats.codes) == len(PROMPTS)
+    for b, prompt in enumerate(PROMPTS):
+        one = tok(prompt, return_tensors="pt")
+        p = one["input_ids"].shape[1]
+        single = model.generate(**one, max_new_tokens=16, do_sample=False, return_dict_in_generate=True)
+        assert generated_codes(single.codes, p, single.generation_stats, 0) == generated_codes(
+            batched.codes, P, stats, b
+        )
+        assert new_text(tok, single.sequences, p) == new_text(tok, batched.sequences, P, b)
+
+
+def test_a_finished_row_pads_while_the_others_go_on(tiny):
+    model, tok = tiny
+    enc = tok([PROMPTS[0], PROMPTS[2]], return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    free = model.generate(**enc, max_new_tokens=12, do_sample=False, return_codes=True)
+    row0, row1 = free[0, P:].tolist(), free[1, P:].tolist()
+    stop = next(c for c in row0[1:] if c < model.config.base_vocab_size and c not in row1)
+    out = model.generate(
+        **enc, max_new_tokens=12, do_sample=False, eos_token_id=stop, return_dict_in_generate=True
+    )
+    stats = out.generation_stats
+    k = row0.index(stop) + 1
+    assert stats.codes == [k, 12]
+    assert out.codes[0, P : P + k].tolist() == row0[:k]
+    assert set(out.codes[0, P + k :].tolist()) <= {tok.pad_token_id}
+    assert out.codes[1, P:].tolist() == row1
+    # The expanded row is the finished text, then padding up to the longer row.
+    assert (
+        out.sequences[0, P:].tolist()[: stats.base_tokens[0]]
+        == tok.decode_to_base_ids(out.codes[0].tolist())[
+            len(tok.decode_to_base_ids(enc["input_ids"][0].tolist())) :
+        ][: stats.base_tokens[0]]
+    )
+
+
+# ----------------------------------------------------------------------------- cache, logits, positions
+
+
+@pytest.mark.parametrize("position_mode", ["compressed", "base"])
+def test_use_cache_false_equals_use_cache_true(position_mode):
+    model, tok = build(position_mode=position_mode)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    settings = {
+        "max_new_tokens": 10,
+        "do_sample": False,
+        "return_dict_in_generate": True,
+        "output_logits": True,
+    }
+    cached = model.generate(**enc, **settings)
+    uncached = model.generate(**enc, use_cache=False, **settings)
+    assert torch.equal(cached.codes, uncached.codes)
+    for a, b in zip(cached.logits, uncached.logits):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("position_mode", ["compressed", "base"])
+def test_step_logits_equal_a_full_forward(position_mode):
+    """The logits of every step equal those of one forward over the finished sequence (codes)."""
+    model, tok = build(position_mode=position_mode, loud_hypertokens=True)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    torch.manual_seed(0)
+    out = model.generate(
+        **enc,
+        max_new_tokens=12,
+        do_sample=True,
+        temperature=1.5,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
+    codes = out.codes
+    steps = codes.shape[1] - P
+    mask = torch.cat([enc["attention_mask"], torch.ones(codes.shape[0], steps, dtype=torch.long)], dim=1)
+    full = model(input_ids=codes, attention_mask=mask).logits
+    assert len(out.logits) == steps
+    for t in range(steps):
+        torch.testing.assert_close(out.logits[t], full[:, P - 1 + t], atol=1e-4, rtol=1e-4)
+    assert sum(out.generation_stats.hypertokens) > 0
+
+
+def test_scores_have_constant_width_and_stats_are_reported(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    out = model.generate(
+        **enc, max_new_tokens=8, do_sample=False, return_dict_in_generate=True, output_scores=True
+    )
+    assert isinstance(out, Zip2ZipGenerateOutput)
+    width = model.config.base_vocab_size + model.config.max_codebook_size
+    assert {tuple(s.shape) for s in out.scores} == {(len(PROMPTS), width)}
+    stats = out.generation_stats
+    assert isinstance(stats, Zip2ZipGenerationStats)
+    assert model.last_generation_stats is stats
+    V = model.config.base_vocab_size
+    P = enc["input_ids"].shape[1]
+    for b in range(len(PROMPTS)):
+        mine = out.codes[b, P : P + stats.codes[b]]
+        assert stats.hypertokens[b] == int((mine >= V).sum())
+        assert stats.base_tokens[b] >= stats.codes[b]
+    assert stats.compression >= 1.0
+    assert set(stats.to_dict()) >= {"steps", "codes", "base_tokens", "hypertokens", "compression"}
+
+
+# ----------------------------------------------------------------------------- invariants 3 and 4
+
+
+class _Collect(BaseStreamer):
+    def __init__(self):
+        self.puts: list[list[int]] = []
+
+    def put(self, value):
+        self.puts.append(value.reshape(-1).tolist())
+
+    def end(self):
+        pass
+
+
+def test_sampling_stress_every_code_is_acceptable_and_decodes():
+    """Invariant 3: sampled generations with loud hypertokens decode, and every code was acceptable."""
+    model, tok = build(loud_hypertokens=True)
+    V = model.config.base_vocab_size
+    codec = tok.codec
+    prompts = PROMPTS + ["the dog sat on the log. the dog", "for i in range(10):\n    print(i, i * i)\n"]
+    emitted = hyper = from_prompt = 0
+    for seed, (temperature, extra) in enumerate(
+        [
+            (1.5, {}),
+            (2.0, {"top_k": 20}),
+            (1.2, {"top_p": 0.9, "repetition_penalty": 1.3}),
+            (3.0, {"min_new_tokens": 10}),
+        ]
+    ):
+        torch.manual_seed(seed)
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        P = enc["input_ids"].shape[1]
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            max_new_tokens=14,
+            num_return_sequences=2,
+            return_dict_in_generate=True,
+            output_scores=True,
+            **extra,
+        )
+        stats = out.generation_stats
+        mask = enc["attention_mask"].repeat_interleave(2, dim=0)
+        for b in range(out.codes.shape[0]):
+            prompt = [c for c, m in zip(out.codes[b, :P].tolist(), mask[b].tolist()) if m]
+            codes = prompt + out.codes[b, P:].tolist()
+            trace = codec.trace(codes)  # raises on any code the decoder could not accept
+            prompt_entries = len(codec.decode_with_codebook(prompt)[1])
+            for t in range(len(prompt), len(codes)):
+                code = codes[t]
+                assert code < V + trace.accept_limits[t]
+                assert torch.isfinite(out.scores[t - len(prompt)][b, code])
+                from_prompt += V <= code < V + prompt_entries
+            text = tok.decode(codes)
+            assert text == tok.base.decode(trace.base_ids)
+            new = new_text(tok, out.sequences, P, b, clean_up_tokenization_spaces=False)
+            assert tok.decode(codes, skip_special_tokens=True, clean_up_tokenization_spaces=False).endswith(
+                new
+            )
+            emitted += stats.codes[b]
+            hyper += stats.hypertokens[b]
+    assert hyper / emitted > 0.2, (hyper, emitted)
+    assert from_prompt > 0
+
+    # Streaming under the same conditions, one sequence at a time: the streamed text is the final text.
+    for seed, prompt in enumerate(prompts):
+        torch.manual_seed(100 + seed)
+        enc = tok(prompt, return_tensors="pt")
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        result = {}
+        thread = threading.Thread(
+            target=lambda e=enc, s=streamer, r=result: r.update(
+                out=model.generate(**e, do_sample=True, temperature=2.0, max_new_tokens=14, streamer=s)
+            )
+        )
+        thread.start()
+        streamed = "".join(streamer)
+        thread.join()
+        assert streamed == new_text(tok, result["out"], enc["input_ids"].shape[1])
+
+
+def test_decoded_output_equals_text_assembled_step_by_step(tiny):
+    """Invariant 4: each step's phrase, decoded from the code stream incrementally, builds the final text."""
+    model, tok = tiny
+    for prompt in PROMPTS:
+        enc = tok(prompt, return_tensors="pt")
+        P = enc["input_ids"].shape[1]
+        collect = _Collect()
+        out = model.generate(
+            **enc, max_new_tokens=16, do_sample=False, streamer=collect, return_dict_in_generate=True
+        )
+        decoder = tok.codec.new_decoder()
+        prompt_ids = [i for c in enc["input_ids"][0].tolist() for i in decoder.feed(c).phrase]
+        steps = [list(decoder.feed(c).phrase) for c in out.codes[0, P:].tolist()]
+        assert collect.puts[0] == prompt_ids
+        assert collect.puts[1:] == [s for s in steps if s]
+        assembled = [i for s in steps for i in s]
+        assert out.sequences[0, P:].tolist() == assembled
+        assert tok.decode(out.sequences[0, P:]) == tok.base.decode(assembled)
+        assert tok.decode(out.codes[0]) == tok.base.decode(prompt_ids + assembled)
+        assert tok.decode(out.sequences[0]) == tok.decode(out.codes[0])
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+def test_text_streamer_prints_the_final_text_with_prompt_hypertokens(tiny):
+    model, tok = tiny
+    prompt = PROMPTS[0]
+    enc = tok(prompt, return_tensors="pt")
+    P = enc["input_ids"].shape[1]
+    prompt_entries = len(tok.codec.decode_with_codebook(enc["input_ids"][0].tolist())[1])
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        out = model.generate(
+            **enc,
+            max_new_tokens=16,
+            do_sample=False,
+            streamer=TextStreamer(tok, skip_prompt=True),
+            return_dict_in_generate=True,
+        )
+    V = model.config.base_vocab_size
+    assert any(V <= c < V + prompt_entries for c in out.codes[0, P:].tolist()), "no prompt hypertoken used"
+    assert buffer.getvalue() == tok.decode(out.sequences[0, P:]) + "\n"
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        out = model.generate(**enc, max_new_tokens=16, do_sample=False, streamer=TextStreamer(tok))
+    assert buffer.getvalue() == tok.decode(out[0]) + "\n"
+
+    # The tokenizer's own streamer (which expands codes itself) also works on the base ids it is given.
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        model.generate(
+            **enc, max_new_tokens=16, do_sample=False, streamer=Zip2ZipTextStreamer(tok, skip_prompt=True)
+        )
+    assert buffer.getvalue() == tok.decode(out[0][P:]) + "\n"
+
+
+def test_streamers_refuse_batches_like_transformers(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS[:2], return_tensors="pt", padding=True)
+    with pytest.raises(ValueError, match="batch size 1"):
+        model.generate(**enc, max_new_tokens=3, do_sample=False, streamer=TextStreamer(tok))
+
+
+# ----------------------------------------------------------------------------- stopping
+
+
+def test_stop_strings_stop_at_the_code_that_completes_them(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS[0], return_tensors="pt")
+    P = enc["input_ids"].shape[1]
+    free = model.generate(**enc, max_new_tokens=20, do_sample=False)
+    text = new_text(tok, free, P)
+    stop = text[6:9]
+    assert stop and stop in text
+    out = model.generate(
+        **enc,
+        max_new_tokens=20,
+        do_sample=False,
+        stop_strings=[stop],
+        tokenizer=tok,
+        return_dict_in_generate=True,
+    )
+    got = new_text(tok, out.sequences, P)
+    assert stop in got and text.startswith(got)
+    last = out.codes[0, P:].tolist()[-1]
+    phrase_len = len(tok.codec.decode(out.codes[0].tolist())) - len(
+        tok.codec.decode(out.codes[0, :-1].tolist())
+    )
+    assert stop not in tok.base.decode(out.sequences[0, P:].tolist()[:-phrase_len]), (stop, last)
+    with pytest.raises(ValueError, match="tokenizer"):
+        model.generate(**enc, max_new_tokens=5, stop_strings=["x"])
+
+
+def test_max_new_base_tokens_counts_base_tokens(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS[0], return_tensors="pt")
+    P = enc["input_ids"].shape[1]
+    free = model.generate(
+        **enc, max_new_tokens=20, do_sample=False, eos_token_id=None, return_dict_in_generate=True
+    )
+    assert free.generation_stats.steps == 20  # max_new_tokens counts codes
+    assert free.generation_stats.base_tokens[0] > 20
+    collect = _Collect()
+    out = model.generate(
+        **enc,
+        max_new_base_tokens=13,
+        do_sample=False,
+        eos_token_id=None,
+        streamer=collect,
+        return_dict_in_generate=True,
+    )
+    assert out.sequences.shape[1] - P == 13
+    assert out.sequences[0, P:].tolist() == free.sequences[0, P : P + 13].tolist()
+    assert [i for put in collect.puts[1:] for i in put] == out.sequences[0, P:].tolist()
+    assert out.generation_stats.base_tokens == [13]
+    assert out.generation_stats.steps < 13
+
+
+def test_unsupported_modes_are_rejected_up_front(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS[0], return_tensors="pt")
+    message = "supports the generation modes 'greedy_search' and 'sample'"
+    for settings in (
+        {"num_beams": 2},
+        {"num_beams": 2, "do_sample": True},
+        {"prompt_lookup_num_tokens": 3},
+        {"penalty_alpha": 0.6, "top_k": 4},
+        {"assistant_model": model},
+    ):
+        with pytest.raises(ValueError, match=message):
+            model.generate(**enc, max_new_tokens=3, **settings)
+    with pytest.raises(ValueError, match="prompt_lookup_num_tokens=3"):
+        model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
+
+
+def test_num_return_sequences_and_custom_processors(tiny):
+    model, tok = tiny
+
+    class Boost(LogitsProcessor):
+        """Shifts every score up: masked slots must stay masked."""
+
+        def __call__(self, input_ids, scores):
+            return torch.nan_to_num(scores, neginf=-1e4) + 50.0
+
+    enc = tok(PROMPTS[:2], return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        max_new_tokens=8,
+        num_return_sequences=3,
+        logits_processor=LogitsProcessorList([Boost()]),
+        return_codes=True,
+    )
+    assert out.shape[0] == 6
+    for row in out:
+        tok.decode(row)  # decodable
+    assert len(model.last_generation_stats.codes) == 6
+
+
+# ----------------------------------------------------------------------------- pipeline, chat, export
+
+
+def test_pipeline_with_a_model_object_and_chat(tiny):
+    model, tok = tiny
+    pipe = pipeline("text-generation", model=model, tokenizer=tok)
+    settings = {"max_new_tokens": 12, "do_sample": False}
+    for prompt in PROMPTS:
+        enc = tok(prompt, return_tensors="pt")
+        expected = new_text(tok, model.generate(**enc, **settings), enc["input_ids"].shape[1])
+        assert pipe(prompt, return_full_text=False, **settings)[0]["generated_text"] == expected
+        assert pipe(prompt, **settings)[0]["generated_text"] == prompt + expected
+
+    chat = [{"role": "user", "content": "the cat sat on the mat. the cat sat on the"}]
+    enc = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    P = enc["input_ids"].shape[1]
+    answer = new_text(tok, model.generate(**enc, **settings), P)
+    result = pipe(chat, **settings)[0]["generated_text"]
+    assert result[:-1] == chat and result[-1] == {"role": "assistant", "content": answer}
+
+    # Multi-turn: the decoded answer goes back into the conversation and generation goes on.
+    chat = [*chat, {"role": "assistant", "content": answer}, {"role": "user", "content": "the cat sat"}]
+    enc = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    text = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert tok.decode(enc["input_ids"][0]) == text
+    second = new_text(tok, model.generate(**enc, **settings), enc["input_ids"].shape[1])
+    assert pipe(chat, **settings)[0]["generated_text"][-1]["content"] == second
+
+
+def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
+    model, tok = tiny
+    folder = tmp_path / "repo"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    assert (folder / "generation_zip2zip.py").exists()
+    settings = {"max_new_tokens": 12, "do_sample": False}
+    enc = tok(PROMPTS[1], return_tensors="pt")
+    expected = new_text(tok, model.generate(**enc, **settings), enc["input_ids"].shape[1])
+
+    pipe = pipeline("text-generation", model=str(folder), trust_remote_code=True)
+    assert pipe(PROMPTS[1], return_full_text=False, **settings)[0]["generated_text"] == expected
+    assert pipe(PROMPTS[1], **settings)[0]["generated_text"] == PROMPTS[1] + expected
+
+    script = textwrap.dedent(
+        f"""
+        import json, sys, torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        torch.set_num_threads(1)
+        tok = AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        assert "zip2zip" not in sys.modules, "the zip2zip package was imported"
+        enc = tok({PROMPTS[1]!r}, return_tensors="pt")
+        out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True)
+        P = enc["input_ids"].shape[1]
+        print(json.dumps([tok.decode(out.sequences[0][P:], skip_special_tokens=True), type(model).__module__,
+                          out.generation_stats.steps]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text, module, steps = json.loads(result.stdout.strip().splitlines()[-1])
+    assert text == expected
+    assert module.startswith("transformers_modules")
+    assert steps == model.last_generation_stats.steps or steps <= 12
