@@ -49,7 +49,11 @@ __all__ = [
     "Zip2ZipSFTConfig",
     "Zip2ZipSFTTrainer",
     "adapt_peft_config",
+    "base_alignment",
     "default_lora_config",
+    "first_token_distillation",
+    "first_token_log_probs",
+    "hypertoken_first_ids",
     "lora_target_modules",
     "tokenize_example",
     "zip2zip_from_base",
@@ -59,6 +63,9 @@ STAT_COLUMNS: tuple[str, ...] = ("num_base_tokens", "num_target_bytes")
 """Per-example statistics that dataset preparation adds beside `input_ids` and `labels`: the base tokens the
 row stands for (compression ratio) and the UTF-8 bytes its loss targets stand for (bits per byte). The collator
 turns them into tensors; `compute_loss` takes them out before calling the model."""
+
+_BASE_COLUMNS: tuple[str, ...] = ("base_input_ids", "base_attention_mask", "base_positions")
+"""What :class:`Zip2ZipDataCollator` adds with `return_base_ids` (the teacher's rows); never given to the model."""
 
 # Projection names of the common decoder families (Llama/Mistral/Qwen2/Gemma/Phi-3, GPT-2/GPT-J/NeoX, Falcon).
 _KNOWN_PROJECTIONS: tuple[str, ...] = (
@@ -98,6 +105,10 @@ class Zip2ZipSFTConfig(SFTConfig):
         zip2zip_settings (`dict`, *optional*):
             [`Zip2ZipConfig`] fields (`max_codebook_size`, `max_subtokens`, ...) used when the trainer is given the
             path of a plain base model and converts it with `Zip2ZipForCausalLM.from_base`.
+        distillation_weight (`float`, *optional*, defaults to `0.0`):
+            Weight of the self-distillation loss from the frozen base model (see [`first_token_distillation`]);
+            `0` switches it off. It needs LoRA (or another PEFT adapter): the teacher is the same weights with
+            the adapters disabled, so no second copy of the model is kept in memory.
     """
 
     reconstruction_loss_weight: float | None = field(
@@ -107,6 +118,13 @@ class Zip2ZipSFTConfig(SFTConfig):
     zip2zip_settings: dict[str, Any] | None = field(
         default=None,
         metadata={"help": "Zip2ZipConfig fields used when converting a plain base model given by path."},
+    )
+    distillation_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the first-token distillation loss from the frozen base model (adapters disabled); "
+            "0 = off."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -127,6 +145,16 @@ class Zip2ZipSFTConfig(SFTConfig):
         ):
             raise ValueError(
                 f"Zip2ZipSFTConfig.reconstruction_loss_weight must be None or a float >= 0, got {weight!r}"
+            )
+        weight = self.distillation_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not weight >= 0
+            or math.isinf(weight)
+        ):
+            raise ValueError(
+                f"Zip2ZipSFTConfig.distillation_weight must be a finite float >= 0 (0 = off), got {weight!r}"
             )
 
 
@@ -322,11 +350,16 @@ class Zip2ZipDataCollator(DataCollatorMixin):
     processes with `dataloader_num_workers`), off the training step. Statistic columns (:data:`STAT_COLUMNS`)
     pass through as `(B,)` tensors.
 
+    With `return_base_ids` (set by the trainer when distillation is on) it also returns the uncompressed rows
+    the teacher reads, from the same decoder pass: `base_input_ids` / `base_attention_mask` `(B, N)` and
+    `base_positions` `(B, T)`, the base index of each code's last constituent (see :func:`base_alignment`).
+
     Args:
         pad_token_id: the pad id; it must be a disabled id of the codec (never merged).
         codec: the model's LZW codec (`model.codec` or `tokenizer.codec`).
         return_codebook: build the codebook state (recommended); without it the model rebuilds it.
         pad_to_multiple_of: pad the length to a multiple of this.
+        return_base_ids: also return the base-token rows and the code-to-base alignment (for distillation).
     """
 
     pad_token_id: int
@@ -334,6 +367,7 @@ class Zip2ZipDataCollator(DataCollatorMixin):
     return_codebook: bool = True
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
+    return_base_ids: bool = False
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [list(example["input_ids"]) for example in examples]
@@ -355,8 +389,12 @@ class Zip2ZipDataCollator(DataCollatorMixin):
             attention_mask[b, :n] = 1
             labels[b, :n] = torch.tensor(label_row, dtype=torch.long)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        if self.return_codebook:
-            batch.update(self.codebook_state(rows, T))
+        if self.return_codebook or self.return_base_ids:
+            traces = _traces(self.codec, rows)
+            if self.return_codebook:
+                batch.update(_codebook_state(self.codec, traces, T))
+            if self.return_base_ids:
+                batch.update(base_alignment(traces, T, self.pad_token_id))
         for name in STAT_COLUMNS:
             if all(name in example for example in examples):
                 batch[name] = torch.tensor([int(example[name]) for example in examples], dtype=torch.long)
@@ -364,30 +402,165 @@ class Zip2ZipDataCollator(DataCollatorMixin):
 
     def codebook_state(self, rows: Sequence[Sequence[int]], length: int) -> dict[str, torch.Tensor]:
         """Codebook, accept limits and candidates of right-padded rows (the model's `prepare_codebook` layout)."""
-        codec = self.codec
-        M = codec.max_subtokens
-        B = len(rows)
-        limits = torch.zeros((B, length), dtype=torch.long)
-        candidates = torch.full((B, length, M), -1, dtype=torch.long)
-        tables = []
-        for b, row in enumerate(rows):
-            try:
-                trace = codec.trace(row)
-            except ValueError as error:
-                raise ValueError(f"example {b} of the batch does not decode: {error}") from None
-            n = len(row)
-            if n:
-                limits[b, :n] = torch.tensor(trace.accept_limits[1 : n + 1], dtype=torch.long)
-            for t, candidate in enumerate(trace.candidates[1 : n + 1]):
-                if candidate is not None:
-                    candidates[b, t, : len(candidate)] = torch.tensor(candidate, dtype=torch.long)
-            tables.append(trace.codebook.table())
-        K = max((len(table) for table in tables), default=0)
-        codebook = torch.full((B, K, M), -1, dtype=torch.long)
-        for b, table in enumerate(tables):
-            if table:
-                codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
-        return {"codebook": codebook, "accept_limits": limits, "candidates": candidates}
+        return _codebook_state(self.codec, _traces(self.codec, rows), length)
+
+
+def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]]) -> list[Any]:
+    traces = []
+    for b, row in enumerate(rows):
+        try:
+            traces.append(codec.trace(row))
+        except ValueError as error:
+            raise ValueError(f"example {b} of the batch does not decode: {error}") from None
+    return traces
+
+
+def _codebook_state(codec: LZWCodec, traces: Sequence[Any], length: int) -> dict[str, torch.Tensor]:
+    M = codec.max_subtokens
+    B = len(traces)
+    limits = torch.zeros((B, length), dtype=torch.long)
+    candidates = torch.full((B, length, M), -1, dtype=torch.long)
+    tables = []
+    for b, trace in enumerate(traces):
+        n = len(trace.codes)
+        if n:
+            limits[b, :n] = torch.tensor(trace.accept_limits[1 : n + 1], dtype=torch.long)
+        for t, candidate in enumerate(trace.candidates[1 : n + 1]):
+            if candidate is not None:
+                candidates[b, t, : len(candidate)] = torch.tensor(candidate, dtype=torch.long)
+        tables.append(trace.codebook.table())
+    K = max((len(table) for table in tables), default=0)
+    codebook = torch.full((B, K, M), -1, dtype=torch.long)
+    for b, table in enumerate(tables):
+        if table:
+            codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
+    return {"codebook": codebook, "accept_limits": limits, "candidates": candidates}
+
+
+def base_alignment(traces: Sequence[Any], length: int, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """The uncompressed rows behind right-padded code rows, and where each code ends in them.
+
+    For row `b` with codes `c_0 .. c_{n-1}` (code `t` standing for `spans[t]` base ids), returns
+
+    - `base_input_ids` `(B, N)`: the decoded base ids, right-padded with `pad_token_id` (`N` = longest row);
+    - `base_attention_mask` `(B, N)`;
+    - `base_positions` `(B, length)`: `e_t = spans[0] + ... + spans[t] - 1`, the base index of code `t`'s last
+      constituent; `-1` on padding.
+
+    The base prefix `b_0 .. b_{e_t}` is exactly the text of the code prefix `c_0 .. c_t`, so a base model's
+    prediction at `e_t` and a zip2zip model's prediction at `t` are both about the base token `b_{e_t + 1}`, the
+    first constituent of code `t + 1`.
+    """
+    B = len(traces)
+    N = max((len(trace.base_ids) for trace in traces), default=0)
+    base_ids = torch.full((B, N), pad_token_id, dtype=torch.long)
+    base_mask = torch.zeros((B, N), dtype=torch.long)
+    positions = torch.full((B, length), -1, dtype=torch.long)
+    for b, trace in enumerate(traces):
+        n, codes = len(trace.base_ids), len(trace.codes)
+        if n:
+            base_ids[b, :n] = torch.tensor(trace.base_ids, dtype=torch.long)
+            base_mask[b, :n] = 1
+        if codes:
+            positions[b, :codes] = torch.tensor(trace.spans, dtype=torch.long).cumsum(0) - 1
+    return {"base_input_ids": base_ids, "base_attention_mask": base_mask, "base_positions": positions}
+
+
+# ============================================================================================ distillation
+
+
+def hypertoken_first_ids(
+    codebook: torch.Tensor | None,
+    accept_limits: torch.Tensor,
+    candidates: torch.Tensor | None,
+    num_slots: int,
+) -> torch.Tensor:
+    """First constituent of every hypertoken slot a position can emit: `(B, T, num_slots)` base ids.
+
+    Slot `k` holds `codebook[b, k, 0]`; where the position has a `KwKwK` candidate, slot `accept_limits - 1`
+    holds `candidates[b, t, 0]` instead (the entry the code would create and use in one step). Slots that are
+    empty or not acceptable get id 0: their probability is exactly 0 (their logit is `-inf`), so wherever they
+    are summed they add nothing.
+    """
+    B, T = accept_limits.shape
+    device = accept_limits.device
+    first = torch.zeros((B, num_slots), dtype=torch.long, device=device)
+    if codebook is not None and codebook.shape[1] and num_slots:
+        K = min(codebook.shape[1], num_slots)
+        first[:, :K] = codebook[:, :K, 0].clamp(min=0)
+    first = first[:, None, :].expand(B, T, num_slots).clone()
+    if candidates is not None and num_slots:
+        has = candidates[..., 0] >= 0
+        if bool(has.any()):
+            rows, cols = has.nonzero(as_tuple=True)
+            slots = accept_limits[rows, cols] - 1
+            inside = (slots >= 0) & (slots < num_slots)
+            rows, cols, slots = rows[inside], cols[inside], slots[inside]
+            first[rows, cols, slots] = candidates[rows, cols, 0]
+    return first
+
+
+def first_token_log_probs(
+    logits: torch.Tensor, first_ids: torch.Tensor, base_vocab_size: int
+) -> torch.Tensor:
+    """`log q1(x)`: the zip2zip model's log-probability that the next code *starts with* base token `x`.
+
+    `logits` `(N, V + C)` are the model's (masked) logits at `N` positions, `first_ids` `(N, S)` the first
+    constituent of hypertoken slots `0 .. S-1` there (:func:`hypertoken_first_ids`). With `q = softmax(logits)`,
+
+        q1(x) = q(x) + sum over slots k with first_ids[k] == x of q(V + k)        (x < V)
+
+    i.e. the probability of the base code `x` plus that of every hypertoken whose phrase starts with `x`. Masked
+    slots (`-inf`) have `q = 0` and add nothing; `q1` sums to 1 over the base vocabulary. Computed in log space
+    (`logaddexp` of the base term and the summed hypertoken mass), so tokens far in the tail stay finite.
+    """
+    V = base_vocab_size
+    log_q = torch.log_softmax(logits.float(), dim=-1)
+    S = first_ids.shape[-1]
+    if S == 0:
+        return log_q[:, :V]
+    hyper = log_q[:, V : V + S].exp()
+    mass = torch.zeros_like(log_q[:, :V]).scatter_add(1, first_ids, hyper)
+    # clamp (not log(0)): a zero mass would give -inf and NaN gradients through logaddexp.
+    return torch.logaddexp(log_q[:, :V], mass.clamp(min=torch.finfo(mass.dtype).tiny).log())
+
+
+def first_token_distillation(
+    logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    first_ids: torch.Tensor,
+    base_vocab_size: int,
+) -> torch.Tensor:
+    r"""Per-position `KL(p || q1)` between the base model's next-token distribution and the zip2zip model's.
+
+    The self-distillation loss of [`Zip2ZipSFTTrainer`] (`distillation_weight > 0`). At compressed position `t`
+    the zip2zip model has read codes `c_0 .. c_t`, which decode to base ids `b_0 .. b_e` (`e` = the base index
+    of `c_t`'s last constituent), and predicts the next code `c_{t+1}`, whose phrase starts at `b_{e+1}`. The
+    frozen base model, reading the uncompressed `b_0 .. b_e` (the same text), predicts `p(x) = p(b_{e+1} = x |
+    b_0 .. b_e)`. The zip2zip model's distribution `q` over codes induces a distribution over that same next base
+    token, `q1(x)` = the probability that the next code starts with `x` (:func:`first_token_log_probs`: base code
+    `x` plus every acceptable hypertoken whose first constituent is `x`). Both are distributions over the next
+    base token given the same text, and the true one minimises both this loss and the compressed cross-entropy,
+    so the two objectives agree; the KL gives a dense target over the whole vocabulary at every position instead
+    of one observed code.
+
+    Why the first token only: the base model's probability of a whole hypertoken phrase (and of the encoder
+    stopping there, which decides whether LZW emits that code) is known from one teacher-forced pass only for the
+    phrase that actually follows; scoring every acceptable hypertoken would need a base pass per candidate
+    continuation. The first-token marginal is exact for every code at once.
+
+    Args:
+        logits: `(N, V + C)` zip2zip logits at the scored positions (masked slots `-inf`).
+        teacher_logits: `(N, V)` base-model logits at the aligned base positions.
+        first_ids: `(N, S)` first constituent of hypertoken slots `0 .. S-1` at those positions.
+        base_vocab_size: `V`.
+
+    Returns:
+        `(N,)` KL divergences in nats (0 when `q1 == p`).
+    """
+    log_q1 = first_token_log_probs(logits, first_ids, base_vocab_size)
+    log_p = torch.log_softmax(teacher_logits.float(), dim=-1)
+    return (log_p.exp() * (log_p - log_q1)).sum(-1)
 
 
 # ============================================================================================ models
@@ -398,6 +571,38 @@ def _is_zip2zip(model: Any) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) == "zip2zip" and hasattr(
         model, "prepare_codebook"
     )
+
+
+def _is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def _core_model(model: Any) -> Any:
+    """The zip2zip model inside a PEFT wrapper (the model itself when unwrapped)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) and _is_peft_model(model) else model
+
+
+def _base_alignment_from_inputs(
+    codec: LZWCodec, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """:func:`base_alignment` for a batch in any padding layout (attended codes only, mapped back to columns)."""
+    B, T = input_ids.shape
+    ids = input_ids.tolist()
+    masks = attention_mask.bool().tolist() if attention_mask is not None else [[True] * T] * B
+    columns = [[t for t in range(T) if masks[b][t]] for b in range(B)]
+    traces = _traces(codec, [[ids[b][t] for t in columns[b]] for b in range(B)])
+    aligned = base_alignment(traces, T, pad_token_id)
+    positions = torch.full((B, T), -1, dtype=torch.long)
+    for b in range(B):
+        if columns[b]:
+            positions[b, columns[b]] = aligned["base_positions"][b, : len(columns[b])]
+    aligned["base_positions"] = positions
+    return {name: value.to(input_ids.device) for name, value in aligned.items()}
 
 
 def zip2zip_from_base(
@@ -626,6 +831,15 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             )
         self.reconstruction_loss_weight = float(weight)
 
+        self.distillation_weight = float(args.distillation_weight)
+        if self.distillation_weight > 0 and peft_config is None and not _is_peft_model(model):
+            raise ValueError(
+                f"distillation_weight={args.distillation_weight} needs a PEFT adapter (LoRA): the teacher is the "
+                "frozen base model, i.e. the same weights with the adapters disabled, so that no second copy is "
+                "kept in memory. Full fine-tuning changes the base weights themselves and leaves no frozen copy. "
+                "Pass peft_config=default_lora_config(model) (or a PeftModel), or set distillation_weight=0."
+            )
+
         # Pad token: TRL sets it up only for its own collator; ours needs the same.
         pad_token = args.pad_token or processing_class.pad_token or processing_class.eos_token
         if pad_token is None or pad_token not in processing_class.get_vocab():
@@ -646,7 +860,12 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             model.generation_config.pad_token_id = pad_id
         if data_collator is None:
             pad_multiple = args.pad_to_multiple_of if isinstance(args.pad_to_multiple_of, int) else None
-            data_collator = Zip2ZipDataCollator(pad_id, model.codec, pad_to_multiple_of=pad_multiple)
+            data_collator = Zip2ZipDataCollator(
+                pad_id,
+                model.codec,
+                pad_to_multiple_of=pad_multiple,
+                return_base_ids=self.distillation_weight > 0,
+            )
 
         # Assistant-only masks are built by our tokenisation (turn segments), not by TRL's template patching
         # (`get_training_chat_template` only knows a fixed list of templates). Hide the flag from SFTTrainer while
@@ -741,6 +960,7 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         mode = "train" if self.model.training else "eval"
         inputs = dict(inputs)
         stats = {name: inputs.pop(name) for name in STAT_COLUMNS if name in inputs}
+        base_inputs = {name: inputs.pop(name) for name in _BASE_COLUMNS if name in inputs}
         labels = inputs["labels"]
         valid = labels[:, 1:] != -100
         local_targets = valid.sum()
@@ -755,17 +975,104 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             steps = self.current_gradient_accumulation_steps if accumulating else 1
             # Weight 0 still keeps the head in the graph (DDP expects every trainable parameter to get a gradient).
             loss = loss + (self.reconstruction_loss_weight / steps) * reconstruction
+        distillation_sum = None
+        if self.distillation_weight > 0:
+            distillation_sum = self._distillation_sum(model, inputs, outputs.logits, valid, base_inputs)
+            # Summed over positions and divided like the compressed loss: exact under accumulation and DDP.
+            loss = loss + self.distillation_weight * distillation_sum / denominator
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # `num_items_in_batch` counts the targets of every process and DDP averages gradients: undo the mean.
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
 
         self._record_metrics(
-            mode, inputs, outputs, valid, lm_loss.detach() * denominator, reconstruction, stats
+            mode,
+            inputs,
+            outputs,
+            valid,
+            lm_loss.detach() * denominator,
+            reconstruction,
+            stats,
+            distillation_sum,
         )
         return (loss, outputs) if return_outputs else loss
 
+    def _distillation_sum(self, model, inputs, logits, valid, base_inputs) -> torch.Tensor:
+        """Sum over the scored positions of `KL(p_base || q1)` (:func:`first_token_distillation`).
+
+        Scored positions are those whose next code is a target (`labels[:, 1:] != -100`), the same set as the
+        compressed cross-entropy: padding and masked prompt codes contribute nothing.
+        """
+        V = self.model.config.base_vocab_size
+        if not base_inputs:  # a collator of the user's: align here (runs the LZW decoder in the step)
+            base_inputs = _base_alignment_from_inputs(
+                self.model.codec,
+                inputs["input_ids"],
+                inputs.get("attention_mask"),
+                self.processing_class.pad_token_id,
+            )
+        rows, cols = valid.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return logits.float().sum() * 0.0  # keeps the graph (DDP) and adds nothing
+        accept_limits = inputs.get("accept_limits")
+        codebook, candidates = inputs.get("codebook"), inputs.get("candidates")
+        if accept_limits is None:
+            core = _core_model(self.accelerator.unwrap_model(model))
+            state = core.prepare_codebook(inputs["input_ids"], inputs.get("attention_mask"))
+            codebook, accept_limits, candidates = (
+                state["codebook"],
+                state["accept_limits"],
+                state["candidates"],
+            )
+        positions = base_inputs["base_positions"].to(logits.device)[rows, cols]
+        if bool((positions < 0).any()):
+            raise ValueError(
+                "a scored position has no base alignment (base_positions = -1): base_positions must give the base "
+                "index of every attended code's last constituent (Zip2ZipDataCollator(return_base_ids=True))"
+            )
+        teacher = self._teacher_logits(model, base_inputs, rows, positions)
+        slots = int(accept_limits[rows, cols].max())
+        first = hypertoken_first_ids(codebook, accept_limits, candidates, slots)[rows, cols]
+        if teacher.shape[-1] != V:
+            raise ValueError(
+                f"the base model's LM head has {teacher.shape[-1]} rows but base_vocab_size is {V}; distillation "
+                "compares distributions over the same base vocabulary"
+            )
+        return first_token_distillation(logits[rows, cols], teacher, first, V).sum()
+
     @torch.no_grad()
-    def _record_metrics(self, mode, inputs, outputs, valid, nll_sum, reconstruction, stats) -> None:
+    def _teacher_logits(
+        self, model, base_inputs, rows: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """The frozen base model's logits at base positions `(rows, positions)`: adapters off, eval mode, no grad.
+
+        The base model reads the uncompressed rows; only the hidden states at the scored positions go through
+        the LM head, so the `(B, N, V)` logits of the whole base row are never built.
+        """
+        unwrapped = self.accelerator.unwrap_model(model)
+        language_model = _core_model(unwrapped).language_model
+        was_training = language_model.training
+        device = rows.device
+        with unwrapped.disable_adapter():
+            language_model.eval()  # the teacher is the base model as it was trained: no dropout
+            try:
+                hidden = language_model.base_model(
+                    input_ids=base_inputs["base_input_ids"].to(device),
+                    attention_mask=base_inputs["base_attention_mask"].to(device),
+                    use_cache=False,
+                    return_dict=True,
+                ).last_hidden_state
+                logits = language_model.get_output_embeddings()(hidden[rows, positions])
+            finally:
+                language_model.train(was_training)
+        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    @torch.no_grad()
+    def _record_metrics(
+        self, mode, inputs, outputs, valid, nll_sum, reconstruction, stats, distillation_sum=None
+    ) -> None:
         """One gather per step of the sums behind every ratio, so ratios are exact over all processes."""
         V = self.model.config.base_vocab_size
         targets = inputs["labels"][:, 1:]
@@ -780,11 +1087,12 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 stats["num_base_tokens"].sum().float() if "num_base_tokens" in stats else valid.new_zeros((), dtype=torch.float),
                 inputs["attention_mask"].sum().float() if "attention_mask" in inputs else valid.new_tensor(float(targets.numel() + targets.shape[0])),
                 reconstruction.detach().float().reshape(()) if reconstruction is not None else valid.new_zeros((), dtype=torch.float),
+                distillation_sum.detach().float().reshape(()) if distillation_sum is not None else valid.new_zeros((), dtype=torch.float),
             ]
         )  # fmt: skip
         if self.accelerator.num_processes > 1:
             sums = self.accelerator.gather(sums[None]).sum(0)
-        nll, targets_n, hyper, correct, n_bytes, base_tokens, codes, recon = sums.tolist()
+        nll, targets_n, hyper, correct, n_bytes, base_tokens, codes, recon, distill = sums.tolist()
         metrics = self._metrics[mode]
         metrics["lm_loss"].append(nll / targets_n if targets_n else 0.0)
         metrics["hypertoken_share"].append(hyper / targets_n if targets_n else 0.0)
@@ -795,11 +1103,15 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             metrics["compression_ratio"].append(base_tokens / codes)
         if reconstruction is not None:
             metrics["reconstruction_loss"].append(recon / self.accelerator.num_processes)
+        if distillation_sum is not None:
+            metrics["distillation_loss"].append(distill / targets_n if targets_n else 0.0)
         if mode == "train":
             self._total_train_tokens += int(codes)
             self._total_base_tokens = getattr(self, "_total_base_tokens", 0) + int(base_tokens)
+            self._total_target_bytes = getattr(self, "_total_target_bytes", 0) + int(n_bytes)
             metrics["num_tokens"] = [self._total_train_tokens]
             metrics["num_base_tokens"] = [self._total_base_tokens]
+            metrics["num_target_bytes"] = [self._total_target_bytes]
 
     # ------------------------------------------------------------------------------------ saving
 
