@@ -1,0 +1,230 @@
+"""Hub repos: export a complete trust_remote_code folder, load it in a fresh process without the package, card, push."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from tests._tiny_models import tiny_base_model
+from tests._tiny_tokenizers import tiny_bpe_tokenizer
+from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+from zip2zip.hub import CODE_FILES, ExportError, check_model_folder, export_repo, push_repo
+
+PROMPT = "the cat sat on the mat. the cat sat on the"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A saved (untrained) tiny zip2zip model and tokenizer folder."""
+    base_tok = tiny_bpe_tokenizer()
+    model = Zip2ZipForCausalLM.from_base(
+        tiny_base_model(vocab_size=len(base_tok) + 4),
+        tokenizer=base_tok,
+        max_codebook_size=64,
+        max_subtokens=3,
+    ).eval()
+    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder, model, tok
+
+
+@pytest.fixture(scope="module")
+def exported(saved, tmp_path_factory):
+    folder, _, _ = saved
+    out = tmp_path_factory.mktemp("export") / "tiny-zip2zip"
+    texts = {
+        "prose": ["the cat sat on the mat. the dog sat on the log. " * 3],
+        "code": ["def add(a, b):\n    return a + b\n"],
+    }
+    return export_repo(folder, out, license="apache-2.0", base_model="org/tiny-base", measure_texts=texts)
+
+
+def test_export_writes_a_complete_repo(exported):
+    names = set(os.listdir(exported))
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "tokenizer_config.json",
+        "base_tokenizer.json",
+        "README.md",
+        "model.safetensors",
+        *CODE_FILES,
+    ):
+        assert name in names, name
+    assert "training_args.bin" not in names
+    config = json.loads((exported / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_zip2zip.Zip2ZipForCausalLM"
+    assert config["auto_map"]["AutoConfig"] == "configuration_zip2zip.Zip2ZipConfig"
+    tokenizer_config = json.loads((exported / "tokenizer_config.json").read_text())
+    assert tokenizer_config["auto_map"]["AutoTokenizer"][0] == "tokenization_zip2zip.Zip2ZipTokenizer"
+    generation = json.loads((exported / "generation_config.json").read_text())
+    assert generation["eos_token_id"] is not None and generation["pad_token_id"] is not None
+
+
+def test_model_card_parses_with_measurements(exported):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(exported / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "text-generation"
+    assert data["base_model"] == "org/tiny-base" and data["license"] == "apache-2.0"
+    assert {"zip2zip", "custom_code"} <= set(data["tags"])
+    summary = data["zip2zip"]
+    assert summary["trained"] is False and summary["max_subtokens"] == 3
+    assert summary["compression"] > 1.0 and summary["bits_per_byte"] > 0
+    measured = json.loads((exported / "zip2zip_eval.json").read_text())
+    assert round(measured["overall"]["zip2zip"]["bits_per_byte"], 4) == summary["bits_per_byte"]
+    metrics = [r.metric_type for r in card.data.eval_results]
+    assert metrics == ["bits_per_byte", "bits_per_byte"]
+    assert "This model is untrained" in card.text and "| prose |" in card.text
+
+
+FRESH = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    assert importlib.util.find_spec("zip2zip") is None, "the zip2zip package is importable"
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    torch.set_num_threads(1)
+    folder, prompt = sys.argv[1], sys.argv[2]
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+    enc = tok(prompt, return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=10, do_sample=False)
+    text = tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    pipe = pipeline("text-generation", model=folder, trust_remote_code=True)
+    piped = pipe(prompt, max_new_tokens=10, do_sample=False, return_full_text=False)[0]["generated_text"]
+    print(json.dumps({"ids": enc["input_ids"][0].tolist(), "text": text, "piped": piped,
+                      "module": type(model).__module__, "tok_module": type(tok).__module__,
+                      "imported": sorted(m for m in sys.modules if m.split(".")[0] == "zip2zip")}))
+    """
+)
+
+
+def test_exported_folder_loads_and_generates_in_a_fresh_process_without_the_package(
+    exported, saved, tmp_path
+):
+    _, model, tok = saved
+    enc = tok(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=10, do_sample=False)
+    expected = tok.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "OMP_NUM_THREADS": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", _without_editable_finder(FRESH), str(exported), PROMPT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["module"].startswith("transformers_modules") and got["tok_module"].startswith(
+        "transformers_modules"
+    )
+    assert got["imported"] == []
+    assert got["ids"] == enc["input_ids"][0].tolist()
+    assert got["text"] == expected
+    assert got["piped"] == expected
+
+
+def _without_editable_finder(script: str) -> str:
+    """Prefix ``script`` with code that drops the editable install's import hook, so ``zip2zip`` is not importable.
+
+    ``python -I`` already keeps PYTHONPATH, the user site and the working directory off ``sys.path``, but an
+    editable install registers finders (``sys.meta_path``, a path hook) from a ``.pth`` file in site-packages.
+    """
+    return (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+        "sys.path_hooks[:] = [h for h in sys.path_hooks if '__editable__' not in getattr(h, '__module__', '')]\n"
+        "sys.path[:] = [p for p in sys.path if '__editable__' not in p]\n"
+        "sys.path_importer_cache.clear()\n" + script
+    )
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+def test_missing_files_are_named(saved, tmp_path):
+    folder, _, _ = saved
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "base_tokenizer.json").unlink()
+    with pytest.raises(ExportError, match=r"base_tokenizer\.json is missing.*save_pretrained"):
+        check_model_folder(broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(ExportError, match="no safetensors weights"):
+        check_model_folder(broken)
+    with pytest.raises(ExportError, match=r"config\.json is missing"):
+        check_model_folder(tmp_path)
+
+
+def test_codec_settings_disagreeing_with_the_tokenizer_are_named(saved, tmp_path):
+    folder, _, _ = saved
+    import shutil
+
+    broken = tmp_path / "mismatch"
+    shutil.copytree(folder, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["max_subtokens"] = 4
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match=r"max_subtokens: 4 in config\.json vs 3 in tokenizer_config\.json"):
+        export_repo(broken, tmp_path / "out", license="apache-2.0")
+
+
+def test_export_needs_a_license_for_an_unknown_base(saved, tmp_path):
+    folder, _, _ = saved
+    with pytest.raises(ExportError, match="license"):
+        export_repo(folder, tmp_path / "out")
+
+
+def test_push_without_credentials_says_how_to_log_in(exported, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(PermissionError, match=r"hf auth login.*HF_TOKEN"):
+        push_repo(exported, "someone/tiny-zip2zip")
+
+
+def test_push_uploads_the_folder_with_upload_folder(exported, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, **kwargs):
+            calls.append(("create_repo", kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs))
+            return "commit"
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_dummy")
+    assert push_repo(exported, "someone/tiny-zip2zip", private=True, api=FakeApi()) == "commit"
+    assert calls[0] == (
+        "create_repo",
+        {"repo_id": "someone/tiny-zip2zip", "repo_type": "model", "private": True, "exist_ok": True},
+    )
+    name, kwargs = calls[1]
+    assert name == "upload_folder" and kwargs["folder_path"] == str(exported)
+    assert kwargs["repo_id"] == "someone/tiny-zip2zip" and kwargs["repo_type"] == "model"

@@ -1,0 +1,455 @@
+"""Hub repos for zip2zip models: export a complete `trust_remote_code` folder, write its model card, upload it.
+
+A zip2zip model is only useful to other people as a repo they can load with
+``AutoModelForCausalLM.from_pretrained(repo, trust_remote_code=True)`` on a machine without this package.
+:func:`export_repo` builds that folder from any saved zip2zip model (the output of ``zip2zip train``, a
+``save_pretrained`` folder, a downloaded repo): ``config.json`` with ``auto_map``, the model code files (the
+codec, configuration, tokenization, modeling and generation files), safetensors weights, the tokenizer files
+with ``auto_map``, ``generation_config.json`` and a ``README.md`` model card rendered from
+``model_cards/zip2zip_model_card.md`` with the measured compression and bits per byte. Nothing else from
+the source folder travels (checkpoints, optimizer states, ``training_args.bin``, adapters).
+
+:func:`push_repo` uploads such a folder with ``HfApi.upload_folder``. The token comes from huggingface_hub's
+usual sources (``HF_TOKEN``, or the login stored by ``hf auth login``), never from a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CODE_FILES",
+    "DEFAULT_TEMPLATE",
+    "REPO_FILES",
+    "ExportError",
+    "check_model_folder",
+    "check_repo_folder",
+    "export_repo",
+    "push_repo",
+    "render_model_card",
+]
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "zip2zip_model_card.md"
+"""The model card template (kept beside the package in the source tree)."""
+
+CODE_FILES = (
+    "configuration_zip2zip.py",
+    "modeling_zip2zip.py",
+    "generation_zip2zip.py",
+    "tokenization_zip2zip.py",
+    "lzw.py",
+)
+"""Model code every exported repo carries (what ``save_pretrained`` copies for the Auto classes)."""
+
+REPO_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "base_tokenizer.json",
+    "README.md",
+    *CODE_FILES,
+)
+"""Files an exported repo must hold, besides the weights."""
+
+TAGS = ("zip2zip", "custom_code", "hypertokens", "lzw", "adaptive-tokenization", "text-generation")
+# Licenses of base models whose Hub id is known here; any other base model needs an explicit license.
+_KNOWN_LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0"}
+
+
+class ExportError(ValueError):
+    """A model folder that cannot be exported (or an exported folder that is incomplete)."""
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+
+def _weights(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json"))
+
+
+def check_model_folder(folder: str | os.PathLike) -> dict[str, Any]:
+    """Check that ``folder`` holds a saved zip2zip model and tokenizer whose codec settings agree.
+
+    Returns the parsed ``config.json``. Raises :class:`ExportError` naming the missing file or the settings
+    that disagree, and how to fix it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"model folder {str(folder)!r} does not exist")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ExportError(
+            f"{config_path} is missing: {folder} is not a saved model. Save one with model.save_pretrained(folder) "
+            "(zip2zip train writes it at the end of a run)"
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ExportError(f"{config_path} is not valid JSON ({error}); save the model again") from None
+    if config.get("model_type") != "zip2zip":
+        raise ExportError(
+            f"{config_path} has model_type={config.get('model_type')!r}, not 'zip2zip': this is a base model. "
+            "Convert it first (Zip2ZipForCausalLM.from_base(path, ...) and save_pretrained, or zip2zip train)"
+        )
+    if not _weights(folder):
+        bins = sorted(p.name for p in folder.glob("*.bin") if p.name != "training_args.bin")
+        hint = (
+            f" (found {bins}: load and save it again with safe_serialization=True)"
+            if bins
+            else "; save the model with model.save_pretrained(folder)"
+        )
+        raise ExportError(f"{folder} has no safetensors weights (model.safetensors or an index){hint}")
+    for name, fix in (
+        ("tokenizer_config.json", "save the tokenizer with tokenizer.save_pretrained(folder)"),
+        ("base_tokenizer.json", "save the Zip2ZipTokenizer with tokenizer.save_pretrained(folder)"),
+    ):
+        if not (folder / name).is_file():
+            raise ExportError(f"{folder / name} is missing: {fix}")
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    problems = []
+    for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
+        mine, theirs = config.get(name), tokenizer_config.get(name)
+        if mine is not None and theirs is not None and int(mine) != int(theirs):
+            problems.append(f"{name}: {mine} in config.json vs {theirs} in tokenizer_config.json")
+    mine, theirs = config.get("disabled_ids"), tokenizer_config.get("disabled_ids")
+    if mine is not None and theirs is not None and {int(i) for i in mine} != {int(i) for i in theirs}:
+        only_model = sorted({int(i) for i in mine} - {int(i) for i in theirs})[:8]
+        only_tok = sorted({int(i) for i in theirs} - {int(i) for i in mine})[:8]
+        problems.append(
+            f"disabled_ids: only in config.json {only_model}, only in tokenizer_config.json {only_tok}"
+        )
+    if problems:
+        raise ExportError(
+            f"the codec settings of {folder} disagree between the model and the tokenizer, so they would build "
+            "different codebooks from the same ids:\n  "
+            + "\n  ".join(problems)
+            + "\nRebuild the tokenizer from "
+            "the model config (Zip2ZipTokenizer.from_base(base_tokenizer, model.config).save_pretrained(folder))"
+        )
+    return config
+
+
+def check_repo_folder(folder: str | os.PathLike) -> None:
+    """Check that an exported folder holds everything a fresh process needs; raise ExportError otherwise."""
+    folder = Path(folder)
+    missing = [name for name in REPO_FILES if not (folder / name).is_file()]
+    if not _weights(folder):
+        missing.append("model.safetensors")
+    if missing:
+        raise ExportError(
+            f"{folder} is not a complete zip2zip repo: missing {missing}. Export it with "
+            f"`zip2zip export MODEL_DIR {folder}` (or zip2zip.hub.export_repo)"
+        )
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if "AutoModelForCausalLM" not in config.get("auto_map", {}):
+        raise ExportError(
+            f"{folder / 'config.json'} has no auto_map.AutoModelForCausalLM; export the folder again"
+        )
+    if "AutoTokenizer" not in tokenizer_config.get("auto_map", {}):
+        raise ExportError(
+            f"{folder / 'tokenizer_config.json'} has no auto_map.AutoTokenizer; export the folder again"
+        )
+
+
+# ----------------------------------------------------------------------------------------- model card
+
+
+def _measurement_rows(measurements: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The card's view of a ``zip2zip eval`` result (see :func:`zip2zip.evaluation.compare_on_domains`)."""
+    if not measurements or not measurements.get("domains"):
+        return None
+    rows = []
+    has_base = True
+    for domain, result in measurements["domains"].items():
+        z = result["zip2zip"]
+        base = result.get("base")
+        has_base = has_base and base is not None
+        rows.append(
+            {
+                "domain": domain,
+                "bytes": z["bytes"],
+                "compression": z["compression"],
+                "bits_per_byte": z["bits_per_byte"],
+                "base_bits_per_byte": base["bits_per_byte"] if base else None,
+            }
+        )
+    return {
+        "rows": rows,
+        "has_base": has_base,
+        "max_length": measurements.get("max_length"),
+        "description": measurements.get("description") or "held-out texts",
+    }
+
+
+def render_model_card(
+    config: Any,
+    *,
+    repo_id: str,
+    base_model: str | None,
+    license: str,
+    trained: bool,
+    measurements: Mapping[str, Any] | None = None,
+    template_path: str | os.PathLike | None = None,
+    extra_tags: tuple[str, ...] = (),
+) -> Any:
+    """A ``huggingface_hub.ModelCard`` for a zip2zip model, from the jinja template in ``model_cards/``.
+
+    The YAML front matter carries library_name, pipeline_tag, base_model, tags (zip2zip, custom_code, ...),
+    license, a ``model-index`` with the measured bits per byte per domain, and a ``zip2zip`` block with the
+    codec settings and the overall compression and bits per byte.
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    template = Path(template_path) if template_path is not None else DEFAULT_TEMPLATE
+    if not template.is_file():
+        raise ExportError(
+            f"model card template {template} not found; pass template_path= (or --card-template) pointing to a "
+            "jinja template such as model_cards/zip2zip_model_card.md from the zip2zip source tree"
+        )
+    settings = {
+        name: getattr(config, name)
+        for name in (
+            "base_vocab_size",
+            "max_codebook_size",
+            "max_subtokens",
+            "protect_digits",
+            "encoder_num_layers",
+            "position_mode",
+        )
+    }
+    summary: dict[str, Any] = {**settings, "trained": bool(trained)}
+    rows = _measurement_rows(measurements)
+    eval_results = None
+    if rows:
+        overall = measurements.get("overall", {})
+        if overall:
+            summary["compression"] = round(float(overall["zip2zip"]["compression"]), 4)
+            summary["bits_per_byte"] = round(float(overall["zip2zip"]["bits_per_byte"]), 4)
+            if overall.get("base"):
+                summary["base_bits_per_byte"] = round(float(overall["base"]["bits_per_byte"]), 4)
+        eval_results = [
+            EvalResult(
+                task_type="text-generation",
+                task_name="Language modelling (bits per byte, strict)",
+                dataset_type="zip2zip-heldout",
+                dataset_name=f"{row['domain']} (held-out)",
+                dataset_config=row["domain"],
+                metric_type="bits_per_byte",
+                metric_name="bits per byte",
+                metric_value=round(float(row["bits_per_byte"]), 4),
+            )
+            for row in rows["rows"]
+        ]
+    name = repo_id.split("/")[-1]
+    card_data = ModelCardData(
+        language=None,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        base_model=base_model,
+        base_model_relation="finetune" if base_model else None,
+        tags=list(dict.fromkeys((*TAGS, *extra_tags))),
+        license=license,
+        model_name=name,
+        eval_results=eval_results,
+        zip2zip=summary,
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template),
+        repo_id=repo_id,
+        model_name=name,
+        base_model=base_model or "its base model",
+        trained=bool(trained),
+        measurements=rows,
+        disabled_count=len(config.disabled_ids),
+        **settings,
+    )
+
+
+# ----------------------------------------------------------------------------------------- export
+
+
+def _detect_trained(folder: Path) -> bool:
+    return (folder / "training_args.bin").is_file() or (folder / "adapter").is_dir()
+
+
+def export_repo(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    repo_id: str | None = None,
+    base_model: str | None = None,
+    license: str | None = None,
+    trained: bool | None = None,
+    measurements: Mapping[str, Any] | None = None,
+    measure_texts: Mapping[str, list[str]] | None = None,
+    base_model_path: str | os.PathLike | None = None,
+    template_path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write a complete Hub repo folder for the zip2zip model saved in ``model_dir``; return its path.
+
+    Args:
+        model_dir: a saved zip2zip model and its Zip2ZipTokenizer (checked by :func:`check_model_folder`).
+        out_dir: the repo folder to create (must be absent or empty unless ``overwrite``).
+        repo_id: the Hub id the card's examples load (default: the folder name).
+        base_model: the base model's Hub id for the card (default: the id recorded in the config, or the
+            embedded default's id for the default model).
+        license: the license id; must be the base model's. Required unless the base model's is known.
+        trained: whether the hyper-encoders were trained (default: a ``training_args.bin`` or ``adapter/``
+            in ``model_dir``); an untrained model says so in its card.
+        measurements: a ``zip2zip eval`` result (``--json``) for the card's table and front matter.
+        measure_texts: ``{domain: texts}`` to measure now instead (the quick option), with the base model
+            at ``base_model_path`` beside it when given.
+        template_path: another jinja template for the card.
+        overwrite: replace an existing non-empty ``out_dir``.
+    """
+    from transformers import GenerationConfig
+
+    from .modeling_zip2zip import Zip2ZipForCausalLM
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    source = Path(model_dir)
+    check_model_folder(source)
+    out = Path(out_dir)
+    if out.resolve() == source.resolve():
+        raise ExportError(f"OUT_DIR {out} is MODEL_DIR; export into a new folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(
+            f"{out} exists and is not empty; choose a new folder or pass overwrite=True (--overwrite)"
+        )
+
+    tokenizer = Zip2ZipTokenizer.from_pretrained(str(source))
+    model = Zip2ZipForCausalLM.from_pretrained(str(source))
+    try:
+        tokenizer.check_compatible(model.config)
+    except ValueError as error:
+        raise ExportError(f"{source}: {error}") from None
+    # Loaded with our class directly: set the Auto classes so save_pretrained copies the code and writes auto_map.
+    type(model.config).register_for_auto_class()
+    type(model).register_for_auto_class("AutoModelForCausalLM")
+    type(tokenizer).register_for_auto_class("AutoTokenizer")
+
+    base_model = base_model or _base_model_id(model.config)
+    if license is None:
+        license = _KNOWN_LICENSES.get(base_model or "")
+    if not license:
+        raise ExportError(
+            f"no license given for the export of {source}: pass the base model's license id "
+            "(license='apache-2.0', or --license on the command line)"
+        )
+    if trained is None:
+        trained = _detect_trained(source)
+
+    generation = model.generation_config or GenerationConfig()
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if getattr(generation, name, None) is None and getattr(tokenizer, name, None) is not None:
+            setattr(generation, name, getattr(tokenizer, name))
+    model.generation_config = generation
+
+    if measurements is None and measure_texts:
+        from .evaluation import compare_on_domains, load_model_and_tokenizer
+
+        base = load_model_and_tokenizer(base_model_path) if base_model_path else (None, None)
+        measurements = compare_on_domains(
+            dict(measure_texts),
+            model.eval(),
+            tokenizer,
+            *base,
+            progress=progress,
+            description=f"{sum(map(len, measure_texts.values()))} texts, measured at export",
+        )
+
+    repo_id = repo_id or out.name
+    card = render_model_card(
+        model.config,
+        repo_id=repo_id,
+        base_model=base_model,
+        license=license,
+        trained=trained,
+        measurements=measurements,
+        template_path=template_path,
+    )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if not (staging / "generation_config.json").is_file():
+            generation.save_pretrained(staging)
+        card.save(staging / "README.md")
+        if measurements:
+            (staging / "zip2zip_eval.json").write_text(
+                json.dumps(measurements, indent=2) + "\n", encoding="utf-8"
+            )
+        check_repo_folder(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _base_model_id(config: Any) -> str | None:
+    """The base model's Hub id, when the config records one (a local path is no Hub id)."""
+    name = getattr(config.text_config, "_name_or_path", "") or ""
+    try:
+        from .defaults import DEFAULT_MODEL_DIRNAME, HUB_MODEL_ID
+
+        if DEFAULT_MODEL_DIRNAME in name:
+            return HUB_MODEL_ID
+    except ImportError:  # pragma: no cover
+        pass
+    if name and not os.path.isabs(name) and name.count("/") == 1 and not os.path.exists(name):
+        return name
+    return None
+
+
+# ----------------------------------------------------------------------------------------- upload
+
+
+def push_repo(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+    api: Any = None,
+) -> Any:
+    """Upload an exported folder to the Hub (``create_repo(exist_ok=True)`` then ``upload_folder``).
+
+    The token is huggingface_hub's: ``HF_TOKEN`` or the login stored by ``hf auth login``. Returns the
+    ``CommitInfo`` of the upload.
+    """
+    from huggingface_hub import HfApi, get_token
+
+    check_repo_folder(folder)
+    token = get_token()
+    if not token:
+        raise PermissionError(
+            f"no Hugging Face token found to upload {folder} to {repo_id}: run `hf auth login` (stores a token) or "
+            "set the HF_TOKEN environment variable to a token with write access, then try again"
+        )
+    api = api if api is not None else HfApi(token=token)
+    api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+    return api.upload_folder(
+        folder_path=os.fspath(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or "Upload zip2zip model",
+        create_pr=create_pr,
+    )
