@@ -408,3 +408,73 @@ def test_model_file_imports_only_torch_transformers_stdlib():
     source = Path(__file__).parents[1] / "zip2zip" / "modeling_zip2zip.py"
     text = source.read_text()
     assert "import zip2zip" not in text and "from zip2zip" not in text and "from . import" not in text
+
+
+def test_tokenizer_batches_feed_the_model_directly():
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer
+
+    base_tokenizer = tiny_bpe_tokenizer()
+    base = tiny_base_model("llama", vocab_size=len(base_tokenizer))
+    model = Zip2ZipForCausalLM.from_base(base, tokenizer=base_tokenizer, max_codebook_size=64, **SMALL).eval()
+    assert set(base_tokenizer.all_special_ids) <= set(model.config.disabled_ids)
+    tokenizer = Zip2ZipTokenizer.from_base(base_tokenizer, model.config, padding_side="left")
+    texts = [
+        "the cat sat on the mat. the cat sat on the hat. the cat sat.",
+        "def add(a, b):\n    return a + b\n" * 3,
+    ]
+    batch = tokenizer(texts, padding=True, return_tensors="pt", return_codebook=True)
+    assert bool((batch["input_ids"] >= model.config.base_vocab_size).any())
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        out = model(**batch, labels=labels)
+        plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    assert torch.isfinite(out.loss)
+    torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=0)
+
+    other = Zip2ZipTokenizer.from_base(base_tokenizer, model.config, max_subtokens=3)
+    mismatched = other(texts[:1], return_tensors="pt", return_codebook=True)
+    with pytest.raises(ValueError, match="max_subtokens=4"):
+        model(**mismatched)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"encoder_init": "residual", "encoder_pooling": "mean"},
+        {"encoder_init": "mean", "encoder_pooling": "first", "tie_encoders": True},
+        {"encoder_init": "random", "encoder_pooling": "last", "encoder_learned_positions": False},
+        {"encoder_hidden_size": None, "encoder_num_heads": None, "encoder_intermediate_size": None},
+    ],
+)
+def test_encoder_variants(settings, monkeypatch):
+    base = tiny_base_model("llama")
+    model = Zip2ZipForCausalLM.from_base(base, disabled_ids=[0], max_codebook_size=C, **{**SMALL, **settings})
+    entries = torch.tensor([[5, 6, -1, -1], [7, 8, 9, -1], [5, 6, 7, 8]])
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    with torch.no_grad():
+        vectors = model.embed_hypertokens(entries)
+        if settings.get("encoder_init", "residual") == "residual":  # untrained: exactly the first constituent
+            torch.testing.assert_close(vectors, embed[entries[:, 0]])
+        elif settings["encoder_init"] == "mean":
+            expected = torch.stack([embed[e[e >= 0]].mean(0) for e in entries])
+            torch.testing.assert_close(vectors, expected)
+            torch.testing.assert_close(
+                model.unembed_hypertokens(entries), torch.stack([head[e[e >= 0]].mean(0) for e in entries])
+            )
+        assert (model.output_encoder is None) == settings.get("tie_encoders", False)
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        torch.testing.assert_close(model.embed_hypertokens(entries), vectors, rtol=1e-5, atol=1e-5)
+        monkeypatch.undo()
+        ids = torch.tensor([compressed(model, 40)])
+        assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
+
+
+def test_gradient_checkpointing_trains():
+    model = make_model("qwen2").train()
+    model.gradient_checkpointing_enable()
+    ids = torch.tensor([compressed(model, 40)])
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert model.input_encoder.out_proj.weight.grad is not None

@@ -51,7 +51,10 @@ class Zip2ZipConfig(PreTrainedConfig):
             Width of the hyper-encoders. `None` = the base model's hidden size; a narrower width adds an input
             projection (and the output projection maps back to the model width).
         encoder_intermediate_size (`int`, *optional*):
-            MLP width of the hyper-encoder layers. Defaults to `2 * encoder_hidden_size`.
+            MLP width of the hyper-encoder layers. Defaults to `encoder_hidden_size`: the encoders then cost
+            about a tenth of a forward pass (they run over every codebook entry and every candidate), which
+            keeps the compressed forward well below the base model's cost per base token. The paper's
+            encoders used four times the width; raise it when training budget matters more than speed.
         encoder_learned_positions (`bool`, *optional*, defaults to `True`):
             Add a learned embedding per constituent slot (1..M), so the encoder knows the constituents' order.
         encoder_pooling (`str`, *optional*, defaults to `"mean"`):
@@ -122,7 +125,7 @@ class Zip2ZipConfig(PreTrainedConfig):
         if self.encoder_hidden_size is None:
             self.encoder_hidden_size = hidden
         if self.encoder_intermediate_size is None and self.encoder_hidden_size is not None:
-            self.encoder_intermediate_size = 2 * self.encoder_hidden_size
+            self.encoder_intermediate_size = self.encoder_hidden_size
         if self.encoder_num_heads is None and self.encoder_hidden_size is not None:
             self.encoder_num_heads = _default_heads(
                 getattr(text, "num_attention_heads", 1) or 1, self.encoder_hidden_size

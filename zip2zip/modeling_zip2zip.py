@@ -122,6 +122,7 @@ class Zip2ZipHyperEncoder(nn.Module):
         self.layers = nn.ModuleList(Zip2ZipEncoderLayer(config) for _ in range(config.encoder_num_layers))
         self.norm = nn.LayerNorm(width, eps=config.encoder_layer_norm_eps)
         self.out_proj = nn.Linear(width, model_width)
+        self.out_proj.zero_init = self.init_mode != "random"
 
     def forward(self, constituents: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Encode entries.
@@ -226,12 +227,12 @@ class Zip2ZipPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        # Called after the module's children: zero the correction so an untrained hypertoken starts at its
-        # first (or mean) constituent.
-        if isinstance(module, Zip2ZipHyperEncoder) and module.init_mode != "random":
-            init.zeros_(module.out_proj.weight)
-            init.zeros_(module.out_proj.bias)
+        if getattr(module, "zero_init", False):
+            # The hyper-encoders' output projection: an untrained hypertoken is its first (or mean) constituent.
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
 
 
 class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
@@ -395,7 +396,7 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
             **zip2zip_settings,
         )
         model = cls(config, language_model=base)
-        model.to(base.dtype)
+        model.to(device=base.device, dtype=base.dtype)
         return model
 
     # ---------------------------------------------------------------- codebooks
@@ -534,7 +535,11 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
             )
         past_length = cache.get_seq_length() if cache is not None else 0
         self._check_ids(input_ids, attention_mask)
-        has_hyper = bool((input_ids >= V).any())
+        # Padding positions may hold anything (pad id, -100): they are neither embedded as hypertokens nor looked up.
+        is_hyper = input_ids >= V
+        if attention_mask is not None and attention_mask.shape == input_ids.shape:
+            is_hyper = is_hyper & attention_mask.bool()
+        has_hyper = bool(is_hyper.any())
 
         if codebook is not None:
             self._check_codebook(codebook, "codebook")
@@ -564,8 +569,7 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
 
         # --- input embeddings: base rows for base ids, the input encoder for hypertokens
         embed_tokens = self.get_input_embeddings()
-        is_hyper = input_ids >= V
-        inputs_embeds = embed_tokens(torch.where(is_hyper, 0, input_ids))
+        inputs_embeds = embed_tokens(torch.where(is_hyper | (input_ids < 0) | (input_ids >= V), 0, input_ids))
         if has_hyper:
             rows, cols = is_hyper.nonzero(as_tuple=True)
             slots = input_ids[rows, cols] - V
@@ -741,7 +745,7 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
     def _check_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         V, C = self.config.base_vocab_size, self.config.max_codebook_size
         bad = (input_ids < 0) | (input_ids >= V + C)
-        if attention_mask is not None:
+        if attention_mask is not None and attention_mask.shape == input_ids.shape:
             bad = bad & attention_mask.bool()
         if bool(bad.any()):
             b, t = (int(i) for i in bad.nonzero()[0])
