@@ -1,0 +1,230 @@
+"""Bits per byte, compression, the evaluate measurement modules and the lm-eval model class, on tiny models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests._tiny_models import tiny_base_model
+from tests._tiny_tokenizers import tiny_bpe_tokenizer
+from tests.lm_eval_tasks.utils import rolling_texts
+from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+from zip2zip.evaluation import (
+    Scorer,
+    bits_per_byte,
+    compare_on_domains,
+    compression_statistics,
+)
+
+TASKS = Path(__file__).parent / "lm_eval_tasks"
+TEXTS = [
+    "the cat sat on the mat. the cat sat on the hat. the dog sat on the log. " * 4,
+    "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n" * 2,
+    "日本語 😀",
+]
+
+
+def build(max_subtokens: int = 3, seed: int = 0):
+    base_tok = tiny_bpe_tokenizer()
+    base = tiny_base_model(vocab_size=len(base_tok) + 4, seed=seed)
+    model = Zip2ZipForCausalLM.from_base(
+        base, tokenizer=base_tok, max_codebook_size=64, max_subtokens=max_subtokens
+    ).eval()
+    return base, base_tok, model, Zip2ZipTokenizer.from_base(base_tok, model.config)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (shared 2-core machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build()
+
+
+def reference_logprob(model, ids: list[int]) -> float:
+    """log p(ids[1:] | ids[0]) by a plain forward pass."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits[:-1], -1)
+    return float(logprobs.gather(-1, torch.tensor(ids[1:])[:, None]).sum())
+
+
+def test_base_model_bits_per_byte_is_the_plain_log_likelihood_in_windows(tiny):
+    base, base_tok, _, _ = tiny
+    text = TEXTS[0]
+    ids = base_tok(text, add_special_tokens=False)["input_ids"]
+    prefix = base_tok.bos_token_id
+    size = 31
+    expected = sum(reference_logprob(base, [prefix, *ids[i : i + size]]) for i in range(0, len(ids), size))
+    score = bits_per_byte(base, base_tok, [text], max_length=size + 1)
+    assert score.windows == math.ceil(len(ids) / size) and score.codes == score.base_tokens == len(ids)
+    assert score.logprob == pytest.approx(expected, abs=1e-4)
+    assert score.bits_per_byte == pytest.approx(-expected / math.log(2) / len(text.encode()), abs=1e-6)
+
+
+def test_zip2zip_scores_the_canonical_code_stream_of_each_window(tiny):
+    _, _, model, tok = tiny
+    text = TEXTS[0]
+    ids = tok.base(text, add_special_tokens=False)["input_ids"]
+    size = 40
+    expected, codes = 0.0, 0
+    for i in range(0, len(ids), size):
+        window = tok.codec.encode(ids[i : i + size])
+        codes += len(window)
+        expected += reference_logprob(model, [tok.base.bos_token_id, *window])
+    score = bits_per_byte(model, tok, [text], max_length=size + 1)
+    assert score.codes == codes < score.base_tokens == len(ids)
+    assert score.hypertokens > 0 and score.compression == pytest.approx(len(ids) / codes)
+    assert score.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_merge_size_one_equals_the_base_model_and_batching_changes_nothing():
+    base, base_tok, model, tok = build(max_subtokens=1)
+    plain = bits_per_byte(base, base_tok, TEXTS, max_length=48)
+    same = bits_per_byte(model, tok, TEXTS, max_length=48)
+    assert same.codes == plain.codes and same.bytes == plain.bytes
+    assert same.bits_per_byte == pytest.approx(plain.bits_per_byte, abs=1e-5)
+    batched = bits_per_byte(model, tok, TEXTS, max_length=48, batch_size=4)
+    assert batched.bits_per_byte == pytest.approx(same.bits_per_byte, abs=1e-5)
+
+
+def test_compression_statistics_use_the_scoring_windows(tiny):
+    _, _, model, tok = tiny
+    stats = compression_statistics(tok, TEXTS, max_length=41)
+    score = bits_per_byte(model, tok, TEXTS, max_length=41)
+    assert (stats["codes"], stats["base_tokens"], stats["windows"]) == (
+        score.codes,
+        score.base_tokens,
+        score.windows,
+    )
+    assert stats["bytes"] == sum(len(t.encode()) for t in TEXTS)
+    with pytest.raises(TypeError, match="Zip2ZipTokenizer"):
+        compression_statistics(tok.base, TEXTS)
+
+
+def test_compare_on_domains_sums_domains(tiny):
+    base, base_tok, model, tok = tiny
+    result = compare_on_domains({"a": TEXTS[:1], "b": TEXTS[1:]}, model, tok, base, base_tok, max_length=64)
+    a, b = result["domains"]["a"], result["domains"]["b"]
+    assert result["overall"]["base"]["bytes"] == a["base"]["bytes"] + b["base"]["bytes"]
+    assert result["overall"]["zip2zip"]["logprob"] == pytest.approx(
+        a["zip2zip"]["logprob"] + b["zip2zip"]["logprob"]
+    )
+    assert a["zip2zip"]["bytes"] == a["base"]["bytes"]
+
+
+def test_continuation_is_scored_on_its_own_codes(tiny):
+    _, _, model, tok = tiny
+    scorer = Scorer(model, tok, max_length=128)
+    context, continuation = "the cat sat on the mat. the cat sat on", " the mat. the cat"
+    codes, start = scorer.pair(context, continuation)
+    whole = tok.base(context + continuation, add_special_tokens=False)["input_ids"]
+    n_context = len(tok.base(context, add_special_tokens=False)["input_ids"])
+    # The continuation's codes stand for exactly its base ids: no code spans the boundary.
+    assert tok.codec.decode(codes)[1:] == whole
+    assert tok.codec.decode(codes)[: n_context + 1] == tok.codec.decode(codes[:start])
+    assert codes[:start] == tok.codec.encode([tok.base.bos_token_id, *whole[:n_context]])
+    assert any(c >= tok.base_vocab_size for c in codes[start:])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=torch.tensor([codes])).logits[0].float(), -1)
+    targets = torch.tensor(codes[start:])
+    expected = float(logprobs[start - 1 : -1].gather(-1, targets[:, None]).sum())
+    greedy = bool((logprobs[start - 1 : -1].argmax(-1) == targets).all())
+    [(logprob, is_greedy)] = scorer.loglikelihood([(context, continuation)])
+    assert logprob == pytest.approx(expected, abs=1e-4) and is_greedy == greedy
+    # A trailing space of the context moves to the continuation, as in lm-eval's own models.
+    assert scorer.pair(context + " ", "the mat. the cat") == (codes, start)
+
+
+def test_too_long_requests_name_max_length(tiny):
+    _, _, model, tok = tiny
+    scorer = Scorer(model, tok, max_length=16)
+    with pytest.raises(ValueError, match=r"request 0: .* max_length=16. Raise max_length"):
+        scorer.loglikelihood([(TEXTS[1], " end")])
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        Scorer(model, tok, max_length=100_000)
+
+
+# ----------------------------------------------------------------------------------------- lm-eval
+
+
+@pytest.fixture(scope="module")
+def lm_eval_results(tiny):
+    lm_eval = pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    from zip2zip.evaluation import Zip2ZipLM
+
+    base, base_tok, model, tok = tiny
+    manager = TaskManager(include_path=str(TASKS), include_defaults=False)
+    results = {}
+    for name, (m, t) in {"base": (base, base_tok), "zip2zip": (model, tok)}.items():
+        lm = Zip2ZipLM(pretrained=m, tokenizer=t, max_length=128)
+        results[name] = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=["zip2zip_mc", "zip2zip_rolling", "zip2zip_gen"],
+            task_manager=manager,
+            log_samples=True,
+            verbosity="ERROR",
+        )
+    return results
+
+
+@pytest.mark.parametrize("which", ["base", "zip2zip"])
+def test_lm_eval_rolling_bits_per_byte_match_bits_per_byte(tiny, lm_eval_results, which):
+    base, base_tok, model, tok = tiny
+    m, t = (base, base_tok) if which == "base" else (model, tok)
+    reported = lm_eval_results[which]["results"]["zip2zip_rolling"]["bits_per_byte,none"]
+    ours = bits_per_byte(m, t, rolling_texts(), max_length=128).bits_per_byte
+    assert round(reported, 3) == round(ours, 3)
+    assert reported == pytest.approx(ours, abs=1e-6)
+
+
+@pytest.mark.parametrize("which", ["base", "zip2zip"])
+def test_lm_eval_multiple_choice_uses_loglikelihood(tiny, lm_eval_results, which):
+    base, base_tok, model, tok = tiny
+    m, t = (base, base_tok) if which == "base" else (model, tok)
+    samples = lm_eval_results[which]["samples"]["zip2zip_mc"]
+    assert len(samples) == 8
+    scorer = Scorer(m, t, max_length=128)
+    sample = samples[0]
+    pairs = (
+        [tuple(args) for args in sample["arguments"].values()]
+        if isinstance(sample["arguments"], dict)
+        else [tuple(a) for a in sample["arguments"]]
+    )
+    expected = [lp for lp, _ in scorer.loglikelihood(pairs)]
+    got = [resp[0][0] for resp in sample["resps"]]
+    assert got == pytest.approx(expected, abs=1e-5)
+    acc = lm_eval_results[which]["results"]["zip2zip_mc"]["acc,none"]
+    assert 0.0 <= acc <= 1.0
+
+
+def test_lm_eval_generate_until_decodes_the_whole_output(tiny, lm_eval_results):
+    _, _, model, tok = tiny
+    samples = lm_eval_results["zip2zip"]["samples"]["zip2zip_gen"]
+    for sample in samples:
+        prompt = sample["doc"]["prompt"]
+        enc = tok(prompt, add_special_tokens=False, return_tensors="pt")
+        out = model.generate(**enc, max_new_tokens=16, max_new_base_tokens=16, do_sample=False)
+        text = tok.decode(out[0], skip_special_tokens=True)[len(prompt) :].split("\n")[0]
+        assert sample["resps"][0][0] == text
+        assert "\n" not in sample["resps"][0][0]
+
+
+def test_lm_eval_model_is_registered():
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.registry import get_model
+
+    from zip2zip.evaluation import Zip2ZipLM
+
+    assert get_model("zip2zip") is Zip2ZipLM
