@@ -228,3 +228,23 @@ def test_lm_eval_model_is_registered():
     from zip2zip.evaluation import Zip2ZipLM
 
     assert get_model("zip2zip") is Zip2ZipLM
+
+
+# ----------------------------------------------------------------------------------------- evaluate modules
+
+
+def test_measurement_modules_load_by_path_offline(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    evaluate = pytest.importorskip("evaluate")
+    root = Path(__file__).resolve().parent.parent / "measurements"
+    _, _, model, tok = tiny
+    compression = evaluate.load(str(root / "zip2zip_compression"), module_type="measurement")
+    stats = compression.compute(data=TEXTS, tokenizer=tok, max_length=41)
+    assert stats == compression_statistics(tok, TEXTS, max_length=41)
+    measured = evaluate.load(str(root / "zip2zip_bits_per_byte"), module_type="measurement")
+    result = measured.compute(data=TEXTS, model=model, tokenizer=tok, max_length=41)
+    assert result["bits_per_byte"] == pytest.approx(
+        bits_per_byte(model, tok, TEXTS, max_length=41).bits_per_byte
+    )
