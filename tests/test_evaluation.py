@@ -248,3 +248,56 @@ def test_measurement_modules_load_by_path_offline(tiny, tmp_path, monkeypatch):
     assert result["bits_per_byte"] == pytest.approx(
         bits_per_byte(model, tok, TEXTS, max_length=41).bits_per_byte
     )
+
+
+# ----------------------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def saved_pair(tiny, tmp_path_factory):
+    base, base_tok, model, tok = tiny
+    root = tmp_path_factory.mktemp("saved")
+    base.save_pretrained(root / "base")
+    base_tok.save_pretrained(root / "base")
+    model.save_pretrained(root / "zip2zip")
+    tok.save_pretrained(root / "zip2zip")
+    return root / "base", root / "zip2zip"
+
+
+def test_cli_eval_table_and_json_match_bits_per_byte(tiny, saved_pair, tmp_path, capsys):
+    from zip2zip.cli import main
+
+    base, base_tok, model, tok = tiny
+    base_dir, model_dir = saved_pair
+    out = tmp_path / "eval.json"
+    data = str(TASKS / "rolling.jsonl")
+    argv = ["eval", "--model", str(model_dir), "--base", str(base_dir), "--data", data, "--max-length", "128"]
+    assert main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    import json
+
+    result = json.loads(out.read_text())
+    texts = rolling_texts()
+    expected = bits_per_byte(model, tok, texts, max_length=128).bits_per_byte
+    assert result["overall"]["zip2zip"]["bits_per_byte"] == pytest.approx(expected, abs=1e-6)
+    assert result["overall"]["base"]["bits_per_byte"] == pytest.approx(
+        bits_per_byte(base, base_tok, texts, max_length=128).bits_per_byte, abs=1e-6
+    )
+    assert f"{expected:.4f}" in printed and "rolling" in printed and "UNTRAINED" in printed
+
+
+def test_cli_generate_streams_and_shows_hypertokens(tiny, saved_pair, capsys):
+    from zip2zip.cli import main
+
+    _, _, model, tok = tiny
+    _, model_dir = saved_pair
+    prompt = "the cat sat on the mat. the cat sat on the"
+    argv = ["generate", prompt, "--model", str(model_dir), "--max-new-tokens", "8", "--show-hypertokens"]
+    assert main([*argv, "--no-color"]) == 0
+    captured = capsys.readouterr()
+    enc = tok(prompt, return_tensors="pt")
+    out = model.generate(**enc, max_new_base_tokens=8, do_sample=False)
+    answer = tok.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert captured.out.startswith(answer)
+    assert "hypertokens highlighted" in captured.out and "[" in captured.out
+    assert "decoding steps" in captured.err

@@ -237,3 +237,25 @@ def test_push_uploads_the_folder_with_upload_folder(exported, monkeypatch):
     name, kwargs = calls[1]
     assert name == "upload_folder" and kwargs["folder_path"] == str(exported)
     assert kwargs["repo_id"] == "someone/tiny-zip2zip" and kwargs["repo_type"] == "model"
+
+
+# ----------------------------------------------------------------------------------------- command line
+
+
+def test_cli_export_and_push(saved, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from zip2zip.cli import main
+
+    folder, _, _ = saved
+    out = tmp_path / "repo"
+    assert main(["export", str(folder), str(out), "--license", "mit", "--base-model", "org/base"]) == 0
+    assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
+    assert "No measurements were recorded" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="not empty"):
+        main(["export", str(folder), str(out), "--license", "mit"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["export", str(tmp_path / "nothing-here"), str(tmp_path / "x")])
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(SystemExit, match="hf auth login"):
+        main(["push", str(out), "someone/repo"])

@@ -431,9 +431,394 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ============================================================================================ export / push
+
+
+def _register_export(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a complete Hub repo folder (trust_remote_code) with a model card",
+        description=(
+            "Build a Hub repo folder from a saved zip2zip model (the output of `zip2zip train` or any "
+            "save_pretrained folder): config.json with auto_map, the model code, safetensors weights, the "
+            "tokenizer files with auto_map, generation_config.json and a README.md model card with the measured "
+            "compression and bits per byte. It loads with from_pretrained(OUT_DIR, trust_remote_code=True) "
+            "in a process without this package."
+        ),
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="saved zip2zip model and tokenizer")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the repo folder to write (new or empty)")
+    p.add_argument("--repo-id", default=None, help="Hub id the card's examples use (default: OUT_DIR's name)")
+    p.add_argument("--base-model", default=None, help="the base model's Hub id for the card")
+    p.add_argument("--license", default=None, help="license id (the base model's; known for SmolLM2)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--measurements",
+        default=None,
+        metavar="EVAL_JSON",
+        help="a `zip2zip eval --json` result for the card",
+    )
+    g.add_argument(
+        "--measure",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure now on N held-out texts per domain (quick; default: no measurements)",
+    )
+    p.add_argument("--domains", nargs="+", default=list(_DEMO_DOMAINS), help="domains for --measure")
+    p.add_argument(
+        "--base-model-path", default=None, help="base model folder to compare against with --measure"
+    )
+    p.add_argument(
+        "--trained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the hyper-encoders were trained (default: detected from the run's files)",
+    )
+    p.add_argument("--card-template", default=None, help="another jinja model card template")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .hub import ExportError, export_repo
+
+    measurements = None
+    if args.measurements:
+        try:
+            with open(args.measurements, encoding="utf-8") as handle:
+                measurements = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise SystemExit(
+                f"--measurements {args.measurements}: cannot read it as JSON ({error})"
+            ) from None
+    texts = _heldout_texts(args.domains, args.measure) if args.measure else None
+    try:
+        out = export_repo(
+            args.model_dir,
+            args.out_dir,
+            repo_id=args.repo_id,
+            base_model=args.base_model,
+            license=args.license,
+            trained=args.trained,
+            measurements=measurements,
+            measure_texts=texts,
+            base_model_path=args.base_model_path,
+            template_path=args.card_template,
+            overwrite=args.overwrite,
+            progress=True,
+        )
+    except ExportError as error:
+        raise SystemExit(f"zip2zip export: {error}") from None
+    print(f"wrote {out}: " + ", ".join(sorted(os.listdir(out))))
+    return 0
+
+
+def _register_push(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "push",
+        help="upload an exported repo folder to the Hugging Face Hub",
+        description=(
+            "Upload OUT_DIR (written by `zip2zip export`) to REPO_ID with huggingface_hub (create_repo, then "
+            "upload_folder). The token comes from HF_TOKEN or the login stored by `hf auth login`; it is never "
+            "read from the command line."
+        ),
+    )
+    p.add_argument("folder", metavar="OUT_DIR")
+    p.add_argument("repo_id", metavar="REPO_ID", help="user-or-org/name")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--revision", default=None, help="branch to upload to")
+    p.add_argument("--commit-message", default=None)
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    p.set_defaults(func=_cmd_push)
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import ExportError, push_repo
+
+    try:
+        info = push_repo(
+            args.folder,
+            args.repo_id,
+            private=args.private or None,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            create_pr=args.create_pr,
+        )
+    except (ExportError, PermissionError) as error:
+        raise SystemExit(f"zip2zip push: {error}") from None
+    print(f"uploaded {args.folder} to {args.repo_id}: {getattr(info, 'commit_url', info)}")
+    return 0
+
+
+# ============================================================================================ eval
+
+
+def _heldout_texts(domains: Sequence[str], samples: int) -> dict[str, list[str]]:
+    """``samples`` held-out chunks per project domain (skipping domains whose source is unavailable)."""
+    from .corpora import CorpusUnavailableError, load_corpus
+
+    texts = {}
+    for domain in domains:
+        try:
+            texts[domain] = load_corpus(domain, "heldout", max_docs=samples)
+        except CorpusUnavailableError as error:
+            print(f"[{domain}] skipped: {error}", file=sys.stderr)
+    if not texts:
+        raise SystemExit("no held-out texts available for any domain; pass --data FILE instead")
+    return texts
+
+
+def _read_texts(path: str, text_field: str) -> list[str]:
+    """A .jsonl file's ``text_field`` values, or a text file as one text."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if not path.endswith(".jsonl"):
+                return [handle.read()]
+            texts = []
+            for n, line in enumerate(handle, 1):
+                if line.strip():
+                    record = json.loads(line)
+                    if text_field not in record:
+                        raise SystemExit(f"{path}:{n} has no {text_field!r} field; pass --text-field")
+                    texts.append(record[text_field])
+            return texts
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise SystemExit(f"cannot read {path!r} as UTF-8 text / JSONL: {error}") from None
+
+
+def _register_eval(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="bits per byte and compression per domain, base vs zip2zip, in one table",
+        description=(
+            "Score a zip2zip model and its base model on the same texts: strict bits per byte (the canonical "
+            "code stream's likelihood, windows of --max-length positions each started by the bos token) and "
+            "LZW compression, per domain. lm-eval's bits_per_byte with the `zip2zip` model class gives the "
+            "same numbers on the same texts."
+        ),
+    )
+    p.add_argument("--model", default=None, help="zip2zip model folder (default: the demo's model)")
+    p.add_argument(
+        "--base", default=None, help="base model folder (default: the embedded SmolLM2 when it is the base)"
+    )
+    p.add_argument("--no-base", action="store_true", help="score the zip2zip model only")
+    p.add_argument("--domains", nargs="+", default=list(_DEMO_DOMAINS), help="project corpora domains")
+    p.add_argument("--samples", type=int, default=4, help="held-out texts per domain (default 4)")
+    p.add_argument(
+        "--data", nargs="+", default=None, metavar="FILE", help=".jsonl or text files, one domain per file"
+    )
+    p.add_argument("--text-field", default="text", help="text field of .jsonl files (default 'text')")
+    p.add_argument("--max-length", type=int, default=None, help="positions per scored window (default 1024)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--max-codebook-size", type=int, default=2048, help="C of the default (untrained) model")
+    p.add_argument("--max-subtokens", type=int, default=4, help="M of the default (untrained) model")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON (for export)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import compare_on_domains, load_model_and_tokenizer
+
+    if args.data:
+        texts = {
+            os.path.splitext(os.path.basename(path))[0]: _read_texts(path, args.text_field)
+            for path in args.data
+        }
+        description = "the texts of " + ", ".join(os.path.basename(p) for p in args.data)
+    else:
+        texts = _heldout_texts(args.domains, args.samples)
+        description = f"{args.samples} held-out texts per domain of the project corpora"
+    model, tokenizer, trained = _zip2zip_model(args.model, args.max_codebook_size, args.max_subtokens)
+    if args.device:
+        model.to(args.device)
+    base_model = base_tokenizer = None
+    if not args.no_base:
+        base_path = args.base or _default_base_for(model)
+        if base_path:
+            base_model, base_tokenizer = load_model_and_tokenizer(base_path, device=args.device)
+        else:
+            print("no --base given and the base is not the embedded default: scoring the zip2zip model only")
+    if not trained:
+        print("note: the zip2zip model is UNTRAINED (freshly initialised hyper-encoders)")
+    result = compare_on_domains(
+        texts,
+        model,
+        tokenizer,
+        base_model,
+        base_tokenizer,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        progress=True,
+        description=description,
+    )
+    result["trained"] = trained
+    _print_eval_table(result)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print_eval_table(result: dict[str, Any]) -> None:
+    has_base = all("base" in entry for entry in result["domains"].values())
+    header = f"{'domain':<16} {'bytes':>9} {'compression':>12} {'bpb zip2zip':>12}"
+    if has_base:
+        header += f" {'bpb base':>9} {'delta':>8}"
+    print(f"\nStrict bits per byte, windows of {result['max_length']} positions ({result['description']}):")
+    print(header)
+    print("-" * len(header))
+    for name, entry in [*result["domains"].items(), ("all", result["overall"])]:
+        z = entry["zip2zip"]
+        line = f"{name[-16:]:<16} {z['bytes']:>9,} {z['compression']:>12.3f} {z['bits_per_byte']:>12.4f}"
+        if has_base:
+            b = entry["base"]["bits_per_byte"]
+            line += f" {b:>9.4f} {z['bits_per_byte'] - b:>+8.4f}"
+        print(line)
+
+
+def _zip2zip_model(path: str | None, max_codebook_size: int, max_subtokens: int) -> tuple[Any, Any, bool]:
+    """A zip2zip model and tokenizer from ``path``, or the demo's model; and whether it was trained."""
+    if path is None:
+        return _demo_model(max_codebook_size, max_subtokens)
+    from .evaluation import is_zip2zip_model, load_model_and_tokenizer
+    from .hub import _detect_trained
+
+    model, tokenizer = load_model_and_tokenizer(path)
+    if not is_zip2zip_model(model):
+        raise SystemExit(
+            f"--model {path}: model_type {model.config.model_type!r} is not a zip2zip model; pass it as --base, "
+            "and a zip2zip model (zip2zip train / Zip2ZipForCausalLM.from_base) as --model"
+        )
+    from pathlib import Path
+
+    return model, tokenizer, _detect_trained(Path(path))
+
+
+def _demo_model(max_codebook_size: int = 2048, max_subtokens: int = 4) -> tuple[Any, Any, bool]:
+    """The best zip2zip model the project ships, else an untrained one on the embedded SmolLM2.
+
+    Asks ``zip2zip.defaults.shipped_zip2zip_path()`` (a folder, or None while no trained checkpoint ships).
+    """
+    from . import defaults
+    from .evaluation import load_model_and_tokenizer
+
+    shipped = getattr(defaults, "shipped_zip2zip_path", lambda: None)()
+    if shipped:
+        model, tokenizer = load_model_and_tokenizer(shipped)
+        return model, tokenizer, True
+    from .trainer import zip2zip_from_base
+
+    model, tokenizer = zip2zip_from_base(
+        defaults.default_base_path(), max_codebook_size=max_codebook_size, max_subtokens=max_subtokens
+    )
+    return model.eval(), tokenizer, False
+
+
+def _default_base_for(model: Any) -> str | None:
+    from .defaults import HUB_MODEL_ID, default_base_path
+    from .hub import _base_model_id
+
+    return default_base_path() if _base_model_id(model.config) == HUB_MODEL_ID else None
+
+
+# ============================================================================================ generate
+
+
+def _register_generate(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="generate from a prompt or a chat message, streaming, hypertokens optionally shown",
+        description=(
+            "Generate with a zip2zip model (default: the demo's model on the embedded SmolLM2). The text streams "
+            "as it is decoded; --show-hypertokens prints the prompt and the answer with every hypertoken "
+            "highlighted, then the decoding statistics."
+        ),
+    )
+    p.add_argument("prompt", nargs="?", default=None, help="the prompt ('-' or nothing reads standard input)")
+    p.add_argument("--model", default=None, help="zip2zip model folder (default: the demo's model)")
+    p.add_argument("--chat", action="store_true", help="send the prompt as a user message (chat template)")
+    p.add_argument("--system", default=None, help="system message for --chat")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="new base tokens at most (default 128)")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-stream", action="store_true", help="print the answer at the end only")
+    p.add_argument(
+        "--show-hypertokens", action="store_true", help="highlight hypertokens in prompt and answer"
+    )
+    p.add_argument("--no-color", action="store_true", help="bracket hypertokens instead of colouring them")
+    p.add_argument("--max-codebook-size", type=int, default=2048, help="C of the default (untrained) model")
+    p.add_argument("--max-subtokens", type=int, default=4, help="M of the default (untrained) model")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+    from transformers import TextStreamer
+
+    prompt = args.prompt
+    if prompt is None or prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise SystemExit("zip2zip generate: empty prompt; pass PROMPT or pipe text on standard input")
+    model, tok, trained = _zip2zip_model(args.model, args.max_codebook_size, args.max_subtokens)
+    if not trained:
+        print("note: the zip2zip model is UNTRAINED (freshly initialised hyper-encoders)", file=sys.stderr)
+    if args.chat:
+        messages = [{"role": "system", "content": args.system}] if args.system else []
+        messages.append({"role": "user", "content": prompt})
+        enc = tok.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+    else:
+        enc = tok(prompt, return_tensors="pt")
+    torch.manual_seed(args.seed)
+    settings: dict[str, Any] = {"max_new_base_tokens": args.max_new_tokens, "do_sample": args.sample}
+    if args.sample:
+        settings.update(temperature=args.temperature, top_p=args.top_p)
+    streamer = None if args.no_stream else TextStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+    start = time.perf_counter()
+    out = model.generate(
+        **enc, **settings, streamer=streamer, return_dict_in_generate=True, pad_token_id=tok.pad_token_id
+    )
+    seconds = time.perf_counter() - start
+    prompt_len = enc["input_ids"].shape[1]
+    answer = tok.decode(out.sequences[0][prompt_len:], skip_special_tokens=True)
+    if args.no_stream:
+        print(answer)
+    stats = out.generation_stats
+    if args.show_hypertokens:
+        print("\n== prompt and answer, hypertokens highlighted")
+        print(
+            tok.visualize(out.codes[0], format="plain" if args.no_color else "ansi", skip_special_tokens=True)
+        )
+    base_prompt = len(tok.decode_to_base_ids(enc["input_ids"][0]))
+    print(
+        f"\n[prompt: {base_prompt} base tokens in {prompt_len} positions; answer: {sum(stats.base_tokens)} base "
+        f"tokens in {stats.steps} decoding steps ({stats.compression:.2f} base tokens per step, "
+        f"{stats.hypertoken_rate:.0%} hypertokens); {seconds:.1f} s]",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # ============================================================================================ entry point
 
-_REGISTRARS: list[Callable[[Any], None]] = [_register_train, _register_compress, _register_demo]
+_REGISTRARS: list[Callable[[Any], None]] = [
+    _register_train,
+    _register_compress,
+    _register_demo,
+    _register_export,
+    _register_push,
+    _register_eval,
+    _register_generate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
