@@ -13,7 +13,7 @@ into the codec (codebook, accept limits and candidates from the ids), the hyper-
 of the hypertokens used, output vectors of every codebook entry and KwKwK candidate), the base model on
 ``inputs_embeds``, and the output layer (LM head, slot scores, mask).
 
-Run: ``python benchmarks/forward.py [--windows 4] [--repeats 5] [--dtype float32]``.
+Run: ``python benchmarks/forward.py [--windows 4] [--repeats 5] [--dtype float32] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -131,12 +131,18 @@ def time_window(model, base, ids: list[int], repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--max-codebook-size", type=int, default=2048)
     parser.add_argument("--max-subtokens", type=int, default=4)
     parser.add_argument("--position-mode", default="compressed", choices=["compressed", "base"])
+    parser.add_argument("--domains", default="code,prose", help="comma-separated corpus domains")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is steadier on a shared, busy machine)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from zip2zip import Zip2ZipForCausalLM
     from zip2zip.defaults import load_default_base_model, load_default_tokenizer
@@ -162,7 +168,7 @@ def main() -> None:
     header = f"{'domain':<8} {'ratio':>6} {'base us/tok':>12} {'z2z us/tok':>11} {'z2z/base':>9}   breakdown of z2z (us/base tok)"
     print(header)
     print("-" * len(header))
-    for domain in ("code", "prose"):
+    for domain in args.domains.split(","):
         windows = load_windows(tokenizer, domain, args.windows)
         if not windows:
             print(f"{domain:<8} (no windows)")
