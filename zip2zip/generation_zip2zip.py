@@ -22,7 +22,12 @@ streamer of transformers keep working:
   ``tok.decode(out[0])``); with ``return_dict_in_generate=True`` both are on the output, as ``sequences`` and
   ``codes``, beside the generation statistics.
 * Streamers get base ids: the prompt's (once the per-row state exists, at the first step), then each step's
-  phrase, so ``TextStreamer`` and ``TextIteratorStreamer`` print exactly the final text.
+  phrase, so ``TextStreamer`` and ``TextIteratorStreamer`` print exactly the final text. (The tokenizer's
+  ``Zip2ZipTextStreamer`` keeps working too: base ids expand to themselves. It is only needed to stream
+  codes produced elsewhere.)
+* Input vectors of hypertokens are computed the first time a hypertoken is fed back (most entries are
+  scored but never emitted); output vectors of each step's new entries and candidates take one padded
+  encoder pass. Both are cached per distinct entry for the whole call.
 * ``stop_strings`` are checked on decoded text (transformers' ``StopStringCriteria`` indexes tables built
   from the tokenizer vocabulary by token id, which hypertoken ids would overrun).
 * ``max_new_tokens`` counts *codes* (decoding steps), as everywhere in transformers; ``max_new_base_tokens``
@@ -170,7 +175,10 @@ class Zip2ZipGenerationState:
         self.attended: list[int] = []
         self.prompt_base: list[int] = []
         self.finished_at: list[int | None] = []  # column whose code a zip2zip criterion stopped the row at
-        self._new_entries: list[tuple[int, int, tuple[int, ...]]] = []
+        self.codes: list[list[int]] = []
+        self.entries: list[list[tuple[int, ...]]] = []  # each row's codebook, slot by slot
+        self._new_entries: list[tuple[int, int, tuple[int, ...]]] = []  # created, output vector not written
+        self._in_written: list[set[int]] = []
         self._in_buffer: torch.Tensor | None = None
         self._out_buffer: torch.Tensor | None = None
         self._in_cache: dict[tuple[int, ...], torch.Tensor] = {}
@@ -211,6 +219,9 @@ class Zip2ZipGenerationState:
         rows = input_ids.shape[0]
         self.decoders = [self.codec.new_decoder() for _ in range(rows)]
         self.phrases = [[] for _ in range(rows)]
+        self.codes = [[] for _ in range(rows)]
+        self.entries = [[] for _ in range(rows)]
+        self._in_written = [set() for _ in range(rows)]
         self.limits = [[] for _ in range(rows)]
         self.candidates = [[] for _ in range(rows)]
         self.positions = [[] for _ in range(rows)]
@@ -233,6 +244,8 @@ class Zip2ZipGenerationState:
             phrases, limits, candidates = self.phrases[b], self.limits[b], self.candidates[b]
             positions, base_end = self.positions[b], self.base_end[b]
             row_mask = mask[b] if mask is not None else None
+            self.codes[b].extend(row)
+            entries = self.entries[b]
             total = base_end[-1] if base_end else 0
             for j, code in enumerate(row):
                 if row_mask is not None and not row_mask[j]:
@@ -247,6 +260,7 @@ class Zip2ZipGenerationState:
                 step = decoder.feed(code)
                 for code_id, entry in step.created:
                     self._new_entries.append((b, code_id - V, entry))
+                    entries.append(entry)
                 total += len(step.phrase)
                 self.attended[b] += 1
                 phrases.append(step.phrase)
@@ -292,8 +306,10 @@ class Zip2ZipGenerationState:
 
     def model_inputs(self, length: int, device: torch.device) -> dict[str, torch.Tensor]:
         """Codebook inputs of `forward` for the last `length` columns (the slice the loop feeds)."""
-        self._embed(device)
         start = self.columns - length
+        self._grow(min(max(d.next_id - self.V + 1 for d in self.decoders), self.C), device)
+        self._embed_outputs(device)
+        self._embed_inputs(start, device)
         limits = [row[start:] for row in self.limits]
         K = max((max(row) for row in limits if row), default=0)
         inputs = {
@@ -314,58 +330,68 @@ class Zip2ZipGenerationState:
             inputs["candidates"] = torch.tensor(table, dtype=torch.long, device=device)
         return inputs
 
-    def _embed(self, device: torch.device) -> None:
-        """Write the vectors of new entries and of changed candidates into the buffers."""
-        model = self.model
-        rows = self.batch_size
+    def _embed_outputs(self, device: torch.device) -> None:
+        """Output vectors of the entries created since the last call and of changed candidates.
+
+        Every acceptable slot is scored at every step, so these are needed now: one encoder pass per step
+        over the new entries and the candidates together.
+        """
         current = [decoder.candidate for decoder in self.decoders]
         slots = [decoder.next_id - self.V for decoder in self.decoders]
         changed = [
             b
-            for b in range(rows)
+            for b in range(self.batch_size)
             if current[b] is not None and (slots[b], current[b]) != self._written_candidates[b]
         ]
-        if not self._new_entries and not changed and self._in_buffer is not None:
+        new = self._new_entries
+        if not new and not changed:
             return
-        needed = max(
-            [slot + 1 for _, slot, _ in self._new_entries]
-            + [decoder.next_id - self.V + 1 for decoder in self.decoders]
-            + [1]
-        )
-        self._grow(min(needed, self.C), device)
-        entries = [entry for _, _, entry in self._new_entries]
-        outputs = entries + [current[b] for b in changed]
-        self._compute(entries, self._in_cache, model.embed_hypertokens, device)
-        self._compute(outputs, self._out_cache, model.unembed_hypertokens, device)
-        if entries:
-            index = (
-                torch.tensor([b for b, _, _ in self._new_entries], device=device),
-                torch.tensor([slot for _, slot, _ in self._new_entries], device=device),
-            )
-            self._in_buffer.index_put_(index, torch.stack([self._in_cache[e] for e in entries]))
-            self._out_buffer.index_put_(index, torch.stack([self._out_cache[e] for e in entries]))
-        if changed:
-            index = (
-                torch.tensor(changed, device=device),
-                torch.tensor([slots[b] for b in changed], device=device),
-            )
-            self._out_buffer.index_put_(index, torch.stack([self._out_cache[current[b]] for b in changed]))
-            for b in changed:
-                self._written_candidates[b] = (slots[b], current[b])
+        targets = [(b, slot, entry) for b, slot, entry in new] + [(b, slots[b], current[b]) for b in changed]
+        self._write(self._out_buffer, targets, self._out_cache, True, device)
+        for b in changed:
+            self._written_candidates[b] = (slots[b], current[b])
         self._new_entries = []
 
-    def _compute(
-        self, entries: list[tuple[int, ...]], cache: dict, encode: Any, device: torch.device
+    def _embed_inputs(self, start: int, device: torch.device) -> None:
+        """Input vectors of the hypertokens fed from column `start` on, computed the first time each is fed.
+
+        An entry's input vector is only needed where the entry is read, so most entries (created, scored,
+        never emitted) never pay for the input encoder.
+        """
+        V = self.V
+        targets = []
+        for b in range(self.batch_size):
+            written = self._in_written[b]
+            codes = self.codes[b]
+            for c in range(start, self.columns):
+                slot = codes[c] - V
+                if slot >= 0 and self.phrases[b][c] and slot not in written:
+                    written.add(slot)
+                    targets.append((b, slot, self.entries[b][slot]))
+        if targets:
+            self._write(self._in_buffer, targets, self._in_cache, False, device)
+
+    def _write(
+        self,
+        buffer: torch.Tensor,
+        targets: list[tuple[int, int, tuple[int, ...]]],
+        cache: dict[tuple[int, ...], torch.Tensor],
+        output: bool,
+        device: torch.device,
     ) -> None:
-        missing = list(dict.fromkeys(e for e in entries if e not in cache))
-        if not missing:
-            return
-        table = torch.tensor(
-            [list(e) + [-1] * (self.M - len(e)) for e in missing], dtype=torch.long, device=device
+        """Encode the targets' entries not in `cache` (one pass), then write `buffer[row, slot]`."""
+        missing = list(dict.fromkeys(entry for _, _, entry in targets if entry not in cache))
+        if missing:
+            table = torch.tensor(
+                [list(e) + [-1] * (self.M - len(e)) for e in missing], dtype=torch.long, device=device
+            )
+            vectors = _encode_entries(self.model, table, output).to(buffer.dtype)
+            cache.update(zip(missing, vectors))
+        index = (
+            torch.tensor([b for b, _, _ in targets], device=device),
+            torch.tensor([slot for _, slot, _ in targets], device=device),
         )
-        vectors = encode(table).to(self._in_buffer.dtype)
-        for entry, vector in zip(missing, vectors):
-            cache[entry] = vector
+        buffer.index_put_(index, torch.stack([cache[entry] for _, _, entry in targets]))
 
     def _grow(self, needed: int, device: torch.device) -> None:
         capacity = 0 if self._in_buffer is None else self._in_buffer.shape[1]
@@ -418,8 +444,9 @@ class Zip2ZipGenerationState:
 class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
     """Keeps every hypertoken slot a row's decoder cannot accept at `-inf`, after all other processors.
 
-    The model's logits are masked already; this runs last so that no processor (a custom one that shifts or
-    clamps scores) can make an undecodable code selectable.
+    The model's logits are masked already, and transformers' processors keep `-inf` scores at `-inf`;
+    `generate` adds this one after the caller's own `logits_processor` list, so that no custom processor
+    (one that shifts or clamps scores) can make an undecodable code selectable.
     """
 
     def __init__(self, state: Zip2ZipGenerationState) -> None:
@@ -664,7 +691,9 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             criteria.append(Zip2ZipMaxBaseTokensCriteria(state, max_new_base_tokens))
         criteria = StoppingCriteriaList(criteria)
         processors = LogitsProcessorList(list(logits_processor) if logits_processor is not None else [])
-        processors.append(Zip2ZipAcceptSetLogitsProcessor(state))
+        if processors:
+            # transformers' own processors keep -inf at -inf; custom ones may not, so re-mask after them.
+            processors.append(Zip2ZipAcceptSetLogitsProcessor(state))
         wrapped = _BaseIdStreamer(streamer, state, pad_id) if streamer is not None else None
 
         result = super().generate(
@@ -816,6 +845,30 @@ def _special_ids(model: Any, kwargs: dict, configs: Sequence[Any]) -> tuple[int,
     if pad is None:  # transformers pads finished rows with the first eos id then
         pad = eos_list[0] if eos_list else 0
     return int(pad), set(eos_list)
+
+
+def _encode_entries(model: Any, entries: torch.Tensor, output: bool) -> torch.Tensor:
+    """Input (or output) vectors of `(N, M)` entries, `-1` padded.
+
+    A handful of entries of mixed lengths (one step's new entries and candidates) go through the encoder in
+    one padded, masked pass: the public `embed_hypertokens` / `unembed_hypertokens` group entries by
+    length, which would cost one pass per distinct length, and a pass costs a read of all encoder weights.
+    The encoder documents both ways as equal. Many entries (a prompt's codebook) use the public methods.
+    """
+    public = model.unembed_hypertokens if output else model.embed_hypertokens
+    encoder = model.input_encoder
+    if output and model.output_encoder is not None:
+        encoder = model.output_encoder
+    padded = getattr(encoder, "_encode", None)
+    if padded is None or entries.shape[0] > 8:
+        return public(entries)
+    lengths = (entries >= 0).sum(-1)
+    ids = entries.clamp(min=0)
+    if output:
+        constituents = model.get_output_embeddings().weight[ids]
+    else:
+        constituents = model.get_input_embeddings()(ids)
+    return padded(constituents, lengths)
 
 
 def _common_prefix_length(a: str, b: str) -> int:

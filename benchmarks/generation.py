@@ -1,0 +1,243 @@
+"""Generation speed: the base model, the base model with prompt-lookup decoding, and the zip2zip model.
+
+Greedy decoding on CPU, batch 1, side by side in one run. Each prompt is the first ``--prompt-tokens``
+base tokens of a held-out code or prose document (SmolLM2 tokenizer); every configuration continues it by
+128 new base tokens' worth:
+
+* ``base``: SmolLM2-135M-Instruct, ``generate(max_new_tokens=128)``;
+* ``pld``: the same with transformers' prompt-lookup decoding (``prompt_lookup_num_tokens``), lossless
+  under greedy decoding, so its output is checked to equal ``base``'s;
+* ``zip2zip``: the (untrained) zip2zip model made from the same base with ``from_base`` (C=2048, M=4),
+  on the prompt's LZW codes, ``generate(max_new_base_tokens=128)``.
+
+End of sequence is suppressed (``min_new_tokens``) so that every run produces the full budget. Reported
+per configuration and domain:
+
+* decoding steps: forward calls of the generating model after the prefill (for ``pld``, one per
+  verification pass); summed over prompts;
+* ms/step: the median time between the starts of consecutive decoding steps, i.e. the whole loop
+  iteration (input preparation, codebook updates and hyper-encoders for zip2zip, forward, logits
+  processing, selection, stopping criteria); pooled over prompts and repeats;
+* bytes/s: UTF-8 bytes of the generated text over the wall time of the whole ``generate`` call (prefill
+  included), summed over prompts, best of the repeats.
+
+The bar for zip2zip is its time per decoding step against the base model's (at most 1.05x): the codebook
+updates and the encoders of new hypertokens must stay under 5% of a step. With an untrained model the number
+of steps stays close to the base model's; a trained checkpoint is what reduces it.
+
+Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--png FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# Run from a checkout: import the package next to this folder rather than whatever is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CONFIGS = ("base", "pld", "zip2zip")
+DOMAINS = ("code", "prose")
+
+
+def load_prompts(tokenizer, domain: str, count: int, length: int) -> list[list[int]]:
+    """The first ``length`` base ids of the first ``count`` held-out documents that are long enough."""
+    from zip2zip.corpora import load_corpus
+
+    prompts = []
+    for doc in load_corpus(domain, split="heldout"):
+        ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
+        if len(ids) >= length + 16:
+            prompts.append(ids[:length])
+            if len(prompts) == count:
+                break
+    return prompts
+
+
+class StepClock:
+    """Start time of every forward call of a module (prefill first, then one per decoding step)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.starts: list[float] = []
+        self.handle = module.register_forward_pre_hook(lambda *_: self.starts.append(time.perf_counter()))
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def run(model, clock_module, input_ids: list[int], settings: dict) -> dict:
+    clock = StepClock(clock_module)
+    ids = torch.tensor([input_ids])
+    try:
+        start = time.perf_counter()
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **settings)
+        end = time.perf_counter()
+    finally:
+        clock.close()
+    starts = clock.starts
+    intervals = [b - a for a, b in itertools.pairwise(starts[1:])] + (
+        [end - starts[-1]] if len(starts) > 1 else []
+    )
+    return {
+        "output": out[0, ids.shape[1] :].tolist(),
+        "seconds": end - start,
+        "steps": len(starts) - 1,
+        "intervals": intervals,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per domain")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration per prompt")
+    parser.add_argument("--prompt-tokens", type=int, default=384, help="base tokens per prompt")
+    parser.add_argument("--new-tokens", type=int, default=128, help="new base tokens per generation")
+    parser.add_argument("--pld-tokens", type=int, default=10, help="prompt_lookup_num_tokens of the pld run")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for every run)")
+    parser.add_argument(
+        "--png", default=str(Path(__file__).with_suffix(".png")), help="plot file ('' = none)"
+    )
+    parser.add_argument("--json", default="", help="also write the raw measurements here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from transformers.utils import logging as hf_logging
+
+    from zip2zip import Zip2ZipForCausalLM
+    from zip2zip.defaults import default_base_path, load_default_base_model, load_default_tokenizer
+
+    hf_logging.set_verbosity_error()
+    tokenizer = load_default_tokenizer()
+    base = load_default_base_model()
+    zip_model = Zip2ZipForCausalLM.from_base(
+        default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4
+    ).eval()
+    codec = zip_model.codec
+    eos = tokenizer.eos_token_id
+    n = args.new_tokens
+    common = {"do_sample": False, "pad_token_id": eos, "min_new_tokens": n}
+    settings = {
+        "base": {**common, "max_new_tokens": n},
+        "pld": {**common, "max_new_tokens": n, "prompt_lookup_num_tokens": args.pld_tokens},
+        "zip2zip": {**common, "max_new_base_tokens": n},
+    }
+    models = {"base": (base, base), "pld": (base, base), "zip2zip": (zip_model, zip_model)}
+
+    def one(config: str, prompt: list[int]) -> dict:
+        model, clock_module = models[config]
+        ids = codec.encode(prompt) if config == "zip2zip" else prompt
+        result = run(model, clock_module, ids, settings[config])
+        result["text"] = tokenizer.decode(result["output"], skip_special_tokens=True)
+        return result
+
+    prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in DOMAINS}
+    warm = prompts[DOMAINS[0]][0]
+    for config in CONFIGS:  # warm-up: first calls allocate and pick kernels
+        model, _ = models[config]
+        model.generate(
+            input_ids=torch.tensor([warm[:64]]), max_new_tokens=4, do_sample=False, pad_token_id=eos
+        )
+
+    results: dict[str, dict[str, list[dict]]] = {d: {c: [] for c in CONFIGS} for d in DOMAINS}
+    for domain in DOMAINS:
+        for p, prompt in enumerate(prompts[domain]):
+            for r in range(args.repeats):
+                order = CONFIGS[r % 3 :] + CONFIGS[: r % 3]  # rotate, so no configuration always runs first
+                for config in order:
+                    result = one(config, prompt)
+                    result["prompt"] = p
+                    results[domain][config].append(result)
+            base_out = results[domain]["base"][-1]["output"]
+            if results[domain]["pld"][-1]["output"] != base_out:
+                print(f"warning: prompt-lookup output differs from base on {domain} prompt {p}")
+
+    rows = []
+    for domain in [*DOMAINS, "all"]:
+        domains = DOMAINS if domain == "all" else (domain,)
+        row = {"domain": domain}
+        for config in CONFIGS:
+            runs = [x for d in domains for x in results[d][config]]
+            per_prompt: dict[tuple, dict] = {}  # the fastest run of each prompt
+            for d in domains:
+                for x in results[d][config]:
+                    k = (d, x["prompt"])
+                    if k not in per_prompt or x["seconds"] < per_prompt[k]["seconds"]:
+                        per_prompt[k] = x
+            chosen = list(per_prompt.values())
+            row[config] = {
+                "steps": sum(x["steps"] for x in chosen),
+                "ms_per_step": 1000 * statistics.median(i for x in runs for i in x["intervals"]),
+                "bytes_per_s": sum(len(x["text"].encode()) for x in chosen)
+                / sum(x["seconds"] for x in chosen),
+            }
+        row["ratio"] = row["zip2zip"]["ms_per_step"] / row["base"]["ms_per_step"]
+        rows.append(row)
+
+    stats = zip_model.last_generation_stats
+    print(
+        f"SmolLM2-135M-Instruct, greedy, CPU ({args.threads} thread(s)), batch 1, {args.prompts} prompt(s) of "
+        f"{args.prompt_tokens} base tokens per domain, {n} new base tokens, {args.repeats} repeat(s); "
+        f"pld = prompt_lookup_num_tokens={args.pld_tokens}; zip2zip untrained (C=2048, M=4)\n"
+    )
+    print("| domain | config | decoding steps | ms/step (median) | bytes/s |")
+    print("|---|---|---:|---:|---:|")
+    for row in rows:
+        for config in CONFIGS:
+            v = row[config]
+            print(
+                f"| {row['domain']} | {config} | {v['steps']} | {v['ms_per_step']:.1f} | {v['bytes_per_s']:.0f} |"
+            )
+    print()
+    for row in rows:
+        print(f"{row['domain']}: zip2zip ms/step / base ms/step = {row['ratio']:.3f} (bar: <= 1.05)")
+    if stats is not None:
+        print(f"last zip2zip generation: {stats.to_dict()}")
+
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "results": results}, indent=1))
+    if args.png:
+        plot(rows, args.png)
+        print(f"plot: {args.png}")
+
+
+def plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = (
+        ("steps", "decoding steps"),
+        ("ms_per_step", "ms per step (median)"),
+        ("bytes_per_s", "generated bytes per second"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    width = 0.26
+    for ax, (key, title) in zip(axes, metrics):
+        for k, config in enumerate(CONFIGS):
+            xs = [i + (k - 1) * width for i in range(len(rows))]
+            ax.bar(xs, [row[config][key] for row in rows], width, label=config)
+        ax.set_xticks(range(len(rows)), [row["domain"] for row in rows])
+        ax.set_title(title)
+    axes[1].text(
+        0.02,
+        0.02,
+        "zip2zip/base: " + ", ".join(f"{row['domain']} {row['ratio']:.3f}" for row in rows),
+        transform=axes[1].transAxes,
+        fontsize=8,
+    )
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Greedy generation of 128 new base tokens, SmolLM2-135M, CPU, batch 1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
