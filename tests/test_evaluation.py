@@ -301,3 +301,54 @@ def test_cli_generate_streams_and_shows_hypertokens(tiny, saved_pair, capsys):
     assert captured.out.startswith(answer)
     assert "hypertokens highlighted" in captured.out and "[" in captured.out
     assert "decoding steps" in captured.err
+
+
+# ----------------------------------------------------------------------------------------- SmolLM2 (the bar)
+
+
+@pytest.mark.slow
+def test_smollm2_lm_eval_matches_zip2zip_eval_to_three_decimals(smollm2_path, tmp_path, capsys):
+    """lm-eval (registered `zip2zip` model, by folder) and `zip2zip eval` report the same bits per byte."""
+    import json
+
+    lm_eval = pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    from zip2zip.cli import main
+    from zip2zip.trainer import zip2zip_from_base
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, tok = zip2zip_from_base(smollm2_path, max_codebook_size=2048, max_subtokens=4)
+        folder = tmp_path / "smollm2-zip2zip"
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        out = tmp_path / "eval.json"
+        data = str(TASKS / "rolling.jsonl")
+        argv = ["eval", "--model", str(folder), "--base", smollm2_path, "--data", data, "--json", str(out)]
+        assert main([*argv, "--threads", "1"]) == 0
+        ours = json.loads(out.read_text())["overall"]
+        manager = TaskManager(include_path=str(TASKS), include_defaults=False)
+        for which, path in (("zip2zip", folder), ("base", smollm2_path)):
+            result = lm_eval.simple_evaluate(
+                model="zip2zip",
+                model_args=f"pretrained={path}",
+                tasks=["zip2zip_mc", "zip2zip_rolling"],
+                task_manager=manager,
+                verbosity="ERROR",
+            )["results"]
+            reported = result["zip2zip_rolling"]["bits_per_byte,none"]
+            print(
+                which,
+                "lm-eval",
+                reported,
+                "zip2zip eval",
+                ours[which]["bits_per_byte"],
+                "mc acc",
+                result["zip2zip_mc"]["acc,none"],
+            )
+            assert round(reported, 3) == round(ours[which]["bits_per_byte"], 3)
+            assert result["zip2zip_mc"]["acc,none"] >= 0.5  # the questions are easy for SmolLM2
+    finally:
+        torch.set_num_threads(threads)
