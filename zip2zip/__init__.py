@@ -27,8 +27,12 @@ __all__ = [
     "Zip2ZipTextIteratorStreamer",
     "Zip2ZipTextStreamer",
     "Zip2ZipTokenizer",
+    "bits_per_byte",
+    "compare_on_domains",
     "default_disabled_ids",
     "default_lora_config",
+    "export_repo",
+    "push_repo",
     "zip2zip_from_base",
 ]
 __version__ = "0.1.0"
@@ -44,11 +48,24 @@ _TRAINING_NAMES = frozenset(
 )
 
 
+# Evaluation and Hub names, also imported on first use (evaluation registers the lm-eval model class).
+_LAZY_MODULES = {
+    "bits_per_byte": "evaluation",
+    "compare_on_domains": "evaluation",
+    "export_repo": "hub",
+    "push_repo": "hub",
+}
+
+
 def __getattr__(name: str):
     if name in _TRAINING_NAMES:
         from . import trainer
 
         return getattr(trainer, name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY_MODULES[name]}", __name__), name)
     raise AttributeError(f"module 'zip2zip' has no attribute {name!r}")
 
 
