@@ -8,6 +8,17 @@ from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from zip2zip.cli import compression_stats, main
 from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer
 
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The CLI picks torch's thread count for its process; keep that from leaking into other tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 TEXT = "the cat sat on the mat. the cat sat on the hat. the cat sat on the mat.\n" * 6
 
 
@@ -48,6 +59,6 @@ def test_compress_reports_unreadable_files(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_on_the_embedded_model(smollm2_path, capsys):
-    assert main(["demo", "--no-color", "--samples", "2", "--context", "256"]) == 0
+    assert main(["demo", "--no-color", "--samples", "2", "--context", "256", "--new-tokens", "8"]) == 0
     out = capsys.readouterr().out
     assert "code" in out and "ratio" in out

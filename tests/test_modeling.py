@@ -272,7 +272,8 @@ REMOTE_LOAD = textwrap.dedent(
     """
     import sys, torch
     from transformers import AutoModelForCausalLM
-    folder, ids_path, out_path = sys.argv[1:]
+    folder, ids_path, out_path, threads = sys.argv[1:]
+    torch.set_num_threads(int(threads))  # same reduction order as the parent, so logits match bit for bit
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     assert "zip2zip" not in sys.modules, "the package must not be imported by remote loading"
     ids = torch.load(ids_path)
@@ -316,7 +317,14 @@ def test_save_load_roundtrip_and_remote_code(arch, tied, tmp_path):
         "PYTHONPATH": "",
     }
     result = subprocess.run(
-        [sys.executable, str(script), str(folder), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")],
+        [
+            sys.executable,
+            str(script),
+            str(folder),
+            str(tmp_path / "ids.pt"),
+            str(tmp_path / "out.pt"),
+            str(torch.get_num_threads()),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
