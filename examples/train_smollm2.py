@@ -64,6 +64,19 @@ PRESETS = {
         "docs_per_domain": None,
     },
 }
+# The zip2zip settings of the recipe; benchmarks/learning.py (see benchmarks/README.md, "Learning per step") is
+# the evidence behind the training choices.
+ZIP2ZIP_SETTINGS = {
+    "max_codebook_size": 2048,
+    "max_subtokens": 4,
+    "encoder_num_layers": 2,
+    "tie_encoders": False,
+    "encoder_init": "residual",
+    "position_mode": "compressed",
+    "reconstruction_loss_weight": 0.0,
+    "protect_digits": True,
+}
+DISTILLATION_WEIGHT = 0.0
 DOMAINS = ("code", "prose", "math", "multilingual")
 # Share of each domain in the training mix (paper App. J: web 20%, code 25%, math 20%, chat 20%, multilingual 15%;
 # we have no chat corpus, so prose takes the web and chat shares).
@@ -98,6 +111,16 @@ def main() -> None:
     parser.add_argument("--lora-alpha", type=int)
     parser.add_argument("--docs-per-domain", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--distillation-weight",
+        type=float,
+        default=DISTILLATION_WEIGHT,
+        help="weight of the first-token self-distillation from the frozen base model (0 = off)",
+    )
+    parser.add_argument("--encoder-init", choices=("residual", "mean", "random"))
+    parser.add_argument("--position-mode", choices=("compressed", "base"))
+    parser.add_argument("--tie-encoders", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--reconstruction-weight", type=float)
     args = parser.parse_args()
     settings = dict(PRESETS[args.preset])
     for key in settings:
@@ -110,16 +133,17 @@ def main() -> None:
     from zip2zip.defaults import default_base_path
     from zip2zip.trainer import Zip2ZipSFTConfig, Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
 
+    zip2zip_settings = dict(ZIP2ZIP_SETTINGS)
+    for flag, key in (
+        ("encoder_init", "encoder_init"),
+        ("position_mode", "position_mode"),
+        ("tie_encoders", "tie_encoders"),
+        ("reconstruction_weight", "reconstruction_loss_weight"),
+    ):
+        if getattr(args, flag) is not None:
+            zip2zip_settings[key] = getattr(args, flag)
     torch.manual_seed(args.seed)
-    model, tokenizer = zip2zip_from_base(
-        default_base_path(),
-        max_codebook_size=2048,
-        max_subtokens=4,
-        encoder_num_layers=2,
-        tie_encoders=False,
-        encoder_init="residual",
-        protect_digits=True,
-    )
+    model, tokenizer = zip2zip_from_base(default_base_path(), **zip2zip_settings)
     dataset = training_mix(settings["docs_per_domain"], args.seed)
     gpu = args.preset == "gpu" and torch.cuda.is_available()
     config = Zip2ZipSFTConfig(
@@ -138,6 +162,7 @@ def main() -> None:
         bf16=gpu and torch.cuda.is_bf16_supported(),
         report_to="none",
         seed=args.seed,
+        distillation_weight=args.distillation_weight,
     )
     trainer = Zip2ZipSFTTrainer(
         model=model,

@@ -14,6 +14,8 @@ full. This module keeps TRL's split of concerns:
   which would bypass the hypertoken logits), normalised by the number of targets of the whole accumulated batch,
   and zip2zip metrics (compressed loss, reconstruction loss, compression ratio, hypertoken share of targets,
   bits per byte);
+- :func:`first_token_distillation`: the optional self-distillation loss, the frozen base model (adapters
+  disabled) teaching the zip2zip model the next-token distribution at every compressed position;
 - :func:`default_lora_config`: LoRA on the base model's projections only, hyper-encoders in `modules_to_save`.
 
 Packing and padding-free batches are rejected: they would concatenate sequences, and every sequence has its own
@@ -775,13 +777,20 @@ class Zip2ZipSFTTrainer(SFTTrainer):
       padding-free are rejected.
     - **Tokenizer.** A plain base tokenizer is wrapped into a `Zip2ZipTokenizer` with the model's codec settings,
       so checkpoints carry the right tokenizer.
+    - **Self-distillation** (optional, `distillation_weight > 0`, with LoRA). The frozen base model (the same
+      weights with the adapters disabled, so no second copy in memory) reads the uncompressed rows, and at every
+      scored compressed position the zip2zip model's probability that the next code *starts with* base token
+      `x` is pulled towards the base model's `p(x | same text)`: `loss += distillation_weight * sum KL(p || q1)
+      / num_items_in_batch` (:func:`first_token_distillation` defines the mapping). It gives a dense target over
+      the whole vocabulary at every position from what the base model already knows.
     - **Saving.** `save_model(dir)` writes a complete `trust_remote_code` repo: merged weights (LoRA folded in),
       config with `auto_map`, the model's code, the tokenizer, and the adapter under `dir/adapter`. Checkpoints
       (during training) stay adapter-only, as in TRL, and resume as usual.
 
     Logged metrics: `loss`, `lm_loss` (compressed cross-entropy per target), `reconstruction_loss`,
     `compression_ratio` (base tokens per code), `hypertoken_share` (share of targets that are hypertokens),
-    `bits_per_byte`, `mean_token_accuracy`, `num_tokens` (codes seen) and `num_base_tokens`.
+    `bits_per_byte`, `mean_token_accuracy`, `num_tokens` (codes seen), `num_base_tokens`, `num_target_bytes`
+    (UTF-8 bytes of the targets seen) and, with distillation, `distillation_loss` (mean KL per target, nats).
     """
 
     loss_is_scaled_for_ga = True
