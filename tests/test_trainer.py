@@ -368,7 +368,9 @@ def test_trained_folder_reloads_with_remote_code_and_generates(tmp_path):
 
     generated = reloaded.generate(**batch, max_new_tokens=4, do_sample=False)
     assert generated.shape[1] > batch["input_ids"].shape[1]
-    assert rtok.decode(generated[0], skip_special_tokens=True).startswith("the cat sat on the mat. the cat sat")
+    assert rtok.decode(generated[0], skip_special_tokens=True).startswith(
+        "the cat sat on the mat. the cat sat"
+    )
     assert reloaded.last_generation_stats is not None
 
 
