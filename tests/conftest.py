@@ -7,8 +7,21 @@ Tests that only need plumbing should build tiny random models in-process instead
 from __future__ import annotations
 
 import pytest
+import torch
 
 from zip2zip import defaults
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run far faster on one thread than on two contended ones (shared 2-core machines).
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; the thread count is restored.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -36,13 +36,7 @@ def build(max_subtokens: int = 3, seed: int = 0):
     return base, base_tok, model, Zip2ZipTokenizer.from_base(base_tok, model.config)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (shared 2-core machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

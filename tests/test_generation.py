@@ -40,13 +40,7 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machines are shared: two threads that wait on each other make tiny ops 100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(max_subtokens=4, position_mode="compressed", seed=0, loud_hypertokens=False):

@@ -19,13 +19,7 @@ from zip2zip.hub import CODE_FILES, ExportError, check_model_folder, export_repo
 PROMPT = "the cat sat on the mat. the cat sat on the"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (shared 2-core machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
