@@ -7,14 +7,15 @@ every prefix with a separate copy of the base model, position by position, code 
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 
 import pytest
 import torch
 from _tiny_models import tiny_base_model
-from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
+from _tiny_tokenizers import TRAINING_TEXT
+from _training import build as build_zip2zip
+from _training import config as trainer_config
 from datasets import Dataset
 
 from zip2zip.lzw import LZWCodec
@@ -28,7 +29,6 @@ from zip2zip.trainer import (
     first_token_log_probs,
     hypertoken_first_ids,
     tokenize_example,
-    zip2zip_from_base,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,31 +147,14 @@ def test_base_alignment_points_at_the_last_constituent():
 
 
 def build(seed: int = 0, **settings):
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=seed)
-    settings = {"max_codebook_size": 64, "max_subtokens": 4, "encoder_num_layers": 1, **settings}
-    torch.manual_seed(seed)
-    model, tok = zip2zip_from_base(base, tokenizer=base_tok, **settings)
-    return model, tok, copy.deepcopy(base)
+    """A tiny zip2zip model and tokenizer, plus an untouched copy of the same base model."""
+    model, tok = build_zip2zip(seed, **settings)
+    return model, tok, tiny_base_model("llama", vocab_size=len(tok), seed=seed)
 
 
 def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
-    values = {
-        "output_dir": str(tmp_path / "run"),
-        "max_steps": 3,
-        "per_device_train_batch_size": 2,
-        "learning_rate": 3e-3,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "gradient_checkpointing": False,
-        "disable_tqdm": True,
-        "dataloader_pin_memory": False,
-        "seed": 0,
-        "distillation_weight": 1.0,
-    }
-    values.update(overrides)
-    return Zip2ZipSFTConfig(**values)
+    """The training tests' quick config with distillation on."""
+    return trainer_config(tmp_path, **{"distillation_weight": 1.0, **overrides})
 
 
 def make_trainer(tmp_path, model, tok, **overrides):
