@@ -576,7 +576,11 @@ def _register_export(subparsers: Any) -> None:
             "in a process without this package."
         ),
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="saved zip2zip model and tokenizer")
+    p.add_argument(
+        "model_dir",
+        metavar="MODEL_DIR",
+        help="saved zip2zip model and tokenizer, or 'shipped' for the trained model that ships with the package",
+    )
     p.add_argument("out_dir", metavar="OUT_DIR", help="the repo folder to write (new or empty)")
     p.add_argument("--repo-id", default=None, help="Hub id the card's examples use (default: OUT_DIR's name)")
     p.add_argument("--base-model", default=None, help="the base model's Hub id for the card")
@@ -623,9 +627,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 f"--measurements {args.measurements}: cannot read it as JSON ({error})"
             ) from None
     texts = _heldout_texts(args.domains, args.measure) if args.measure else None
+    model_dir = args.model_dir
+    if model_dir == "shipped":
+        from . import defaults
+
+        model_dir = defaults.shipped_zip2zip_path()
+        if model_dir is None:
+            raise SystemExit(
+                f"zip2zip export: no trained checkpoint ships in {defaults.shipped_checkpoint_dir()}; pass the "
+                "folder of a trained zip2zip model instead"
+            )
     try:
         out = export_repo(
-            args.model_dir,
+            model_dir,
             args.out_dir,
             repo_id=args.repo_id,
             base_model=args.base_model,

@@ -1,0 +1,126 @@
+"""The shipped zip2zip model: packing a trained run's adapter, assembling the full model, caching it.
+
+The mechanics run on a tiny model trained for a few steps; one slow test checks the checkpoint that actually
+ships with the package (when one does).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny_models import tiny_base_model
+from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
+from _training import config
+from datasets import Dataset
+from transformers import AutoModelForCausalLM
+
+from zip2zip import defaults
+from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SETTINGS = {"max_codebook_size": 64, "max_subtokens": 4, "encoder_num_layers": 1, "protect_digits": True}
+
+
+@pytest.fixture
+def trained_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny base saved to disk and a zip2zip run on it (LoRA + encoders, 4 steps): (base dir, run dir)."""
+    base_dir, run_dir = tmp_path / "base", tmp_path / "run"
+    base_tok = tiny_bpe_tokenizer()
+    tiny_base_model(vocab_size=len(base_tok)).save_pretrained(base_dir)
+    base_tok.save_pretrained(base_dir)
+    torch.manual_seed(0)
+    model, tok = zip2zip_from_base(str(base_dir), **SETTINGS)
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=4, learning_rate=1e-2),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 4}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8),
+    )
+    trainer.train()
+    trainer.save_model(str(run_dir))
+    return base_dir, run_dir
+
+
+def _logits(folder: str | Path, ids: torch.Tensor) -> torch.Tensor:
+    model = AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True).eval()
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, monkeypatch) -> None:
+    base_dir, run_dir = trained_run
+    monkeypatch.setenv("ZIP2ZIP_CACHE", str(tmp_path / "cache"))
+    shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", provenance={"steps": 4})
+
+    weights = shipped / "adapter_model.safetensors"
+    full = run_dir / "adapter" / "adapter_model.safetensors"
+    assert weights.stat().st_size < 0.6 * full.stat().st_size, "float16 should halve the adapter"
+    record = defaults.json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
+    assert record["zip2zip"]["max_codebook_size"] == 64 and record["provenance"] == {"steps": 4}
+
+    path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    assert path is not None and defaults.is_complete(path)
+    assert Path(path).parent == tmp_path / "cache"
+
+    tok = tiny_bpe_tokenizer()
+    from zip2zip import Zip2ZipTokenizer
+
+    zip_tok = Zip2ZipTokenizer.from_pretrained(path)
+    text = TRAINING_TEXT[0] + " " + TRAINING_TEXT[1]
+    ids = zip_tok(text, return_tensors="pt")["input_ids"]
+    assert ids.shape[1] < len(tok(text)["input_ids"]), "the prompt should contain hypertokens"
+    assembled, trained = _logits(path, ids), _logits(run_dir, ids)
+    finite = torch.isfinite(trained)
+    assert torch.equal(finite, torch.isfinite(assembled)), "the codebook mask must be the same"
+    # float16 storage of LoRA and encoders: small, bounded differences.
+    torch.testing.assert_close(assembled[finite], trained[finite], atol=2e-2, rtol=1e-2)
+    untrained, _ = zip2zip_from_base(str(base_dir), **SETTINGS)
+    with torch.no_grad():
+        fresh = untrained.eval()(input_ids=ids).logits
+    assert (fresh[finite] - trained[finite]).abs().max() > 10 * (
+        assembled[finite] - trained[finite]
+    ).abs().max()
+
+    # Cached: a second call reuses the folder; new weights get a new folder.
+    stamp = (Path(path) / defaults.MARKER_FILENAME).stat().st_mtime
+    time.sleep(0.01)
+    assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) == path
+    assert (Path(path) / defaults.MARKER_FILENAME).stat().st_mtime == stamp
+    (shipped / defaults.SHIPPED_SETTINGS_FILENAME).write_text(
+        (shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text().replace('"steps": 4', '"steps": 5')
+    )
+    assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) != path
+
+
+def test_nothing_ships_without_the_files(tmp_path) -> None:
+    assert defaults.shipped_zip2zip_path(source=tmp_path) is None
+
+
+def test_pack_names_what_is_missing(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"adapter_model\.safetensors"):
+        defaults.pack_zip2zip_checkpoint(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_the_shipped_checkpoint_loads_and_generates(smollm2_path) -> None:
+    path = defaults.shipped_zip2zip_path()
+    if path is None:
+        pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
+    from zip2zip.evaluation import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(path)
+    assert model.config.max_codebook_size == 2048
+    prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n\n\n"
+    batch = tok(prompt, return_tensors="pt")
+    out = model.generate(**batch, max_new_base_tokens=24, do_sample=False)
+    text = tok.decode(out[0][batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    stats = model.last_generation_stats
+    assert stats.base_tokens[0] == 24 or stats.codes[0] < 24
+    assert text.strip(), "the shipped model should continue the prompt"
