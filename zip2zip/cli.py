@@ -851,7 +851,7 @@ def _demo_model(max_codebook_size: int = 2048, max_subtokens: int = 4) -> tuple[
     from . import defaults
     from .evaluation import load_model_and_tokenizer
 
-    shipped = getattr(defaults, "shipped_zip2zip_path", lambda: None)()
+    shipped = defaults.shipped_zip2zip_path()
     if shipped:
         model, tokenizer = load_model_and_tokenizer(shipped)
         return model, tokenizer, True
