@@ -7,8 +7,8 @@ base tokens of a held-out code or prose document (SmolLM2 tokenizer); every conf
 * ``base``: SmolLM2-135M-Instruct, ``generate(max_new_tokens=128)``;
 * ``pld``: the same with transformers' prompt-lookup decoding (``prompt_lookup_num_tokens``), lossless
   under greedy decoding, so its output is checked to equal ``base``'s;
-* ``zip2zip``: the (untrained) zip2zip model made from the same base with ``from_base`` (C=2048, M=4),
-  on the prompt's LZW codes, ``generate(max_new_base_tokens=128)``.
+* ``zip2zip``: the (untrained) zip2zip model made from the same base with ``from_base`` (C=2048, M=4), or
+  the trained one in ``--model FOLDER``, on the prompt's LZW codes, ``generate(max_new_base_tokens=128)``.
 
 End of sequence is suppressed (``min_new_tokens``) so that every run produces the full budget. Reported
 per configuration and domain:
@@ -25,7 +25,8 @@ The bar for zip2zip is its time per decoding step against the base model's (at m
 updates and the encoders of new hypertokens must stay under 5% of a step. With an untrained model the number
 of steps stays close to the base model's; a trained checkpoint is what reduces it.
 
-Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--png FILE]``.
+Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``.
+:func:`measure` is the measuring part on its own (``benchmarks/release.py`` calls it).
 """
 
 from __future__ import annotations
@@ -93,6 +94,147 @@ def run(model, clock_module, input_ids: list[int], settings: dict) -> dict:
     }
 
 
+def generation_settings(eos: int, new_tokens: int, pld_tokens: int) -> dict[str, dict]:
+    """``generate`` keyword arguments of each configuration.
+
+    End of sequence is suppressed (``min_new_tokens``) so that every configuration produces the same budget of
+    text and the timings compare like with like; for zip2zip the budget is counted in base tokens.
+    """
+    common = {"do_sample": False, "pad_token_id": eos, "min_new_tokens": new_tokens}
+    return {
+        "base": {**common, "max_new_tokens": new_tokens},
+        "pld": {**common, "max_new_tokens": new_tokens, "prompt_lookup_num_tokens": pld_tokens},
+        "zip2zip": {**common, "max_new_base_tokens": new_tokens},
+    }
+
+
+def measure(
+    base,
+    zip_model,
+    tokenizer,
+    prompts: dict[str, list[list[int]]],
+    new_tokens: int = 128,
+    pld_tokens: int = 10,
+    repeats: int = 2,
+    codec=None,
+    progress: bool = False,
+) -> dict:
+    """Generate from every prompt with every configuration and summarise; the measuring part of this script.
+
+    ``prompts`` maps a domain to prompts of *base* ids (SmolLM2 tokenizer). The base model and prompt lookup
+    read them as they are; the zip2zip model reads their LZW codes (``codec``, default ``zip_model.codec``), so
+    all three continue exactly the same text. ``tokenizer`` is the base tokenizer: it decodes every output
+    (zip2zip's ``generate`` returns the generated part expanded to base ids).
+
+    Returns ``{"rows": [...], "results": {domain: {config: [run, ...]}}}``: one row per domain plus ``all``
+    (see :func:`summarize`), and every run (output ids, text, seconds, steps, step intervals; zip2zip runs
+    also carry ``stats``, the model's ``last_generation_stats``).
+    """
+    from tqdm.auto import tqdm
+
+    codec = codec if codec is not None else zip_model.codec
+    eos = tokenizer.eos_token_id
+    settings = generation_settings(eos, new_tokens, pld_tokens)
+    models = {"base": base, "pld": base, "zip2zip": zip_model}
+    domains = tuple(prompts)
+
+    def one(config: str, prompt: list[int]) -> dict:
+        model = models[config]
+        ids = codec.encode(prompt) if config == "zip2zip" else prompt
+        result = run(model, model, ids, settings[config])
+        result["text"] = tokenizer.decode(result["output"], skip_special_tokens=True)
+        if config == "zip2zip" and model.last_generation_stats is not None:
+            result["stats"] = model.last_generation_stats.to_dict()
+        return result
+
+    warm = next(p for d in domains for p in prompts[d])
+    for config in CONFIGS:  # warm-up: first calls allocate and pick kernels
+        models[config].generate(
+            input_ids=torch.tensor([warm[:64]]), max_new_tokens=4, do_sample=False, pad_token_id=eos
+        )
+
+    total = sum(len(prompts[d]) for d in domains) * repeats * len(CONFIGS)
+    bar = tqdm(total=total, desc="generation", disable=not progress, leave=False)
+    results: dict[str, dict[str, list[dict]]] = {d: {c: [] for c in CONFIGS} for d in domains}
+    for domain in domains:
+        for p, prompt in enumerate(prompts[domain]):
+            for r in range(repeats):
+                order = CONFIGS[r % 3 :] + CONFIGS[: r % 3]  # rotate, so no configuration always runs first
+                for config in order:
+                    result = one(config, prompt)
+                    result["prompt"] = p
+                    results[domain][config].append(result)
+                    bar.update(1)
+            base_out = results[domain]["base"][-1]["output"]
+            if results[domain]["pld"][-1]["output"] != base_out:
+                print(f"warning: prompt-lookup output differs from base on {domain} prompt {p}")
+    bar.close()
+    return {"rows": summarize(results), "results": results}
+
+
+def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
+    """One row per domain and one for all domains together.
+
+    Per configuration: decoding steps (summed over prompts), the median step time (pooled over prompts and
+    repeats) and bytes/s (the fastest run of each prompt, summed). zip2zip also gets ``compression``, the base
+    tokens its generated codes stand for per code (from ``last_generation_stats``), and ``ratio`` is its
+    median step time over the base model's.
+    """
+    domains = tuple(results)
+    rows = []
+    for domain in [*domains, "all"]:
+        chosen_domains = domains if domain == "all" else (domain,)
+        row: dict = {"domain": domain}
+        for config in CONFIGS:
+            runs = [x for d in chosen_domains for x in results[d][config]]
+            per_prompt: dict[tuple, dict] = {}  # the fastest run of each prompt
+            for d in chosen_domains:
+                for x in results[d][config]:
+                    k = (d, x["prompt"])
+                    if k not in per_prompt or x["seconds"] < per_prompt[k]["seconds"]:
+                        per_prompt[k] = x
+            chosen = list(per_prompt.values())
+            row[config] = {
+                "steps": sum(x["steps"] for x in chosen),
+                "ms_per_step": 1000 * statistics.median(i for x in runs for i in x["intervals"]),
+                "bytes_per_s": sum(len(x["text"].encode()) for x in chosen)
+                / sum(x["seconds"] for x in chosen),
+            }
+            stats = [x["stats"] for x in chosen if "stats" in x]
+            if stats:
+                codes = sum(sum(s["codes"]) for s in stats)
+                row[config]["compression"] = (
+                    sum(sum(s["base_tokens"]) for s in stats) / codes if codes else 1.0
+                )
+                row[config]["hypertoken_rate"] = (
+                    sum(sum(s["hypertokens"]) for s in stats) / codes if codes else 0.0
+                )
+        row["ratio"] = row["zip2zip"]["ms_per_step"] / row["base"]["ms_per_step"]
+        rows.append(row)
+    return rows
+
+
+def load_zip2zip(folder: str, tokenizer):
+    """A trained zip2zip model and its tokenizer from ``folder``, checked to share ``tokenizer``'s vocabulary.
+
+    The prompts are base ids of the default tokenizer; a model built on another vocabulary would read them as
+    different text, so that is refused rather than measured.
+    """
+    from zip2zip.evaluation import is_zip2zip_model, load_model_and_tokenizer
+
+    model, zip_tokenizer = load_model_and_tokenizer(folder)
+    if not is_zip2zip_model(model):
+        raise SystemExit(f"--model {folder}: not a zip2zip model (config.json model_type is not 'zip2zip')")
+    base_tokenizer = getattr(zip_tokenizer, "base", None)
+    if base_tokenizer is None or base_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise SystemExit(
+            f"--model {folder}: its base tokenizer differs from SmolLM2-135M-Instruct's; this benchmark compares "
+            "against the embedded SmolLM2 and needs a zip2zip model made from it"
+        )
+    zip_tokenizer.check_compatible(model.config)
+    return model, zip_tokenizer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=2, help="prompts per domain")
@@ -101,6 +243,12 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128, help="new base tokens per generation")
     parser.add_argument("--pld-tokens", type=int, default=10, help="prompt_lookup_num_tokens of the pld run")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for every run)")
+    parser.add_argument(
+        "--model",
+        default="",
+        help="a trained zip2zip model folder made from SmolLM2-135M-Instruct (default: the untrained "
+        "from_base model, C=2048, M=4)",
+    )
     parser.add_argument(
         "--png", default=str(Path(__file__).with_suffix(".png")), help="plot file ('' = none)"
     )
@@ -116,84 +264,30 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     tokenizer = load_default_tokenizer()
     base = load_default_base_model()
-    zip_model = Zip2ZipForCausalLM.from_base(
-        default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4
-    ).eval()
-    codec = zip_model.codec
-    eos = tokenizer.eos_token_id
+    if args.model:
+        zip_model, zip_tokenizer = load_zip2zip(args.model, tokenizer)
+        codec = zip_tokenizer.codec
+        config = zip_model.config
+        label = f"{args.model} (C={config.max_codebook_size}, M={config.max_subtokens})"
+    else:
+        zip_model = Zip2ZipForCausalLM.from_base(
+            default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4
+        ).eval()
+        codec = zip_model.codec
+        label = "untrained (C=2048, M=4)"
     n = args.new_tokens
-    common = {"do_sample": False, "pad_token_id": eos, "min_new_tokens": n}
-    settings = {
-        "base": {**common, "max_new_tokens": n},
-        "pld": {**common, "max_new_tokens": n, "prompt_lookup_num_tokens": args.pld_tokens},
-        "zip2zip": {**common, "max_new_base_tokens": n},
-    }
-    models = {"base": (base, base), "pld": (base, base), "zip2zip": (zip_model, zip_model)}
-
-    def one(config: str, prompt: list[int]) -> dict:
-        model, clock_module = models[config]
-        ids = codec.encode(prompt) if config == "zip2zip" else prompt
-        result = run(model, clock_module, ids, settings[config])
-        result["text"] = tokenizer.decode(result["output"], skip_special_tokens=True)
-        return result
 
     prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in DOMAINS}
-    warm = prompts[DOMAINS[0]][0]
-    for config in CONFIGS:  # warm-up: first calls allocate and pick kernels
-        model, _ = models[config]
-        model.generate(
-            input_ids=torch.tensor([warm[:64]]), max_new_tokens=4, do_sample=False, pad_token_id=eos
-        )
-
-    results: dict[str, dict[str, list[dict]]] = {d: {c: [] for c in CONFIGS} for d in DOMAINS}
-    for domain in DOMAINS:
-        for p, prompt in enumerate(prompts[domain]):
-            for r in range(args.repeats):
-                order = CONFIGS[r % 3 :] + CONFIGS[: r % 3]  # rotate, so no configuration always runs first
-                for config in order:
-                    result = one(config, prompt)
-                    result["prompt"] = p
-                    results[domain][config].append(result)
-            base_out = results[domain]["base"][-1]["output"]
-            if results[domain]["pld"][-1]["output"] != base_out:
-                print(f"warning: prompt-lookup output differs from base on {domain} prompt {p}")
-
-    rows = []
-    for domain in [*DOMAINS, "all"]:
-        domains = DOMAINS if domain == "all" else (domain,)
-        row = {"domain": domain}
-        for config in CONFIGS:
-            runs = [x for d in domains for x in results[d][config]]
-            per_prompt: dict[tuple, dict] = {}  # the fastest run of each prompt
-            for d in domains:
-                for x in results[d][config]:
-                    k = (d, x["prompt"])
-                    if k not in per_prompt or x["seconds"] < per_prompt[k]["seconds"]:
-                        per_prompt[k] = x
-            chosen = list(per_prompt.values())
-            row[config] = {
-                "steps": sum(x["steps"] for x in chosen),
-                "ms_per_step": 1000 * statistics.median(i for x in runs for i in x["intervals"]),
-                "bytes_per_s": sum(len(x["text"].encode()) for x in chosen)
-                / sum(x["seconds"] for x in chosen),
-            }
-        row["ratio"] = row["zip2zip"]["ms_per_step"] / row["base"]["ms_per_step"]
-        rows.append(row)
+    measured = measure(base, zip_model, tokenizer, prompts, n, args.pld_tokens, args.repeats, codec)
+    rows, results = measured["rows"], measured["results"]
 
     stats = zip_model.last_generation_stats
     print(
         f"SmolLM2-135M-Instruct, greedy, CPU ({args.threads} thread(s)), batch 1, {args.prompts} prompt(s) of "
         f"{args.prompt_tokens} base tokens per domain, {n} new base tokens, {args.repeats} repeat(s); "
-        f"pld = prompt_lookup_num_tokens={args.pld_tokens}; zip2zip untrained (C=2048, M=4)\n"
+        f"pld = prompt_lookup_num_tokens={args.pld_tokens}; zip2zip {label}\n"
     )
-    print("| domain | config | decoding steps | ms/step (median) | bytes/s |")
-    print("|---|---|---:|---:|---:|")
-    for row in rows:
-        for config in CONFIGS:
-            v = row[config]
-            print(
-                f"| {row['domain']} | {config} | {v['steps']} | {v['ms_per_step']:.1f} | {v['bytes_per_s']:.0f} |"
-            )
+    print_table(rows)
     print()
     for row in rows:
         print(f"{row['domain']}: zip2zip ms/step / base ms/step = {row['ratio']:.3f} (bar: <= 1.05)")
@@ -207,7 +301,24 @@ def main() -> None:
         print(f"plot: {args.png}")
 
 
-def plot(rows: list[dict], path: str) -> None:
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table of steps, step time and throughput per domain and configuration."""
+    print("| domain | config | decoding steps | ms/step (median) | bytes/s |")
+    print("|---|---|---:|---:|---:|")
+    for row in rows:
+        for config in CONFIGS:
+            v = row[config]
+            print(
+                f"| {row['domain']} | {config} | {v['steps']} | {v['ms_per_step']:.1f} | {v['bytes_per_s']:.0f} |"
+            )
+
+
+def plot(
+    rows: list[dict],
+    path: str,
+    title: str = "Greedy generation of 128 new base tokens, SmolLM2-135M, CPU, batch 1",
+) -> None:
+    """Steps, median step time and bytes/s per domain, one bar per configuration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,7 +345,7 @@ def plot(rows: list[dict], path: str) -> None:
         fontsize=8,
     )
     axes[0].legend(fontsize=8)
-    fig.suptitle("Greedy generation of 128 new base tokens, SmolLM2-135M, CPU, batch 1")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
