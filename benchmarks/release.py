@@ -365,10 +365,6 @@ def measure_multiple_choice(
     tokenization of context and continuation), so it isolates what compression changes.
     """
     import lm_eval
-
-    # Registers "hf": lm-eval imports its model modules lazily only while its registry is empty, and
-    # importing zip2zip.evaluation has already registered "zip2zip".
-    import lm_eval.models
     from lm_eval.tasks import TaskManager
 
     from zip2zip.evaluation import Zip2ZipLM

@@ -346,3 +346,13 @@ def test_smollm2_lm_eval_matches_zip2zip_eval_to_three_decimals(smollm2_path, tm
             assert result["zip2zip_mc"]["acc,none"] >= 0.5  # the questions are easy for SmolLM2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_lm_eval_builtin_models_still_resolve_after_registering_zip2zip():
+    """Registering "zip2zip" must not hide lm-eval's own models (it loads them only into an empty registry)."""
+    from lm_eval.api.registry import get_model
+
+    import zip2zip.evaluation  # noqa: F401
+
+    assert get_model("zip2zip").__name__ == "Zip2ZipLM"
+    assert get_model("hf").__name__ == "HFLM"

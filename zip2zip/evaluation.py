@@ -424,6 +424,9 @@ def compression_statistics(
 # ================================================================================ lm-evaluation-harness
 
 try:  # lm-eval is optional (the `bench`/`dev` extras); without it the rest of this module still works.
+    # lm-eval loads its built-in models ("hf", ...) only while its registry is empty: load them before
+    # registering ours, or `simple_evaluate(model="hf")` no longer finds them.
+    import lm_eval.models  # noqa: F401
     from lm_eval.api.model import LM as _LM
     from lm_eval.api.registry import register_model as _register_model
 except ImportError:  # pragma: no cover - exercised only without lm-eval
