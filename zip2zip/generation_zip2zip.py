@@ -382,8 +382,9 @@ class Zip2ZipGenerationState:
         """Encode the targets' entries not in `cache` (one pass), then write `buffer[row, slot]`."""
         missing = list(dict.fromkeys(entry for _, _, entry in targets if entry not in cache))
         if missing:
+            width = max(len(e) for e in missing)  # pad to the longest entry, not to M: fewer encoder rows
             table = torch.tensor(
-                [list(e) + [-1] * (self.M - len(e)) for e in missing], dtype=torch.long, device=device
+                [list(e) + [-1] * (width - len(e)) for e in missing], dtype=torch.long, device=device
             )
             vectors = _encode_entries(self.model, table, output).to(buffer.dtype)
             cache.update(zip(missing, vectors))
