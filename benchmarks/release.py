@@ -21,8 +21,8 @@ the same process, on the same held-out text, with the same thread count:
    ``hf``) and the base model through the ``zip2zip`` class (the same scoring conventions as zip2zip).
 4. **Plots** of the above (matplotlib, Agg).
 
-Run (about 20 minutes on two cores, half of it the multiple-choice part; the sizes are flags): ``python benchmarks/release.py [--model FOLDER] [--threads 1]``. ``--quick`` is a smoke run
-of about two minutes whose numbers mean nothing (write it elsewhere with ``--out``).
+Run (about 20 minutes on two cores, half of it the multiple-choice part; the sizes are flags):
+``python benchmarks/release.py [--model FOLDER] [--threads 1]``. ``--quick`` is a smoke run of about two minutes whose numbers mean nothing (write it elsewhere with ``--out``).
 """
 
 from __future__ import annotations
