@@ -109,7 +109,7 @@ def test_pack_names_what_is_missing(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_the_shipped_checkpoint_loads_and_generates(smollm2_path) -> None:
+def test_the_shipped_checkpoint_loads_generates_and_exports(smollm2_path, tmp_path) -> None:
     path = defaults.shipped_zip2zip_path()
     if path is None:
         pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
@@ -124,3 +124,11 @@ def test_the_shipped_checkpoint_loads_and_generates(smollm2_path) -> None:
     stats = model.last_generation_stats
     assert stats.base_tokens[0] == 24 or stats.codes[0] < 24
     assert text.strip(), "the shipped model should continue the prompt"
+
+    from zip2zip.cli import main
+    from zip2zip.hub import check_repo_folder
+
+    assert main(["export", "shipped", str(tmp_path / "repo")]) == 0
+    check_repo_folder(tmp_path / "repo")
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "zip2zip" in card and "SmolLM2" in card
