@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_FILE = "zip2zip_settings.json"  # zip2zip.defaults.SHIPPED_SETTINGS_FILENAME
 
 
 def last_trainer_state(run_dir: Path) -> dict:
@@ -55,6 +56,33 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_readme(out: Path, settings: dict, provenance: dict) -> None:
+    """The shipped folder's README.md: what the files are, how the run was trained, where the results are."""
+    final = provenance.get("final_logged", {})
+    lines = [
+        "# zip2zip-SmolLM2-135M (shipped weights)",
+        "",
+        "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
+        "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
+        f"the zip2zip settings (`{SETTINGS_FILE}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
+        "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
+        "",
+        "## Training run",
+        "",
+        f"- command: `{provenance.get('command') or 'not recorded'}`",
+        f"- optimizer steps: {provenance.get('global_step')}, rows per step: {provenance.get('train_batch_size')}",
+        f"- base tokens seen: {provenance.get('base_tokens_seen')}",
+        f"- last logged training batch: loss {final.get('lm_loss')}, bits per byte {final.get('bits_per_byte')}, "
+        f"base tokens per code {final.get('compression_ratio')}",
+        "- zip2zip settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "disabled_ids"),
+        "",
+        "Curves: `benchmarks/results/release/training.png`; measured against the base model in",
+        "`benchmarks/RESULTS.md` (`python benchmarks/release.py`).",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -74,6 +102,8 @@ def main() -> None:
         "final_logged": logged[-1] if logged else {},
     }
     out = pack_zip2zip_checkpoint(args.run_dir, provenance=provenance)
+    record = json.loads((out / SETTINGS_FILE).read_text())
+    write_readme(out, record["zip2zip"], provenance)
     results = ROOT / "benchmarks" / "results" / "release"
     results.mkdir(parents=True, exist_ok=True)
     (results / "training.json").write_text(
