@@ -71,9 +71,9 @@ def write_readme(out: Path, settings: dict, provenance: dict) -> None:
         "",
         f"- command: `{provenance.get('command') or 'not recorded'}`",
         f"- optimizer steps: {provenance.get('global_step')}, rows per step: {provenance.get('train_batch_size')}",
-        f"- base tokens seen: {provenance.get('base_tokens_seen')}",
-        f"- last logged training batch: loss {final.get('lm_loss')}, bits per byte {final.get('bits_per_byte')}, "
-        f"base tokens per code {final.get('compression_ratio')}",
+        f"- base tokens seen: {int(provenance.get('base_tokens_seen') or 0):,}",
+        f"- last logged training batch: loss {final.get('lm_loss', 0):.3f}, bits per byte "
+        f"{final.get('bits_per_byte', 0):.3f}, base tokens per code {final.get('compression_ratio', 0):.3f}",
         "- zip2zip settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "disabled_ids"),
         "",
         "Curves: `benchmarks/results/release/training.png`; measured against the base model in",
@@ -87,6 +87,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--command", default="", help="the command line that trained the run, for the record")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: inside the package)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "release",
+        help="where the curves go",
+    )
     args = parser.parse_args()
 
     from zip2zip.defaults import pack_zip2zip_checkpoint
@@ -101,10 +108,10 @@ def main() -> None:
         "base_tokens_seen": logged[-1].get("num_base_tokens") if logged else None,  # a running total
         "final_logged": logged[-1] if logged else {},
     }
-    out = pack_zip2zip_checkpoint(args.run_dir, provenance=provenance)
+    out = pack_zip2zip_checkpoint(args.run_dir, args.out, provenance=provenance)
     record = json.loads((out / SETTINGS_FILE).read_text())
     write_readme(out, record["zip2zip"], provenance)
-    results = ROOT / "benchmarks" / "results" / "release"
+    results = args.results
     results.mkdir(parents=True, exist_ok=True)
     (results / "training.json").write_text(
         json.dumps({"provenance": provenance, "log_history": history}, indent=1)

@@ -68,6 +68,7 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
     assert path is not None and defaults.is_complete(path)
     assert Path(path).parent == tmp_path / "cache"
+    assert (Path(path) / "adapter" / "adapter_model.safetensors").is_file(), "a trained model's layout"
 
     tok = tiny_bpe_tokenizer()
     from zip2zip import Zip2ZipTokenizer

@@ -208,7 +208,10 @@ def _make_readable(folder: Path) -> None:
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
     for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
+        if path.is_dir():
+            _make_readable(path)
+        else:
+            path.chmod(0o666 & ~umask)
 
 
 def _clean_tokenizer_config(path: Path) -> None:
@@ -368,6 +371,7 @@ def pack_zip2zip_checkpoint(
     tensors = load_file(str(adapter / "adapter_model.safetensors"))
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
     save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    _make_readable(out)
     adapter_config = json.loads((adapter / "adapter_config.json").read_text())
     adapter_config["base_model_name_or_path"] = HUB_MODEL_ID
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
@@ -413,6 +417,10 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
         merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
         merged.float().eval().save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
+        # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
+        (workdir / "adapter").mkdir()
+        for name in _ADAPTER_FILES:
+            shutil.copyfile(source / name, workdir / "adapter" / name)
         marker = {
             "version": CONVERSION_VERSION,
             "kind": "shipped zip2zip model",
