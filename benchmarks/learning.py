@@ -351,8 +351,10 @@ def report(out: Path) -> dict:
         print("nothing to report yet")
         return {}
     base_bpb = base["bpb"]
-    # Compare at the last step every variant has reached (equal budgets only).
-    common = min(max(e["step"] for e in log["evals"]) for log in logs.values())
+    # Compare at equal budgets: the last step every finished variant reached (every variant, while none has
+    # finished). A variant still short of that step is listed without a score.
+    pool = [log for log in logs.values() if log.get("done")] or list(logs.values())
+    common = min(max(e["step"] for e in log["evals"]) for log in pool)
     rows = []
     for name, log in logs.items():
         at = {e["step"]: e for e in log["evals"]}
@@ -383,13 +385,18 @@ def report(out: Path) -> dict:
         "| variant | bits/byte | gap to base | gap closed vs paper | compression | train s | last step (bpb) |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for row in sorted(rows, key=lambda r: r["bpb"]):
+    scored = [row for row in rows if not math.isnan(row["bpb"])]
+    for row in sorted(scored, key=lambda r: r["bpb"]) + [row for row in rows if row not in scored]:
+        status = "" if row["done"] else ", running"
+        last = f"{row['last_step']} ({row['last_bpb']:.4f}){status}"
+        if row not in scored:
+            lines.append(f"| {row['variant']} | not yet at step {common} | | | | | {last} |")
+            continue
         lines.append(
             f"| {row['variant']} | {row['bpb']:.4f} | {row['gap']:+.4f} | {100 * row['gap_closed_vs_paper']:.1f}% | "
-            f"{row['compression']:.3f} | {row['train_seconds']:.0f} | {row['last_step']} ({row['last_bpb']:.4f})"
-            f"{'' if row['done'] else ', running'} |"
+            f"{row['compression']:.3f} | {row['train_seconds']:.0f} | {last} |"
         )
-    best = min(rows, key=lambda r: r["bpb"])
+    best = min(scored, key=lambda r: r["bpb"])
     if paper:
         met = best["gap_closed_vs_paper"] >= BAR
         lines += [
