@@ -387,7 +387,7 @@ def report(out: Path) -> dict:
     ]
     scored = [row for row in rows if not math.isnan(row["bpb"])]
     for row in sorted(scored, key=lambda r: r["bpb"]) + [row for row in rows if row not in scored]:
-        status = "" if row["done"] else ", running"
+        status = "" if row["done"] else ", unfinished"
         last = f"{row['last_step']} ({row['last_bpb']:.4f}){status}"
         if row not in scored:
             lines.append(f"| {row['variant']} | not yet at step {common} | | | | | {last} |")
