@@ -296,7 +296,7 @@ def _convert_model(gguf_path: Path) -> PreTrainedModel:
 # ============================================================================ the shipped zip2zip model
 #
 # The project ships one trained zip2zip model of the default base: only what training changed (LoRA on the
-# base projections and the two hyper-encoders, a PEFT adapter in float16, ~30 MB) plus the zip2zip settings,
+# base projections and the two hyper-encoders, a PEFT adapter in float16, ~26 MB) plus the zip2zip settings,
 # inside the package. The full model is assembled once from them and the embedded base model, and cached
 # like the base conversion.
 
