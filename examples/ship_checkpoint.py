@@ -19,8 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
+from zip2zip.defaults import SHIPPED_SETTINGS_FILENAME
+
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS_FILE = "zip2zip_settings.json"  # zip2zip.defaults.SHIPPED_SETTINGS_FILENAME
 
 
 def last_trainer_state(run_dir: Path) -> dict:
@@ -64,7 +65,7 @@ def write_readme(out: Path, settings: dict, provenance: dict) -> None:
         "",
         "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
         "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
-        f"the zip2zip settings (`{SETTINGS_FILE}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
+        f"the zip2zip settings (`{SHIPPED_SETTINGS_FILENAME}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
         "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
         "",
         "## Training run",
@@ -109,7 +110,7 @@ def main() -> None:
         "final_logged": logged[-1] if logged else {},
     }
     out = pack_zip2zip_checkpoint(args.run_dir, args.out, provenance=provenance)
-    record = json.loads((out / SETTINGS_FILE).read_text())
+    record = json.loads((out / SHIPPED_SETTINGS_FILENAME).read_text())
     write_readme(out, record["zip2zip"], provenance)
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
