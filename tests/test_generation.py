@@ -43,29 +43,31 @@ PROMPTS = [
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build(max_subtokens=4, position_mode="compressed", seed=0, loud_hypertokens=False):
+def build(max_subtokens=4, position_mode="compressed", seed=0, loud_hypertokens=False, tied=False):
     """A tiny zip2zip model and its tokenizer; the encoders are perturbed so hypertokens have real vectors.
 
     `loud_hypertokens` gives the output encoder large random weights: hypertoken logits then dwarf base
     logits, so sampling emits hypertokens often (the stress test).
     """
     base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=seed)
+    base = tiny_base_model("llama", tied=tied, vocab_size=len(base_tok), seed=seed)
     model = Zip2ZipForCausalLM.from_base(
         base,
         tokenizer=base_tok,
         max_codebook_size=C,
         max_subtokens=max_subtokens,
         position_mode=position_mode,
+        tie_encoders=tied,
         **SMALL,
     )
     torch.manual_seed(seed + 1)
+    output_encoder = model.output_encoder if model.output_encoder is not None else model.input_encoder
     with torch.no_grad():
-        for encoder in (model.input_encoder, model.output_encoder):
+        for encoder in {model.input_encoder, output_encoder}:
             for p in encoder.parameters():
                 p.add_(torch.randn_like(p) * 0.05)
         if loud_hypertokens:
-            model.output_encoder.out_proj.weight.normal_(0.0, 2.0)
+            output_encoder.out_proj.weight.normal_(0.0, 2.0)
     tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -174,12 +176,25 @@ def test_use_cache_false_equals_use_cache_true(position_mode):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("position_mode", ["compressed", "base"])
-def test_step_logits_equal_a_full_forward(position_mode):
-    """The logits of every step equal those of one forward over the finished sequence (codes)."""
-    model, tok = build(position_mode=position_mode, loud_hypertokens=True)
+@pytest.mark.parametrize("position_mode,tied", [("compressed", False), ("base", False), ("compressed", True)])
+def test_step_logits_equal_a_full_forward(position_mode, tied, monkeypatch):
+    """The logits of every step equal those of one forward over the finished sequence (codes).
+
+    Tied encoders over tied embeddings give an entry one vector for both sides, so generation computes it once:
+    no input-side encoder pass at all.
+    """
+    import zip2zip.generation_zip2zip as generation
+
+    model, tok = build(position_mode=position_mode, loud_hypertokens=True, tied=tied)
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     P = enc["input_ids"].shape[1]
+    sides = []
+    encode_entries = generation._encode_entries
+    monkeypatch.setattr(
+        generation,
+        "_encode_entries",
+        lambda m, e, output: sides.append(output) or encode_entries(m, e, output),
+    )
     torch.manual_seed(0)
     out = model.generate(
         **enc,
@@ -197,6 +212,8 @@ def test_step_logits_equal_a_full_forward(position_mode):
     for t in range(steps):
         torch.testing.assert_close(out.logits[t], full[:, P - 1 + t], atol=1e-4, rtol=1e-4)
     assert sum(out.generation_stats.hypertokens) > 0
+    assert True in sides
+    assert (False in sides) is not tied
 
 
 def test_scores_have_constant_width_and_stats_are_reported(tiny):

@@ -181,8 +181,9 @@ class Zip2ZipGenerationState:
         self._in_written: list[set[int]] = []
         self._in_buffer: torch.Tensor | None = None
         self._out_buffer: torch.Tensor | None = None
-        self._in_cache: dict[tuple[int, ...], torch.Tensor] = {}
         self._out_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        # One encoder over tied embeddings gives every entry the same input and output vector: share them.
+        self._in_cache = self._out_cache if _same_vectors_both_sides(model) else {}
         self._written_candidates: list[tuple[int, tuple[int, ...]] | None] = []
 
     @property
@@ -852,16 +853,17 @@ def _encode_entries(model: Any, entries: torch.Tensor, output: bool) -> torch.Te
     """Input (or output) vectors of `(N, M)` entries, `-1` padded.
 
     A handful of entries of mixed lengths (one step's new entries and candidates) go through the encoder in
-    one padded, masked pass: the public `embed_hypertokens` / `unembed_hypertokens` group entries by
-    length, which would cost one pass per distinct length, and a pass costs a read of all encoder weights.
-    The encoder documents both ways as equal. Many entries (a prompt's codebook) use the public methods.
+    one packed pass (`Zip2ZipHyperEncoder.encode_packed`): the public `embed_hypertokens` /
+    `unembed_hypertokens` group entries by length, which would cost one pass per distinct length, and a pass
+    costs a read of all encoder weights plus a cost per row. Many entries (a prompt's codebook) use the public
+    methods.
     """
     public = model.unembed_hypertokens if output else model.embed_hypertokens
     encoder = model.input_encoder
     if output and model.output_encoder is not None:
         encoder = model.output_encoder
-    padded = getattr(encoder, "_encode", None)
-    if padded is None or entries.shape[0] > 8:
+    packed = getattr(encoder, "encode_packed", None)
+    if packed is None or entries.shape[0] > 8:
         return public(entries)
     lengths = (entries >= 0).sum(-1)
     ids = entries.clamp(min=0)
@@ -869,7 +871,14 @@ def _encode_entries(model: Any, entries: torch.Tensor, output: bool) -> torch.Te
         constituents = model.get_output_embeddings().weight[ids]
     else:
         constituents = model.get_input_embeddings()(ids)
-    return padded(constituents, lengths)
+    return packed(constituents, lengths)
+
+
+def _same_vectors_both_sides(model: Any) -> bool:
+    """Whether an entry's input vector equals its output vector: tied encoders over tied embeddings."""
+    if getattr(model, "output_encoder", None) is not None:
+        return False
+    return model.get_input_embeddings().weight is model.get_output_embeddings().weight
 
 
 def _common_prefix_length(a: str, b: str) -> int:
