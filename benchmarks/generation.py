@@ -25,7 +25,8 @@ The bar for zip2zip is its time per decoding step against the base model's (at m
 updates and the encoders of new hypertokens must stay under 5% of a step. With an untrained model the number
 of steps stays close to the base model's; a trained checkpoint is what reduces it.
 
-Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``.
+Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``;
+``--encoder-hidden-size`` and ``--tie-encoders`` shape the untrained model (speed depends on the architecture only).
 :func:`measure` is the measuring part on its own (``benchmarks/release.py`` calls it).
 """
 
@@ -250,6 +251,15 @@ def main() -> None:
         "from_base model, C=2048, M=4)",
     )
     parser.add_argument(
+        "--encoder-hidden-size",
+        type=int,
+        default=0,
+        help="untrained model only: hyper-encoder width (default: the base model's, 576)",
+    )
+    parser.add_argument(
+        "--tie-encoders", action="store_true", help="untrained model only: one encoder for both sides"
+    )
+    parser.add_argument(
         "--png", default=str(Path(__file__).with_suffix(".png")), help="plot file ('' = none)"
     )
     parser.add_argument("--json", default="", help="also write the raw measurements here")
@@ -264,17 +274,26 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     tokenizer = load_default_tokenizer()
     base = load_default_base_model()
+    if args.model and (args.encoder_hidden_size or args.tie_encoders):
+        parser.error("--encoder-hidden-size and --tie-encoders shape the untrained model; --model is trained")
     if args.model:
         zip_model, zip_tokenizer = load_zip2zip(args.model, tokenizer)
         codec = zip_tokenizer.codec
         config = zip_model.config
         label = f"{args.model} (C={config.max_codebook_size}, M={config.max_subtokens})"
     else:
+        shape = {"tie_encoders": args.tie_encoders}
+        if args.encoder_hidden_size:
+            shape["encoder_hidden_size"] = args.encoder_hidden_size
         zip_model = Zip2ZipForCausalLM.from_base(
-            default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4
+            default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4, **shape
         ).eval()
         codec = zip_model.codec
-        label = "untrained (C=2048, M=4)"
+        config = zip_model.config
+        label = (
+            f"untrained (C=2048, M=4, encoder width {config.encoder_hidden_size}, "
+            f"{'tied' if config.tie_encoders else 'untied'} encoders)"
+        )
     n = args.new_tokens
 
     prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in DOMAINS}

@@ -26,8 +26,9 @@ streamer of transformers keep working:
   ``Zip2ZipTextStreamer`` keeps working too: base ids expand to themselves. It is only needed to stream
   codes produced elsewhere.)
 * Input vectors of hypertokens are computed the first time a hypertoken is fed back (most entries are
-  scored but never emitted); output vectors of each step's new entries and candidates take one padded
-  encoder pass. Both are cached per distinct entry for the whole call.
+  scored but never emitted); output vectors of each step's new entries and candidates take one packed
+  encoder pass. Both are cached per distinct entry for the whole call; with tied encoders over tied
+  embeddings an entry's two vectors are equal, so one cache serves both sides.
 * ``stop_strings`` are checked on decoded text (transformers' ``StopStringCriteria`` indexes tables built
   from the tokenizer vocabulary by token id, which hypertoken ids would overrun).
 * ``max_new_tokens`` counts *codes* (decoding steps), as everywhere in transformers; ``max_new_base_tokens``
