@@ -7,8 +7,10 @@ base tokens of a held-out code or prose document (SmolLM2 tokenizer); every conf
 * ``base``: SmolLM2-135M-Instruct, ``generate(max_new_tokens=128)``;
 * ``pld``: the same with transformers' prompt-lookup decoding (``prompt_lookup_num_tokens``), lossless
   under greedy decoding, so its output is checked to equal ``base``'s;
-* ``zip2zip``: the (untrained) zip2zip model made from the same base with ``from_base`` (C=2048, M=4), or
-  the trained one in ``--model FOLDER``, on the prompt's LZW codes, ``generate(max_new_base_tokens=128)``.
+* ``zip2zip``: the untrained zip2zip model made from the same base with the training recipe's settings
+  (``ZIP2ZIP_SETTINGS`` of ``examples/train_smollm2.py``: C=2048, M=4, half-width encoders), i.e. the
+  architecture we train, or the trained one in ``--model FOLDER``, on the prompt's LZW codes,
+  ``generate(max_new_base_tokens=128)``. Step time depends on the architecture only, not on the weights.
 
 End of sequence is suppressed (``min_new_tokens``) so that every run produces the full budget. Reported
 per configuration and domain:
@@ -26,13 +28,14 @@ updates and the encoders of new hypertokens must stay under 5% of a step. With a
 of steps stays close to the base model's; a trained checkpoint is what reduces it.
 
 Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``;
-``--encoder-hidden-size`` and ``--tie-encoders`` shape the untrained model (speed depends on the architecture only).
+``--encoder-hidden-size`` and ``--tie-encoders`` override the recipe's shape of the untrained model.
 :func:`measure` is the measuring part on its own (``benchmarks/release.py`` calls it).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import statistics
@@ -236,6 +239,15 @@ def load_zip2zip(folder: str, tokenizer):
     return model, zip_tokenizer
 
 
+def recipe_settings() -> dict:
+    """The zip2zip settings of the training recipe (``examples/train_smollm2.py``): the architecture we train."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_smollm2.py"
+    spec = importlib.util.spec_from_file_location("train_smollm2", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    return dict(recipe.ZIP2ZIP_SETTINGS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=2, help="prompts per domain")
@@ -254,10 +266,13 @@ def main() -> None:
         "--encoder-hidden-size",
         type=int,
         default=0,
-        help="untrained model only: hyper-encoder width (default: the base model's, 576)",
+        help="untrained model only: hyper-encoder width (default: the recipe's)",
     )
     parser.add_argument(
-        "--tie-encoders", action="store_true", help="untrained model only: one encoder for both sides"
+        "--tie-encoders",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="untrained model only: one encoder for both sides (default: the recipe's)",
     )
     parser.add_argument(
         "--png", default=str(Path(__file__).with_suffix(".png")), help="plot file ('' = none)"
@@ -274,7 +289,7 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     tokenizer = load_default_tokenizer()
     base = load_default_base_model()
-    if args.model and (args.encoder_hidden_size or args.tie_encoders):
+    if args.model and (args.encoder_hidden_size or args.tie_encoders is not None):
         parser.error("--encoder-hidden-size and --tie-encoders shape the untrained model; --model is trained")
     if args.model:
         zip_model, zip_tokenizer = load_zip2zip(args.model, tokenizer)
@@ -282,17 +297,17 @@ def main() -> None:
         config = zip_model.config
         label = f"{args.model} (C={config.max_codebook_size}, M={config.max_subtokens})"
     else:
-        shape = {"tie_encoders": args.tie_encoders}
+        settings = recipe_settings()
         if args.encoder_hidden_size:
-            shape["encoder_hidden_size"] = args.encoder_hidden_size
-        zip_model = Zip2ZipForCausalLM.from_base(
-            default_base_path(), tokenizer=tokenizer, max_codebook_size=2048, max_subtokens=4, **shape
-        ).eval()
+            settings["encoder_hidden_size"] = args.encoder_hidden_size
+        if args.tie_encoders is not None:
+            settings["tie_encoders"] = args.tie_encoders
+        zip_model = Zip2ZipForCausalLM.from_base(default_base_path(), tokenizer=tokenizer, **settings).eval()
         codec = zip_model.codec
         config = zip_model.config
         label = (
-            f"untrained (C=2048, M=4, encoder width {config.encoder_hidden_size}, "
-            f"{'tied' if config.tie_encoders else 'untied'} encoders)"
+            f"untrained, recipe settings (C={config.max_codebook_size}, M={config.max_subtokens}, encoder width "
+            f"{config.encoder_hidden_size}, {'tied' if config.tie_encoders else 'untied'} encoders)"
         )
     n = args.new_tokens
 

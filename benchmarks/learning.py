@@ -27,6 +27,7 @@ on the base projections, encoders trained in full; each differs from ``residual`
 ``narrow``                ``residual`` with half-width encoders (``encoder_hidden_size=288``, MLP width
                           alike): 1.3M parameters per encoder instead of 4.3M, so a third of the encoder
                           cost per generation step.
+``narrow-mean``           ``narrow`` with the mean init.
 ========================  =================================================================================
 
 Held-out set: the first documents of each domain's held-out split (code, prose, math, multilingual), each
@@ -101,6 +102,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "narrow": {
         "encoder_init": "residual",
+        "tie_encoders": False,
+        "position_mode": "compressed",
+        "encoder_hidden_size": 288,
+    },
+    "narrow-mean": {
+        "encoder_init": "mean",
         "tie_encoders": False,
         "position_mode": "compressed",
         "encoder_hidden_size": 288,

@@ -354,29 +354,6 @@ def test_from_base_path(tmp_path):
         assert torch.equal(p, q), name
 
 
-@pytest.mark.parametrize(
-    "init,pooling,positions",
-    [("residual", "mean", True), ("mean", "mean", True), ("random", "last", False), ("mean", "first", True)],
-)
-def test_packed_encoder_pass_equals_forward(init, pooling, positions):
-    """Generation encodes each step's few new entries with `encode_packed`: it must give what `forward` gives."""
-    model = make_model(encoder_init=init, encoder_pooling=pooling, encoder_learned_positions=positions)
-    encoder = model.output_encoder
-    g = torch.Generator().manual_seed(3)
-    for n in (1, 2, 3, 8):
-        lengths = torch.randint(1, 5, (n,), generator=g)
-        constituents = torch.randn(n, 4, model.config.text_config.hidden_size, generator=g)
-        with torch.no_grad():
-            packed = encoder.encode_packed(constituents, lengths)
-            grouped = encoder(constituents, lengths)
-        torch.testing.assert_close(packed, grouped, rtol=1e-5, atol=1e-5)
-        # Slots past an entry's length must not leak into its vector.
-        noisy = constituents.clone()
-        noisy[torch.arange(4) >= lengths[:, None]] = 1e3
-        with torch.no_grad():
-            torch.testing.assert_close(encoder.encode_packed(noisy, lengths), packed, rtol=1e-5, atol=1e-5)
-
-
 # ----------------------------------------------------------------------------- invariant 6
 
 

@@ -26,7 +26,7 @@ streamer of transformers keep working:
   ``Zip2ZipTextStreamer`` keeps working too: base ids expand to themselves. It is only needed to stream
   codes produced elsewhere.)
 * Input vectors of hypertokens are computed the first time a hypertoken is fed back (most entries are
-  scored but never emitted); output vectors of each step's new entries and candidates take one packed
+  scored but never emitted); output vectors of each step's new entries and candidates take one padded
   encoder pass. Both are cached per distinct entry for the whole call; with tied encoders over tied
   embeddings an entry's two vectors are equal, so one cache serves both sides.
 * ``stop_strings`` are checked on decoded text (transformers' ``StopStringCriteria`` indexes tables built
@@ -854,17 +854,18 @@ def _encode_entries(model: Any, entries: torch.Tensor, output: bool) -> torch.Te
     """Input (or output) vectors of `(N, M)` entries, `-1` padded.
 
     A handful of entries of mixed lengths (one step's new entries and candidates) go through the encoder in
-    one packed pass (`Zip2ZipHyperEncoder.encode_packed`): the public `embed_hypertokens` /
-    `unembed_hypertokens` group entries by length, which would cost one pass per distinct length, and a pass
-    costs a read of all encoder weights plus a cost per row. Many entries (a prompt's codebook) use the public
-    methods.
+    one padded, masked pass: the public `embed_hypertokens` / `unembed_hypertokens` group entries by
+    length, which would cost one pass per distinct length, and a pass costs a read of all encoder weights.
+    The encoder documents both ways as equal. (Packing the real rows into one sequence with block-diagonal
+    attention instead of padding measured slower: its extra operators cost more than the padded rows.) Many
+    entries (a prompt's codebook) use the public methods.
     """
     public = model.unembed_hypertokens if output else model.embed_hypertokens
     encoder = model.input_encoder
     if output and model.output_encoder is not None:
         encoder = model.output_encoder
-    packed = getattr(encoder, "encode_packed", None)
-    if packed is None or entries.shape[0] > 8:
+    padded = getattr(encoder, "_encode", None)
+    if padded is None or entries.shape[0] > 8:
         return public(entries)
     lengths = (entries >= 0).sum(-1)
     ids = entries.clamp(min=0)
@@ -872,7 +873,7 @@ def _encode_entries(model: Any, entries: torch.Tensor, output: bool) -> torch.Te
         constituents = model.get_output_embeddings().weight[ids]
     else:
         constituents = model.get_input_embeddings()(ids)
-    return packed(constituents, lengths)
+    return padded(constituents, lengths)
 
 
 def _same_vectors_both_sides(model: Any) -> bool:

@@ -184,45 +184,6 @@ class Zip2ZipHyperEncoder(nn.Module):
         out = self.out_proj(pooled)
         return out if base is None else base + out
 
-    def encode_packed(self, constituents: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """`forward` for a handful of entries, in one pass with no padded rows.
-
-        The entries' real constituents go through as one sequence with block-diagonal attention. For a few
-        entries, an encoder pass is bound by reading the weights plus a cost per row, so this takes one read
-        and only the real rows. Generation encodes each step's new entries this way. Equal to `forward` up to
-        float rounding.
-        """
-        n, width = constituents.shape[0], constituents.shape[1]
-        device = constituents.device
-        valid = torch.arange(width, device=device) < lengths[:, None]
-        rows = constituents[valid]  # (R, hidden), entry after entry
-        segment = torch.arange(n, device=device).repeat_interleave(lengths)
-        ends = lengths.cumsum(0)
-        starts = ends - lengths
-        if self.init_mode == "mean" or self.pooling == "mean":
-            averaging = (segment == torch.arange(n, device=device)[:, None]).to(rows.dtype) / lengths[:, None]
-        hidden = self.in_proj(rows) if self.in_proj is not None else rows
-        if self.slot_embeddings is not None:
-            slots = torch.arange(width, device=device).expand(n, width)[valid]
-            hidden = hidden + self.slot_embeddings(slots)
-        attention_mask = (segment[:, None] == segment[None, :])[None, None]
-        hidden = hidden[None]
-        for layer in self.layers:
-            hidden = layer(hidden, attention_mask)
-        hidden = self.norm(hidden[0])
-        if self.pooling == "mean":
-            pooled = averaging @ hidden
-        elif self.pooling == "first":
-            pooled = hidden[starts]
-        else:
-            pooled = hidden[ends - 1]
-        out = self.out_proj(pooled)
-        if self.init_mode == "residual":
-            return rows[starts] + out
-        if self.init_mode == "mean":
-            return averaging @ rows + out
-        return out
-
 
 class Zip2ZipReconstructionHead(nn.Module):
     """The reconstruction decoder f_psi of the paper's Eq. 3: one state per constituent slot.
