@@ -239,13 +239,18 @@ def load_zip2zip(folder: str, tokenizer):
     return model, zip_tokenizer
 
 
-def recipe_settings() -> dict:
-    """The zip2zip settings of the training recipe (``examples/train_smollm2.py``): the architecture we train."""
+def load_recipe():
+    """The training recipe ``examples/train_smollm2.py`` as a module (benchmarks measure what it trains)."""
     path = Path(__file__).resolve().parents[1] / "examples" / "train_smollm2.py"
     spec = importlib.util.spec_from_file_location("train_smollm2", path)
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
-    return dict(recipe.ZIP2ZIP_SETTINGS)
+    return recipe
+
+
+def recipe_settings() -> dict:
+    """The zip2zip settings of the training recipe: the architecture we train."""
+    return dict(load_recipe().ZIP2ZIP_SETTINGS)
 
 
 def main() -> None:
@@ -259,8 +264,8 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="",
-        help="a trained zip2zip model folder made from SmolLM2-135M-Instruct (default: the untrained "
-        "from_base model, C=2048, M=4)",
+        help="a trained zip2zip model folder made from SmolLM2-135M-Instruct (default: an untrained model "
+        "with the training recipe's settings)",
     )
     parser.add_argument(
         "--encoder-hidden-size",

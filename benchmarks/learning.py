@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import math
 import os
@@ -120,10 +119,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def training_texts(docs_per_domain: int, seed: int) -> list[str]:
     """The recipe's training mix (``examples/train_smollm2.py``), so the study trains on what the recipe does."""
-    spec = importlib.util.spec_from_file_location("train_smollm2", ROOT / "examples" / "train_smollm2.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    return list(recipe.training_mix(docs_per_domain, seed)["text"])
+    from generation import load_recipe
+
+    return list(load_recipe().training_mix(docs_per_domain, seed)["text"])
 
 
 def heldout_texts(chars: int) -> list[str]:
