@@ -1,0 +1,238 @@
+"""The recommended way to make a zip2zip model: every setting the project's measurements chose, in one place.
+
+`Zip2ZipForCausalLM.from_base`, `zip2zip train`, `examples/train_smollm2.py`, the benchmarks and the shipped
+checkpoint's provenance all read this module; nothing else holds a copy. The evidence behind each choice is
+in `benchmarks/README.md` ("Learning per step", "Quality per CPU second").
+
+Two layers:
+
+- :data:`ZIP2ZIP_SETTINGS`: the model's architecture and codec (`Zip2ZipConfig` fields). They are also the
+  defaults of `Zip2ZipConfig` itself, because the configuration file travels into Hub repos and may not
+  import this module; a test keeps the two equal.
+- :class:`TrainingPreset` and :data:`PRESETS`: how to train it (optimiser, batch, LoRA, precision, data mix),
+  for a CPU machine and for one GPU; :func:`training_config` and :func:`lora_config` turn a preset into the
+  `Zip2ZipSFTConfig` and `LoraConfig` the trainer takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DOMAINS",
+    "MIX",
+    "PRESETS",
+    "ZIP2ZIP_SETTINGS",
+    "TrainingPreset",
+    "cpu_supports_bf16",
+    "get_preset",
+    "lora_config",
+    "training_config",
+    "training_mix",
+]
+
+ZIP2ZIP_SETTINGS: dict[str, Any] = {
+    # The released zip2zip Phi-3.5 configuration: up to 4 base tokens per hypertoken, 2048 per sequence.
+    "max_codebook_size": 2048,
+    "max_subtokens": 4,
+    # Two transformer layers per hyper-encoder (the paper; four were worse in zip2zip++).
+    "encoder_num_layers": 2,
+    # `None` = half the base model's width: a third of the encoder weights, generation steps no dearer than
+    # the base model's, and it learned faster in the learning study (1.576 vs 1.612 bits/byte at step 200).
+    "encoder_hidden_size": None,
+    "tie_encoders": False,
+    # A fresh hypertoken starts as the mean of its constituents' vectors (study: 1.612 vs residual 1.665).
+    # The residual init also makes an untrained hypertoken's logit tie exactly with its first constituent's,
+    # so greedy decoding of an untrained model would be decided by float noise.
+    "encoder_init": "mean",
+    "position_mode": "compressed",
+    "reconstruction_loss_weight": 0.0,
+    # zip2zip++: arithmetic improves when numbers are never merged.
+    "protect_digits": True,
+}
+
+DOMAINS: tuple[str, ...] = ("code", "prose", "math", "multilingual")
+# Share of each domain in the training mix (paper App. J: web 20%, code 25%, math 20%, chat 20%, multilingual
+# 15%; the project has no chat corpus, so prose takes the web and chat shares).
+MIX: dict[str, float] = {"code": 0.30, "prose": 0.35, "math": 0.20, "multilingual": 0.15}
+
+
+@dataclass(frozen=True)
+class TrainingPreset:
+    """How to train a zip2zip model on one kind of machine; every field has the recipe's value."""
+
+    steps: int = dataclasses.field(metadata={"help": "Optimizer steps (the schedule spans exactly these)."})
+    batch_size: int = dataclasses.field(metadata={"help": "Rows per device per micro-batch."})
+    grad_accum: int = dataclasses.field(default=1, metadata={"help": "Gradient accumulation steps."})
+    max_length: int = dataclasses.field(default=512, metadata={"help": "Codes (compressed tokens) per row."})
+    lr: float = dataclasses.field(default=3e-4, metadata={"help": "Peak learning rate (cosine, warm-up)."})
+    warmup: float = dataclasses.field(default=0.05, metadata={"help": "Warm-up, as a share of the steps."})
+    lora_r: int = dataclasses.field(default=16, metadata={"help": "LoRA rank; 0 trains the whole model."})
+    lora_alpha: int = dataclasses.field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = dataclasses.field(default=0.0, metadata={"help": "LoRA dropout."})
+    docs_per_domain: int | None = dataclasses.field(
+        default=400, metadata={"help": "Training documents read per domain (None = all of them)."}
+    )
+    gradient_checkpointing: bool = dataclasses.field(
+        default=False, metadata={"help": "Recompute activations (memory for speed)."}
+    )
+    bf16: bool | None = dataclasses.field(
+        default=None,
+        metadata={"help": "bf16 autocast with float32 master weights; None = wherever the hardware has it."},
+    )
+    distillation_weight: float = dataclasses.field(
+        default=0.0, metadata={"help": "First-token self-distillation from the frozen base (0 = off)."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainingPreset.{name} must be an int >= 1, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainingPreset.lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"TrainingPreset.warmup is a share of the steps in [0, 1), got {self.warmup!r}")
+        if self.lora_r < 0:
+            raise ValueError(
+                f"TrainingPreset.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r!r}"
+            )
+
+    def replace(self, **changes: Any) -> TrainingPreset:
+        """A copy with `changes` (`None` values are ignored, so parsed command-line flags can be passed as is)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def bf16_enabled(self) -> bool:
+        """The precision this preset trains in here: its `bf16`, or the hardware's support when unset."""
+        return bool(self.bf16) if self.bf16 is not None else _bf16_available()
+
+
+PRESETS: dict[str, TrainingPreset] = {
+    # Two CPU cores: rows of 512 codes, batch 4, LoRA r=16 / alpha=32, bf16 autocast where the CPU has it.
+    "cpu": TrainingPreset(steps=200, batch_size=4, max_length=512),
+    # One recent GPU: the paper's batch (~32k base tokens per step: 16 rows x 1024 codes x 2 accumulation
+    # steps) for 4000 steps (~130M base tokens, the paper's "as few as 100M tokens"), LoRA r=32 / alpha=32.
+    "gpu": TrainingPreset(
+        steps=4000,
+        batch_size=16,
+        grad_accum=2,
+        max_length=1024,
+        lora_r=32,
+        lora_alpha=32,
+        docs_per_domain=None,
+    ),
+}
+
+
+def get_preset(name: str | None = None) -> TrainingPreset:
+    """The preset called `name`; `None` picks `"gpu"` when CUDA is visible and `"cpu"` otherwise."""
+    if name is None:
+        import torch
+
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), where autocast pays.
+
+    Without it PyTorch emulates bf16 and autocast is slower than float32, so the recipe then trains in float32.
+    """
+    import torch
+
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        if check is not None and not check():
+            return False
+    except RuntimeError:
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return check is not None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _bf16_available() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if cpu_supports_bf16():
+        return True
+    logger.warning(
+        "this CPU has no native bf16 matrix units (AVX512-BF16 or AMX): training in float32, about half the "
+        "speed of bf16 autocast on a CPU that has them"
+    )
+    return False
+
+
+def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
+    """The `Zip2ZipSFTConfig` of `preset`: cosine schedule over exactly `preset.steps`, checkpoints, precision.
+
+    `overrides` are further `Zip2ZipSFTConfig` fields (`save_steps`, `logging_steps`, `seed`, ...).
+    """
+    import torch
+
+    from .training_args import Zip2ZipSFTConfig
+
+    on_gpu = torch.cuda.is_available()
+    values: dict[str, Any] = {
+        "output_dir": output_dir,
+        "max_steps": preset.steps,
+        "per_device_train_batch_size": preset.batch_size,
+        "gradient_accumulation_steps": preset.grad_accum,
+        "max_length": preset.max_length,
+        "learning_rate": preset.lr,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": preset.warmup,
+        "gradient_checkpointing": preset.gradient_checkpointing,
+        "bf16": preset.bf16_enabled,
+        "distillation_weight": preset.distillation_weight,
+        "logging_steps": 10,
+        "save_steps": 50,
+        "save_total_limit": 2,
+        "report_to": "none",
+        "dataloader_pin_memory": on_gpu,
+    }
+    values.update(overrides)
+    return Zip2ZipSFTConfig(**values)
+
+
+def lora_config(model: Any, preset: TrainingPreset):
+    """The preset's `LoraConfig` for `model` (adapters on the base projections, hyper-encoders in full);
+    `None` when the preset fine-tunes the whole model (`lora_r=0`)."""
+    if preset.lora_r == 0:
+        return None
+    from .peft_utils import default_lora_config
+
+    return default_lora_config(model, r=preset.lora_r, alpha=preset.lora_alpha, dropout=preset.lora_dropout)
+
+
+def training_mix(docs_per_domain: int | None = 400, seed: int = 0, domains: tuple[str, ...] = DOMAINS):
+    """The project's corpora sampled to :data:`MIX` proportions and shuffled, as a `datasets.Dataset`.
+
+    The scarcest domain (relative to its share) is used in full and the others are cut to match it.
+    """
+    from datasets import Dataset
+
+    from .corpora import load_corpus
+
+    corpora = {domain: load_corpus(domain, "train", max_docs=docs_per_domain) for domain in domains}
+    shares = {domain: MIX[domain] for domain in domains}
+    total = min(len(texts) / shares[domain] for domain, texts in corpora.items() if texts)
+    texts: list[str] = []
+    for domain, share in shares.items():
+        texts += corpora[domain][: int(total * share)]
+    return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
