@@ -204,9 +204,9 @@ class HeldOutEvaluator(TrainerCallback):
         self.train_seconds = 0.0
 
     def _evaluate(self, step: int) -> None:
-        from zip2zip.trainer import _core_model
+        from zip2zip.conversion import core_model
 
-        model = _core_model(self.trainer.model)
+        model = core_model(self.trainer.model)
         was_training = model.training
         model.eval()
         started = time.perf_counter()

@@ -12,7 +12,6 @@ from .tokenization_zip2zip import (
     default_disabled_ids,
 )
 
-# The training names (zip2zip.trainer) are imported on first use: they pull in TRL, which takes seconds.
 __all__ = [
     "Codebook",
     "DecodeTrace",
@@ -37,19 +36,13 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_TRAINING_NAMES = frozenset(
-    {
-        "Zip2ZipDataCollator",
-        "Zip2ZipSFTConfig",
-        "Zip2ZipSFTTrainer",
-        "default_lora_config",
-        "zip2zip_from_base",
-    }
-)
-
-
-# Evaluation and Hub names, also imported on first use (evaluation registers the lm-eval model class).
+# Imported on first use: training pulls in TRL (seconds), evaluation registers the lm-eval model class.
 _LAZY_MODULES = {
+    "Zip2ZipDataCollator": "data",
+    "Zip2ZipSFTConfig": "sft_config",
+    "Zip2ZipSFTTrainer": "trainer",
+    "default_lora_config": "peft_utils",
+    "zip2zip_from_base": "conversion",
     "bits_per_byte": "evaluation",
     "compare_on_domains": "evaluation",
     "export_repo": "hub",
@@ -58,10 +51,6 @@ _LAZY_MODULES = {
 
 
 def __getattr__(name: str):
-    if name in _TRAINING_NAMES:
-        from . import trainer
-
-        return getattr(trainer, name)
     if name in _LAZY_MODULES:
         import importlib
 

@@ -123,7 +123,7 @@ def _load_training_data(paths: Sequence[str] | None, domains: Sequence[str], tex
             loaded = load_from_disk(path)
             parts.append(loaded["train"] if hasattr(loaded, "keys") and "train" in loaded else loaded)
             continue
-        from .trainer import iter_text_files
+        from .corpora import iter_text_files
 
         for file in iter_text_files([path]):
             if file.endswith((".jsonl", ".json")):
@@ -855,7 +855,7 @@ def _demo_model(max_codebook_size: int = 2048, max_subtokens: int = 4) -> tuple[
     if shipped:
         model, tokenizer = load_model_and_tokenizer(shipped)
         return model, tokenizer, True
-    from .trainer import zip2zip_from_base
+    from .conversion import zip2zip_from_base
 
     model, tokenizer = zip2zip_from_base(
         defaults.default_base_path(), max_codebook_size=max_codebook_size, max_subtokens=max_subtokens

@@ -402,7 +402,7 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from .trainer import zip2zip_from_base
+    from .conversion import zip2zip_from_base
 
     started = time.perf_counter()
     logger.warning("Assembling the shipped zip2zip model into %s (once, about 20 s)", target)

@@ -185,7 +185,7 @@ def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
     """
     import torch
 
-    from .training_args import Zip2ZipSFTConfig
+    from .sft_config import Zip2ZipSFTConfig
 
     on_gpu = torch.cuda.is_available()
     values: dict[str, Any] = {

@@ -1,0 +1,96 @@
+"""Turning any Hugging Face causal LM into an untrained zip2zip model, and recognising zip2zip models.
+
+Converting and loading never need TRL, so this sits below the trainer: the demo, evaluation and the first
+assembly of the shipped model import it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["core_model", "ensure_zero_init", "is_peft_model", "is_zip2zip", "zip2zip_from_base"]
+
+
+def is_zip2zip(model: Any) -> bool:
+    """Duck-typed: a model loaded with remote code is a different class object than ours."""
+    return getattr(getattr(model, "config", None), "model_type", None) == "zip2zip" and hasattr(
+        model, "prepare_codebook"
+    )
+
+
+def is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def core_model(model: Any) -> Any:
+    """The zip2zip model inside a PEFT wrapper (the model itself when unwrapped)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) and is_peft_model(model) else model
+
+
+def zip2zip_from_base(
+    base_model_or_path: str | os.PathLike | PreTrainedModel,
+    tokenizer: Any = None,
+    dtype: torch.dtype | str | None = None,
+    **settings: Any,
+) -> tuple[PreTrainedModel, Any]:
+    """Turn any Hugging Face causal LM (object or local path) into an untrained zip2zip model and its tokenizer.
+
+    `settings` are [`Zip2ZipConfig`] fields (`max_codebook_size`, `max_subtokens`, `encoder_num_layers`,
+    `reconstruction_loss_weight`, ...). The tokenizer defaults to the one saved with the base model; its special
+    and added tokens become the codec's never-merged ids.
+    """
+    from .modeling_zip2zip import Zip2ZipForCausalLM
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    if tokenizer is None:
+        if not isinstance(base_model_or_path, (str, os.PathLike)):
+            raise ValueError(
+                "zip2zip_from_base needs tokenizer= when given a model object (it cannot find the base tokenizer)"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(os.fspath(base_model_or_path))
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+    model = Zip2ZipForCausalLM.from_base(base_model_or_path, tokenizer=tokenizer, dtype=dtype, **settings)
+    ensure_zero_init(model)
+    return model, Zip2ZipTokenizer.from_base(tokenizer, model.config)
+
+
+def ensure_zero_init(model: nn.Module) -> None:
+    """Make an untrained hypertoken start at its first (or mean) constituent, as `encoder_init` promises.
+
+    With `encoder_init="residual"` or `"mean"`, a hyper-encoder's output projection must start at zero (the
+    zip2zip++ fix: otherwise the random correction dwarfs the constituent and the first steps see losses of
+    50+ nats instead of about the base model's). Training depends on it, so it is checked (and enforced) here.
+    """
+    if getattr(model.config, "encoder_init", "random") == "random":
+        return
+    for name in ("input_encoder", "output_encoder"):
+        encoder = getattr(model, name, None)
+        projection = getattr(encoder, "out_proj", None)
+        if projection is None:
+            continue
+        if projection.weight.detach().abs().max() > 0 or (
+            projection.bias is not None and projection.bias.detach().abs().max() > 0
+        ):
+            logger.warning(
+                "%s.out_proj was not zero-initialised; zeroing it (encoder_init=%r)",
+                name,
+                model.config.encoder_init,
+            )
+            with torch.no_grad():
+                projection.weight.zero_()
+                if projection.bias is not None:
+                    projection.bias.zero_()

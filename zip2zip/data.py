@@ -1,0 +1,347 @@
+"""Training data for zip2zip: examples tokenised and LZW-compressed per segment, and the collator.
+
+A hypertoken must never span the prompt/completion (or user/assistant) boundary, and TRL's "tokenise prompt
+and prompt+completion, then find the common prefix" would let LZW merge across it, so examples are tokenised
+here (:func:`tokenize_example`). The collator (:class:`Zip2ZipDataCollator`) pads compressed rows and builds
+each row's codebook state on the data-loader side, so the model does not rerun the LZW decoder in the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers.data.data_collator import DataCollatorMixin
+
+from .lzw import LZWCodec
+
+__all__ = [
+    "BASE_COLUMNS",
+    "STAT_COLUMNS",
+    "Zip2ZipDataCollator",
+    "base_alignment",
+    "base_alignment_from_inputs",
+    "tokenize_example",
+]
+
+STAT_COLUMNS: tuple[str, ...] = ("num_base_tokens", "num_target_bytes")
+"""Per-example statistics that dataset preparation adds beside `input_ids` and `labels`: the base tokens the
+row stands for (compression ratio) and the UTF-8 bytes its loss targets stand for (bits per byte). The collator
+turns them into tensors; `compute_loss` takes them out before calling the model."""
+
+BASE_COLUMNS: tuple[str, ...] = ("base_input_ids", "base_attention_mask", "base_positions")
+"""What :class:`Zip2ZipDataCollator` adds with `return_base_ids` (the teacher's rows); never given to the model."""
+
+
+def _is_conversational(example: dict[str, Any]) -> bool:
+    from trl.data_utils import is_conversational
+
+    return is_conversational(example)
+
+
+def _base_tokenizer(tokenizer: Any) -> Any:
+    """The wrapped base tokenizer of a `Zip2ZipTokenizer` (the tokenizer itself when it has none)."""
+    return getattr(tokenizer, "base", None) or tokenizer
+
+
+def _tokenize_piece(base: Any, text: str, add_special_tokens: bool) -> list[int]:
+    if not text:
+        return []
+    return list(base(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+
+def _render(
+    tokenizer: Any, messages: list[dict], tools: Any, add_generation_prompt: bool, template: Any
+) -> str:
+    return tokenizer.apply_chat_template(
+        messages,
+        tools=tools,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        chat_template=template,
+    )
+
+
+def _chat_segments(
+    tokenizer: Any, messages: list[dict], tools: Any, assistant_only: bool, template: Any
+) -> list[tuple[str, bool]]:
+    """Cut a rendered conversation into `(text, trained)` pieces at assistant-turn boundaries.
+
+    Each assistant turn is the text between the conversation rendered up to the turn with the generation prompt
+    and the conversation rendered through the turn: exactly what the model produces at inference. This needs a
+    prefix-preserving template (ChatML, Llama 3, ...); otherwise we fail loudly rather than mislabel tokens.
+    """
+    full = _render(tokenizer, messages, tools, False, template)
+    if not assistant_only:
+        return [(full, True)]
+    pieces: list[tuple[str, bool]] = []
+    done = 0
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        before = _render(tokenizer, messages[:i], tools, True, template)
+        after = _render(tokenizer, messages[: i + 1], tools, False, template)
+        if not (full.startswith(after) and after.startswith(before) and len(before) >= done):
+            raise ValueError(
+                "assistant_only_loss=True needs a chat template whose rendering of the first turns is a prefix of "
+                f"the whole conversation's, but turn {i} renders differently alone. Use a prefix-preserving "
+                "template (chat_template_path=...) or set assistant_only_loss=False."
+            )
+        pieces.append((full[done : len(before)], False))
+        pieces.append((full[len(before) : len(after)], True))
+        done = len(after)
+    pieces.append((full[done:], False))
+    if not any(trained and text for text, trained in pieces):
+        raise ValueError(
+            "assistant_only_loss=True but a conversation has no assistant turn, so it has nothing to train on; "
+            f"roles seen: {[m.get('role') for m in messages]}"
+        )
+    return pieces
+
+
+def _segments(
+    example: dict[str, Any],
+    tokenizer: Any,
+    text_field: str,
+    completion_only: bool,
+    assistant_only: bool,
+    template: Any,
+) -> list[tuple[list[int], bool]]:
+    """Base-token segments `(ids, trained)` of one example, in order; segments never share a hypertoken."""
+    base = _base_tokenizer(tokenizer)
+    eos = tokenizer.eos_token_id
+    tools = example.get("tools")
+    if "prompt" in example and "completion" in example:
+        if _is_conversational(example):
+            prompt_text = _render(tokenizer, example["prompt"], tools, True, template)
+            full = _render(tokenizer, example["prompt"] + example["completion"], tools, False, template)
+            if not full.startswith(prompt_text):
+                raise ValueError(
+                    "the chat template renders the prompt alone differently from the start of prompt+completion, so "
+                    "the completion cannot be cut out on a token boundary; use a prefix-preserving template"
+                )
+            prompt_ids = _tokenize_piece(base, prompt_text, False)
+            completion_ids = _tokenize_piece(base, full[len(prompt_text) :], False)
+        else:
+            # Tokenised apart, as at inference: the prompt is tokenised alone and the completion generated after it.
+            prompt_ids = _tokenize_piece(base, example["prompt"], True)
+            completion_ids = _tokenize_piece(base, example["completion"], False)
+            if eos is not None and (not completion_ids or completion_ids[-1] != eos):
+                completion_ids.append(eos)
+        return [(prompt_ids, not completion_only), (completion_ids, True)]
+    if _is_conversational(example):
+        pieces = _chat_segments(tokenizer, example["messages"], tools, assistant_only, template)
+        return [(_tokenize_piece(base, text, False), trained) for text, trained in pieces]
+    if text_field not in example:
+        raise ValueError(
+            f"the example has no {text_field!r} field (fields: {sorted(example)}); set dataset_text_field, or give "
+            "'prompt'/'completion' or 'messages' columns"
+        )
+    ids = _tokenize_piece(base, example[text_field], True)
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return [(ids, True)]
+
+
+def tokenize_example(
+    example: dict[str, Any],
+    tokenizer: Any,
+    *,
+    dataset_text_field: str = "text",
+    completion_only_loss: bool = True,
+    assistant_only_loss: bool = False,
+    max_length: int | None = None,
+    chat_template: str | None = None,
+) -> dict[str, Any]:
+    """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
+
+    Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
+    accepted. The example is cut into base-token segments (prompt | completion, or the turns of a chat when
+    `assistant_only_loss`), and the segments are compressed with one shared codebook where no hypertoken spans a
+    segment boundary (`LZWDecoder.encode_greedy`, as in `LZWCodec.encode_segments`). The prompt therefore keeps
+    the codes it gets on its own, exactly what the model reads at generation time, and the completion mask is
+    exact in compressed space. Labels are `-100` on untrained segments. `max_length` truncates the codes
+    (keep-start; a code-stream prefix always decodes). Bytes count the decoded text of the loss targets (the
+    codes at positions 1.., since position 0 is never predicted), special tokens excluded.
+    """
+    codec: LZWCodec = tokenizer.codec
+    segments = _segments(
+        example, tokenizer, dataset_text_field, completion_only_loss, assistant_only_loss, chat_template
+    )
+    decoder = codec.new_decoder()
+    codes: list[int] = []
+    labels: list[int] = []
+    spans: list[int] = []
+    for ids, trained in segments:
+        if not ids:
+            continue
+        first = len(decoder.base_ids)
+        segment_codes = decoder.encode_greedy(ids)
+        if decoder.base_ids[first:] != ids:  # guards the invariant the masks rely on
+            raise RuntimeError(
+                "LZW segment encoding did not reproduce its base ids; this is a bug in the codec"
+            )
+        codes.extend(segment_codes)
+        labels.extend(segment_codes if trained else [-100] * len(segment_codes))
+    if max_length is not None:
+        codes, labels = codes[:max_length], labels[:max_length]
+    # Spans of the kept codes: replay them through a fresh decoder (cheap, and exact after truncation).
+    replay = codec.new_decoder()
+    phrases = [replay.feed(code).phrase for code in codes]
+    spans = [len(phrase) for phrase in phrases]
+    target_ids = [x for t in range(1, len(codes)) if labels[t] != -100 for x in phrases[t]]
+    base = _base_tokenizer(tokenizer)
+    text = base.decode(target_ids, skip_special_tokens=True) if target_ids else ""
+    return {
+        "input_ids": codes,
+        "labels": labels,
+        "num_base_tokens": sum(spans),
+        "num_target_bytes": len(text.encode("utf-8")),
+    }
+
+
+@dataclass
+class Zip2ZipDataCollator(DataCollatorMixin):
+    """Pads compressed rows and builds every row's codebook state for `Zip2ZipForCausalLM.forward`.
+
+    Returns `input_ids` (right-padded with `pad_token_id`), `attention_mask`, `labels` (`-100` on padding) and,
+    with `return_codebook`, the row-wise codebook state the model would otherwise rebuild inside `forward`:
+    `codebook` `(B, K, M)` (entries as base ids, `-1` padded to the batch's largest codebook), `accept_limits`
+    `(B, T)` and `candidates` `(B, T, M)`. Doing it here runs the LZW decoder in the data loader (in worker
+    processes with `dataloader_num_workers`), off the training step. Statistic columns (:data:`STAT_COLUMNS`)
+    pass through as `(B,)` tensors.
+
+    With `return_base_ids` (set by the trainer when distillation is on) it also returns the uncompressed rows
+    the teacher reads, from the same decoder pass: `base_input_ids` / `base_attention_mask` `(B, N)` and
+    `base_positions` `(B, T)`, the base index of each code's last constituent (see :func:`base_alignment`).
+
+    Args:
+        pad_token_id: the pad id; it must be a disabled id of the codec (never merged).
+        codec: the model's LZW codec (`model.codec` or `tokenizer.codec`).
+        return_codebook: build the codebook state (recommended); without it the model rebuilds it.
+        pad_to_multiple_of: pad the length to a multiple of this.
+        return_base_ids: also return the base-token rows and the code-to-base alignment (for distillation).
+    """
+
+    pad_token_id: int
+    codec: LZWCodec
+    return_codebook: bool = True
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+    return_base_ids: bool = False
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = [list(example["input_ids"]) for example in examples]
+        label_rows = [list(example.get("labels", example["input_ids"])) for example in examples]
+        B = len(rows)
+        T = max((len(row) for row in rows), default=0)
+        if self.pad_to_multiple_of and T % self.pad_to_multiple_of:
+            T += self.pad_to_multiple_of - T % self.pad_to_multiple_of
+        input_ids = torch.full((B, T), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((B, T), dtype=torch.long)
+        labels = torch.full((B, T), -100, dtype=torch.long)
+        for b, (row, label_row) in enumerate(zip(rows, label_rows)):
+            if len(label_row) != len(row):
+                raise ValueError(
+                    f"example {b} has {len(row)} input_ids but {len(label_row)} labels; they must align one to one"
+                )
+            n = len(row)
+            input_ids[b, :n] = torch.tensor(row, dtype=torch.long)
+            attention_mask[b, :n] = 1
+            labels[b, :n] = torch.tensor(label_row, dtype=torch.long)
+        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if self.return_codebook or self.return_base_ids:
+            traces = _traces(self.codec, rows)
+            if self.return_codebook:
+                batch.update(_codebook_state(self.codec, traces, T))
+            if self.return_base_ids:
+                batch.update(base_alignment(traces, T, self.pad_token_id))
+        for name in STAT_COLUMNS:
+            if all(name in example for example in examples):
+                batch[name] = torch.tensor([int(example[name]) for example in examples], dtype=torch.long)
+        return batch
+
+    def codebook_state(self, rows: Sequence[Sequence[int]], length: int) -> dict[str, torch.Tensor]:
+        """Codebook, accept limits and candidates of right-padded rows (the model's `prepare_codebook` layout)."""
+        return _codebook_state(self.codec, _traces(self.codec, rows), length)
+
+
+def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]]) -> list[Any]:
+    traces = []
+    for b, row in enumerate(rows):
+        try:
+            traces.append(codec.trace(row))
+        except ValueError as error:
+            raise ValueError(f"example {b} of the batch does not decode: {error}") from None
+    return traces
+
+
+def _codebook_state(codec: LZWCodec, traces: Sequence[Any], length: int) -> dict[str, torch.Tensor]:
+    M = codec.max_subtokens
+    B = len(traces)
+    limits = torch.zeros((B, length), dtype=torch.long)
+    candidates = torch.full((B, length, M), -1, dtype=torch.long)
+    tables = []
+    for b, trace in enumerate(traces):
+        n = len(trace.codes)
+        if n:
+            limits[b, :n] = torch.tensor(trace.accept_limits[1 : n + 1], dtype=torch.long)
+        for t, candidate in enumerate(trace.candidates[1 : n + 1]):
+            if candidate is not None:
+                candidates[b, t, : len(candidate)] = torch.tensor(candidate, dtype=torch.long)
+        tables.append(trace.codebook.table())
+    K = max((len(table) for table in tables), default=0)
+    codebook = torch.full((B, K, M), -1, dtype=torch.long)
+    for b, table in enumerate(tables):
+        if table:
+            codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
+    return {"codebook": codebook, "accept_limits": limits, "candidates": candidates}
+
+
+def base_alignment(traces: Sequence[Any], length: int, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """The uncompressed rows behind right-padded code rows, and where each code ends in them.
+
+    For row `b` with codes `c_0 .. c_{n-1}` (code `t` standing for `spans[t]` base ids), returns
+
+    - `base_input_ids` `(B, N)`: the decoded base ids, right-padded with `pad_token_id` (`N` = longest row);
+    - `base_attention_mask` `(B, N)`;
+    - `base_positions` `(B, length)`: `e_t = spans[0] + ... + spans[t] - 1`, the base index of code `t`'s last
+      constituent; `-1` on padding.
+
+    The base prefix `b_0 .. b_{e_t}` is exactly the text of the code prefix `c_0 .. c_t`, so a base model's
+    prediction at `e_t` and a zip2zip model's prediction at `t` are both about the base token `b_{e_t + 1}`, the
+    first constituent of code `t + 1`.
+    """
+    B = len(traces)
+    N = max((len(trace.base_ids) for trace in traces), default=0)
+    base_ids = torch.full((B, N), pad_token_id, dtype=torch.long)
+    base_mask = torch.zeros((B, N), dtype=torch.long)
+    positions = torch.full((B, length), -1, dtype=torch.long)
+    for b, trace in enumerate(traces):
+        n, codes = len(trace.base_ids), len(trace.codes)
+        if n:
+            base_ids[b, :n] = torch.tensor(trace.base_ids, dtype=torch.long)
+            base_mask[b, :n] = 1
+        if codes:
+            positions[b, :codes] = torch.tensor(trace.spans, dtype=torch.long).cumsum(0) - 1
+    return {"base_input_ids": base_ids, "base_attention_mask": base_mask, "base_positions": positions}
+
+
+def base_alignment_from_inputs(
+    codec: LZWCodec, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """:func:`base_alignment` for a batch in any padding layout (attended codes only, mapped back to columns)."""
+    B, T = input_ids.shape
+    ids = input_ids.tolist()
+    masks = attention_mask.bool().tolist() if attention_mask is not None else [[True] * T] * B
+    columns = [[t for t in range(T) if masks[b][t]] for b in range(B)]
+    traces = _traces(codec, [[ids[b][t] for t in columns[b]] for b in range(B)])
+    aligned = base_alignment(traces, T, pad_token_id)
+    positions = torch.full((B, T), -1, dtype=torch.long)
+    for b in range(B):
+        if columns[b]:
+            positions[b, columns[b]] = aligned["base_positions"][b, : len(columns[b])]
+    aligned["base_positions"] = positions
+    return {name: value.to(input_ids.device) for name, value in aligned.items()}

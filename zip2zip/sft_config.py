@@ -1,0 +1,107 @@
+"""`Zip2ZipSFTConfig`: TRL's `SFTConfig` with the settings zip2zip training adds, and the CPU-safe defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from trl import SFTConfig
+
+__all__ = ["Zip2ZipSFTConfig", "has_accelerator", "reject_packing"]
+
+
+@dataclass
+class Zip2ZipSFTConfig(SFTConfig):
+    r"""
+    [`~trl.SFTConfig`] for [`Zip2ZipSFTTrainer`].
+
+    Everything in `SFTConfig` keeps its meaning, with three differences that follow from LZW:
+
+    - `max_length` counts **compressed** tokens (codes), as `SFTConfig` does after tokenisation.
+    - `packing=True`, `padding_free=True` and `eval_packing=True` are rejected: packing concatenates examples,
+      which would merge their per-sequence codebooks.
+    - `bf16` left unset means bf16 on CUDA and float32 elsewhere (`SFTConfig` turns bf16 on unconditionally,
+      which fails on a CPU-only machine with "Your setup doesn't support bf16/gpu").
+    - On a machine without an accelerator, `use_cpu=True`, so that several processes (`accelerate launch
+      --multi_gpu --num_processes 2` or `torchrun`) train together over gloo instead of each alone.
+    - `ddp_find_unused_parameters` left unset means `True`: a batch whose inputs hold no hypertoken does not use
+      the input encoder, and DDP would otherwise wait forever for its gradients.
+
+    Parameters:
+        reconstruction_loss_weight (`float`, *optional*):
+            Weight of the auxiliary reconstruction loss (paper Eq. 3). `None` uses the model config's
+            `reconstruction_loss_weight`. `0` switches the loss off for this run; a positive value needs a model
+            built with a reconstruction head (`reconstruction_loss_weight > 0` in its config).
+        zip2zip_settings (`dict`, *optional*):
+            [`Zip2ZipConfig`] fields (`max_codebook_size`, `max_subtokens`, ...) used when the trainer is given the
+            path of a plain base model and converts it with `Zip2ZipForCausalLM.from_base`.
+        distillation_weight (`float`, *optional*, defaults to `0.0`):
+            Weight of the self-distillation loss from the frozen base model (see [`first_token_distillation`]);
+            `0` switches it off. It needs LoRA (or another PEFT adapter): the teacher is the same weights with
+            the adapters disabled, so no second copy of the model is kept in memory.
+    """
+
+    reconstruction_loss_weight: float | None = field(
+        default=None,
+        metadata={"help": "Weight of the reconstruction loss; None = the model config's weight, 0 = off."},
+    )
+    zip2zip_settings: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Zip2ZipConfig fields used when converting a plain base model given by path."},
+    )
+    distillation_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the first-token distillation loss from the frozen base model (adapters disabled); "
+            "0 = off."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not has_accelerator():
+            if self.bf16 is None and not self.fp16:
+                self.bf16 = False
+            # Without it, processes started by torchrun / `accelerate launch` on a CPU-only machine would each
+            # train alone (accelerate only picks the gloo MULTI_CPU backend when asked for the CPU).
+            self.use_cpu = True
+        if self.ddp_find_unused_parameters is None:
+            # A batch without hypertokens in its inputs leaves the input encoder unused; DDP must not wait for it.
+            self.ddp_find_unused_parameters = True
+        super().__post_init__()
+        reject_packing(self)
+        weight = self.reconstruction_loss_weight
+        if weight is not None and (
+            isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0
+        ):
+            raise ValueError(
+                f"Zip2ZipSFTConfig.reconstruction_loss_weight must be None or a float >= 0, got {weight!r}"
+            )
+        weight = self.distillation_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not weight >= 0
+            or math.isinf(weight)
+        ):
+            raise ValueError(
+                f"Zip2ZipSFTConfig.distillation_weight must be a finite float >= 0 (0 = off), got {weight!r}"
+            )
+
+
+def has_accelerator() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available()) or bool(xpu and xpu.is_available())
+
+
+def reject_packing(args: Any) -> None:
+    """Packing and padding-free both concatenate examples into one row: codebooks would merge across them."""
+    for name in ("packing", "padding_free", "eval_packing"):
+        if getattr(args, name, False):
+            raise ValueError(
+                f"{name}=True is not supported by zip2zip training: it concatenates examples into one sequence, "
+                "and LZW gives every sequence its own codebook, so hypertokens would be built across example "
+                f"boundaries. Set {name}=False (the default); batches are padded per row instead."
+            )
