@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from zip2zip.defaults import SHIPPED_SETTINGS_FILENAME
+from zip2zip.shipped import SHIPPED_SETTINGS_FILENAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from zip2zip.defaults import pack_zip2zip_checkpoint
+    from zip2zip.shipped import pack_zip2zip_checkpoint
 
     state = last_trainer_state(args.run_dir)
     history = state["log_history"]

@@ -6,6 +6,7 @@ ships with the package (when one does).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from _training import config
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from zip2zip import defaults
+from zip2zip import shipped as defaults
 from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,7 +63,7 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     weights = shipped / "adapter_model.safetensors"
     full = run_dir / "adapter" / "adapter_model.safetensors"
     assert weights.stat().st_size < 0.6 * full.stat().st_size, "float16 should halve the adapter"
-    record = defaults.json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
+    record = json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
     assert record["zip2zip"]["max_codebook_size"] == 64 and record["provenance"] == {"steps": 4}
 
     path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))

@@ -629,12 +629,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     texts = _heldout_texts(args.domains, args.measure) if args.measure else None
     model_dir = args.model_dir
     if model_dir == "shipped":
-        from . import defaults
+        from . import shipped
 
-        model_dir = defaults.shipped_zip2zip_path()
+        model_dir = shipped.shipped_zip2zip_path()
         if model_dir is None:
             raise SystemExit(
-                f"zip2zip export: no trained checkpoint ships in {defaults.shipped_checkpoint_dir()}; pass the "
+                f"zip2zip export: no trained checkpoint ships in {shipped.shipped_checkpoint_dir()}; pass the "
                 "folder of a trained zip2zip model instead"
             )
     try:

@@ -124,7 +124,7 @@ def default_base_path() -> str:
         return str(target)
     gguf_path = find_gguf()  # fail fast, before taking the lock, when the package is missing
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f"{DEFAULT_MODEL_DIRNAME}.lock"):
+    with file_lock(target.parent / f"{DEFAULT_MODEL_DIRNAME}.lock"):
         if is_complete(target):  # another process converted it while we waited
             return str(target)
         _convert(gguf_path, target)
@@ -150,7 +150,7 @@ def load_default_tokenizer(**kwargs: Any) -> PreTrainedTokenizerBase:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path``; a no-op where ``fcntl`` does not exist."""
     try:
         import fcntl
@@ -187,7 +187,7 @@ def _convert(gguf_path: Path, target: Path) -> None:
             "conversion_seconds": round(seconds, 1),
         }
         (workdir / MARKER_FILENAME).write_text(json.dumps(marker, indent=2) + "\n")
-        _make_readable(workdir)
+        make_readable(workdir)
         if target.exists() and not is_complete(target):
             shutil.rmtree(target)  # a folder of an older format version
         try:
@@ -202,14 +202,14 @@ def _convert(gguf_path: Path, target: Path) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _make_readable(folder: Path) -> None:
+def make_readable(folder: Path) -> None:
     """Give the folder the permissions of an ordinary new folder (mkdtemp makes it private)."""
     umask = os.umask(0)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
     for path in folder.iterdir():
         if path.is_dir():
-            _make_readable(path)
+            make_readable(path)
         else:
             path.chmod(0o666 & ~umask)
 
@@ -293,151 +293,10 @@ def _convert_model(gguf_path: Path) -> PreTrainedModel:
     return model.eval()
 
 
-# ============================================================================ the shipped zip2zip model
-#
-# The project ships one trained zip2zip model of the default base: only what training changed (LoRA on the
-# base projections and the two hyper-encoders, a PEFT adapter in float16, ~26 MB) plus the zip2zip settings,
-# inside the package. The full model is assembled once from them and the embedded base model, and cached
-# like the base conversion.
-
-SHIPPED_MODEL_NAME = "smollm2-135m-zip2zip"
-SHIPPED_SETTINGS_FILENAME = "zip2zip_settings.json"
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-def shipped_checkpoint_dir() -> Path:
-    """Folder inside the package that holds the shipped adapter and settings (see its README.md)."""
-    return Path(__file__).resolve().parent / "checkpoints" / SHIPPED_MODEL_NAME
-
-
 def shipped_zip2zip_path(
     source: str | os.PathLike[str] | None = None, base_path: str | None = None
 ) -> str | None:
-    """Return the folder of the trained zip2zip model assembled from the shipped weights, or None if none ships.
+    """The shipped trained zip2zip model's folder: see :func:`zip2zip.shipped.shipped_zip2zip_path`."""
+    from .shipped import shipped_zip2zip_path as assemble
 
-    The folder is a complete ``trust_remote_code`` repo (merged float32 weights, config, model code, tokenizer):
-    ``AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)`` loads it. Built on the first call
-    (about 20 s on two cores) from ``source`` (default: :func:`shipped_checkpoint_dir`) and the base model at
-    ``base_path`` (default: :func:`default_base_path`), then cached under a name that carries a hash of the
-    shipped files, so new weights never reuse an old assembly.
-    """
-    source = Path(source) if source is not None else shipped_checkpoint_dir()
-    if not all((source / name).is_file() for name in (*_ADAPTER_FILES, SHIPPED_SETTINGS_FILENAME)):
-        return None
-    target = cache_root() / f"{SHIPPED_MODEL_NAME}-{_files_digest(source)}"
-    if is_complete(target):
-        return str(target)
-    base_path = base_path or default_base_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f"{target.name}.lock"):
-        if not is_complete(target):
-            _assemble_shipped(source, base_path, target)
-    return str(target)
-
-
-def pack_zip2zip_checkpoint(
-    trained_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str] | None = None,
-    dtype: torch.dtype | None = None,
-    provenance: dict[str, Any] | None = None,
-) -> Path:
-    """Write the shippable part of a trained zip2zip repo (``zip2zip train`` / ``Zip2ZipSFTTrainer`` output).
-
-    Reads ``trained_dir/config.json`` (the zip2zip settings) and ``trained_dir/adapter`` (the PEFT adapter:
-    LoRA plus the hyper-encoders in ``modules_to_save``), casts floating tensors to ``dtype`` (float16 by
-    default: half the size, and float16 keeps 10 mantissa bits where bfloat16 keeps 7) and writes them with
-    the settings to ``out_dir`` (default: :func:`shipped_checkpoint_dir`). ``provenance`` (training settings,
-    steps, measurements) is stored in the settings file for the record.
-    """
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    trained = Path(trained_dir)
-    adapter = trained / "adapter"
-    missing = [name for name in _ADAPTER_FILES if not (adapter / name).is_file()]
-    if missing or not (trained / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{trained} is not a trained zip2zip repo with an adapter: missing "
-            f"{[str(adapter / m) for m in missing] or [str(trained / 'config.json')]}. Pass the --output folder "
-            "of `zip2zip train` or examples/train_smollm2.py (it writes config.json and adapter/)."
-        )
-    config = json.loads((trained / "config.json").read_text())
-    if config.get("model_type") != "zip2zip":
-        raise ValueError(f"{trained}/config.json has model_type {config.get('model_type')!r}, not 'zip2zip'")
-    settings = {key: config[key] for key in _zip2zip_setting_names() if key in config}
-    out = Path(out_dir) if out_dir is not None else shipped_checkpoint_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    dtype = dtype or torch.float16
-    tensors = load_file(str(adapter / "adapter_model.safetensors"))
-    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
-    _make_readable(out)
-    adapter_config = json.loads((adapter / "adapter_config.json").read_text())
-    adapter_config["base_model_name_or_path"] = HUB_MODEL_ID
-    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
-    record = {"base_model": HUB_MODEL_ID, "zip2zip": settings, "provenance": provenance or {}}
-    (out / SHIPPED_SETTINGS_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
-    return out
-
-
-def _zip2zip_setting_names() -> list[str]:
-    """Zip2ZipConfig's own fields that `from_base` takes (not the base config, vocabulary size or inherited ones)."""
-    from .configuration_zip2zip import Zip2ZipConfig
-
-    own = Zip2ZipConfig.__annotations__
-    return [name for name in own if name not in ("text_config", "base_vocab_size")]
-
-
-def _files_digest(source: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in (*_ADAPTER_FILES, SHIPPED_SETTINGS_FILENAME):
-        digest.update((source / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
-    """Untrained zip2zip model of the base + the shipped adapter, merged, saved through a temporary folder."""
-    import torch
-    from peft import PeftModel
-
-    from .conversion import zip2zip_from_base
-
-    started = time.perf_counter()
-    logger.warning("Assembling the shipped zip2zip model into %s (once, about 20 s)", target)
-    record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
-    settings = dict(record["zip2zip"])
-    disabled = settings.pop("disabled_ids", None)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        model, tokenizer = zip2zip_from_base(
-            base_path, dtype=torch.float32, **settings, **({"disabled_ids": disabled} if disabled else {})
-        )
-        merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
-        merged.float().eval().save_pretrained(workdir, safe_serialization=True)
-        tokenizer.save_pretrained(workdir)
-        # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
-        (workdir / "adapter").mkdir()
-        for name in _ADAPTER_FILES:
-            shutil.copyfile(source / name, workdir / "adapter" / name)
-        marker = {
-            "version": CONVERSION_VERSION,
-            "kind": "shipped zip2zip model",
-            "source": str(source),
-            "source_digest": _files_digest(source),
-            "base_model": record.get("base_model", HUB_MODEL_ID),
-            "assembly_seconds": round(time.perf_counter() - started, 1),
-        }
-        (workdir / MARKER_FILENAME).write_text(json.dumps(marker, indent=2) + "\n")
-        _make_readable(workdir)
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(workdir, target)
-        except OSError:
-            if not is_complete(target):
-                raise
-    finally:
-        if workdir.exists():
-            shutil.rmtree(workdir, ignore_errors=True)
+    return assemble(source, base_path)
