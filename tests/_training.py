@@ -32,6 +32,8 @@ def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
         "disable_tqdm": True,
         "dataloader_pin_memory": False,
         "seed": 0,
+        # float32, so that exactness tests compare like with like (bf16 autocast is tested on its own).
+        "bf16": False,
     }
     values.update(overrides)
     return Zip2ZipSFTConfig(**values)

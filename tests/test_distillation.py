@@ -215,9 +215,10 @@ def batch_sum(trainer, rows: list[dict], collator=None) -> float:
         n: inputs.pop(n) for n in ("base_input_ids", "base_attention_mask", "base_positions") if n in inputs
     }
     with torch.no_grad():
-        logits = trainer.model(**inputs).logits
-    valid = inputs["labels"][:, 1:] != -100
-    return float(trainer._distillation_sum(trainer.model, inputs, logits, valid, base_inputs))
+        outputs = trainer.model(**inputs, output_hidden_states=True)
+        valid = inputs["labels"][:, 1:] != -100
+        kl, hidden = trainer._teacher_sums(trainer.model, inputs, outputs, valid, base_inputs)
+    return float(hidden if kl is None else kl)
 
 
 def test_trainer_loss_matches_the_position_by_position_reference(tmp_path):
@@ -292,15 +293,26 @@ def test_gradient_accumulation_matches_one_big_batch_with_distillation(tmp_path)
         torch.testing.assert_close(accumulated[name], big[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_distillation_without_adapters_is_refused_with_the_fix(tmp_path):
-    model, tok, _ = build()
-    with pytest.raises(ValueError, match="needs a PEFT adapter"):
-        Zip2ZipSFTTrainer(
-            model=model,
-            args=config(tmp_path),
-            train_dataset=Dataset.from_dict({"text": TRAINING_TEXT}),
-            processing_class=tok,
-        )
+def test_full_fine_tuning_distils_from_a_frozen_copy_of_the_base(tmp_path):
+    """Without adapters the base weights train, so the teacher is a copy taken before the first step."""
+    model, tok, _base = build()
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=2),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 2}),
+        processing_class=tok,
+    )
+    start = {n: p.detach().clone() for n, p in model.language_model.named_parameters()}
+    trainer.train()
+    changed = [n for n, p in model.language_model.named_parameters() if not torch.equal(p, start[n])]
+    assert changed, "full fine-tuning must change the base weights"
+    for name, parameter in trainer.teacher.copy.named_parameters():
+        assert torch.equal(parameter, start[name]), name
+        assert not parameter.requires_grad
+    assert all(entry["distillation_loss"] > 0 for entry in trainer.state.log_history if "loss" in entry)
+
+
+def test_distillation_settings_are_validated(tmp_path):
     with pytest.raises(ValueError, match="distillation_weight must be a finite float >= 0"):
         config(tmp_path, distillation_weight=-1.0)
     with pytest.raises(ValueError, match="distillation_weight must be a finite float >= 0"):

@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent(
     args = Zip2ZipSFTConfig(
         output_dir=os.path.join(out, "run"), max_steps=3, per_device_train_batch_size=2, learning_rate=3e-3,
         logging_steps=1, save_strategy="no", report_to="none", gradient_checkpointing=False,
-        disable_tqdm=True, dataloader_pin_memory=False, seed=0,
+        disable_tqdm=True, dataloader_pin_memory=False, seed=0, bf16=False,
     )
     trainer = Zip2ZipSFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 4}),

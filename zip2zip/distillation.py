@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["first_token_distillation", "first_token_log_probs", "hypertoken_first_ids"]
+__all__ = [
+    "first_token_distillation",
+    "first_token_log_probs",
+    "hidden_state_distillation",
+    "hypertoken_first_ids",
+    "parse_layer_spec",
+]
 
 
 def hypertoken_first_ids(
@@ -104,3 +110,125 @@ def first_token_distillation(
     log_q1 = first_token_log_probs(logits, first_ids, base_vocab_size)
     log_p = torch.log_softmax(teacher_logits.float(), dim=-1)
     return (log_p.exp() * (log_p - log_q1)).sum(-1)
+
+
+def parse_layer_spec(spec: str, num_layers: int) -> list[int]:
+    """Indices into a model's `hidden_states` tuple (0 = embeddings, `num_layers` = the LM head's input).
+
+    `"last"` is `[num_layers]`; `"last:K"` the last K; `"stride:K"` every K-th layer plus the last; `"all"`
+    every layer output `1 .. num_layers`.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(
+            f"hidden_distillation_layers must be a string such as 'last' or 'last:4', got {spec!r}"
+        )
+    name, _, count = spec.partition(":")
+    if name in ("last", "all") and not count:
+        return [num_layers] if name == "last" else list(range(1, num_layers + 1))
+    if name in ("last", "stride") and count.isdigit() and int(count) >= 1:
+        k = int(count)
+        if name == "last":
+            return list(range(max(1, num_layers - k + 1), num_layers + 1))
+        return sorted({*range(k, num_layers + 1, k), num_layers})
+    raise ValueError(
+        f"hidden_distillation_layers={spec!r} is not one of 'last', 'last:K', 'stride:K' or 'all' (K >= 1)"
+    )
+
+
+def hidden_state_distillation(
+    student: list[torch.Tensor], teacher: list[torch.Tensor], loss: str = "nmse"
+) -> torch.Tensor:
+    r"""Per-position distance between the zip2zip model's hidden states and the base model's, averaged over layers.
+
+    Token distillation (Dobler et al. 2025) trains a new token's embedding so that the model's hidden states
+    match those it has with the original sub-tokens; here every compressed position is such a case. At code `t`
+    the zip2zip model has read the text of `b_0 .. b_e` (`e` = the base index of the code's last constituent),
+    and the frozen base model reading those base tokens has the states the zip2zip model should have. At the
+    last layer (the LM head's input) a perfect match makes the next-base-token distribution the base model's.
+
+    Args:
+        student: per chosen layer, `(N, H)` zip2zip hidden states at the scored positions.
+        teacher: per chosen layer, `(N, H)` base-model hidden states at the aligned base positions.
+        loss: `"nmse"` (`|s - t|^2 / |t|^2`) or `"cosine"` (`1 - cos(s, t)`).
+
+    Returns:
+        `(N,)` distances (0 when the states are equal).
+    """
+    if len(student) != len(teacher) or not student:
+        raise ValueError(f"got {len(student)} student and {len(teacher)} teacher layers; give the same, >= 1")
+    total = None
+    for s, t in zip(student, teacher):
+        s, t = s.float(), t.float()
+        if loss == "nmse":
+            value = (s - t).pow(2).sum(-1) / t.pow(2).sum(-1).clamp(min=1e-6)
+        elif loss == "cosine":
+            value = 1 - torch.nn.functional.cosine_similarity(s, t, dim=-1, eps=1e-6)
+        else:
+            raise ValueError(f"hidden-state distillation loss must be 'nmse' or 'cosine', got {loss!r}")
+        total = value if total is None else total + value
+    return total / len(student)
+
+
+class FrozenBaseTeacher:
+    """The base model reading the uncompressed rows, frozen: the teacher of every distillation loss.
+
+    With a PEFT adapter the teacher is the same weights with the adapters disabled (no second copy in memory).
+    Under full fine-tuning the base weights themselves train, so a frozen copy of the base model is taken when
+    the teacher is built (before the first step). Either way it runs in eval mode (no dropout) and without
+    gradients; only the hidden states at the scored positions go through the LM head.
+    """
+
+    def __init__(self, model: torch.nn.Module, copy_weights: bool) -> None:
+        self.copy = None
+        if copy_weights:
+            import copy
+
+            from .conversion import core_model
+
+            self.copy = copy.deepcopy(core_model(model).language_model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        base_inputs: dict[str, torch.Tensor],
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        layers: list[int],
+        logits: bool,
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """Teacher logits `(N, V)` (when `logits`) and hidden states `(N, H)` per index of `layers`, at base
+        positions `(rows, positions)` of `base_inputs` (`base_input_ids`, `base_attention_mask`)."""
+        import contextlib
+
+        from .conversion import core_model
+
+        if self.copy is not None:
+            language_model, context = self.copy, contextlib.nullcontext()
+            self.copy.to(rows.device)
+        else:
+            language_model, context = core_model(model).language_model, model.disable_adapter()
+        was_training = language_model.training
+        device = rows.device
+        with context:
+            language_model.eval()
+            try:
+                out = language_model.base_model(
+                    input_ids=base_inputs["base_input_ids"].to(device),
+                    attention_mask=base_inputs["base_attention_mask"].to(device),
+                    use_cache=False,
+                    output_hidden_states=bool(layers),
+                    return_dict=True,
+                )
+                states = [out.hidden_states[i][rows, positions] for i in layers] if layers else []
+                head_logits = None
+                if logits:
+                    head_logits = language_model.get_output_embeddings()(
+                        out.last_hidden_state[rows, positions]
+                    )
+                    cap = getattr(language_model.config, "final_logit_softcapping", None)
+                    if cap:
+                        head_logits = torch.tanh(head_logits / cap) * cap
+            finally:
+                language_model.train(was_training)
+        return head_logits, states

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from trl import SFTConfig
 
+from .distillation import parse_layer_spec
+
 __all__ = ["Zip2ZipSFTConfig", "has_accelerator", "reject_packing"]
 
 
@@ -22,8 +24,10 @@ class Zip2ZipSFTConfig(SFTConfig):
     - `max_length` counts **compressed** tokens (codes), as `SFTConfig` does after tokenisation.
     - `packing=True`, `padding_free=True` and `eval_packing=True` are rejected: packing concatenates examples,
       which would merge their per-sequence codebooks.
-    - `bf16` left unset means bf16 on CUDA and float32 elsewhere (`SFTConfig` turns bf16 on unconditionally,
-      which fails on a CPU-only machine with "Your setup doesn't support bf16/gpu").
+    - `bf16` left unset means bf16 autocast (float32 master weights) where the hardware computes bf16 natively
+      (CUDA, or a CPU with AVX512-BF16/AMX: about twice float32's speed there) and float32 elsewhere
+      (`SFTConfig` turns bf16 on unconditionally, which fails on a CPU-only machine with "Your setup doesn't
+      support bf16/gpu").
     - On a machine without an accelerator, `use_cpu=True`, so that several processes (`accelerate launch
       --multi_gpu --num_processes 2` or `torchrun`) train together over gloo instead of each alone.
     - `ddp_find_unused_parameters` left unset means `True`: a batch whose inputs hold no hypertoken does not use
@@ -40,7 +44,28 @@ class Zip2ZipSFTConfig(SFTConfig):
         distillation_weight (`float`, *optional*, defaults to `0.0`):
             Weight of the self-distillation loss from the frozen base model (see [`first_token_distillation`]);
             `0` switches it off. It needs LoRA (or another PEFT adapter): the teacher is the same weights with
-            the adapters disabled, so no second copy of the model is kept in memory.
+            the adapters disabled, so no second copy of the model is kept in memory; under full fine-tuning a
+            frozen copy of the base model is kept as the teacher.
+        hidden_distillation_weight (`float`, *optional*, defaults to `0.0`):
+            Weight of the hidden-state distillation loss (see [`hidden_state_distillation`]): at every scored
+            compressed position, the zip2zip model's hidden states at `hidden_distillation_layers` are pulled
+            towards the frozen base model's at the base position of the code's last constituent. `0` = off.
+        hidden_distillation_layers (`str`, *optional*, defaults to `"last"`):
+            Which hidden states are matched: `"last"` (the LM head's input), `"last:K"` (the last K),
+            `"stride:K"` (every K-th layer and the last) or `"all"`.
+        hidden_distillation_loss (`str`, *optional*, defaults to `"nmse"`):
+            `"nmse"`: squared error divided by the teacher's squared norm, per position and layer; `"cosine"`:
+            one minus the cosine similarity.
+        encoder_learning_rate (`float`, *optional*):
+            Peak learning rate of the hyper-encoders (and the reconstruction head); `None` = `learning_rate`.
+        encoder_warmup_steps (`int`, *optional*, defaults to `0`):
+            Optimizer steps at the start during which only the hyper-encoders learn (every other trainable
+            weight has learning rate 0); the schedule of the others starts after them.
+        cpu_budget_seconds (`float`, *optional*):
+            Train until the training steps have used this many seconds of process CPU time (all threads), and
+            run the learning-rate schedule over that budget instead of `max_steps` (which then only caps the
+            steps). Comparing runs at equal CPU time is fair where steps cost differently; resuming continues
+            the same budget.
     """
 
     reconstruction_loss_weight: float | None = field(
@@ -59,10 +84,38 @@ class Zip2ZipSFTConfig(SFTConfig):
         },
     )
 
+    hidden_distillation_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the hidden-state distillation loss from the frozen base model; 0 = off."
+        },
+    )
+    hidden_distillation_layers: str = field(
+        default="last",
+        metadata={"help": "Hidden states matched: 'last', 'last:K', 'stride:K' or 'all'."},
+    )
+    hidden_distillation_loss: str = field(
+        default="nmse", metadata={"help": "'nmse' (normalised squared error) or 'cosine'."}
+    )
+    encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate of the hyper-encoders; None = learning_rate."}
+    )
+    encoder_warmup_steps: int = field(
+        default=0, metadata={"help": "First optimizer steps in which only the hyper-encoders learn."}
+    )
+    cpu_budget_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this much process CPU time in training steps; the LR schedule spans it."
+        },
+    )
+
     def __post_init__(self) -> None:
         if not has_accelerator():
             if self.bf16 is None and not self.fp16:
-                self.bf16 = False
+                from .recipe import cpu_supports_bf16
+
+                self.bf16 = cpu_supports_bf16()
             # Without it, processes started by torchrun / `accelerate launch` on a CPU-only machine would each
             # train alone (accelerate only picks the gloo MULTI_CPU backend when asked for the CPU).
             self.use_cpu = True
@@ -88,6 +141,26 @@ class Zip2ZipSFTConfig(SFTConfig):
             raise ValueError(
                 f"Zip2ZipSFTConfig.distillation_weight must be a finite float >= 0 (0 = off), got {weight!r}"
             )
+        for name in ("hidden_distillation_weight", "encoder_learning_rate", "cpu_budget_seconds"):
+            value = getattr(self, name)
+            if value is None and name != "hidden_distillation_weight":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"Zip2ZipSFTConfig.{name} must be a finite float >= 0, got {value!r}")
+        parse_layer_spec(self.hidden_distillation_layers, 30)  # raises on a malformed spec
+        if self.hidden_distillation_loss not in ("nmse", "cosine"):
+            raise ValueError(
+                f"Zip2ZipSFTConfig.hidden_distillation_loss must be 'nmse' or 'cosine', got "
+                f"{self.hidden_distillation_loss!r}"
+            )
+        steps = self.encoder_warmup_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"Zip2ZipSFTConfig.encoder_warmup_steps must be an int >= 0, got {steps!r}")
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether any loss needs the frozen base model reading the uncompressed rows."""
+        return self.distillation_weight > 0 or self.hidden_distillation_weight > 0
 
 
 def has_accelerator() -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -38,9 +39,25 @@ from .data import (
     base_alignment_from_inputs,
     tokenize_example,
 )
-from .distillation import first_token_distillation, first_token_log_probs, hypertoken_first_ids
+from .distillation import (
+    FrozenBaseTeacher,
+    first_token_distillation,
+    first_token_log_probs,
+    hidden_state_distillation,
+    hypertoken_first_ids,
+    parse_layer_spec,
+)
+from .optimization import (
+    CPUBudgetCallback,
+    EncoderWarmupCallback,
+    budget_spent,
+    build_schedules,
+    split_encoder_groups,
+)
 from .peft_utils import adapt_peft_config, default_lora_config, lora_target_modules
 from .sft_config import Zip2ZipSFTConfig, reject_packing
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "STAT_COLUMNS",
@@ -142,13 +159,13 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         self.reconstruction_loss_weight = float(weight)
 
         self.distillation_weight = float(args.distillation_weight)
-        if self.distillation_weight > 0 and peft_config is None and not is_peft_model(model):
-            raise ValueError(
-                f"distillation_weight={args.distillation_weight} needs a PEFT adapter (LoRA): the teacher is the "
-                "frozen base model, i.e. the same weights with the adapters disabled, so that no second copy is "
-                "kept in memory. Full fine-tuning changes the base weights themselves and leaves no frozen copy. "
-                "Pass peft_config=default_lora_config(model) (or a PeftModel), or set distillation_weight=0."
-            )
+        self.hidden_distillation_weight = float(args.hidden_distillation_weight)
+        # Built before any step: under full fine-tuning it copies the base weights while they are the base's.
+        self.teacher = (
+            FrozenBaseTeacher(model, copy_weights=peft_config is None and not is_peft_model(model))
+            if args.uses_teacher
+            else None
+        )
 
         # Pad token: TRL sets it up only for its own collator; ours needs the same.
         pad_token = args.pad_token or processing_class.pad_token or processing_class.eos_token
@@ -174,7 +191,7 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 pad_id,
                 model.codec,
                 pad_to_multiple_of=pad_multiple,
-                return_base_ids=self.distillation_weight > 0,
+                return_base_ids=args.uses_teacher,
             )
 
         # Assistant-only masks are built by our tokenisation (turn segments), not by TRL's template patching
@@ -208,6 +225,52 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         finally:
             args.assistant_only_loss = self._assistant_only_loss
         self._total_base_tokens = 0
+        if args.encoder_warmup_steps:
+            self.add_callback(EncoderWarmupCallback(self.model, args.encoder_warmup_steps))
+
+    # ------------------------------------------------------------------------------------ optimisation
+
+    def create_optimizer(self, model=None):
+        """TRL's optimizer, with the hyper-encoders in groups of their own when their learning rate differs or
+        an encoder-only warm-up is asked for."""
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        args = self.args
+        if args.encoder_learning_rate is not None or args.encoder_warmup_steps:
+            split_encoder_groups(optimizer, self.model, args.encoder_learning_rate)
+        return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """TRL's scheduler, unless the run has a CPU budget or an encoder-only warm-up: then one
+        :class:`~zip2zip.optimization.GroupSchedule` per optimizer group (saved in checkpoints)."""
+        args = self.args
+        if self.lr_scheduler is None and (args.cpu_budget_seconds or args.encoder_warmup_steps):
+            optimizer = optimizer or self.optimizer
+            schedules = build_schedules(optimizer, args, num_training_steps)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
+            if args.cpu_budget_seconds:
+                self.add_callback(CPUBudgetCallback(schedules, args.cpu_budget_seconds))
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        """`Trainer.train`, except that resuming a run whose CPU budget is already spent loads its last
+        checkpoint and returns without another step (so the same command can be rerun safely)."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        spent = budget_spent(checkpoint) if checkpoint and self.args.cpu_budget_seconds else None
+        if spent is None or spent < self.args.cpu_budget_seconds:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        from transformers.trainer_callback import TrainerState
+        from transformers.trainer_utils import TrainOutput
+
+        logger.info("%s: the CPU budget (%.0f s) is spent; loading it without training", checkpoint, spent)
+        self._load_from_checkpoint(checkpoint)
+        self.state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+        return TrainOutput(self.state.global_step, 0.0, {"cpu_seconds": spent})
 
     # ------------------------------------------------------------------------------------ data
 
@@ -276,7 +339,12 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         local_targets = valid.sum()
         denominator = num_items_in_batch if num_items_in_batch is not None else local_targets.clamp(min=1)
         # `fused_lm_head` stays False: the fused path would score only the base vocabulary.
-        outputs = model(**inputs, use_cache=False, num_items_in_batch=denominator)
+        outputs = model(
+            **inputs,
+            use_cache=False,
+            num_items_in_batch=denominator,
+            output_hidden_states=self.hidden_distillation_weight > 0,
+        )
         lm_loss = outputs.lm_loss
         loss = lm_loss
         reconstruction = outputs.reconstruction_loss
@@ -285,11 +353,14 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             steps = self.current_gradient_accumulation_steps if accumulating else 1
             # Weight 0 still keeps the head in the graph (DDP expects every trainable parameter to get a gradient).
             loss = loss + (self.reconstruction_loss_weight / steps) * reconstruction
-        distillation_sum = None
-        if self.distillation_weight > 0:
-            distillation_sum = self._distillation_sum(model, inputs, outputs.logits, valid, base_inputs)
+        distillation_sum = hidden_sum = None
+        if self.teacher is not None:
+            distillation_sum, hidden_sum = self._teacher_sums(model, inputs, outputs, valid, base_inputs)
             # Summed over positions and divided like the compressed loss: exact under accumulation and DDP.
-            loss = loss + self.distillation_weight * distillation_sum / denominator
+            if distillation_sum is not None:
+                loss = loss + self.distillation_weight * distillation_sum / denominator
+            if hidden_sum is not None:
+                loss = loss + self.hidden_distillation_weight * hidden_sum / denominator
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # `num_items_in_batch` counts the targets of every process and DDP averages gradients: undo the mean.
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
@@ -303,16 +374,18 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             reconstruction,
             stats,
             distillation_sum,
+            hidden_sum,
         )
         return (loss, outputs) if return_outputs else loss
 
-    def _distillation_sum(self, model, inputs, logits, valid, base_inputs) -> torch.Tensor:
-        """Sum over the scored positions of `KL(p_base || q1)` (:func:`first_token_distillation`).
+    def _teacher_sums(self, model, inputs, outputs, valid, base_inputs) -> tuple[torch.Tensor | None, ...]:
+        """Sums over the scored positions of the first-token KL and of the hidden-state distance to the teacher.
 
         Scored positions are those whose next code is a target (`labels[:, 1:] != -100`), the same set as the
-        compressed cross-entropy: padding and masked prompt codes contribute nothing.
+        compressed cross-entropy: padding and masked prompt codes contribute nothing. A loss that is off is None.
         """
         V = self.model.config.base_vocab_size
+        logits = outputs.logits
         if not base_inputs:  # a collator of the user's: align here (runs the LZW decoder in the step)
             base_inputs = base_alignment_from_inputs(
                 self.model.codec,
@@ -320,68 +393,68 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 inputs.get("attention_mask"),
                 self.processing_class.pad_token_id,
             )
+        want_kl, want_hidden = self.distillation_weight > 0, self.hidden_distillation_weight > 0
         rows, cols = valid.nonzero(as_tuple=True)
         if rows.numel() == 0:
-            return logits.float().sum() * 0.0  # keeps the graph (DDP) and adds nothing
-        accept_limits = inputs.get("accept_limits")
-        codebook, candidates = inputs.get("codebook"), inputs.get("candidates")
-        if accept_limits is None:
-            core = core_model(self.accelerator.unwrap_model(model))
-            state = core.prepare_codebook(inputs["input_ids"], inputs.get("attention_mask"))
-            codebook, accept_limits, candidates = (
-                state["codebook"],
-                state["accept_limits"],
-                state["candidates"],
-            )
+            zero = logits.float().sum() * 0.0  # keeps the graph (DDP) and adds nothing
+            return (zero if want_kl else None), (zero if want_hidden else None)
         positions = base_inputs["base_positions"].to(logits.device)[rows, cols]
         if bool((positions < 0).any()):
             raise ValueError(
                 "a scored position has no base alignment (base_positions = -1): base_positions must give the base "
                 "index of every attended code's last constituent (Zip2ZipDataCollator(return_base_ids=True))"
             )
-        teacher = self._teacher_logits(model, base_inputs, rows, positions)
-        slots = int(accept_limits[rows, cols].max())
-        first = hypertoken_first_ids(codebook, accept_limits, candidates, slots)[rows, cols]
-        if teacher.shape[-1] != V:
-            raise ValueError(
-                f"the base model's LM head has {teacher.shape[-1]} rows but base_vocab_size is {V}; distillation "
-                "compares distributions over the same base vocabulary"
-            )
-        return first_token_distillation(logits[rows, cols], teacher, first, V).sum()
-
-    @torch.no_grad()
-    def _teacher_logits(
-        self, model, base_inputs, rows: torch.Tensor, positions: torch.Tensor
-    ) -> torch.Tensor:
-        """The frozen base model's logits at base positions `(rows, positions)`: adapters off, eval mode, no grad.
-
-        The base model reads the uncompressed rows; only the hidden states at the scored positions go through
-        the LM head, so the `(B, N, V)` logits of the whole base row are never built.
-        """
+        layers = self._hidden_layers(outputs) if want_hidden else []
         unwrapped = self.accelerator.unwrap_model(model)
-        language_model = core_model(unwrapped).language_model
-        was_training = language_model.training
-        device = rows.device
-        with unwrapped.disable_adapter():
-            language_model.eval()  # the teacher is the base model as it was trained: no dropout
-            try:
-                hidden = language_model.base_model(
-                    input_ids=base_inputs["base_input_ids"].to(device),
-                    attention_mask=base_inputs["base_attention_mask"].to(device),
-                    use_cache=False,
-                    return_dict=True,
-                ).last_hidden_state
-                logits = language_model.get_output_embeddings()(hidden[rows, positions])
-            finally:
-                language_model.train(was_training)
-        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return logits
+        teacher_logits, teacher_states = self.teacher(
+            unwrapped, base_inputs, rows, positions, layers, want_kl
+        )
+        kl_sum = hidden_sum = None
+        if want_hidden:
+            student = [outputs.hidden_states[i][rows, cols] for i in layers]
+            distance = hidden_state_distillation(student, teacher_states, self.args.hidden_distillation_loss)
+            hidden_sum = distance.sum()
+        if want_kl:
+            if teacher_logits.shape[-1] != V:
+                raise ValueError(
+                    f"the base model's LM head has {teacher_logits.shape[-1]} rows but base_vocab_size is {V}; "
+                    "distillation compares distributions over the same base vocabulary"
+                )
+            accept_limits = inputs.get("accept_limits")
+            codebook, candidates = inputs.get("codebook"), inputs.get("candidates")
+            if accept_limits is None:
+                state = core_model(unwrapped).prepare_codebook(
+                    inputs["input_ids"], inputs.get("attention_mask")
+                )
+                codebook, accept_limits, candidates = (
+                    state["codebook"],
+                    state["accept_limits"],
+                    state["candidates"],
+                )
+            slots = int(accept_limits[rows, cols].max())
+            first = hypertoken_first_ids(codebook, accept_limits, candidates, slots)[rows, cols]
+            kl_sum = first_token_distillation(logits[rows, cols], teacher_logits, first, V).sum()
+        return kl_sum, hidden_sum
+
+    def _hidden_layers(self, outputs) -> list[int]:
+        if outputs.hidden_states is None:
+            raise ValueError(
+                "hidden-state distillation needs the model's hidden states (output_hidden_states)"
+            )
+        return parse_layer_spec(self.args.hidden_distillation_layers, len(outputs.hidden_states) - 1)
 
     @torch.no_grad()
     def _record_metrics(
-        self, mode, inputs, outputs, valid, nll_sum, reconstruction, stats, distillation_sum=None
+        self,
+        mode,
+        inputs,
+        outputs,
+        valid,
+        nll_sum,
+        reconstruction,
+        stats,
+        distillation_sum=None,
+        hidden_sum=None,
     ) -> None:
         """One gather per step of the sums behind every ratio, so ratios are exact over all processes."""
         V = self.model.config.base_vocab_size
@@ -398,11 +471,12 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 inputs["attention_mask"].sum().float() if "attention_mask" in inputs else valid.new_tensor(float(targets.numel() + targets.shape[0])),
                 reconstruction.detach().float().reshape(()) if reconstruction is not None else valid.new_zeros((), dtype=torch.float),
                 distillation_sum.detach().float().reshape(()) if distillation_sum is not None else valid.new_zeros((), dtype=torch.float),
+                hidden_sum.detach().float().reshape(()) if hidden_sum is not None else valid.new_zeros((), dtype=torch.float),
             ]
         )  # fmt: skip
         if self.accelerator.num_processes > 1:
             sums = self.accelerator.gather(sums[None]).sum(0)
-        nll, targets_n, hyper, correct, n_bytes, base_tokens, codes, recon, distill = sums.tolist()
+        nll, targets_n, hyper, correct, n_bytes, base_tokens, codes, recon, distill, hidden = sums.tolist()
         metrics = self._metrics[mode]
         metrics["lm_loss"].append(nll / targets_n if targets_n else 0.0)
         metrics["hypertoken_share"].append(hyper / targets_n if targets_n else 0.0)
@@ -415,6 +489,8 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             metrics["reconstruction_loss"].append(recon / self.accelerator.num_processes)
         if distillation_sum is not None:
             metrics["distillation_loss"].append(distill / targets_n if targets_n else 0.0)
+        if hidden_sum is not None:
+            metrics["hidden_distillation_loss"].append(hidden / targets_n if targets_n else 0.0)
         if mode == "train":
             self._total_train_tokens += int(codes)
             self._total_base_tokens = getattr(self, "_total_base_tokens", 0) + int(base_tokens)
