@@ -35,7 +35,6 @@ Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import statistics
@@ -239,18 +238,11 @@ def load_zip2zip(folder: str, tokenizer):
     return model, zip_tokenizer
 
 
-def load_recipe():
-    """The training recipe ``examples/train_smollm2.py`` as a module (benchmarks measure what it trains)."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "train_smollm2.py"
-    spec = importlib.util.spec_from_file_location("train_smollm2", path)
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    return recipe
-
-
 def recipe_settings() -> dict:
-    """The zip2zip settings of the training recipe: the architecture we train."""
-    return dict(load_recipe().ZIP2ZIP_SETTINGS)
+    """The zip2zip settings of the training recipe (``zip2zip.recipe``): the architecture we train."""
+    from zip2zip.recipe import ZIP2ZIP_SETTINGS
+
+    return dict(ZIP2ZIP_SETTINGS)
 
 
 def main() -> None:

@@ -118,10 +118,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def training_texts(docs_per_domain: int, seed: int) -> list[str]:
-    """The recipe's training mix (``examples/train_smollm2.py``), so the study trains on what the recipe does."""
-    from generation import load_recipe
+    """The recipe's training mix (``zip2zip.recipe``), so the study trains on what the recipe does."""
+    from zip2zip.recipe import training_mix
 
-    return list(load_recipe().training_mix(docs_per_domain, seed)["text"])
+    return list(training_mix(docs_per_domain, seed)["text"])
 
 
 def heldout_texts(chars: int) -> list[str]:

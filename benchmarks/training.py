@@ -19,8 +19,14 @@ the *compressed* length (what the shorter sequence alone would cost), and the fu
 difference is the hypertoken overhead, of which the hyper-encoders' forward passes are timed with hooks. The
 collator's LZW work (codebook state per row) is timed separately; it runs in the data loader.
 
+Precision and adapter arms (``--arms``, all in the same rounds): ``zip2zip-fp32`` (LoRA, float32),
+``zip2zip-bf16`` (LoRA, bf16 autocast with float32 master weights, the CPU recipe's default where the CPU has
+AVX512-BF16 or AMX) and ``zip2zip-full-bf16`` (full fine-tuning, bf16 autocast); ``base`` runs in the precision
+of ``--base-precision``. The table gives base tokens per second and bytes per second of each arm and the
+ratios bf16 / fp32 and full / LoRA.
+
 Run: ``python benchmarks/training.py [--domain code] [--length 1024] [--batch 2] [--steps 3] [--device auto]``.
-Bar (issue 6): zip2zip >= 1.15x the base's bytes per second on code.
+Bars: zip2zip >= 1.15x the base's bytes per second on code (same precision); bf16 >= 1.8x fp32 on CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import torch
 from transformers import TrainerCallback
 
 BAR = 1.15
+BF16_BAR = 1.8
+ARMS = ("base", "zip2zip-fp32", "zip2zip-bf16", "zip2zip-full-bf16")
 
 
 class StepTimer(TrainerCallback):
@@ -73,7 +81,7 @@ def load_rows(tokenizer, domain: str, length: int, count: int) -> list[list[int]
     raise SystemExit(f"the {domain} corpus has fewer than {count} rows of {length} tokens")
 
 
-def config(out: str, args, **extra):
+def config(out: str, args, bf16: bool = False, **extra):
     from zip2zip.trainer import Zip2ZipSFTConfig
 
     return Zip2ZipSFTConfig(
@@ -89,7 +97,7 @@ def config(out: str, args, **extra):
         disable_tqdm=True,
         dataloader_pin_memory=False,
         max_length=None,
-        bf16=args.device == "cuda",
+        bf16=bf16,
         use_cpu=args.device == "cpu",
         seed=0,
         **extra,
@@ -102,7 +110,7 @@ def lora(model, args):
     return default_lora_config(model, r=args.lora_r, alpha=2 * args.lora_r)
 
 
-def run_base(base_path: str, rows: list[list[int]], args) -> list[float]:
+def run_base(base_path: str, rows: list[list[int]], args, bf16: bool) -> list[float]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -121,7 +129,7 @@ def run_base(base_path: str, rows: list[list[int]], args) -> list[float]:
     timer = StepTimer()
     trainer = SFTTrainer(
         model=model,
-        args=config("/tmp/zip2zip-bench-base", args),
+        args=config("/tmp/zip2zip-bench-base", args, bf16=bf16),
         train_dataset=data,
         processing_class=tok,
         peft_config=peft,
@@ -161,7 +169,9 @@ def compress(rows: list[list[int]], tok) -> list[dict]:
     return out
 
 
-def run_zip2zip(base_path: str, rows: list[list[int]], args) -> tuple[list[float], dict]:
+def run_zip2zip(
+    base_path: str, rows: list[list[int]], args, bf16: bool, use_lora: bool = True
+) -> tuple[list[float], dict]:
     from datasets import Dataset
 
     from zip2zip.trainer import Zip2ZipSFTTrainer
@@ -171,10 +181,10 @@ def run_zip2zip(base_path: str, rows: list[list[int]], args) -> tuple[list[float
     timer = StepTimer()
     trainer = Zip2ZipSFTTrainer(
         model=model,
-        args=config("/tmp/zip2zip-bench-z2z", args),
+        args=config("/tmp/zip2zip-bench-z2z", args, bf16=bf16),
         train_dataset=data,
         processing_class=tok,
-        peft_config=lora(model, args),
+        peft_config=lora(model, args) if use_lora else None,
         callbacks=[timer],
     )
     trainer.train()
@@ -289,12 +299,14 @@ def main() -> None:
     parser.add_argument("--encoder-width", type=int, default=None)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {ARMS}")
+    parser.add_argument("--base-precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="torch CPU threads (default 1: on a shared machine, spinning OpenMP threads make timings erratic)",
+        default=2,
+        help="torch CPU threads (default 2, both cores of the machine this project trains on)",
     )
     args = parser.parse_args()
     if args.threads:
@@ -311,18 +323,26 @@ def main() -> None:
     rows = load_rows(tok, args.domain, args.length, args.batch * (args.warmup + args.steps))
     text_bytes = [len(tok.decode(row, skip_special_tokens=True).encode()) for row in rows]
 
-    base_times: list[float] = []
-    z2z_times: list[float] = []
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"unknown arms {unknown}; choose from {ARMS}")
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
     last_log: dict = {}
-    for _ in range(args.rounds):
-        base_times += run_base(base_path, rows, args)
-        times, last_log = run_zip2zip(base_path, rows, args)
-        z2z_times += times
+    for _ in range(args.rounds):  # arms alternate every round, so machine noise hits all of them
+        for arm in arms:
+            if arm == "base":
+                times[arm] += run_base(base_path, rows, args, bf16=args.base_precision == "bf16")
+            else:
+                arm_times, log = run_zip2zip(
+                    base_path, rows, args, bf16=arm.endswith("bf16"), use_lora="full" not in arm
+                )
+                times[arm] += arm_times
+                last_log = log or last_log
     # Median step time: robust to the multi-second stalls a shared machine inflicts on single steps.
-    bytes_per_step = sum(text_bytes) / (args.warmup + args.steps)
-    base_bps = bytes_per_step / statistics.median(base_times)
-    z2z_bps = bytes_per_step / statistics.median(z2z_times)
-    speedup = z2z_bps / base_bps
+    steps = args.warmup + args.steps
+    bytes_per_step = sum(text_bytes) / steps
+    tokens_per_step = args.batch * args.length
     results = {
         "domain": args.domain,
         "device": args.device,
@@ -331,25 +351,38 @@ def main() -> None:
         "row_base_tokens": args.length,
         "compression_ratio": last_log.get("compression_ratio"),
         "hypertoken_share": last_log.get("hypertoken_share"),
-        "base_step_s": statistics.median(base_times),
-        "zip2zip_step_s": statistics.median(z2z_times),
-        "base_step_times_s": base_times,
-        "zip2zip_step_times_s": z2z_times,
-        "base_bytes_per_s": base_bps,
-        "zip2zip_bytes_per_s": z2z_bps,
-        "speedup": speedup,
-        "bar": BAR,
-        "passes": speedup >= BAR,
+        "arms": {
+            arm: {
+                "step_s": statistics.median(t),
+                "step_times_s": t,
+                "bytes_per_s": bytes_per_step / statistics.median(t),
+                "base_tokens_per_s": tokens_per_step / statistics.median(t),
+            }
+            for arm, t in times.items()
+        },
     }
+    rates = {arm: r["bytes_per_s"] for arm, r in results["arms"].items()}
     print(
         f"\nTraining throughput on {args.domain}, {args.batch} x {args.length} base tokens per step, {args.device}"
     )
-    print(f"{'arm':<10}{'s/step (median)':>18}{'bytes/s':>12}")
-    print(f"{'base':<10}{results['base_step_s']:>18.3f}{base_bps:>12.0f}")
-    print(f"{'zip2zip':<10}{results['zip2zip_step_s']:>18.3f}{z2z_bps:>12.0f}")
+    print(f"{'arm':<20}{'s/step (median)':>18}{'base tokens/s':>15}{'bytes/s':>12}")
+    for arm, r in results["arms"].items():
+        print(f"{arm:<20}{r['step_s']:>18.3f}{r['base_tokens_per_s']:>15.0f}{r['bytes_per_s']:>12.0f}")
+    same = "zip2zip-bf16" if args.base_precision == "bf16" else "zip2zip-fp32"
+    if "base" in rates and same in rates:
+        results["speedup"] = rates[same] / rates["base"]
+        print(
+            f"{same} / base: {results['speedup']:.3f}x (bar {BAR}x: {'PASS' if results['speedup'] >= BAR else 'FAIL'})"
+        )
+    if "zip2zip-fp32" in rates and "zip2zip-bf16" in rates:
+        results["bf16_speedup"] = rates["zip2zip-bf16"] / rates["zip2zip-fp32"]
+        verdict = "PASS" if results["bf16_speedup"] >= BF16_BAR else "FAIL"
+        print(f"bf16 / fp32 (LoRA): {results['bf16_speedup']:.3f}x (bar {BF16_BAR}x: {verdict})")
+    if "zip2zip-bf16" in rates and "zip2zip-full-bf16" in rates:
+        results["full_vs_lora"] = rates["zip2zip-full-bf16"] / rates["zip2zip-bf16"]
+        print(f"full fine-tuning / LoRA (bf16): {results['full_vs_lora']:.3f}x")
     print(
-        f"speedup {speedup:.3f}x (bar {BAR}x: {'PASS' if speedup >= BAR else 'FAIL'}); compression ratio "
-        f"{results['compression_ratio']}, hypertoken share of targets {results['hypertoken_share']}"
+        f"compression ratio {results['compression_ratio']}, hypertoken share of targets {results['hypertoken_share']}"
     )
     if not args.no_breakdown:
         parts = breakdown(base_path, rows, args)

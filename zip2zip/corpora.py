@@ -61,6 +61,7 @@ __all__ = [
     "DOMAINS",
     "HELDOUT_PERCENT",
     "MULTILINGUAL_LANGUAGES",
+    "UNSEEN_DOMAINS",
     "CorpusUnavailableError",
     "Document",
     "corpus_dir",
@@ -74,6 +75,8 @@ __all__ = [
 ]
 
 DOMAINS: tuple[str, ...] = ("code", "prose", "math", "multilingual")
+# Domains that no training mix may use: they measure how a model generalises to text it never saw.
+UNSEEN_DOMAINS: tuple[str, ...] = ("go",)
 SPLITS: tuple[str, ...] = ("train", "heldout", "all")
 HELDOUT_PERCENT = 10
 CORPUS_FORMAT = "v1"  # bump when extraction or chunking changes: old caches are then ignored
@@ -96,6 +99,15 @@ MULTILINGUAL_LANGUAGES: tuple[str, ...] = (
     "ar-MA",
     "ru-RU",
 )
+# Unseen domain "go": the Go standard library (BSD-3-Clause), a programming language absent from the training
+# mix (its code is Python). Non-test sources of a fixed set of packages, all held out.
+GO_PACKAGE = "golang-1.19-src"
+GO_SRC = "usr/share/go-1.19/src"
+GO_DIRS: tuple[str, ...] = (
+    "bufio", "bytes", "container", "encoding/csv", "encoding/json", "errors", "flag", "fmt", "html",
+    "io", "math/big", "net/url", "path", "regexp", "sort", "strconv", "strings", "text/template", "time",
+    "unicode",
+)  # fmt: skip
 PARI_PACKAGE = "pari-doc"
 PARI_TEX = "usr/share/pari/doc"
 PARI_FILES = re.compile(r"^(usersch\d+|tutorial|tutorial-mf|develop|appb|appd)\.tex$")
@@ -179,7 +191,14 @@ def load_documents(
         if lang not in known:
             raise ValueError(f"domain {domain!r} has no language {lang!r}; it has {known}")
         docs = [doc for doc in docs if doc.lang == lang]
-    docs = [doc for doc in docs if split == "all" or doc.split == split]
+    if domain in UNSEEN_DOMAINS:
+        if split == "train":
+            raise ValueError(
+                f"domain {domain!r} is never used for training (it measures generalisation to unseen text); "
+                "load its 'heldout' split"
+            )
+    else:
+        docs = [doc for doc in docs if split == "all" or doc.split == split]
     if order == "hashed":
         docs.sort(key=lambda doc: hashlib.sha256(doc.id.encode()).digest())
     return docs if max_docs is None else docs[:max_docs]
@@ -242,8 +261,8 @@ def ensure_sources(domain: str, install: bool = True) -> Path:
 
 
 def _check_domain(domain: str) -> None:
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown corpus domain {domain!r}; choose one of {DOMAINS}")
+    if domain not in DOMAINS + UNSEEN_DOMAINS:
+        raise ValueError(f"unknown corpus domain {domain!r}; choose one of {DOMAINS + UNSEEN_DOMAINS}")
 
 
 def _cache_path(domain: str) -> Path:
@@ -582,11 +601,33 @@ def _pari_documents(root: Path) -> dict[str, list[Document]]:
     return {"math": _finish(records)}
 
 
+# -------------------------------------------------------------------------------------- unseen: Go
+
+
+def _build_go(install: bool) -> dict[str, list[Document]]:
+    return _with_debian_tree(GO_PACKAGE, GO_SRC, install, _go_documents)
+
+
+def _go_documents(root: Path) -> dict[str, list[Document]]:
+    records = []
+    for folder in GO_DIRS:
+        for path in sorted((root / folder).glob("*.go")):
+            if path.name.endswith("_test.go"):
+                continue
+            name = path.relative_to(root).as_posix()
+            for part, chunk in enumerate(chunk_text(_read(path))):
+                records.append((f"go/{name}#{part}", f"go/{name}", "go", chunk))
+    if not records:
+        raise CorpusUnavailableError(f"No Go sources under {root} ({GO_DIRS[0]}, ...).")
+    return {"go": _finish(records)}
+
+
 _BUILDERS: dict[str, Callable[[bool], dict[str, list[Document]]]] = {
     "code": _build_code,
     "prose": _build_handbook,
     "multilingual": _build_handbook,
     "math": _build_math,
+    "go": _build_go,
 }
 
 

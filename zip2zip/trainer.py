@@ -70,6 +70,7 @@ __all__ = [
     "first_token_distillation",
     "first_token_log_probs",
     "hypertoken_first_ids",
+    "last_complete_checkpoint",
     "lora_target_modules",
     "tokenize_example",
     "zip2zip_from_base",
@@ -248,19 +249,31 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             schedules = build_schedules(optimizer, args, num_training_steps)
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
             if args.cpu_budget_seconds:
-                self.add_callback(CPUBudgetCallback(schedules, args.cpu_budget_seconds))
+                # First in line: its clock stops before other callbacks evaluate or log at a step's end.
+                self.callback_handler.callbacks.insert(
+                    0, CPUBudgetCallback(schedules, args.cpu_budget_seconds)
+                )
             self._created_lr_scheduler = True
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
-        """`Trainer.train`, except that resuming a run whose CPU budget is already spent loads its last
-        checkpoint and returns without another step (so the same command can be rerun safely)."""
+        """`Trainer.train`, with two differences for runs that outlive a session:
+
+        - `resume_from_checkpoint=True` picks the last *complete* checkpoint (one whose `trainer_state.json`,
+          written last, reads back): a process killed while saving leaves a partial folder that is skipped;
+        - resuming a run whose CPU budget is already spent loads that checkpoint and returns without another
+          step, so the same command can be rerun safely.
+        """
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
-            from transformers.trainer_utils import get_last_checkpoint
-
-            checkpoint = get_last_checkpoint(self.args.output_dir)
+            checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint "
+                    "(checkpoint-N folder with a readable trainer_state.json); start without resuming"
+                )
+            resume_from_checkpoint = checkpoint
         spent = budget_spent(checkpoint) if checkpoint and self.args.cpu_budget_seconds else None
         if spent is None or spent < self.args.cpu_budget_seconds:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -534,6 +547,33 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
         self.accelerator.wait_for_everyone()
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` folder of `output_dir` whose `trainer_state.json` (the Trainer writes it last)
+    reads back, or None. Newer folders without one were cut short by a kill while saving."""
+    import json
+    import re
+
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(match.group(1)), name))
+    for _, name in sorted(steps, reverse=True):
+        folder = os.path.join(os.fspath(output_dir), name)
+        try:
+            with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+                json.load(handle)
+        except (OSError, ValueError):
+            logger.warning(
+                "skipping %s: it has no complete trainer_state.json (cut short while saving)", folder
+            )
+            continue
+        return folder
+    return None
 
 
 def _as_zip2zip_config(args: Any, model: Any) -> Zip2ZipSFTConfig:
