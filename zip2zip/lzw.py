@@ -9,6 +9,12 @@ Vocabulary layout: base ids are ``0 .. V-1`` (``V`` = the base model's embedding
 ``M`` base ids (``M`` = ``max_subtokens``; ``M = 1`` disables merging). Disabled ids (pad, bos/eos, chat
 markers, optionally digits) are never merged: each one flushes the pending phrase and is emitted alone.
 
+Ids: every entry point takes Python ints, numpy/torch integer scalars and integer numpy arrays / torch
+tensors, and works on Python ints from there on (results are plain ints; no fixed-width arithmetic can
+overflow). Bools, floats, complex numbers, text, ``None`` and nested sequences raise a TypeError naming
+their position in the whole stream. Errors are raised at the first bad position, whatever is wrong there,
+so decoding a stream at once, with ``feed_many`` or code by code fails in the same way.
+
 The encoder is the reference zip2zip-compression algorithm, id for id::
 
     codebook = {}  (tuple of 2..M base ids -> code); next = V; buf = []
@@ -90,7 +96,7 @@ def _type_error(subject: str, value: object, noun: str = "an integer id") -> Typ
     return TypeError(f"{subject} must be {noun}, got {_describe(value)}: {hint}")
 
 
-def _to_list(values: Iterable[int], what: str) -> list:
+def _to_list(values: Iterable[int], what: str, where: str = "") -> list:
     """``values`` as a list (numpy arrays and torch tensors through ``tolist``), elements unchecked."""
     if type(values) is list:
         return values
@@ -101,7 +107,7 @@ def _to_list(values: Iterable[int], what: str) -> list:
     elif isinstance(values, Iterable) and not isinstance(values, _TEXT):
         return list(values)
     raise TypeError(
-        f"expected a sequence of {what}s, got {_describe(values)}: pass a list, a tuple, or a 1-d numpy "
+        f"expected a sequence of {what}s{where}, got {_describe(values)}: pass a list, a tuple, or a 1-d numpy "
         "array or torch tensor of integer ids (tokenize text first)"
     )
 
@@ -116,7 +122,7 @@ def _int_prefix(
     is wrong there. ``start`` is the position of ``values[0]`` in the whole stream. A list of Python ints
     (the usual input) is returned as it is after one pass over its element types.
     """
-    values = _to_list(values, what)
+    values = _to_list(values, what, where)
     if list(map(type, values)).count(int) == len(values):
         return values, None
     out = []
