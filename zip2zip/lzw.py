@@ -9,6 +9,12 @@ Vocabulary layout: base ids are ``0 .. V-1`` (``V`` = the base model's embedding
 ``M`` base ids (``M`` = ``max_subtokens``; ``M = 1`` disables merging). Disabled ids (pad, bos/eos, chat
 markers, optionally digits) are never merged: each one flushes the pending phrase and is emitted alone.
 
+Ids: every entry point takes Python ints, numpy/torch integer scalars and integer numpy arrays / torch
+tensors, and works on Python ints from there on (results are plain ints; no fixed-width arithmetic can
+overflow). Bools, floats, complex numbers, text, ``None`` and nested sequences raise a TypeError naming
+their position in the whole stream. Errors are raised at the first bad position, whatever is wrong there,
+so decoding a stream at once, with ``feed_many`` or code by code fails in the same way.
+
 The encoder is the reference zip2zip-compression algorithm, id for id::
 
     codebook = {}  (tuple of 2..M base ids -> code); next = V; buf = []
@@ -44,32 +50,100 @@ from typing import NamedTuple
 __all__ = ["Codebook", "DecodeStep", "DecodeTrace", "LZWCodec", "LZWDecoder"]
 
 
-def _as_int_list(values: Iterable[int], what: str) -> tuple[list[int], set[int]]:
-    """Return ``values`` as a list of Python ints and the set of distinct values.
+_TEXT = (str, bytes, bytearray)
 
-    Raises TypeError naming the first element that is not an integer. Checking the distinct values
-    (a few hundred in a 1024-token window) instead of every element keeps validation cheap.
+
+def _to_int(value: object) -> int | None:
+    """``value`` as a Python int if it is an integer id (Python, numpy or torch, any width), else ``None``.
+
+    Stdlib only, so numpy and torch are recognised by duck typing: ``operator.index`` accepts their integer
+    scalars and 0-d arrays; bools (Python, ``numpy.bool``, bool tensors) and anything with dimensions (a
+    one-element tensor also has ``__index__``) are rejected first.
     """
-    if hasattr(values, "tolist"):  # torch tensors, numpy arrays
-        values = values.tolist()
-    values = values if type(values) is list else list(values)
-    distinct = set(values)
-    if set(map(type, distinct)) <= {int}:
-        return values, distinct
+    if (
+        isinstance(value, bool)
+        or getattr(value, "ndim", 0)
+        or str(getattr(value, "dtype", "")).endswith("bool")
+    ):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _require_int(value: object, subject: str, noun: str = "an integer id") -> int:
+    """``value`` as a Python int, or a TypeError saying ``subject`` (``"code at position 3"``) must be ``noun``."""
+    converted = value if type(value) is int else _to_int(value)
+    if converted is None:
+        raise _type_error(subject, value, noun)
+    return converted
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    kind = type(value).__name__ + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else "")
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({kind})"
+
+
+def _type_error(subject: str, value: object, noun: str = "an integer id") -> TypeError:
+    if isinstance(value, _TEXT):
+        hint = "tokenize text first and pass its ids"
+    elif isinstance(value, Iterable) or getattr(value, "ndim", 0):
+        hint = "pass one flat sequence of ids (a batch of sequences goes to the batch_* methods)"
+    else:
+        hint = "pass Python ints or integer numpy/torch values (int(x), array.astype(int), tensor.long())"
+    return TypeError(f"{subject} must be {noun}, got {_describe(value)}: {hint}")
+
+
+def _to_list(values: Iterable[int], what: str, where: str = "") -> list:
+    """``values`` as a list (numpy arrays and torch tensors through ``tolist``), elements unchecked."""
+    if type(values) is list:
+        return values
+    if hasattr(values, "tolist") and not isinstance(values, _TEXT):
+        listed = values.tolist()
+        if isinstance(listed, list):
+            return listed
+    elif isinstance(values, Iterable) and not isinstance(values, _TEXT):
+        return list(values)
+    raise TypeError(
+        f"expected a sequence of {what}s{where}, got {_describe(values)}: pass a list, a tuple, or a 1-d numpy "
+        "array or torch tensor of integer ids (tokenize text first)"
+    )
+
+
+def _int_prefix(
+    values: Iterable[int], what: str, start: int = 0, where: str = ""
+) -> tuple[list[int], TypeError | None]:
+    """The ids of ``values`` as Python ints, up to the first one that is not an integer id.
+
+    Returns that prefix and the TypeError for the element after it (``None`` when every element is an id),
+    so that callers process the prefix first and report the first bad position of the stream, whatever
+    is wrong there. ``start`` is the position of ``values[0]`` in the whole stream. A list of Python ints
+    (the usual input) is returned as it is after one pass over its element types.
+    """
+    values = _to_list(values, what, where)
+    if list(map(type, values)).count(int) == len(values):
+        return values, None
     out = []
-    for position, value in enumerate(values):
-        if isinstance(value, bool):
-            raise TypeError(
-                f"{what} at position {position} is a bool ({value!r}); token ids must be integers"
-            )
+    for index, value in enumerate(values):
+        if type(value) is not int:
+            value = _to_int(value)
+            if value is None:
+                return out, _type_error(f"{what} at position {start + index}{where}", values[index])
+        out.append(value)
+    return out, None
+
+
+def _batch(method, batch: Iterable[Iterable[int]]) -> list:
+    """``method`` on every sequence of ``batch``; an error names the sequence it came from."""
+    results = []
+    for index, sequence in enumerate(_to_list(batch, "sequence")):
         try:
-            out.append(operator.index(value))
-        except TypeError:
-            raise TypeError(
-                f"{what} at position {position} is {value!r} of type {type(value).__name__}; "
-                "token ids must be integers"
-            ) from None
-    return out, set(out)
+            results.append(method(sequence))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"sequence {index} of the batch: {error}") from None
+    return results
 
 
 @dataclass(frozen=True)
@@ -93,6 +167,7 @@ class Codebook:
 
     def expand(self, code: int) -> tuple[int, ...]:
         """Base ids of ``code`` (a base id expands to itself)."""
+        code = _require_int(code, "code")
         if 0 <= code < self.base_vocab_size:
             return (code,)
         k = code - self.base_vocab_size
@@ -199,25 +274,26 @@ class LZWCodec:
         max_subtokens: int,
         disabled_ids: Iterable[int] = (),
     ) -> None:
+        sizes = []
         for name, value, low in (
             ("base_vocab_size", base_vocab_size, 1),
             ("max_codebook_size", max_codebook_size, 0),
             ("max_subtokens", max_subtokens, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
-        disabled, _ = _as_int_list(disabled_ids, "disabled id")
+            size = _require_int(value, name, "an int")
+            if size < low:
+                raise ValueError(f"{name} must be >= {low}, got {size}")
+            sizes.append(size)
+        self.base_vocab_size, self.max_codebook_size, self.max_subtokens = sizes
+        disabled, error = _int_prefix(disabled_ids, "disabled id")
         for position, i in enumerate(disabled):
-            if not 0 <= i < base_vocab_size:
+            if not 0 <= i < self.base_vocab_size:
                 raise ValueError(
                     f"disabled id {i} at position {position} is outside the base vocabulary "
-                    f"[0, {base_vocab_size}); disabled ids must be base token ids"
+                    f"[0, {self.base_vocab_size}); disabled ids must be base token ids"
                 )
-        self.base_vocab_size = base_vocab_size
-        self.max_codebook_size = max_codebook_size
-        self.max_subtokens = max_subtokens
+        if error is not None:
+            raise error
         self.disabled_ids = frozenset(disabled)
 
     def __repr__(self) -> str:
@@ -233,15 +309,26 @@ class LZWCodec:
 
     # ------------------------------------------------------------------ encoding
 
-    def _check_base_ids(self, ids: Iterable[int]) -> tuple[list[int], set[int]]:
-        ids, distinct = _as_int_list(ids, "base id")
+    def _check_base_ids(
+        self, ids: Iterable[int], start: int = 0, where: str = ""
+    ) -> tuple[list[int], set[int]]:
+        """``ids`` as a list of Python ints in the base vocabulary, and the set of distinct ids.
+
+        Raises at the first bad position (counted from ``start``): TypeError for a value that is not an
+        integer id, ValueError for an id outside the base vocabulary. The range is checked on the distinct
+        ids (a few hundred in a 1024-token window) and only scanned for the position when it fails.
+        """
+        ids, error = _int_prefix(ids, "base id", start, where)
+        distinct = set(ids)
         if distinct and (min(distinct) < 0 or max(distinct) >= self.base_vocab_size):
-            for position, i in enumerate(ids):
+            for position, i in enumerate(ids, start):
                 if not 0 <= i < self.base_vocab_size:
                     raise ValueError(
-                        f"base id {i} at position {position} is outside the base vocabulary "
+                        f"base id {i} at position {position}{where} is outside the base vocabulary "
                         f"[0, {self.base_vocab_size}); the codec encodes base token ids only"
                     )
+        if error is not None:
+            raise error
         return ids, distinct
 
     def _encode(self, ids: list[int], distinct: set[int], state: _State, record: bool) -> list[int]:
@@ -328,7 +415,7 @@ class LZWCodec:
 
     def batch_encode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
         """Compress every sequence of a batch independently (each gets its own codebook)."""
-        return [self.encode(ids) for ids in batch]
+        return _batch(self.encode, batch)
 
     def encode_segments(self, segments: Iterable[Iterable[int]]) -> list[int]:
         """Compress consecutive segments into one code stream where no code spans a segment boundary.
@@ -343,8 +430,11 @@ class LZWCodec:
         """
         decoder = LZWDecoder(self)
         codes: list[int] = []
-        for segment in segments:
-            codes.extend(decoder.encode_greedy(self._check_base_ids(segment)[0]))
+        start = 0
+        for index, segment in enumerate(_to_list(segments, "segment")):
+            ids = self._check_base_ids(segment, start, f" (in segment {index})")[0]
+            codes.extend(decoder._encode_greedy(ids))
+            start += len(ids)
         return codes
 
     def _codebook(self, state: _State) -> Codebook:
@@ -359,20 +449,24 @@ class LZWCodec:
         return LZWDecoder(self)
 
     def decode(self, codes: Iterable[int]) -> list[int]:
-        """Expand codes back into base ids; raises ValueError on a code the decoder cannot know."""
+        """Expand codes back into base ids.
+
+        Raises at the first bad position: ValueError for a code the decoder cannot know there, TypeError
+        for a value that is not an integer id.
+        """
         decoder = LZWDecoder(self)
-        decoder._run(codes)
+        decoder._run_checked(codes)
         return decoder.base_ids
 
     def decode_with_codebook(self, codes: Iterable[int]) -> tuple[list[int], Codebook]:
         """Expand codes; also return the codebook the decoder rebuilt."""
         decoder = LZWDecoder(self)
-        decoder._run(codes)
+        decoder._run_checked(codes)
         return decoder.base_ids, decoder.codebook
 
     def batch_decode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
         """Decode every sequence of a batch independently."""
-        return [self.decode(codes) for codes in batch]
+        return _batch(self.decode, batch)
 
     def trace(self, codes: Iterable[int]) -> DecodeTrace:
         """Decode ``codes`` and record, for every position, what the decoder could accept there."""
@@ -380,14 +474,14 @@ class LZWCodec:
         limits: list[int] = []
         candidates: list[tuple[int, ...] | None] = []
         spans: list[int] = []
-        codes = decoder._run(codes, limits, candidates, spans)
+        codes = decoder._run_checked(codes, limits, candidates, spans)
         limits.append(decoder.accept_limit)
         candidates.append(decoder.candidate)
         return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates)
 
     def batch_trace(self, batch: Iterable[Iterable[int]]) -> list[DecodeTrace]:
         """:meth:`trace` for every sequence of a batch."""
-        return [self.trace(codes) for codes in batch]
+        return _batch(self.trace, batch)
 
 
 class LZWDecoder:
@@ -452,12 +546,25 @@ class LZWDecoder:
         return known + (self.candidate is not None)
 
     def can_accept(self, code: int) -> bool:
-        """Whether :meth:`feed` would accept ``code`` now."""
+        """Whether :meth:`feed` would accept ``code`` now (``False`` for a value that is not an integer id)."""
+        if type(code) is not int:
+            code = _to_int(code)
+            if code is None:
+                return False
         V = self.codec.base_vocab_size
         return 0 <= code < V + self.accept_limit
 
     def feed(self, code: int) -> DecodeStep:
-        """Decode one code; returns its base ids and the entries it created."""
+        """Decode one code; returns its base ids and the entries it created.
+
+        Raises ValueError for a code the decoder cannot know now, TypeError for a value that is not an
+        integer id; both name the code's position in the whole stream.
+        """
+        if type(code) is not int:
+            code = _require_int(code, f"code at position {self.num_codes}")
+        return self._feed(code)
+
+    def _feed(self, code: int) -> DecodeStep:
         first_new = len(self._state.entries)
         first_base = len(self.base_ids)
         self._run([code])
@@ -467,15 +574,22 @@ class LZWDecoder:
         return DecodeStep(tuple(self.base_ids[first_base:]), created)
 
     def feed_many(self, codes: Iterable[int]) -> list[DecodeStep]:
-        """Decode several codes in order."""
-        return [self.feed(code) for code in _as_int_list(codes, "code")[0]]
+        """Decode several codes in order (what :meth:`feed` does for each, errors included)."""
+        codes, error = _int_prefix(codes, "code", self.num_codes)
+        steps = [self._feed(code) for code in codes]
+        if error is not None:
+            raise error
+        return steps
 
-    def encode_greedy(self, ids: list[int]) -> list[int]:
-        """Emit codes for ``ids`` from the current state (longest known phrase first) and feed them.
+    def encode_greedy(self, ids: Iterable[int]) -> list[int]:
+        """Emit codes for base ``ids`` from the current state (longest known phrase first) and feed them.
 
         The first code starts a new phrase even where the pending phrase could have been extended: this
         is how a new segment starts (see :meth:`LZWCodec.encode_segments`).
         """
+        return self._encode_greedy(self.codec._check_base_ids(ids)[0])
+
+    def _encode_greedy(self, ids: list[int]) -> list[int]:
         codec = self.codec
         state = self._state
         V = codec.base_vocab_size
@@ -505,19 +619,31 @@ class LZWDecoder:
             i += length
         return codes
 
-    def _run(
+    def _run_checked(
         self,
         codes: Iterable[int],
         limits: list[int] | None = None,
         candidates: list[tuple[int, ...] | None] | None = None,
         spans: list[int] | None = None,
     ) -> list[int]:
-        """Decode ``codes``: expand each one, then run the encoder state machine over its base ids.
+        """:meth:`_run` on any codes; raises at the first bad position. Returns the codes as Python ints."""
+        codes, error = _int_prefix(codes, "code", self.num_codes)
+        self._run(codes, limits, candidates, spans)
+        if error is not None:
+            raise error
+        return codes
+
+    def _run(
+        self,
+        codes: list[int],
+        limits: list[int] | None = None,
+        candidates: list[tuple[int, ...] | None] | None = None,
+        spans: list[int] | None = None,
+    ) -> None:
+        """Decode ``codes`` (Python ints): expand each one, then run the encoder state machine over its base ids.
 
         When ``limits`` is given, also record the accept limit, the candidate and the span of every code.
-        Returns the codes as a list of ints.
         """
-        codes, _ = _as_int_list(codes, "code")
         codec = self.codec
         state = self._state
         V = codec.base_vocab_size
@@ -583,7 +709,6 @@ class LZWDecoder:
             position += 1
         state.node, state.length, state.next_id = node, length, next_id
         self.num_codes = position
-        return codes
 
     def _unknown_code_message(self, code: int, position: int) -> str:
         codec = self.codec
