@@ -53,10 +53,13 @@ def test_packing_and_padding_free_are_rejected(tmp_path):
             config(tmp_path, **{flag: True})
 
 
-def test_cpu_config_defaults_to_float32(tmp_path):
-    args = config(tmp_path)
+def test_cpu_config_defaults_to_bf16_only_where_the_cpu_computes_it(tmp_path):
+    from zip2zip.recipe import cpu_supports_bf16
+
+    args = Zip2ZipSFTConfig(str(tmp_path / "r"), report_to="none")
     if not torch.cuda.is_available():
-        assert args.bf16 is False
+        assert args.bf16 is cpu_supports_bf16()
+        assert args.use_cpu is True
 
 
 def test_plain_sft_config_is_converted(tmp_path):
@@ -446,6 +449,28 @@ def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
     )
     assert user_config.modules_to_save is None  # the caller's object is left alone
     assert trainer.model.peft_config["default"].task_type == "CAUSAL_LM"
+
+
+def test_a_lora_config_without_targets_gets_the_base_projections(tmp_path):
+    """`LoraConfig(r=16, lora_alpha=32)` as a user writes it: PEFT alone would ask for target_modules."""
+    from peft import LoraConfig
+
+    model, tok = build()
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=1),
+        train_dataset=text_dataset(1),
+        processing_class=tok,
+        peft_config=LoraConfig(r=4, lora_alpha=8),
+    )
+    adapted = {
+        name.rsplit(".", 2)[-2] for name, _ in trainer.model.named_modules() if name.endswith(".lora_A")
+    }
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert all(
+        ".language_model." in name for name, _ in trainer.model.named_modules() if name.endswith(".lora_A")
+    )
+    trainer.train()
 
 
 def test_gradient_checkpointing_default_works_with_lora(tmp_path):

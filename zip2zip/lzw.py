@@ -265,6 +265,21 @@ class LZWCodec:
             stops growing and existing entries keep being used.
         max_subtokens: ``M``, the most base ids one hypertoken stands for (``1`` = no merging).
         disabled_ids: base ids that are never merged (pad, bos/eos, chat markers, optionally digits).
+
+    Example:
+
+    ```python
+    >>> from zip2zip import LZWCodec
+    >>> codec = LZWCodec(base_vocab_size=10, max_codebook_size=8, max_subtokens=3, disabled_ids=[0])
+    >>> codes = codec.encode([5, 6, 5, 6, 5, 6, 5, 6])  # ids 10.. are hypertokens made on the way
+    >>> codes
+    [5, 6, 10, 12, 6]
+    >>> codec.decode(codes)  # the codebook is rebuilt from the codes alone
+    [5, 6, 5, 6, 5, 6, 5, 6]
+    >>> codec.encode_segments([[5, 6, 5], [6, 5, 6]])  # no code spans the boundary; one shared codebook
+    [5, 6, 5, 11, 6]
+
+    ```
     """
 
     def __init__(

@@ -90,6 +90,7 @@ def default_lora_config(
 def adapt_peft_config(peft_config: Any, model: nn.Module) -> Any:
     """Make a user's PEFT config fit a zip2zip model the way the recipe intends (a copy; the input is untouched).
 
+    - `target_modules` left unset becomes :func:`lora_target_modules` (every projection of the base model).
     - `target_modules` given as names (`["q_proj", "o_proj"]`) would also match the hyper-encoders' own layers
       (they have `o_proj` and `qkv_proj` too) and put adapters on freshly initialised weights; names are turned
       into a regex anchored on the base model (`language_model.`). `"all-linear"` becomes
@@ -100,7 +101,11 @@ def adapt_peft_config(peft_config: Any, model: nn.Module) -> Any:
     """
     config = copy.deepcopy(peft_config)
     targets = getattr(config, "target_modules", None)
-    if targets == "all-linear":
+    if targets is None and hasattr(config, "target_modules") and not getattr(config, "target_parameters", None):
+        # PEFT would look the zip2zip model type up in its per-architecture table and fail; the recipe's choice
+        # is every projection of the base model.
+        config.target_modules = lora_target_modules(model)
+    elif targets == "all-linear":
         config.target_modules = lora_target_modules(model)
     elif isinstance(targets, (list, set, tuple)) and targets:
         names = sorted(str(t) for t in targets)

@@ -110,6 +110,25 @@ class Zip2ZipSFTTrainer(SFTTrainer):
     `compression_ratio` (base tokens per code), `hypertoken_share` (share of targets that are hypertokens),
     `bits_per_byte`, `mean_token_accuracy`, `num_tokens` (codes seen), `num_base_tokens`, `num_target_bytes`
     (UTF-8 bytes of the targets seen) and, with distillation, `distillation_loss` (mean KL per target, nats).
+
+    Example:
+
+    ```python
+    >>> from datasets import Dataset
+    >>> from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer, Zip2ZipSFTConfig, Zip2ZipSFTTrainer
+    >>> from zip2zip.peft_utils import default_lora_config
+    >>> model = Zip2ZipForCausalLM.from_base("HuggingFaceTB/SmolLM2-135M-Instruct")  # the recipe's settings
+    >>> tokenizer = Zip2ZipTokenizer.from_base("HuggingFaceTB/SmolLM2-135M-Instruct", model.config)
+    >>> trainer = Zip2ZipSFTTrainer(
+    ...     model=model,
+    ...     args=Zip2ZipSFTConfig(output_dir="out", max_steps=200, hidden_distillation_weight=1.0),
+    ...     train_dataset=Dataset.from_dict({"text": ["def fib(n):\n    return n if n < 2 else ...", ...]}),
+    ...     processing_class=tokenizer,
+    ...     peft_config=default_lora_config(model),
+    ... )
+    >>> trainer.train()
+    >>> trainer.save_model("out/final")  # a complete trust_remote_code repo, plus the adapter in out/final/adapter
+    ```
     """
 
     loss_is_scaled_for_ga = True
