@@ -72,9 +72,14 @@ def zip2zip_settings(**overrides: Any) -> dict[str, Any]:
     ``None`` values are ignored, so unset command-line flags can be passed as they are."""
     from .recipe import ZIP2ZIP_SETTINGS
 
-    unknown = sorted(set(overrides) - set(ZIP2ZIP_SETTINGS) - {"disabled_ids", "encoder_num_heads"})
+    unknown = sorted(set(overrides) - set(ZIP2ZIP_SETTINGS))
     if unknown:
-        raise ValueError(f"unknown zip2zip settings {unknown}; known: {sorted(ZIP2ZIP_SETTINGS)}")
+        from .configuration_zip2zip import Zip2ZipConfig
+
+        known = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size"}
+        unknown = sorted(set(unknown) - known)
+        if unknown:
+            raise ValueError(f"unknown zip2zip settings {unknown}; Zip2ZipConfig's are {sorted(known)}")
     return {**ZIP2ZIP_SETTINGS, **{k: v for k, v in overrides.items() if v is not None}}
 
 
