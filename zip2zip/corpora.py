@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .defaults import cache_root
+from .text_files import iter_text_files  # the user's own files; kept importable from here
 
 __all__ = [
     "DOMAINS",
@@ -629,19 +630,3 @@ _BUILDERS: dict[str, Callable[[bool], dict[str, list[Document]]]] = {
     "math": _build_math,
     "go": _build_go,
 }
-
-
-def iter_text_files(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Every file under `paths` (files are taken as they are, folders walked in sorted order)."""
-    files: list[str] = []
-    for path in paths:
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith("."))
-        elif os.path.exists(path):
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"training data path {path!r} does not exist")
-    return files

@@ -43,6 +43,9 @@ from typing import Any
 
 import torch
 
+# Loading lives in zip2zip.loading (shared with the command line); these names stay importable from here.
+from .loading import is_zip2zip_model, load_model_and_tokenizer
+
 __all__ = [
     "DEFAULT_MAX_LENGTH",
     "Scorer",
@@ -56,37 +59,6 @@ __all__ = [
 
 DEFAULT_MAX_LENGTH = 1024
 """Positions per scored window (prefix included) when nothing else is said; both CLI and lm-eval use it."""
-
-
-def is_zip2zip_model(model: Any) -> bool:
-    """Duck-typed (a model loaded with remote code is a different class object than ours)."""
-    return getattr(getattr(model, "config", None), "model_type", None) == "zip2zip" and hasattr(
-        model, "prepare_codebook"
-    )
-
-
-def load_model_and_tokenizer(
-    path: str | os.PathLike,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | str | None = None,
-    trust_remote_code: bool = True,
-) -> tuple[Any, Any]:
-    """Load a base or zip2zip model folder and its tokenizer, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"model folder {path!r} does not exist; pass a local folder holding config.json, the weights and "
-            "the tokenizer files (nothing is downloaded)"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if isinstance(dtype, str) and dtype != "auto":
-        dtype = getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
-    if device is not None:
-        model.to(device)
-    return model.eval(), tokenizer
 
 
 @dataclass

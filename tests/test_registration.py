@@ -1,0 +1,70 @@
+"""`import zip2zip` is light, and the Auto classes still resolve model_type "zip2zip" to our classes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._saved_models import save_tiny_base, save_tiny_zip2zip
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def zip2zip_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registration")
+    return save_tiny_zip2zip(root, save_tiny_base(root))
+
+
+def test_import_zip2zip_imports_neither_torch_nor_transformers_and_every_public_name_resolves():
+    result = run_python(
+        "import json, sys, zip2zip\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "from zip2zip import *\n"
+        "print(json.dumps([heavy, [name for name in zip2zip.__all__ if name not in globals()]]))"
+    )
+    assert result == [[], []]
+
+
+@pytest.mark.parametrize(
+    "first_import",
+    [
+        "from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer",
+        "from transformers import PreTrainedModel",  # imports the Auto module half-way through modeling_utils
+        "import transformers.models.auto",  # already loaded before zip2zip: registered at once
+    ],
+)
+def test_auto_classes_load_a_local_zip2zip_folder_without_remote_code(zip2zip_folder, first_import):
+    before, after = (first_import, "") if "models.auto" in first_import else ("", first_import)
+    result = run_python(
+        f"import json\n{before}\nimport zip2zip\n{after}\n"
+        "from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer\n"
+        f"folder = {str(zip2zip_folder)!r}\n"
+        "config = AutoConfig.from_pretrained(folder)\n"
+        "model = AutoModelForCausalLM.from_pretrained(folder)\n"
+        "tokenizer = AutoTokenizer.from_pretrained(folder)\n"
+        "print(json.dumps([type(o).__module__ + '.' + type(o).__name__ for o in (config, model, tokenizer)]))"
+    )
+    assert result == [
+        "zip2zip.configuration_zip2zip.Zip2ZipConfig",
+        "zip2zip.modeling_zip2zip.Zip2ZipForCausalLM",
+        "zip2zip.tokenization_zip2zip.Zip2ZipTokenizer",
+    ]

@@ -1,0 +1,129 @@
+"""``zip2zip export``: a complete Hub repo folder (trust_remote_code) with a model card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..recipe import DOMAINS
+from .output import note
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a complete Hub repo folder (trust_remote_code) with a model card",
+        description=(
+            "Build a Hub repo folder from a saved zip2zip model (the output of `zip2zip train` or any "
+            "save_pretrained folder): config.json with auto_map, the model code, safetensors weights, the "
+            "tokenizer files with auto_map, generation_config.json and a README.md model card. It loads with "
+            "from_pretrained(OUT_DIR, trust_remote_code=True) in a process without this package. The card's "
+            "table of compression and bits per byte is filled only when measurements are given: "
+            "--measurements EVAL_JSON (from `zip2zip eval --model MODEL_DIR --json EVAL_JSON`) or --measure N "
+            "(measured now on N held-out texts per domain); without either the card says that no measurements "
+            "were recorded."
+        ),
+    )
+    p.add_argument(
+        "model_dir",
+        metavar="MODEL_DIR",
+        help="saved zip2zip model and tokenizer, or 'shipped' for the trained model that ships with the package",
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the repo folder to write (new or empty)")
+    p.add_argument("--repo-id", default=None, help="Hub id the card's examples use (default: OUT_DIR's name)")
+    p.add_argument("--base-model", default=None, help="the base model's Hub id for the card")
+    p.add_argument("--license", default=None, help="license id (the base model's; known for SmolLM2)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--measurements",
+        default=None,
+        metavar="EVAL_JSON",
+        help="a `zip2zip eval --json` result for the card's table",
+    )
+    g.add_argument(
+        "--measure",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure now on N held-out texts per domain (a few minutes on a CPU for N=4; default: no "
+        "measurements)",
+    )
+    p.add_argument("--domains", nargs="+", default=list(DOMAINS), help="domains for --measure (default: all)")
+    p.add_argument(
+        "--base-model-path",
+        default=None,
+        help="base model folder to compare against with --measure (default: the one the model was made from, "
+        "when it is local)",
+    )
+    p.add_argument(
+        "--trained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the hyper-encoders were trained (default: detected from the run's files)",
+    )
+    p.add_argument("--card-template", default=None, help="another jinja model card template")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..hub import ExportError, export_repo
+    from ..loading import base_model_path, is_trained
+
+    measurements = None
+    if args.measurements:
+        try:
+            with open(args.measurements, encoding="utf-8") as handle:
+                measurements = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise SystemExit(
+                f"zip2zip export: --measurements {args.measurements}: cannot read it as JSON ({error})"
+            ) from None
+    model_dir = args.model_dir
+    if model_dir == "shipped":
+        from .. import shipped
+
+        model_dir = shipped.shipped_zip2zip_path()
+        if model_dir is None:
+            raise SystemExit(
+                f"zip2zip export: no trained checkpoint ships in {shipped.shipped_checkpoint_dir()}; pass the "
+                "folder of a trained zip2zip model instead"
+            )
+    texts = None
+    base_path = args.base_model_path
+    if args.measure:
+        from .eval import heldout_texts
+
+        texts = heldout_texts(args.domains, args.measure)
+        if base_path is None and os.path.isdir(model_dir):
+            from transformers import AutoConfig
+
+            base_path = base_model_path(AutoConfig.from_pretrained(model_dir, trust_remote_code=True))
+    trained = args.trained
+    if trained is None and os.path.isdir(model_dir):
+        trained = is_trained(model_dir)
+    try:
+        out = export_repo(
+            model_dir,
+            args.out_dir,
+            repo_id=args.repo_id,
+            base_model=args.base_model,
+            license=args.license,
+            trained=trained,
+            measurements=measurements,
+            measure_texts=texts,
+            base_model_path=base_path,
+            template_path=args.card_template,
+            overwrite=args.overwrite,
+            progress=True,
+        )
+    except ExportError as error:
+        raise SystemExit(f"zip2zip export: {error}") from None
+    print(f"wrote {out}: " + ", ".join(sorted(os.listdir(out))))
+    if not (measurements or texts):
+        note("the card has no measurements; add them with --measure N or --measurements EVAL_JSON")
+    return 0

@@ -1,0 +1,243 @@
+"""Loading the models every zip2zip entry point works with: the command line, evaluation and the demo app.
+
+One place decides what "the zip2zip model" is when none is named (the trained model the package ships, else
+an untrained one of the embedded base built with the recipe's settings), whether a model was trained, and
+which base model it is compared with. Nothing here imports torch or transformers before a function is
+called, so a command line can import it and still answer ``--help`` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LoadedZip2Zip",
+    "base_model_path",
+    "is_trained",
+    "is_zip2zip_model",
+    "load_base_model",
+    "load_model_and_tokenizer",
+    "load_untrained_zip2zip",
+    "load_zip2zip",
+    "load_zip2zip_tokenizer",
+    "set_cpu_threads",
+    "zip2zip_settings",
+]
+
+
+class LoadedZip2Zip(NamedTuple):
+    """A zip2zip model (eval mode), its tokenizer, and whether its hyper-encoders were trained."""
+
+    model: Any
+    tokenizer: Any
+    trained: bool
+
+
+def is_zip2zip_model(model: Any) -> bool:
+    """Duck-typed (a model loaded with remote code is a different class object than ours)."""
+    return getattr(getattr(model, "config", None), "model_type", None) == "zip2zip" and hasattr(
+        model, "prepare_codebook"
+    )
+
+
+def is_trained(path_or_model: str | os.PathLike | Any) -> bool:
+    """Whether the zip2zip model saved at ``path_or_model`` (a folder, or a model loaded from one) was trained.
+
+    Recognised by what training leaves beside the weights: the PEFT adapter folder ``adapter/`` (written by
+    `Zip2ZipSFTTrainer.save_model` and kept in the shipped model's folder) or ``training_args.bin``. A model
+    that was never saved, or one loaded from a Hub id, counts as untrained. The one place that decides it.
+    """
+    if isinstance(path_or_model, (str, os.PathLike)):
+        path = os.fspath(path_or_model)
+    else:
+        path = getattr(path_or_model, "name_or_path", None) or getattr(
+            getattr(path_or_model, "config", None), "_name_or_path", None
+        )
+    if not path or not os.path.isdir(path):
+        return False
+    folder = Path(path)
+    return (folder / "training_args.bin").is_file() or (folder / "adapter").is_dir()
+
+
+def zip2zip_settings(**overrides: Any) -> dict[str, Any]:
+    """The recipe's zip2zip settings (:data:`zip2zip.recipe.ZIP2ZIP_SETTINGS`) with ``overrides`` applied;
+    ``None`` values are ignored, so unset command-line flags can be passed as they are."""
+    from .recipe import ZIP2ZIP_SETTINGS
+
+    unknown = sorted(set(overrides) - set(ZIP2ZIP_SETTINGS))
+    if unknown:
+        from .configuration_zip2zip import Zip2ZipConfig
+
+        known = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size"}
+        unknown = sorted(set(unknown) - known)
+        if unknown:
+            raise ValueError(f"unknown zip2zip settings {unknown}; Zip2ZipConfig's are {sorted(known)}")
+    return {**ZIP2ZIP_SETTINGS, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def load_model_and_tokenizer(
+    path_or_id: str | os.PathLike,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    trust_remote_code: bool = True,
+) -> tuple[Any, Any]:
+    """Load any causal LM (a base model or a zip2zip model) and its tokenizer from a folder or a Hub id, in
+    eval mode. A Hub id loads from the local Hugging Face cache when the machine is offline."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = os.fspath(path_or_id)
+    if not os.path.isdir(path) and not _looks_like_hub_id(path):
+        raise FileNotFoundError(
+            f"model folder {path!r} does not exist; pass a local folder holding config.json, the weights and "
+            "the tokenizer files, or a Hub id such as 'org/name'"
+        )
+    if isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, dtype=dtype)
+    except OSError as error:
+        if os.path.isdir(path):
+            raise
+        raise FileNotFoundError(
+            f"cannot load {path!r}: it is no local folder, and as a Hub id it is neither in the local cache nor "
+            f"downloadable here ({error})"
+        ) from error
+    if device is not None:
+        model.to(device)
+    return model.eval(), tokenizer
+
+
+def load_untrained_zip2zip(
+    base: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **settings: Any,
+) -> LoadedZip2Zip:
+    """A fresh zip2zip model of ``base`` (default: the embedded SmolLM2) with the recipe's settings overridden
+    by ``settings``: hyper-encoders initialised, not trained."""
+    from . import defaults
+    from .conversion import zip2zip_from_base
+
+    base = os.fspath(base) if base is not None else defaults.default_base_path()
+    model, tokenizer = zip2zip_from_base(base, dtype=dtype, **zip2zip_settings(**settings))
+    if device is not None:
+        model.to(device)
+    return LoadedZip2Zip(model.eval(), tokenizer, False)
+
+
+def load_zip2zip(
+    path_or_id: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **settings: Any,
+) -> LoadedZip2Zip:
+    """Load a zip2zip model: from ``path_or_id`` (a folder or a Hub id), or by default the trained model the
+    package ships, or an untrained one of the embedded base (:func:`load_untrained_zip2zip`) if none ships.
+
+    ``settings`` (``max_codebook_size``, ``max_subtokens``, ...) shape the untrained model; a saved model keeps
+    its own, and a warning names any that differ. Raises ``ValueError`` when the model is not a zip2zip model.
+    """
+    from . import shipped
+
+    if path_or_id is None:
+        path_or_id = shipped.shipped_zip2zip_path()
+        if path_or_id is None:
+            return load_untrained_zip2zip(device=device, dtype=dtype, **settings)
+    model, tokenizer = load_model_and_tokenizer(path_or_id, device=device, dtype=dtype)
+    if not is_zip2zip_model(model):
+        raise ValueError(
+            f"{os.fspath(path_or_id)!r} has model_type {model.config.model_type!r}, not a zip2zip model: make one "
+            "with `zip2zip train` or Zip2ZipForCausalLM.from_base, or use it as the base model"
+        )
+    _warn_about_ignored_settings(model.config, settings, os.fspath(path_or_id))
+    return LoadedZip2Zip(model, tokenizer, is_trained(path_or_id))
+
+
+def load_zip2zip_tokenizer(path_or_id: str | os.PathLike | None = None, **settings: Any) -> Any:
+    """A Zip2ZipTokenizer without loading any weights: a saved zip2zip tokenizer as it is, or a base tokenizer
+    (default: the embedded SmolLM2's) wrapped with the recipe's codec settings overridden by ``settings``."""
+    from transformers import AutoTokenizer
+
+    from . import defaults
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    path = os.fspath(path_or_id) if path_or_id is not None else defaults.default_base_path()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    if hasattr(tokenizer, "codec"):  # a zip2zip tokenizer (ours or its remote-code copy)
+        _warn_about_ignored_settings(tokenizer, settings, path)
+        return tokenizer
+    return Zip2ZipTokenizer.from_base(tokenizer, zip2zip_settings(**settings))
+
+
+def base_model_path(model: Any) -> str | None:
+    """The local folder of the base model ``model`` (a zip2zip model or its config) was made from, if known:
+    the embedded default's folder when it is the base, else the folder recorded in the config if it exists."""
+    from . import defaults
+
+    config = getattr(model, "config", model)
+    text_config = getattr(config, "text_config", None)
+    name = str(getattr(text_config, "_name_or_path", "") or "")
+    if not name:
+        return None
+    if defaults.DEFAULT_MODEL_DIRNAME in name or name == defaults.HUB_MODEL_ID:
+        return defaults.default_base_path()
+    return name if os.path.isfile(os.path.join(name, "config.json")) else None
+
+
+def load_base_model(
+    model: Any,
+    path_or_id: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> tuple[Any, Any] | None:
+    """The base model and tokenizer to compare ``model`` with: ``path_or_id``, or :func:`base_model_path`;
+    ``None`` when neither names one."""
+    path_or_id = path_or_id if path_or_id is not None else base_model_path(model)
+    if path_or_id is None:
+        return None
+    return load_model_and_tokenizer(path_or_id, device=device, dtype=dtype)
+
+
+def set_cpu_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads to ``threads``, or by default to the cores other processes leave idle; return it.
+
+    On a shared machine torch's default (one thread per core) oversubscribes busy cores, and a small model
+    then decodes several times slower than on one thread (measured: 15 s vs 3 s for 24 SmolLM2 tokens).
+    """
+    import torch
+
+    if threads is None:
+        cores = os.cpu_count() or 1
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = max(1, min(torch.get_num_threads(), cores - round(busy)))
+    torch.set_num_threads(max(1, int(threads)))
+    return torch.get_num_threads()
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and not os.path.exists(name)
+
+
+def _warn_about_ignored_settings(config: Any, settings: dict[str, Any], where: str) -> None:
+    differing = {
+        key: value
+        for key, value in settings.items()
+        if value is not None and getattr(config, key, value) != value
+    }
+    if differing:
+        logger.warning(
+            "%s keeps its own zip2zip settings; ignored: %s (they shape an untrained model only)",
+            where,
+            ", ".join(f"{key}={value!r}" for key, value in sorted(differing.items())),
+        )
