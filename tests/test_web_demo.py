@@ -191,3 +191,21 @@ def test_results_loader_reads_the_shipped_measurements(demo_modules, tmp_path):
         ("B", []),
     ]
     assert demo_results.load_results(tmp_path / "none.md") is None
+
+
+def test_load_models_reads_a_saved_zip2zip_repo_and_its_base(models, tmp_path):
+    """The one loader: a zip2zip folder (as a Hub repo id would be) and its base model folder."""
+    import_app()
+    from demo_models import load_models
+
+    models.zip2zip_model.save_pretrained(tmp_path / "z2z")
+    models.zip2zip_tokenizer.save_pretrained(tmp_path / "z2z")
+    models.base_model.save_pretrained(tmp_path / "base")
+    models.base_tokenizer.save_pretrained(tmp_path / "base")
+    loaded = load_models(str(tmp_path / "z2z"), base=str(tmp_path / "base"))
+    assert loaded.name == str(tmp_path / "z2z") and loaded.trained
+    text = "the cat sat on the mat. the cat sat"
+    assert loaded.zip2zip_tokenizer(text)["input_ids"] == models.zip2zip_tokenizer(text)["input_ids"]
+    assert not loaded.zip2zip_model.training and not loaded.base_model.training
+    with pytest.raises(ValueError, match="not a zip2zip model"):
+        load_models(str(tmp_path / "base"), base=str(tmp_path / "base"))

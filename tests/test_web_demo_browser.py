@@ -63,8 +63,9 @@ def test_highlighted_hypertokens_in_the_page_are_the_tokenizers(tour, tiny_model
     assert f"{expected} hypertokens" in tour.compress_status
 
 
-def test_empty_text_gets_a_message_not_a_stack_trace(tour):
+def test_bad_input_gets_a_message_not_a_stack_trace(tour):
     assert "empty" in tour.empty_text_status and "Traceback" not in tour.empty_text_status
+    assert "at most 50,000" in tour.oversize_status and "Traceback" not in tour.oversize_status
 
 
 def test_streamed_text_ends_as_the_final_text(tour, tiny_models):

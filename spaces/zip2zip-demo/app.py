@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the server's own local health checks
     set_threads(args.threads)
     print("Loading the models (the first run assembles the shipped model once, about 20 s)...", flush=True)
     models = load_models(args.model, args.base)

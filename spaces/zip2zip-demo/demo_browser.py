@@ -63,6 +63,8 @@ class Tour:
     hypertokens_in_page: int = 0
     compress_status: str = ""
     empty_text_status: str = ""
+    oversize_status: str = ""
+    """What the page said to a 1 MB paste."""
     streamed: list[str] = field(default_factory=list)
     final_zip2zip: str = ""
     final_base: str = ""
@@ -107,11 +109,17 @@ def run_tour(url: str, text: str, prompt: str, new_tokens: int, out_dir: str | o
         page.goto(url)
         page.wait_for_selector("#compress-button")
 
-        # Compress: bad input first, then the text.
+        # Compress: bad input first (empty, then 1 MB), then the text.
         page.locator("#compress-text textarea").fill("")
         page.locator("#compress-button").click()
         page.wait_for_function("() => document.querySelector('#compress-status').innerText.includes('input')")
         tour.empty_text_status = page.locator("#compress-status").inner_text()
+        page.locator("#compress-text textarea").fill("z2z " * 262_144)
+        page.locator("#compress-button").click()
+        page.wait_for_function(
+            "() => document.querySelector('#compress-status').innerText.includes('1,048,576')"
+        )
+        tour.oversize_status = page.locator("#compress-status").inner_text()
         page.locator("#compress-text textarea").fill(text)
         page.locator("#compress-button").click()
         page.wait_for_function(
