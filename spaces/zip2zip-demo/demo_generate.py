@@ -60,7 +60,6 @@ class StreamedText:
     """The text of a continuation as its steps arrive, with each step's piece of text."""
 
     decode: Any
-    special_ids: set[int]
     chunks: list[list[int]] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)
     text: str = ""
@@ -177,9 +176,8 @@ def generate_side_by_side(models: Any, prompt: str, chat: bool, max_new_tokens: 
         )
     base = RunStats(prompt_positions=n_prompt)
     zip2zip = RunStats(prompt_positions=int(z_inputs["input_ids"].shape[1]))
-    special = set(base_tok.all_special_ids)
-    base_stream = StreamedText(base_tok.decode, special)
-    z_stream = StreamedText(z_tok.base.decode, special)
+    base_stream = StreamedText(base_tok.decode)
+    z_stream = StreamedText(z_tok.base.decode)
 
     def frame(done: bool = False) -> Frame:
         return Frame(
