@@ -261,18 +261,10 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Use ``threads`` torch CPU threads, by default as many as the cores other processes leave idle.
+    """Torch CPU threads for the page (:func:`zip2zip.loading.set_cpu_threads`: by default the idle cores)."""
+    from zip2zip.loading import set_cpu_threads
 
-    On a shared machine torch's default (one thread per core) oversubscribes busy cores, and a small model
-    then decodes several times slower than on fewer threads.
-    """
-    import torch
-
-    if threads is None:
-        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        threads = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - round(busy)))
-    torch.set_num_threads(max(1, int(threads)))
-    return torch.get_num_threads()
+    return set_cpu_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
