@@ -29,7 +29,7 @@ def make_model(arch="llama", tied=False, max_subtokens=4, seed=0, **settings):
         base, disabled_ids=[0, 1, 2], max_codebook_size=C, max_subtokens=max_subtokens, **settings
     )
     torch.manual_seed(seed + 1)
-    # Untrained encoders start as exact residuals; perturb them so tests see real hypertoken vectors.
+    # Untrained encoders start as exact means (or residuals); perturb them so tests see real hypertoken vectors.
     with torch.no_grad():
         for p in model.input_encoder.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -464,9 +464,9 @@ def test_encoder_variants(settings, monkeypatch):
     head = model.get_output_embeddings().weight
     with torch.no_grad():
         vectors = model.embed_hypertokens(entries)
-        if settings.get("encoder_init", "residual") == "residual":  # untrained: exactly the first constituent
+        if model.config.encoder_init == "residual":  # untrained: exactly the first constituent
             torch.testing.assert_close(vectors, embed[entries[:, 0]])
-        elif settings["encoder_init"] == "mean":
+        elif model.config.encoder_init == "mean":
             expected = torch.stack([embed[e[e >= 0]].mean(0) for e in entries])
             torch.testing.assert_close(vectors, expected)
             torch.testing.assert_close(
