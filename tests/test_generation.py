@@ -183,17 +183,15 @@ def test_step_logits_equal_a_full_forward(position_mode, tied, monkeypatch):
     Tied encoders over tied embeddings give an entry one vector for both sides, so generation computes it once:
     no input-side encoder pass at all.
     """
-    import zip2zip.generation_zip2zip as generation
-
     model, tok = build(position_mode=position_mode, loud_hypertokens=True, tied=tied)
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     P = enc["input_ids"].shape[1]
     sides = []
-    encode_entries = generation._encode_entries
+    encode_entries = model.encode_entries
     monkeypatch.setattr(
-        generation,
-        "_encode_entries",
-        lambda m, e, output: sides.append(output) or encode_entries(m, e, output),
+        model,
+        "encode_entries",
+        lambda entries, output=False: sides.append(output) or encode_entries(entries, output=output),
     )
     torch.manual_seed(0)
     out = model.generate(

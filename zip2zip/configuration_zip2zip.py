@@ -16,7 +16,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-__all__ = ["CODEC_SETTINGS", "Zip2ZipConfig", "codec_mismatches", "default_disabled_ids"]
+__all__ = ["CODEC_SETTINGS", "Zip2ZipConfig", "codec_mismatches", "default_disabled_ids", "read_setting"]
 
 # The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
 # config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
@@ -253,9 +253,11 @@ def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> l
     return sorted(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i >= 0)
 
 
-def _read_setting(settings: Any, name: str) -> Any:
-    """``settings[name]`` for a mapping, ``settings.name`` for an object, None when absent (duck typing: the
-    remote-code loader can create two copies of the config class, so isinstance would lie)."""
+def read_setting(settings: Any, name: str) -> Any:
+    """``settings[name]`` for a mapping, ``settings.name`` for an object, None when absent or for None.
+
+    Duck typing on purpose: the remote-code loader can create two copies of the config class, so isinstance
+    would lie."""
     if settings is None:
         return None
     if isinstance(settings, Mapping):
@@ -263,36 +265,25 @@ def _read_setting(settings: Any, name: str) -> Any:
     return getattr(settings, name, None)
 
 
-def codec_mismatches(
-    model: Any, tokenizer: Any, model_name: str = "the model", tokenizer_name: str = "the tokenizer"
-) -> list[str]:
-    """The codec settings on which a model's and a tokenizer's settings disagree, one line each.
+def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
+    """The codec settings on which a model and a tokenizer disagree: ``{name: (model's, tokenizer's)}``.
 
     Both sides are anything that carries the settings: a `Zip2ZipConfig`, a `Zip2ZipTokenizer`, or the
     dicts of a saved ``config.json`` / ``tokenizer_config.json``. A setting either side lacks is not
-    compared. `protect_digits` is not compared: only the `disabled_ids` it produced matter.
+    compared; `disabled_ids` are compared as sets and returned sorted. `protect_digits` is not compared:
+    only the `disabled_ids` it produced matter. Empty when the two build the same codebooks from any ids.
     """
-    problems = []
+    mismatches: dict[str, tuple[Any, Any]] = {}
     for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
-        mine, theirs = _read_setting(model, name), _read_setting(tokenizer, name)
+        mine, theirs = read_setting(model, name), read_setting(tokenizer, name)
         if mine is not None and theirs is not None and int(mine) != int(theirs):
-            problems.append(f"{name}: {mine} in {model_name} vs {theirs} in {tokenizer_name}")
-    mine, theirs = _read_setting(model, "disabled_ids"), _read_setting(tokenizer, "disabled_ids")
+            mismatches[name] = (int(mine), int(theirs))
+    mine, theirs = read_setting(model, "disabled_ids"), read_setting(tokenizer, "disabled_ids")
     if mine is not None and theirs is not None:
         mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
         if mine != theirs:
-            problems.append(
-                f"disabled_ids: {len(mine)} in {model_name} vs {len(theirs)} in {tokenizer_name}; only in "
-                f"{tokenizer_name}: {_abbreviate(sorted(theirs - mine))}, only in {model_name}: "
-                f"{_abbreviate(sorted(mine - theirs))}"
-            )
-    return problems
-
-
-def _abbreviate(ids: list[int], limit: int = 12) -> str:
-    if len(ids) <= limit:
-        return str(ids)
-    return f"[{', '.join(map(str, ids[:limit]))}, ... ({len(ids) - limit} more)]"
+            mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
+    return mismatches
 
 
 Zip2ZipConfig.register_for_auto_class()
