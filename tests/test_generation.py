@@ -547,3 +547,48 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
     assert text == expected
     assert module.startswith("transformers_modules")
     assert steps == model.last_generation_stats.steps or steps <= 12
+
+
+# ----------------------------------------------------------------------------- the default model
+
+
+def _default_model(smollm2_tokenizer, **settings):
+    """An untrained zip2zip model with the recipe's defaults over a tiny random Llama with SmolLM2's vocabulary."""
+    base = tiny_base_model("llama", vocab_size=len(smollm2_tokenizer), seed=1)
+    model = Zip2ZipForCausalLM.from_base(
+        base, tokenizer=smollm2_tokenizer, max_codebook_size=512, max_subtokens=4, **settings
+    )
+    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer, model.config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model.eval(), tok
+
+
+DEFAULT_PROMPTS = [
+    "Hello world. Hello world. Hello",
+    "1 2 3 4 5 6 7 8 9 10 11 12",
+    "aaaa bbbb aaaa bbbb aaaa",
+    "<|im_start|>user\nHi there, hi there<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def test_default_untrained_model_batched_greedy_equals_one_at_a_time(smollm2_tokenizer):
+    """Every row of a left-padded greedy batch equals the row generated alone, on the default model.
+
+    The default (recipe) init makes a fresh hypertoken the mean of its constituents; with the residual init an
+    untrained hypertoken's logit ties exactly with its first constituent's, and padding noise picks the winner
+    (with the old defaults, `encoder_init="residual"`, full-width encoders and no digit protection, one of
+    these four rows differs).
+    """
+    model, tok = _default_model(smollm2_tokenizer)
+    assert model.config.encoder_init == "mean" and model.config.protect_digits
+    enc = tok(DEFAULT_PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    settings = {"max_new_tokens": 48, "do_sample": False, "return_dict_in_generate": True}
+    batched = model.generate(**enc, **settings)
+    for b, prompt in enumerate(DEFAULT_PROMPTS):
+        one = tok(prompt, return_tensors="pt")
+        single = model.generate(**one, **settings)
+        p = one["input_ids"].shape[1]
+        assert generated_codes(single.codes, p, single.generation_stats, 0) == generated_codes(
+            batched.codes, P, batched.generation_stats, b
+        ), b

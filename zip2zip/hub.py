@@ -50,6 +50,8 @@ CODE_FILES = (
     "stopping_zip2zip.py",
     "streamers_zip2zip.py",
     "tokenization_zip2zip.py",
+    "tokenization_utils_zip2zip.py",
+    "visualization_zip2zip.py",
     "lzw.py",
 )
 """Model code every exported repo carries: what ``save_pretrained`` copies for the Auto classes (each class's
