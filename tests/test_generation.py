@@ -236,6 +236,38 @@ def test_scores_have_constant_width_and_stats_are_reported(tiny):
     assert set(stats.to_dict()) >= {"steps", "codes", "base_tokens", "hypertokens", "compression"}
 
 
+def test_compute_transition_scores_scores_each_generated_code(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    out = model.generate(
+        **enc,
+        max_new_tokens=8,
+        do_sample=False,
+        return_dict_in_generate=True,
+        output_scores=True,
+        output_logits=True,
+    )
+    steps = len(out.scores)
+    assert out.sequences.shape[1] != P + steps  # base ids: not one column per step
+    expected = torch.stack(
+        [
+            torch.log_softmax(out.scores[t], -1).gather(1, out.codes[:, P + t, None])[:, 0]
+            for t in range(steps)
+        ],
+        1,
+    )
+    for sequences in (out.sequences, out.codes):
+        scores = model.compute_transition_scores(sequences, out.scores, normalize_logits=True)
+        assert scores.shape == (len(PROMPTS), steps)
+        torch.testing.assert_close(scores, expected)
+    raw = model.compute_transition_scores(out.codes, out.logits)
+    greedy_max = torch.stack([logits.max(-1).values for logits in out.logits], 1)
+    torch.testing.assert_close(raw, greedy_max)  # greedy picks the best-scoring code each step
+    with pytest.raises(ValueError, match=r"out\.codes"):
+        model.compute_transition_scores(out.codes[:, :2], out.scores)
+
+
 # ----------------------------------------------------------------------------- invariants 3 and 4
 
 

@@ -208,6 +208,7 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         stats = state.stats(code_rows, eos_ids, pad_id)
         self.last_generation_stats = stats
         sequences = codes if return_codes else _expand(state, codes, pad_id)
+        self._last_sequences = (sequences, codes)  # lets compute_transition_scores take either one
         if not isinstance(result, GenerateDecoderOnlyOutput):
             return sequences
         return Zip2ZipGenerateOutput(
@@ -220,6 +221,44 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             codes=codes,
             generation_stats=stats,
         )
+
+    def compute_transition_scores(
+        self,
+        sequences: torch.Tensor,
+        scores: tuple[torch.Tensor, ...],
+        beam_indices: torch.Tensor | None = None,
+        normalize_logits: bool = False,
+    ) -> torch.Tensor:
+        """The score of each generated code, as transformers' `compute_transition_scores` (greedy and sampling).
+
+        `scores` (or `logits`) hold one `(rows, V + C)` tensor per step, that is per *code*: each transition
+        score is the score of the code the step emitted. `sequences` may be the raw codes (`out.codes`, or a
+        `return_codes=True` output) or the latest call's default `out.sequences` (base ids), which is mapped
+        back to its codes. Returns `(rows, steps)`; log-probabilities with `normalize_logits=True`.
+        """
+        if beam_indices is not None:
+            raise ValueError(
+                f"{type(self).__name__}.compute_transition_scores takes no beam_indices: beam search is not "
+                "supported, so every row is its own hypothesis"
+            )
+        steps = len(scores)
+        last = getattr(self, "_last_sequences", None)
+        if (
+            last is not None
+            and sequences.shape == last[0].shape
+            and torch.equal(sequences, last[0].to(sequences.device))
+        ):
+            sequences = last[1].to(sequences.device)
+        if sequences.shape[-1] < steps:
+            raise ValueError(
+                f"sequences has {sequences.shape[-1]} columns but scores has {steps} steps: pass out.codes (one code "
+                "per step), or the out.sequences of the latest generate() call"
+            )
+        stacked = torch.stack(scores, dim=1)  # (rows, steps, V + C)
+        if normalize_logits:
+            stacked = torch.log_softmax(stacked.float(), dim=-1)
+        generated = sequences[:, sequences.shape[-1] - steps :].to(stacked.device)
+        return stacked.gather(-1, generated[..., None]).squeeze(-1)
 
     def prepare_inputs_for_generation(
         self,
