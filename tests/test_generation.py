@@ -183,17 +183,15 @@ def test_step_logits_equal_a_full_forward(position_mode, tied, monkeypatch):
     Tied encoders over tied embeddings give an entry one vector for both sides, so generation computes it once:
     no input-side encoder pass at all.
     """
-    import zip2zip.generation_zip2zip as generation
-
     model, tok = build(position_mode=position_mode, loud_hypertokens=True, tied=tied)
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     P = enc["input_ids"].shape[1]
     sides = []
-    encode_entries = generation._encode_entries
+    encode_entries = model.encode_entries
     monkeypatch.setattr(
-        generation,
-        "_encode_entries",
-        lambda m, e, output: sides.append(output) or encode_entries(m, e, output),
+        model,
+        "encode_entries",
+        lambda entries, output=False: sides.append(output) or encode_entries(entries, output=output),
     )
     torch.manual_seed(0)
     out = model.generate(
@@ -236,6 +234,38 @@ def test_scores_have_constant_width_and_stats_are_reported(tiny):
         assert stats.base_tokens[b] >= stats.codes[b]
     assert stats.compression >= 1.0
     assert set(stats.to_dict()) >= {"steps", "codes", "base_tokens", "hypertokens", "compression"}
+
+
+def test_compute_transition_scores_scores_each_generated_code(tiny):
+    model, tok = tiny
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    out = model.generate(
+        **enc,
+        max_new_tokens=8,
+        do_sample=False,
+        return_dict_in_generate=True,
+        output_scores=True,
+        output_logits=True,
+    )
+    steps = len(out.scores)
+    assert out.sequences.shape[1] != P + steps  # base ids: not one column per step
+    expected = torch.stack(
+        [
+            torch.log_softmax(out.scores[t], -1).gather(1, out.codes[:, P + t, None])[:, 0]
+            for t in range(steps)
+        ],
+        1,
+    )
+    for sequences in (out.sequences, out.codes):
+        scores = model.compute_transition_scores(sequences, out.scores, normalize_logits=True)
+        assert scores.shape == (len(PROMPTS), steps)
+        torch.testing.assert_close(scores, expected)
+    raw = model.compute_transition_scores(out.codes, out.logits)
+    greedy_max = torch.stack([logits.max(-1).values for logits in out.logits], 1)
+    torch.testing.assert_close(raw, greedy_max)  # greedy picks the best-scoring code each step
+    with pytest.raises(ValueError, match=r"out\.codes"):
+        model.compute_transition_scores(out.codes[:, :2], out.scores)
 
 
 # ----------------------------------------------------------------------------- invariants 3 and 4
@@ -549,3 +579,48 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
     assert text == expected
     assert module.startswith("transformers_modules")
     assert steps == model.last_generation_stats.steps or steps <= 12
+
+
+# ----------------------------------------------------------------------------- the default model
+
+
+def _default_model(smollm2_tokenizer, **settings):
+    """An untrained zip2zip model with the recipe's defaults over a tiny random Llama with SmolLM2's vocabulary."""
+    base = tiny_base_model("llama", vocab_size=len(smollm2_tokenizer), seed=1)
+    model = Zip2ZipForCausalLM.from_base(
+        base, tokenizer=smollm2_tokenizer, max_codebook_size=512, max_subtokens=4, **settings
+    )
+    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer, model.config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model.eval(), tok
+
+
+DEFAULT_PROMPTS = [
+    "Hello world. Hello world. Hello",
+    "1 2 3 4 5 6 7 8 9 10 11 12",
+    "aaaa bbbb aaaa bbbb aaaa",
+    "<|im_start|>user\nHi there, hi there<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def test_default_untrained_model_batched_greedy_equals_one_at_a_time(smollm2_tokenizer):
+    """Every row of a left-padded greedy batch equals the row generated alone, on the default model.
+
+    The default (recipe) init makes a fresh hypertoken the mean of its constituents; with the residual init an
+    untrained hypertoken's logit ties exactly with its first constituent's, and padding noise picks the winner
+    (with the old defaults, `encoder_init="residual"`, full-width encoders and no digit protection, one of
+    these four rows differs).
+    """
+    model, tok = _default_model(smollm2_tokenizer)
+    assert model.config.encoder_init == "mean" and model.config.protect_digits
+    enc = tok(DEFAULT_PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    settings = {"max_new_tokens": 48, "do_sample": False, "return_dict_in_generate": True}
+    batched = model.generate(**enc, **settings)
+    for b, prompt in enumerate(DEFAULT_PROMPTS):
+        one = tok(prompt, return_tensors="pt")
+        single = model.generate(**one, **settings)
+        p = one["input_ids"].shape[1]
+        assert generated_codes(single.codes, p, single.generation_stats, 0) == generated_codes(
+            batched.codes, P, batched.generation_stats, b
+        ), b

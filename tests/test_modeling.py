@@ -29,7 +29,7 @@ def make_model(arch="llama", tied=False, max_subtokens=4, seed=0, **settings):
         base, disabled_ids=[0, 1, 2], max_codebook_size=C, max_subtokens=max_subtokens, **settings
     )
     torch.manual_seed(seed + 1)
-    # Untrained encoders start as exact residuals; perturb them so tests see real hypertoken vectors.
+    # Untrained encoders start as exact means (or residuals); perturb them so tests see real hypertoken vectors.
     with torch.no_grad():
         for p in model.input_encoder.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -464,9 +464,9 @@ def test_encoder_variants(settings, monkeypatch):
     head = model.get_output_embeddings().weight
     with torch.no_grad():
         vectors = model.embed_hypertokens(entries)
-        if settings.get("encoder_init", "residual") == "residual":  # untrained: exactly the first constituent
+        if model.config.encoder_init == "residual":  # untrained: exactly the first constituent
             torch.testing.assert_close(vectors, embed[entries[:, 0]])
-        elif settings["encoder_init"] == "mean":
+        elif model.config.encoder_init == "mean":
             expected = torch.stack([embed[e[e >= 0]].mean(0) for e in entries])
             torch.testing.assert_close(vectors, expected)
             torch.testing.assert_close(
@@ -486,3 +486,58 @@ def test_gradient_checkpointing_trains():
     ids = torch.tensor([compressed(model, 40)])
     model(input_ids=ids, labels=ids).loss.backward()
     assert model.input_encoder.out_proj.weight.grad is not None
+
+
+# ----------------------------------------------------------------------------- the generation seam
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_encode_entries_equals_the_grouped_encoders_and_the_cache_encodes_once(tied, monkeypatch):
+    model = make_model("llama", tied=tied, tie_encoders=tied)
+    few = torch.tensor([[5, 6, -1, -1], [7, 8, 9, -1], [5, 6, 7, 8]])
+    many = torch.tensor([[3 + i, 4 + i, -1, -1] for i in range(12)])
+    with torch.no_grad():
+        for entries in (few, many):
+            torch.testing.assert_close(model.encode_entries(entries), model.embed_hypertokens(entries))
+            torch.testing.assert_close(
+                model.encode_entries(entries, output=True), model.unembed_hypertokens(entries)
+            )
+        calls = []
+        encode = model.encode_entries
+        monkeypatch.setattr(
+            model,
+            "encode_entries",
+            lambda e, output=False: calls.append((len(e), output)) or encode(e, output=output),
+        )
+        cache = model.new_entry_cache()
+        first = cache.vectors([(5, 6), (7, 8, 9), (5, 6)], output=True)
+        again = cache.vectors([(7, 8, 9), (5, 6)], output=True)
+        inputs = cache.vectors([(5, 6)], output=False)
+    assert calls[0] == (2, True)  # two distinct entries, one pass
+    torch.testing.assert_close(first[[1, 0]], again, rtol=0, atol=0)
+    torch.testing.assert_close(first[0], model.unembed_hypertokens(few[:1])[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(inputs[0], model.embed_hypertokens(few[:1])[0], rtol=1e-5, atol=1e-5)
+    # Tied encoders over tied embeddings: an entry's input vector is its output vector, no second pass.
+    assert calls == ([(2, True)] if tied else [(2, True), (1, False)])
+
+
+def test_codebook_state_is_what_prepare_codebook_returns():
+    from zip2zip.modeling_zip2zip import codebook_state
+
+    model = make_model("llama")
+    rows = [compressed(model, 60, seed=0), compressed(model, 30, seed=1)]
+    codec = model.codec
+    traces = [codec.trace(row) for row in rows]
+    for side in ("right", "left"):
+        ids, mask = pad_batch(rows, side)
+        T = ids.shape[1]
+        columns = [[t for t in range(T) if mask[b, t]] for b in range(2)]
+        state = codebook_state(codec, traces, T, columns if side == "left" else None)
+        expected = model.prepare_codebook(ids, mask)
+        assert state.keys() == expected.keys()
+        for name in state:
+            assert torch.equal(state[name], expected[name]), (side, name)
+    with pytest.raises(ValueError, match="row 1: its trace holds 20 codes but 3 columns"):
+        codebook_state(
+            codec, [traces[0], codec.trace(rows[1][:20])], 80, [list(range(len(rows[0]))), [0, 1, 2]]
+        )

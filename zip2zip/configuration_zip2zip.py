@@ -1,15 +1,26 @@
 """Configuration of a zip2zip model: a base causal LM (``text_config``) plus codec and hyper-encoder settings.
 
+It also holds the two rules a tokenizer and a model must share, so that both build the same codebooks:
+which base ids are never merged (:func:`default_disabled_ids`) and whether two sets of codec settings agree
+(:func:`codec_mismatches`, which reads config objects, tokenizers and saved JSON dicts alike).
+
 This file is copied into every exported Hub repo (``trust_remote_code``): it imports only the standard
 library and transformers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-__all__ = ["Zip2ZipConfig"]
+__all__ = ["CODEC_SETTINGS", "Zip2ZipConfig", "codec_mismatches", "default_disabled_ids", "read_setting"]
+
+# The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
+# config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
+CODEC_SETTINGS = ("base_vocab_size", "max_codebook_size", "max_subtokens", "disabled_ids", "protect_digits")
 
 _POOLINGS = ("mean", "first", "last")
 _INITS = ("residual", "mean", "random")
@@ -39,17 +50,21 @@ class Zip2ZipConfig(PreTrainedConfig):
         disabled_ids (`list[int]`, *optional*):
             Base ids that are never merged (pad, bos/eos, special and chat tokens, digits when
             `protect_digits`). Must match the tokenizer's, or codebooks disagree.
-        protect_digits (`bool`, *optional*, defaults to `False`):
+        protect_digits (`bool`, *optional*, defaults to `True`):
             Whether digit tokens were added to `disabled_ids` (zip2zip++ finding: arithmetic improves when
-            numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`.
+            numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`
+            (see [`default_disabled_ids`]).
         encoder_num_layers (`int`, *optional*, defaults to 2):
             Transformer layers of each hyper-encoder (the paper uses 2; 4 was worse in zip2zip++).
         encoder_num_heads (`int`, *optional*):
             Attention heads of each hyper-encoder. Defaults to the largest of the base model's head count
             and its divisors that divides `encoder_hidden_size`.
         encoder_hidden_size (`int`, *optional*):
-            Width of the hyper-encoders. `None` = the base model's hidden size; a narrower width adds an input
-            projection (and the output projection maps back to the model width).
+            Width of the hyper-encoders. `None` = half the base model's hidden size, rounded down to a
+            multiple of the head count (`encoder_num_heads` when given, else the base model's), e.g. 288 with
+            9 heads for SmolLM2's 576: the recipe's measured choice (a third of the full-width encoder
+            weights, and it learned faster). A width below the model's adds an input projection (and the
+            output projection maps back to the model width). Pass the base hidden size for full width.
         encoder_intermediate_size (`int`, *optional*):
             MLP width of the hyper-encoder layers. Defaults to `encoder_hidden_size`: the encoders then cost
             about a tenth of a forward pass (they run over every codebook entry and every candidate), which
@@ -63,11 +78,12 @@ class Zip2ZipConfig(PreTrainedConfig):
         tie_encoders (`bool`, *optional*, defaults to `False`):
             Use one hyper-encoder for input embeddings and output (unembedding) vectors. zip2zip++ found
             untied encoders better, because the two roles learn different structure.
-        encoder_init (`str`, *optional*, defaults to `"residual"`):
-            `"residual"`: a hypertoken vector is its first constituent's vector plus a correction from the
-            encoder whose output projection starts at zero (zip2zip++); `"mean"`: the mean of the
-            constituents' vectors plus the zero-initialised correction; `"random"`: the encoder output alone,
-            randomly initialised. The first two make an untrained model behave sensibly.
+        encoder_init (`str`, *optional*, defaults to `"mean"`):
+            `"mean"`: a hypertoken vector is the mean of its constituents' vectors plus a correction from the
+            encoder whose output projection starts at zero; `"residual"`: the first constituent's vector plus
+            that correction (zip2zip++); `"random"`: the encoder output alone, randomly initialised. The first
+            two make an untrained model behave sensibly; with `"residual"` an untrained hypertoken's logit
+            ties exactly with its first constituent's, so greedy decoding is decided by float noise.
         encoder_hidden_act (`str`, *optional*, defaults to `"gelu"`):
             Activation of the hyper-encoder MLPs.
         encoder_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -94,7 +110,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     max_codebook_size: int = 2048
     max_subtokens: int = 4
     disabled_ids: list[int] | None = None
-    protect_digits: bool = False
+    protect_digits: bool = True
     encoder_num_layers: int = 2
     encoder_num_heads: int | None = None
     encoder_hidden_size: int | None = None
@@ -102,7 +118,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     encoder_learned_positions: bool = True
     encoder_pooling: str = "mean"
     tie_encoders: bool = False
-    encoder_init: str = "residual"
+    encoder_init: str = "mean"
     encoder_hidden_act: str = "gelu"
     encoder_layer_norm_eps: float = 1e-5
     position_mode: str = "compressed"
@@ -122,14 +138,13 @@ class Zip2ZipConfig(PreTrainedConfig):
             self.base_vocab_size = getattr(text, "vocab_size", None)
         self.disabled_ids = sorted({int(i) for i in (self.disabled_ids or [])})
         hidden = getattr(text, "hidden_size", None)
-        if self.encoder_hidden_size is None:
-            self.encoder_hidden_size = hidden
+        base_heads = getattr(text, "num_attention_heads", 1) or 1
+        if self.encoder_hidden_size is None and hidden is not None:
+            self.encoder_hidden_size = _default_width(hidden, self.encoder_num_heads or base_heads)
         if self.encoder_intermediate_size is None and self.encoder_hidden_size is not None:
             self.encoder_intermediate_size = self.encoder_hidden_size
         if self.encoder_num_heads is None and self.encoder_hidden_size is not None:
-            self.encoder_num_heads = _default_heads(
-                getattr(text, "num_attention_heads", 1) or 1, self.encoder_hidden_size
-            )
+            self.encoder_num_heads = _default_heads(base_heads, self.encoder_hidden_size)
         if self.initializer_range is None:
             self.initializer_range = getattr(text, "initializer_range", 0.02) or 0.02
         self.validate_zip2zip()
@@ -190,12 +205,85 @@ class Zip2ZipConfig(PreTrainedConfig):
         return self.base_vocab_size + self.max_codebook_size
 
 
+def _default_width(hidden: int, heads: int) -> int:
+    """Half of ``hidden``, rounded down to a multiple of ``heads`` (never below one head's width of 1)."""
+    half = max(int(hidden) // 2, 1)
+    if isinstance(heads, int) and not isinstance(heads, bool) and 0 < heads <= half:
+        return half - half % heads
+    return half
+
+
 def _default_heads(base_heads: int, width: int) -> int:
     """The largest divisor of ``base_heads`` that divides ``width`` (heads of a narrowed encoder)."""
     for heads in range(base_heads, 0, -1):
         if base_heads % heads == 0 and width % heads == 0:
             return heads
     return 1
+
+
+# ----------------------------------------------------------------------------- rules shared with the tokenizer
+
+# Markers a vocabulary puts in front of a word-initial piece (byte-level BPE, SentencePiece, plain space).
+_WORD_START_MARKERS = ("Ġ", "▁", " ")
+
+
+def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> list[int]:
+    """The base ids that must never be merged into hypertokens, sorted.
+
+    Every special and added token (chat markers, pad, bos/eos, unk): a merged eos could not stop generation,
+    a merged pad would change the codebook of a padded row, and a merged chat marker would hide turn
+    boundaries. With ``protect_digits`` also every vocabulary token made only of ASCII digits, optionally
+    behind one word-start marker (``Ġ12``, ``▁7``): numbers are then never merged, which the zip2zip++
+    experiments found to help arithmetic. (SmolLM2 splits numbers into single digits, so that adds the ten
+    ids ``0``..``9``; Llama-3 vocabularies hold every 1-3 digit piece.)
+
+    `Zip2ZipForCausalLM.from_base` and `Zip2ZipTokenizer` both call this, so a model and a tokenizer built
+    from the same base agree.
+    """
+    ids: set[int] = set(getattr(base_tokenizer, "all_special_ids", None) or [])
+    ids.update(getattr(base_tokenizer, "added_tokens_decoder", None) or {})
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
+        value = getattr(base_tokenizer, name, None)
+        ids.update(value if isinstance(value, (list, tuple)) else [value])
+    if protect_digits:
+        for token, index in base_tokenizer.get_vocab().items():
+            body = token[1:] if token[:1] in _WORD_START_MARKERS else token
+            if body and body.isascii() and body.isdigit():
+                ids.add(index)
+    return sorted(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i >= 0)
+
+
+def read_setting(settings: Any, name: str) -> Any:
+    """``settings[name]`` for a mapping, ``settings.name`` for an object, None when absent or for None.
+
+    Duck typing on purpose: the remote-code loader can create two copies of the config class, so isinstance
+    would lie."""
+    if settings is None:
+        return None
+    if isinstance(settings, Mapping):
+        return settings.get(name)
+    return getattr(settings, name, None)
+
+
+def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
+    """The codec settings on which a model and a tokenizer disagree: ``{name: (model's, tokenizer's)}``.
+
+    Both sides are anything that carries the settings: a `Zip2ZipConfig`, a `Zip2ZipTokenizer`, or the
+    dicts of a saved ``config.json`` / ``tokenizer_config.json``. A setting either side lacks is not
+    compared; `disabled_ids` are compared as sets and returned sorted. `protect_digits` is not compared:
+    only the `disabled_ids` it produced matter. Empty when the two build the same codebooks from any ids.
+    """
+    mismatches: dict[str, tuple[Any, Any]] = {}
+    for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
+        mine, theirs = read_setting(model, name), read_setting(tokenizer, name)
+        if mine is not None and theirs is not None and int(mine) != int(theirs):
+            mismatches[name] = (int(mine), int(theirs))
+    mine, theirs = read_setting(model, "disabled_ids"), read_setting(tokenizer, "disabled_ids")
+    if mine is not None and theirs is not None:
+        mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
+        if mine != theirs:
+            mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
+    return mismatches
 
 
 Zip2ZipConfig.register_for_auto_class()

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .configuration_zip2zip import codec_mismatches
+
 __all__ = [
     "CODE_FILES",
     "DEFAULT_TEMPLATE",
@@ -41,11 +43,19 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "zip
 CODE_FILES = (
     "configuration_zip2zip.py",
     "modeling_zip2zip.py",
+    "encoders_zip2zip.py",
+    "hypertokens_zip2zip.py",
     "generation_zip2zip.py",
+    "generation_state_zip2zip.py",
+    "stopping_zip2zip.py",
+    "streamers_zip2zip.py",
     "tokenization_zip2zip.py",
+    "tokenization_utils_zip2zip.py",
+    "visualization_zip2zip.py",
     "lzw.py",
 )
-"""Model code every exported repo carries (what ``save_pretrained`` copies for the Auto classes)."""
+"""Model code every exported repo carries: what ``save_pretrained`` copies for the Auto classes (each class's
+module and, recursively, every module it imports with a flat relative import)."""
 
 REPO_FILES = (
     "config.json",
@@ -113,17 +123,15 @@ def check_model_folder(folder: str | os.PathLike) -> dict[str, Any]:
             raise ExportError(f"{folder / name} is missing: {fix}")
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     problems = []
-    for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
-        mine, theirs = config.get(name), tokenizer_config.get(name)
-        if mine is not None and theirs is not None and int(mine) != int(theirs):
+    for name, (mine, theirs) in codec_mismatches(config, tokenizer_config).items():
+        if name == "disabled_ids":
+            only_model = sorted(set(mine) - set(theirs))[:8]
+            only_tok = sorted(set(theirs) - set(mine))[:8]
+            problems.append(
+                f"disabled_ids: only in config.json {only_model}, only in tokenizer_config.json {only_tok}"
+            )
+        else:
             problems.append(f"{name}: {mine} in config.json vs {theirs} in tokenizer_config.json")
-    mine, theirs = config.get("disabled_ids"), tokenizer_config.get("disabled_ids")
-    if mine is not None and theirs is not None and {int(i) for i in mine} != {int(i) for i in theirs}:
-        only_model = sorted({int(i) for i in mine} - {int(i) for i in theirs})[:8]
-        only_tok = sorted({int(i) for i in theirs} - {int(i) for i in mine})[:8]
-        problems.append(
-            f"disabled_ids: only in config.json {only_model}, only in tokenizer_config.json {only_tok}"
-        )
     if problems:
         raise ExportError(
             f"the codec settings of {folder} disagree between the model and the tokenizer, so they would build "

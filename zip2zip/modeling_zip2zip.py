@@ -6,7 +6,7 @@ goes (see ``lzw.py``). Each hypertoken stands for 2 to ``M`` base tokens:
 
 * its *input embedding* is the input hyper-encoder applied to the base embeddings of its constituents;
 * its *output vector* (unembedding row) is the output hyper-encoder applied to the LM-head rows of its
-  constituents.
+  constituents (the encoders live in ``encoders_zip2zip.py``).
 
 Logits have the fixed width ``V + C``: the base logits, then one score per codebook slot. A slot is
 ``-inf`` wherever the LZW decoder at that position could not accept it (the codec's accept-sets), so
@@ -18,8 +18,7 @@ transformers, the standard library and its sibling files, with flat relative imp
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import dataclasses
 import logging
 import os
 import warnings
@@ -28,25 +27,37 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_zip2zip import Zip2ZipConfig
+from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids
+from .encoders_zip2zip import (
+    Zip2ZipEncoderLayer,
+    Zip2ZipHyperEncoder,
+    Zip2ZipReconstructionHead,
+    encode_distinct,
+)
 from .generation_zip2zip import Zip2ZipGenerationMixin
+from .hypertokens_zip2zip import Zip2ZipEntryCache, Zip2ZipHypertokenMixin
 from .lzw import LZWCodec
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "Zip2ZipCausalLMOutputWithPast",
+    "Zip2ZipEncoderLayer",
+    "Zip2ZipEntryCache",
     "Zip2ZipForCausalLM",
     "Zip2ZipHyperEncoder",
     "Zip2ZipPreTrainedModel",
+    "Zip2ZipReconstructionHead",
+    "codebook_state",
 ]
+
+# The older private name of `encode_distinct`, still imported by measurement scripts.
+_encode_distinct = encode_distinct
 
 
 @dataclass
@@ -69,148 +80,66 @@ class Zip2ZipCausalLMOutputWithPast(CausalLMOutputWithPast):
     reconstruction_loss: torch.FloatTensor | None = None
 
 
-# --------------------------------------------------------------------------------------------- modules
+# ----------------------------------------------------------------------------------------- codebook state
 
 
-class Zip2ZipEncoderLayer(nn.Module):
-    """A pre-LayerNorm bidirectional transformer block over the (at most ``M``) constituents of entries."""
+def codebook_state(
+    codec: LZWCodec,
+    traces: Sequence[Any],
+    length: int,
+    columns: Sequence[Sequence[int]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The codebook-state tensors of a batch, from each row's LZW trace (``codec.trace(codes)``).
 
-    def __init__(self, config: Zip2ZipConfig) -> None:
-        super().__init__()
-        width = config.encoder_hidden_size
-        self.num_heads = config.encoder_num_heads
-        self.head_dim = width // self.num_heads
-        self.input_layernorm = nn.LayerNorm(width, eps=config.encoder_layer_norm_eps)
-        self.qkv_proj = nn.Linear(width, 3 * width)
-        self.o_proj = nn.Linear(width, width)
-        self.post_attention_layernorm = nn.LayerNorm(width, eps=config.encoder_layer_norm_eps)
-        self.fc1 = nn.Linear(width, config.encoder_intermediate_size)
-        self.act = ACT2FN[config.encoder_hidden_act]
-        self.fc2 = nn.Linear(config.encoder_intermediate_size, width)
+    Args:
+        codec: the codec that made the traces (only its `max_subtokens` is read).
+        traces: one trace per row, of the row's codes (padding left out).
+        length: the padded row length `T`.
+        columns: for each row, the column of each traced code (e.g. the attended positions of a left-padded
+            row). Default: code `j` sits in column `j` (right padding).
 
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        n, length, width = hidden_states.shape
-        qkv = self.qkv_proj(self.input_layernorm(hidden_states))
-        q, k, v = qkv.view(n, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
-        hidden_states = hidden_states + self.o_proj(attn.transpose(1, 2).reshape(n, length, width))
-        return hidden_states + self.fc2(self.act(self.fc1(self.post_attention_layernorm(hidden_states))))
-
-
-class Zip2ZipHyperEncoder(nn.Module):
-    """Turns the vectors of a hypertoken's constituents into one vector of the model width.
-
-    ``output = base + out_proj(pool(encoder(in_proj(constituents) + slot_positions)))`` where ``base``
-    is the first constituent (``encoder_init="residual"``), the mean of the constituents (``"mean"``)
-    or nothing (``"random"``). With the first two, ``out_proj`` starts at zero, so an untrained
-    hypertoken already behaves like its first (or average) constituent; ``out_proj`` exists even at
-    full width so that zero initialisation always takes effect (the zip2zip++ fix).
+    Returns:
+        A dict of CPU LongTensors: `codebook` `(B, K, M)` (each row's entries in creation order, `-1` padded,
+        `K` = most entries in the batch), `accept_limits` `(B, T)` and `candidates` `(B, T, M)` (the state
+        *after* each code; see [`Zip2ZipForCausalLM`]). Columns without a code get limit 0 and no candidate.
     """
-
-    def __init__(self, config: Zip2ZipConfig) -> None:
-        super().__init__()
-        model_width = config.text_config.hidden_size
-        width = config.encoder_hidden_size
-        self.init_mode = config.encoder_init
-        self.pooling = config.encoder_pooling
-        self.in_proj = nn.Linear(model_width, width) if width != model_width else None
-        self.slot_embeddings = (
-            nn.Embedding(config.max_subtokens, width) if config.encoder_learned_positions else None
-        )
-        self.layers = nn.ModuleList(Zip2ZipEncoderLayer(config) for _ in range(config.encoder_num_layers))
-        self.norm = nn.LayerNorm(width, eps=config.encoder_layer_norm_eps)
-        self.out_proj = nn.Linear(width, model_width)
-        self.out_proj.zero_init = self.init_mode != "random"
-
-    def forward(self, constituents: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Encode entries.
-
-        Args:
-            constituents: `(N, M, hidden)` vectors of each entry's constituents; slots past an entry's
-                length are ignored (their values do not matter).
-            lengths: `(N,)` number of constituents of each entry (1..M).
-
-        Returns:
-            `(N, hidden)` one vector per entry.
-
-        Eagerly, entries are grouped by length and encoded without padding (the encoder cost then follows
-        the number of real constituents); under `torch.compile` one padded, masked pass keeps shapes static.
-        Both give the same result.
-        """
-        n = constituents.shape[0]
-        if n == 0 or torch.compiler.is_compiling():
-            return self._encode(constituents, lengths)
-        groups = []
-        order = []
-        for length in lengths.unique().tolist():
-            index = (lengths == length).nonzero().squeeze(1)
-            groups.append(self._encode(constituents[index, :length], None))
-            order.append(index)
-        if len(groups) == 1:
-            return groups[0]
-        return torch.cat(groups)[torch.argsort(torch.cat(order))]
-
-    def _encode(self, constituents: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        """Encode `(N, L, hidden)`; `lengths=None` means every slot is a real constituent."""
-        n, width = constituents.shape[0], constituents.shape[1]
-        if lengths is None:
-            valid = None
-            attention_mask = None
-        else:
-            valid = torch.arange(width, device=constituents.device) < lengths[:, None]
-            attention_mask = valid[:, None, None, :]
-        if self.init_mode == "residual":
-            base = constituents[:, 0]
-        elif self.init_mode == "mean":
-            base = _masked_mean(constituents, valid)
-        else:
-            base = None
-        hidden = self.in_proj(constituents) if self.in_proj is not None else constituents
-        if self.slot_embeddings is not None:
-            hidden = hidden + self.slot_embeddings.weight[:width]
-        for layer in self.layers:
-            hidden = layer(hidden, attention_mask)
-        hidden = self.norm(hidden)
-        if self.pooling == "mean":
-            pooled = _masked_mean(hidden, valid)
-        elif self.pooling == "first":
-            pooled = hidden[:, 0]
-        elif valid is None:
-            pooled = hidden[:, -1]
-        else:
-            pooled = hidden[torch.arange(n, device=hidden.device), lengths - 1]
-        out = self.out_proj(pooled)
-        return out if base is None else base + out
-
-
-class Zip2ZipReconstructionHead(nn.Module):
-    """The reconstruction decoder f_psi of the paper's Eq. 3: one state per constituent slot.
-
-    From a hypertoken's input embedding it produces ``M`` hidden states, one per constituent slot; the
-    base LM head scores them over the base vocabulary.
-    """
-
-    def __init__(self, config: Zip2ZipConfig) -> None:
-        super().__init__()
-        hidden = config.text_config.hidden_size
-        self.slot_embeddings = nn.Embedding(config.max_subtokens, hidden)
-        self.norm = nn.LayerNorm(hidden, eps=config.encoder_layer_norm_eps)
-        self.fc1 = nn.Linear(hidden, config.encoder_intermediate_size)
-        self.act = ACT2FN[config.encoder_hidden_act]
-        self.fc2 = nn.Linear(config.encoder_intermediate_size, hidden)
-
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        hidden = embeddings[:, None, :] + self.slot_embeddings.weight[None]
-        return hidden + self.fc2(self.act(self.fc1(self.norm(hidden))))
-
-
-def _masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    if valid is None:
-        return values.mean(1)
-    weights = valid.to(values.dtype)[..., None]
-    return (values * weights).sum(1) / weights.sum(1)
+    M = codec.max_subtokens
+    B = len(traces)
+    limits = [[0] * length for _ in range(B)]
+    cand_rows: list[int] = []
+    cand_cols: list[int] = []
+    cand_entries: list[list[int]] = []
+    tables: list[list[list[int]]] = []
+    for b, trace in enumerate(traces):
+        n = len(trace.accept_limits) - 1
+        where = columns[b] if columns is not None else range(n)
+        if len(where) != n or (n and max(where) >= length):
+            raise ValueError(
+                f"row {b}: its trace holds {n} codes but {len(where)} columns (of {length}) were given for them; "
+                "pass one column per traced code, each below length"
+            )
+        row_limits = limits[b]
+        for j, t in enumerate(where):
+            row_limits[t] = trace.accept_limits[j + 1]
+            candidate = trace.candidates[j + 1]
+            if candidate is not None:
+                cand_rows.append(b)
+                cand_cols.append(t)
+                cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
+        tables.append(trace.codebook.table())
+    K = max((len(table) for table in tables), default=0)
+    codebook = torch.full((B, K, M), -1, dtype=torch.long)
+    for b, table in enumerate(tables):
+        if table:
+            codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
+    candidates = torch.full((B, length, M), -1, dtype=torch.long)
+    if cand_entries:
+        candidates[cand_rows, cand_cols] = torch.tensor(cand_entries, dtype=torch.long)
+    return {
+        "codebook": codebook,
+        "accept_limits": torch.tensor(limits, dtype=torch.long).reshape(B, length),
+        "candidates": candidates,
+    }
 
 
 # ----------------------------------------------------------------------------------------- the model
@@ -235,7 +164,7 @@ class Zip2ZipPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
+class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
     r"""
     A base causal LM extended with LZW hypertokens: hyper-encoders for embedding and unembedding, logits
     of width `V + C` with the exact decoder-time codebook mask, compressed cross-entropy and the optional
@@ -256,7 +185,8 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
       LZW `KwKwK` case); its logit scores the output encoder's vector of this entry.
     - `codebook_input_embeds` / `codebook_output_embeds`: `(batch, K, hidden)` precomputed vectors of the
       codebook entries (from [`~Zip2ZipForCausalLM.embed_codebook`] and
-      [`~Zip2ZipForCausalLM.unembed_codebook`]), so generation embeds each new entry once.
+      [`~Zip2ZipForCausalLM.unembed_codebook`], or from [`~Zip2ZipForCausalLM.encode_entries`] through a
+      [`Zip2ZipEntryCache`]), so generation embeds each new entry once.
     """
 
     def __init__(self, config: Zip2ZipConfig, language_model: PreTrainedModel | None = None) -> None:
@@ -338,9 +268,9 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
             base_model_or_path: a loaded causal LM, or a local folder / Hub id for
                 `AutoModelForCausalLM.from_pretrained`. The weights are copied into the zip2zip model and
                 saved with it.
-            tokenizer: the base tokenizer, used to find the ids that must never merge (special, added,
-                pad/bos/eos/unk tokens, and digits with `protect_digits=True`). Loaded from the path when
-                a path is given.
+            tokenizer: the base tokenizer, used to find the ids that must never merge
+                ([`default_disabled_ids`]: special, added, pad/bos/eos/unk tokens, and digits unless
+                `protect_digits=False`). Loaded from the path when a path is given.
             disabled_ids: the never-merged ids, overriding what the tokenizer gives.
             dtype: dtype to load a base model from a path in.
             **zip2zip_settings: any [`Zip2ZipConfig`] field (`max_codebook_size`, `max_subtokens`,
@@ -369,10 +299,10 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
                 f"{type(base).__name__} has no output embedding (get_output_embeddings() is None): pass a causal LM "
                 "with an LM head (an AutoModelForCausalLM), not a bare decoder"
             )
-        protect_digits = bool(zip2zip_settings.get("protect_digits", False))
+        protect_digits = bool(zip2zip_settings.get("protect_digits", _config_default("protect_digits")))
         if disabled_ids is None:
             if tokenizer is not None:
-                disabled_ids = _tokenizer_disabled_ids(tokenizer, protect_digits)
+                disabled_ids = default_disabled_ids(tokenizer, protect_digits)
             else:
                 text = base.config
                 disabled_ids = [
@@ -406,82 +336,28 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
     ) -> dict[str, torch.Tensor]:
         """Run the LZW decoder over each row's attended codes: codebook, accept limits, candidates.
 
-        Returns a dict with `codebook` `(B, K, M)`, `accept_limits` `(B, T)` and `candidates` `(B, T, M)`
-        (see the class docstring), aligned to `input_ids` (padding positions get limit 0, no candidate).
-        Raises ValueError naming the row, position and id of a code the decoder cannot accept.
+        Returns [`codebook_state`]'s dict (`codebook` `(B, K, M)`, `accept_limits` `(B, T)`, `candidates`
+        `(B, T, M)`; see the class docstring) aligned to `input_ids`, on its device (padding positions get
+        limit 0, no candidate). Raises ValueError naming the row, position and id of a code the decoder
+        cannot accept.
         """
         codec = self.codec
-        M = codec.max_subtokens
         B, T = input_ids.shape
         ids = input_ids.tolist()
         masks = attention_mask.bool().tolist() if attention_mask is not None else None
-        limits = [[0] * T for _ in range(B)]
-        cand_rows: list[int] = []
-        cand_cols: list[int] = []
-        cand_entries: list[list[int]] = []
-        tables: list[list[list[int]]] = []
+        columns: list[list[int]] = []
+        traces = []
         for b in range(B):
-            positions = [t for t, keep in enumerate(masks[b]) if keep] if masks is not None else range(T)
-            codes = [ids[b][t] for t in positions] if masks is not None else ids[b]
+            row_columns = (
+                [t for t, keep in enumerate(masks[b]) if keep] if masks is not None else list(range(T))
+            )
             try:
-                trace = codec.trace(codes)
+                traces.append(codec.trace([ids[b][t] for t in row_columns]))
             except ValueError as error:
                 raise ValueError(f"row {b} of input_ids (attended codes only): {error}") from None
-            row_limits = limits[b]
-            for j, t in enumerate(positions):
-                row_limits[t] = trace.accept_limits[j + 1]
-                candidate = trace.candidates[j + 1]
-                if candidate is not None:
-                    cand_rows.append(b)
-                    cand_cols.append(t)
-                    cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
-            tables.append(trace.codebook.table())
-        K = max((len(t) for t in tables), default=0)
-        codebook = torch.full((B, K, M), -1, dtype=torch.long)
-        for b, table in enumerate(tables):
-            if table:
-                codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
-        candidates = torch.full((B, T, M), -1, dtype=torch.long)
-        if cand_entries:
-            candidates[cand_rows, cand_cols] = torch.tensor(cand_entries, dtype=torch.long)
-        device = input_ids.device
-        return {
-            "codebook": codebook.to(device),
-            "accept_limits": torch.tensor(limits, dtype=torch.long, device=device),
-            "candidates": candidates.to(device),
-        }
-
-    def _input_constituents(self, entries: torch.Tensor) -> torch.Tensor:
-        return self.get_input_embeddings()(entries.clamp(min=0))
-
-    def _output_constituents(self, entries: torch.Tensor) -> torch.Tensor:
-        return self.get_output_embeddings().weight[entries.clamp(min=0)]
-
-    def embed_hypertokens(self, entries: torch.Tensor) -> torch.Tensor:
-        """Input embeddings of entries `(N, M)` (base ids, `-1` padded) -> `(N, hidden)`."""
-        lengths = (entries >= 0).sum(-1)
-        return self.input_encoder(self._input_constituents(entries), lengths)
-
-    def unembed_hypertokens(self, entries: torch.Tensor) -> torch.Tensor:
-        """Output (unembedding) vectors of entries `(N, M)` (base ids, `-1` padded) -> `(N, hidden)`."""
-        encoder = self.output_encoder if self.output_encoder is not None else self.input_encoder
-        lengths = (entries >= 0).sum(-1)
-        return encoder(self._output_constituents(entries), lengths)
-
-    def embed_codebook(self, codebook: torch.Tensor) -> torch.Tensor:
-        """Input embeddings of every entry of a `(B, K, M)` codebook -> `(B, K, hidden)` (zeros for empty slots)."""
-        return self._per_entry(codebook, self.embed_hypertokens)
-
-    def unembed_codebook(self, codebook: torch.Tensor) -> torch.Tensor:
-        """Output vectors of every entry of a `(B, K, M)` codebook -> `(B, K, hidden)` (zeros for empty slots)."""
-        return self._per_entry(codebook, self.unembed_hypertokens)
-
-    def _per_entry(self, codebook: torch.Tensor, encode) -> torch.Tensor:
-        B, K, _ = codebook.shape
-        valid = codebook[..., 0] >= 0
-        vectors = _encode_distinct(codebook[valid], encode)
-        out = vectors.new_zeros(B, K, vectors.shape[-1])
-        return out.index_put((valid,), vectors) if vectors.shape[0] else out
+            columns.append(row_columns)
+        state = codebook_state(codec, traces, T, columns)
+        return {name: value.to(input_ids.device) for name, value in state.items()}
 
     # ---------------------------------------------------------------- forward
 
@@ -519,87 +395,17 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
         cache / past_key_values (`Cache`, *optional*):
             The KV cache of the base model (`past_key_values` is the older name).
         """
-        if cache is None:
-            cache = past_key_values
+        cache = cache if cache is not None else past_key_values
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        config = self.config
-        V, C = config.base_vocab_size, config.max_codebook_size
-        if input_ids is None:
-            raise ValueError(
-                "Zip2ZipForCausalLM needs input_ids (compressed ids): hypertoken embeddings depend on each row's "
-                "codebook, which inputs_embeds does not carry"
-            )
-        if inputs_embeds is not None:
-            raise ValueError(
-                "pass either input_ids or inputs_embeds, not both; Zip2ZipForCausalLM embeds input_ids itself"
-            )
+        self._check_inputs(input_ids, inputs_embeds, attention_mask)
         past_length = cache.get_seq_length() if cache is not None else 0
-        self._check_ids(input_ids, attention_mask)
-        # Padding positions may hold anything (pad id, -100): they are neither embedded as hypertokens nor looked up.
-        is_hyper = input_ids >= V
-        if attention_mask is not None and attention_mask.shape == input_ids.shape:
-            is_hyper = is_hyper & attention_mask.bool()
-        has_hyper = bool(is_hyper.any())
-
-        if codebook is not None:
-            self._check_codebook(codebook, "codebook")
-        if accept_limits is None:
-            if past_length > 0:
-                raise ValueError(
-                    "forward with a non-empty cache needs the codebook state of the whole sequence: pass codebook=, "
-                    "accept_limits= (and candidates=) for the new positions, as the generation hooks do"
-                )
-            state = self.prepare_codebook(input_ids, attention_mask)
-            if codebook is not None:
-                self._check_same_codebook(codebook, state["codebook"])
-            codebook, accept_limits, candidates = (
-                state["codebook"],
-                state["accept_limits"],
-                state["candidates"],
-            )
-        elif accept_limits.shape != input_ids.shape:
-            raise ValueError(
-                f"accept_limits has shape {tuple(accept_limits.shape)}, expected {tuple(input_ids.shape)} "
-                "(one limit per input position)"
-            )
-        elif has_hyper and codebook is None and codebook_input_embeds is None:
-            raise ValueError(
-                "input_ids contain hypertoken ids but no codebook= was passed with accept_limits="
-            )
-
-        # --- input embeddings: base rows for base ids, the input encoder for hypertokens
-        embed_tokens = self.get_input_embeddings()
-        inputs_embeds = embed_tokens(torch.where(is_hyper | (input_ids < 0) | (input_ids >= V), 0, input_ids))
-        if has_hyper:
-            rows, cols = is_hyper.nonzero(as_tuple=True)
-            slots = input_ids[rows, cols] - V
-            if codebook_input_embeds is not None:
-                vectors = codebook_input_embeds[rows, slots]
-            else:
-                K = codebook.shape[1]
-                if int(slots.max()) >= K:
-                    raise ValueError(
-                        f"hypertoken id {int(slots.max()) + V} has no entry in the given codebook ({K} slots per row)"
-                    )
-                entries = codebook[rows, slots]
-                empty = entries[:, 0] < 0
-                if bool(empty.any()):
-                    i = int(empty.nonzero()[0])
-                    raise ValueError(
-                        f"hypertoken id {int(slots[i]) + V} in row {int(rows[i])} has an empty codebook slot; the "
-                        "codebook does not match input_ids (rebuild it with the same tokenizer settings)"
-                    )
-                vectors = _encode_distinct(entries, self.embed_hypertokens)
-            inputs_embeds = inputs_embeds.index_put((rows, cols), vectors.to(inputs_embeds.dtype))
-
-        # --- positions
-        if position_ids is None and past_length == 0:
-            position_ids = self._position_ids(input_ids, attention_mask, codebook)
-        elif position_ids is None and config.position_mode == "base":
-            raise ValueError(
-                "position_mode='base' with a non-empty cache needs position_ids (the base-stream index of each "
-                "new code's last constituent)"
-            )
+        codebook, accept_limits, candidates = self._codebook_inputs(
+            input_ids, attention_mask, past_length, codebook, accept_limits, candidates, codebook_input_embeds
+        )
+        inputs_embeds = self._embed_codes(input_ids, attention_mask, codebook, codebook_input_embeds)
+        position_ids = self._forward_position_ids(
+            input_ids, attention_mask, position_ids, codebook, past_length
+        )
 
         outputs = self.get_decoder()(
             inputs_embeds=inputs_embeds,
@@ -612,24 +418,14 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
             return_dict=True,
         )
         hidden_states = outputs.last_hidden_state
-
         keep = _kept_positions(logits_to_keep, hidden_states.shape[1], hidden_states.device)
         if keep is not None:
-            hidden_states = hidden_states[:, keep]
-            accept_limits = accept_limits[:, keep]
+            hidden_states, accept_limits = hidden_states[:, keep], accept_limits[:, keep]
             candidates = candidates[:, keep] if candidates is not None else None
         logits = self.compute_logits(
             hidden_states, codebook, accept_limits, candidates, codebook_output_embeds
         )
-
-        loss = lm_loss = reconstruction_loss = None
-        if labels is not None:
-            lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=V + C, **kwargs)
-            loss = lm_loss
-            if self.reconstruction_head is not None and codebook is not None:
-                reconstruction_loss = self.reconstruction_loss(codebook)
-                if reconstruction_loss is not None:
-                    loss = lm_loss + config.reconstruction_loss_weight * reconstruction_loss
+        loss, lm_loss, reconstruction_loss = self._losses(logits, labels, codebook, **kwargs)
 
         output = Zip2ZipCausalLMOutputWithPast(
             loss=loss,
@@ -642,105 +438,96 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
         )
         return output if return_dict else output.to_tuple()
 
-    def compute_logits(
+    # ---------------------------------------------------------------- the steps of forward
+
+    def _check_inputs(
+        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: Any
+    ) -> None:
+        if input_ids is None:
+            raise ValueError(
+                "Zip2ZipForCausalLM needs input_ids (compressed ids): hypertoken embeddings depend on each row's "
+                "codebook, which inputs_embeds does not carry"
+            )
+        if inputs_embeds is not None:
+            raise ValueError(
+                "pass either input_ids or inputs_embeds, not both; Zip2ZipForCausalLM embeds input_ids itself"
+            )
+        self._check_ids(input_ids, attention_mask)
+
+    def _codebook_inputs(
         self,
-        hidden_states: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        past_length: int,
         codebook: torch.Tensor | None,
-        accept_limits: torch.Tensor,
-        candidates: torch.Tensor | None = None,
-        codebook_output_embeds: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits `(B, T, V + C)` from final hidden states and the codebook state at those positions.
-
-        Slot `k` of row `b` at position `t` scores `hidden . output_vector(entry k)` if `k < accept_limits[b, t]`
-        and is `-inf` otherwise; where `candidates[b, t]` holds an entry, slot `accept_limits[b, t] - 1`
-        scores that entry instead (it does not exist yet and may differ from what the slot later holds).
-        """
-        config = self.config
-        C = config.max_codebook_size
-        B, T, _ = hidden_states.shape
-        base_logits = self.get_output_embeddings()(hidden_states)
-        hyper_logits = hidden_states.new_full((B, T, C), float("-inf"), dtype=base_logits.dtype)
-        K = codebook.shape[1] if codebook is not None else 0
-        if codebook_output_embeds is not None:
-            K = codebook_output_embeds.shape[1]
-        use_codebook = K > 0 and T > 0 and bool((accept_limits > 0).any())
-        rows = cols = None
-        if candidates is not None:
-            has_candidate = candidates[..., 0] >= 0
-            if bool(has_candidate.any()):
-                rows, cols = has_candidate.nonzero(as_tuple=True)
-        # One output-encoder pass over the distinct entries (codebook entries of every row, then the KwKwK
-        # candidates): the encoder is context-free, so equal entries share one vector.
-        groups = []
-        if use_codebook and codebook_output_embeds is None:
-            valid = codebook[..., 0] >= 0
-            groups.append(codebook[valid])
-        if rows is not None:
-            groups.append(candidates[rows, cols])
-        if groups:
-            vectors = _encode_distinct(torch.cat(groups), self.unembed_hypertokens).to(hidden_states.dtype)
-            if use_codebook and codebook_output_embeds is None:
-                codebook_output_embeds = vectors.new_zeros(B, K, vectors.shape[-1]).index_put(
-                    (valid,), vectors[: groups[0].shape[0]]
+        accept_limits: torch.Tensor | None,
+        candidates: torch.Tensor | None,
+        codebook_input_embeds: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """The codebook state forward works with: the one given (checked), or rebuilt from the whole sequence."""
+        if codebook is not None:
+            self._check_codebook(codebook, "codebook")
+        if accept_limits is None:
+            if past_length > 0:
+                raise ValueError(
+                    "forward with a non-empty cache needs the codebook state of the whole sequence: pass codebook=, "
+                    "accept_limits= (and candidates=) for the new positions, as the generation hooks do"
                 )
-            candidate_vectors = (
-                vectors[vectors.shape[0] - groups[-1].shape[0] :] if rows is not None else None
+            state = self.prepare_codebook(input_ids, attention_mask)
+            if codebook is not None:
+                self._check_same_codebook(codebook, state["codebook"])
+            return state["codebook"], state["accept_limits"], state["candidates"]
+        if accept_limits.shape != input_ids.shape:
+            raise ValueError(
+                f"accept_limits has shape {tuple(accept_limits.shape)}, expected {tuple(input_ids.shape)} "
+                "(one limit per input position)"
             )
-        if use_codebook:
-            scores = torch.bmm(hidden_states, codebook_output_embeds.to(hidden_states.dtype).transpose(1, 2))
-            allowed = torch.arange(K, device=scores.device) < accept_limits[..., None]
-            hyper_logits[..., :K] = scores.to(base_logits.dtype).masked_fill(~allowed, float("-inf"))
-        if rows is not None:
-            scores = (hidden_states[rows, cols] * candidate_vectors).sum(-1)
-            hyper_logits[rows, cols, accept_limits[rows, cols] - 1] = scores.to(hyper_logits.dtype)
-        cap = getattr(config.text_config, "final_logit_softcapping", None)
-        if cap:
-            # The base model caps its logits; cap the slot scores alike but keep masked slots at -inf.
-            base_logits = torch.tanh(base_logits / cap) * cap
-            hyper_logits = torch.where(
-                hyper_logits.isneginf(), hyper_logits, torch.tanh(hyper_logits / cap) * cap
+        if (
+            codebook is None
+            and codebook_input_embeds is None
+            and bool(self._hypertoken_mask(input_ids, attention_mask).any())
+        ):
+            raise ValueError(
+                "input_ids contain hypertoken ids but no codebook= was passed with accept_limits="
             )
-        return torch.cat([base_logits, hyper_logits], dim=-1)
+        return codebook, accept_limits, candidates
 
-    def reconstruction_loss(self, codebook: torch.Tensor) -> torch.Tensor | None:
-        """Cross-entropy of the reconstruction decoder over the distinct entries of the batch's codebooks."""
-        M = self.config.max_subtokens
-        entries = codebook.reshape(-1, M)
-        entries = entries[entries[:, 0] >= 0]
-        if entries.shape[0] == 0:
-            return None
-        entries = torch.unique(entries, dim=0)
-        limit = self.config.reconstruction_max_entries
-        if entries.shape[0] > limit:
-            pick = torch.linspace(0, entries.shape[0] - 1, limit, device=entries.device).long()
-            entries = entries[pick]
-        states = self.reconstruction_head(self.embed_hypertokens(entries))
-        logits = self.get_output_embeddings()(states).float()
-        targets = entries.masked_fill(entries < 0, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    def _forward_position_ids(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        codebook: torch.Tensor | None,
+        past_length: int,
+    ) -> torch.Tensor | None:
+        if position_ids is not None:
+            return position_ids
+        if past_length == 0:
+            return self._position_ids(input_ids, attention_mask, codebook)
+        if self.config.position_mode == "base":
+            raise ValueError(
+                "position_mode='base' with a non-empty cache needs position_ids (the base-stream index of each "
+                "new code's last constituent)"
+            )
+        return None
 
-    # ---------------------------------------------------------------- helpers
+    def _losses(
+        self, logits: torch.Tensor, labels: torch.Tensor | None, codebook: torch.Tensor | None, **kwargs: Any
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """`(loss, lm_loss, reconstruction_loss)`; all None without labels."""
+        if labels is None:
+            return None, None, None
+        config = self.config
+        vocab_size = config.base_vocab_size + config.max_codebook_size
+        lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
+        reconstruction_loss = None
+        if self.reconstruction_head is not None and codebook is not None:
+            reconstruction_loss = self.reconstruction_loss(codebook)
+        if reconstruction_loss is None:
+            return lm_loss, lm_loss, None
+        return lm_loss + config.reconstruction_loss_weight * reconstruction_loss, lm_loss, reconstruction_loss
 
-    def _position_ids(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, codebook: torch.Tensor | None
-    ) -> torch.LongTensor | None:
-        """Compressed positions (`cumsum(mask) - 1`) or base-stream positions (`cumsum(spans * mask) - 1`)."""
-        V = self.config.base_vocab_size
-        mask = attention_mask.long() if attention_mask is not None else torch.ones_like(input_ids)
-        if self.config.position_mode == "compressed":
-            if attention_mask is None:
-                return None
-            steps = mask
-        else:
-            spans = torch.ones_like(input_ids)
-            is_hyper = input_ids >= V
-            if codebook is not None and bool(is_hyper.any()):
-                lengths = (codebook >= 0).sum(-1)  # (B, K)
-                slots = (input_ids - V).clamp(min=0, max=max(codebook.shape[1] - 1, 0))
-                spans = torch.where(is_hyper, torch.gather(lengths, 1, slots), spans)
-            steps = spans * mask
-        return (steps.cumsum(-1) - 1).clamp(min=0)
+    # ---------------------------------------------------------------- checks
 
     def _check_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         V, C = self.config.base_vocab_size, self.config.max_codebook_size
@@ -755,38 +542,10 @@ class Zip2ZipForCausalLM(Zip2ZipPreTrainedModel, Zip2ZipGenerationMixin):
                 "max_codebook_size must match the model config"
             )
 
-    def _check_codebook(self, codebook: torch.Tensor, name: str) -> None:
-        config = self.config
-        if codebook.dim() != 3 or codebook.shape[-1] != config.max_subtokens:
-            raise ValueError(
-                f"{name} has shape {tuple(codebook.shape)}, expected (batch, entries, max_subtokens={config.max_subtokens}); "
-                "the tokenizer and the model must use the same max_subtokens"
-            )
-        if codebook.shape[1] > config.max_codebook_size:
-            raise ValueError(
-                f"{name} has {codebook.shape[1]} entries per row but the model's max_codebook_size is "
-                f"{config.max_codebook_size}; the tokenizer and the model must use the same max_codebook_size"
-            )
 
-    def _check_same_codebook(self, given: torch.Tensor, rebuilt: torch.Tensor) -> None:
-        K = max(given.shape[1], rebuilt.shape[1])
-        a = F.pad(given.to(rebuilt.device), (0, 0, 0, K - given.shape[1]), value=-1)
-        b = F.pad(rebuilt, (0, 0, 0, K - rebuilt.shape[1]), value=-1)
-        if a.shape[0] != b.shape[0] or not torch.equal(a, b):
-            raise ValueError(
-                "the codebook passed to forward differs from the one the model's codec rebuilds from input_ids: "
-                "the tokenizer and the model disagree on base_vocab_size, max_codebook_size, max_subtokens or "
-                f"disabled_ids (model: V={self.config.base_vocab_size}, C={self.config.max_codebook_size}, "
-                f"M={self.config.max_subtokens}, {len(self.config.disabled_ids)} disabled ids)"
-            )
-
-
-def _encode_distinct(entries: torch.Tensor, encode) -> torch.Tensor:
-    """``encode(entries)`` computed once per distinct entry (rows of ``entries``), then gathered back."""
-    unique, inverse = torch.unique(entries, dim=0, return_inverse=True)
-    if unique.shape[0] == entries.shape[0]:
-        return encode(entries)
-    return encode(unique)[inverse]
+def _config_default(name: str) -> Any:
+    """The class default of a `Zip2ZipConfig` field."""
+    return next(f.default for f in dataclasses.fields(Zip2ZipConfig) if f.name == name)
 
 
 def _kept_positions(logits_to_keep: int | torch.Tensor, length: int, device: torch.device) -> Any:
@@ -808,37 +567,6 @@ def _as_id_list(value: Any) -> list[int]:
     if isinstance(value, int):
         return [value]
     return [int(v) for v in value]
-
-
-def _tokenizer_disabled_ids(tokenizer: Any, protect_digits: bool) -> list[int]:
-    """Ids never to merge: special and added tokens, pad/bos/eos/unk, and digit tokens when asked."""
-    try:
-        # Looked up at run time: from_base runs in the installed package, where the tokenizer module lives.
-        module = importlib.import_module(".tokenization_zip2zip", __package__)
-        helper = module.default_disabled_ids
-    except (ImportError, AttributeError, TypeError):
-        helper = None
-    if helper is not None:
-        parameters = inspect.signature(helper).parameters
-        if "protect_digits" in parameters:
-            return list(helper(tokenizer, protect_digits=protect_digits))
-        ids = set(helper(tokenizer))
-    else:
-        ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-        ids.update(
-            (tokenizer.get_added_vocab() or {}).values() if hasattr(tokenizer, "get_added_vocab") else ()
-        )
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
-            ids.update(_as_id_list(getattr(tokenizer, name, None)))
-    if protect_digits:
-        ids.update(_digit_ids(tokenizer))
-    return sorted(ids)
-
-
-def _digit_ids(tokenizer: Any) -> Sequence[int]:
-    """Ids of tokens made only of digits (after the word-boundary marker), e.g. "7", " 42", "▁2024"."""
-    vocab = tokenizer.get_vocab()
-    return [i for token, i in vocab.items() if token.lstrip("Ġ▁ ").isdigit()]
 
 
 Zip2ZipForCausalLM.register_for_auto_class("AutoModelForCausalLM")

@@ -17,26 +17,40 @@ its Python-level settings in ``tokenizer_config.json`` under ``base_tokenizer_co
 (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``) are
 saved there too, under the same names the model config uses.
 
-This file is copied into exported Hub repos, so it imports only the standard library, torch, transformers
-and ``.lzw``.
+This file is copied into exported Hub repos, so it imports only the standard library, transformers and its
+sibling files (flat relative imports). The rules it shares with the model (:func:`default_disabled_ids`,
+the codec-settings check) live in ``configuration_zip2zip.py``; the streamers, which users import from here
+too, in ``streamers_zip2zip.py``.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from transformers import AutoTokenizer, TextIteratorStreamer, TextStreamer, TokenizersBackend
+from transformers import AutoTokenizer
 from transformers.tokenization_python import PythonBackend
 from transformers.tokenization_utils_base import BatchEncoding, TruncationStrategy
 from transformers.utils import PaddingStrategy
 from transformers.utils.chat_template_utils import encode_marked_chat
 
+from .configuration_zip2zip import CODEC_SETTINGS, codec_mismatches, default_disabled_ids, read_setting
 from .lzw import Codebook, LZWCodec
+from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
+from .tokenization_utils_zip2zip import (
+    BASE_TOKENIZER_FILE,
+    base_tokenizer_settings,
+    codebook_tables,
+    is_ids,
+    load_base_tokenizer,
+    pad_rows,
+    split_batch,
+    truncate_codes,
+)
+from .visualization_zip2zip import visualize
 
 logger = logging.getLogger(__name__)
 
@@ -48,54 +62,9 @@ __all__ = [
     "default_disabled_ids",
 ]
 
-BASE_TOKENIZER_FILE = "base_tokenizer.json"
 
-# The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
-# config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
-CODEC_SETTINGS = ("base_vocab_size", "max_codebook_size", "max_subtokens", "disabled_ids", "protect_digits")
 DEFAULT_MAX_CODEBOOK_SIZE = 2048
 DEFAULT_MAX_SUBTOKENS = 4
-
-# Python-level settings of the base tokenizer that its tokenizer.json does not carry.
-_BASE_CONFIG_KEYS = ("clean_up_tokenization_spaces", "split_special_tokens", "model_max_length")
-# Markers a vocabulary puts in front of a word-initial piece (byte-level BPE, SentencePiece, plain space).
-_WORD_START_MARKERS = ("Ġ", "▁", " ")
-
-
-def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> list[int]:
-    """The base ids that must never be merged into hypertokens, sorted.
-
-    Every special and added token (chat markers, pad, bos/eos, unk): a merged eos could not stop generation,
-    a merged pad would change the codebook of a padded row, and a merged chat marker would hide turn
-    boundaries. With ``protect_digits`` also every vocabulary token made only of ASCII digits, optionally
-    behind a word-start marker (``Ġ12``, ``▁7``): numbers are then never merged, which the zip2zip++
-    experiments found to help arithmetic. (SmolLM2 splits numbers into single digits, so that adds the ten
-    ids ``0``..``9``; Llama-3 vocabularies hold every 1-3 digit piece.)
-
-    The model's ``from_base`` calls this too, so a tokenizer and a model built from the same base agree.
-    """
-    ids: set[int] = set(base_tokenizer.all_special_ids)
-    ids.update(base_tokenizer.added_tokens_decoder)
-    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
-        value = getattr(base_tokenizer, name, None)
-        if value is not None:
-            ids.add(value)
-    if protect_digits:
-        for token, index in base_tokenizer.get_vocab().items():
-            body = token[1:] if token[:1] in _WORD_START_MARKERS else token
-            if body and body.isascii() and body.isdigit():
-                ids.add(index)
-    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
-
-
-def _read_setting(config: Any, name: str) -> Any:
-    """``config[name]`` for a mapping, ``config.name`` for an object, None when absent (duck typing: the
-    remote-code loader can create two copies of the config class, so isinstance would lie)."""
-    if config is None:
-        return None
-    if isinstance(config, Mapping):
-        return config.get(name)
-    return getattr(config, name, None)
 
 
 class Zip2ZipTokenizer(PythonBackend):
@@ -137,7 +106,7 @@ class Zip2ZipTokenizer(PythonBackend):
         base = (
             base_tokenizer
             if base_tokenizer is not None
-            else _load_base(base_tokenizer_file, base_tokenizer_config)
+            else load_base_tokenizer(base_tokenizer_file, base_tokenizer_config)
         )
         self.base = base
         # Mirror the base's added tokens so that special-token lookups, control-token detection in chat
@@ -155,7 +124,7 @@ class Zip2ZipTokenizer(PythonBackend):
         kwargs.setdefault("clean_up_tokenization_spaces", base.clean_up_tokenization_spaces)
         if base.model_max_length < int(1e29):  # a real limit, not transformers' "very large" placeholder
             kwargs.setdefault("model_max_length", base.model_max_length)
-        self._base_tokenizer_config = dict(base_tokenizer_config or {}) or _base_config(base)
+        self._base_tokenizer_config = dict(base_tokenizer_config or {}) or base_tokenizer_settings(base)
         self._ready = False
         super().__init__(
             base_vocab_size=base_vocab_size,
@@ -214,7 +183,7 @@ class Zip2ZipTokenizer(PythonBackend):
                 f"the base tokenizer must be backed by the `tokenizers` library (a TokenizersBackend), got "
                 f"{type(base).__name__}; load it with AutoTokenizer.from_pretrained(...)"
             )
-        settings = {name: _read_setting(config, name) for name in CODEC_SETTINGS}
+        settings = {name: read_setting(config, name) for name in CODEC_SETTINGS}
         settings.update({k: overrides.pop(k) for k in CODEC_SETTINGS if k in overrides})
         settings = {k: v for k, v in settings.items() if v is not None}
         if settings.get("disabled_ids") is not None:
@@ -260,19 +229,15 @@ class Zip2ZipTokenizer(PythonBackend):
         ``config`` is a model config (or dict) carrying the codec settings; settings it lacks are not checked.
         """
         problems = []
-        for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
-            theirs = _read_setting(config, name)
-            if theirs is not None and int(theirs) != getattr(self, name):
-                problems.append(f"{name}: tokenizer {getattr(self, name)} vs model {theirs}")
-        theirs = _read_setting(config, "disabled_ids")
-        if theirs is not None:
-            mine, theirs = set(self.disabled_ids), {int(i) for i in theirs}
-            if mine != theirs:
-                only_mine, only_theirs = sorted(mine - theirs), sorted(theirs - mine)
-                problems.append(
-                    f"disabled_ids: {len(mine)} in the tokenizer vs {len(theirs)} in the model; only in the "
-                    f"tokenizer: {_abbreviate(only_mine)}, only in the model: {_abbreviate(only_theirs)}"
-                )
+        for name, (theirs, mine) in codec_mismatches(config, self).items():
+            if name != "disabled_ids":
+                problems.append(f"{name}: tokenizer {mine} vs model {theirs}")
+                continue
+            only_mine, only_theirs = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+            problems.append(
+                f"disabled_ids: {len(mine)} in the tokenizer vs {len(theirs)} in the model; only in the "
+                f"tokenizer: {_abbreviate(only_mine)}, only in the model: {_abbreviate(only_theirs)}"
+            )
         if problems:
             raise ValueError(
                 "the tokenizer and the model use different codec settings, so they would build different "
@@ -433,7 +398,7 @@ class Zip2ZipTokenizer(PythonBackend):
                 "return_offsets_mapping=True is not supported by Zip2ZipTokenizer (a Python tokenizer); use "
                 "return_base_ids=True with the base tokenizer's offsets instead."
             )
-        rows, pairs, is_batched = _split_batch(text, text_pair, is_split_into_words)
+        rows, pairs, is_batched = split_batch(text, text_pair, is_split_into_words)
         if split_special_tokens is None:
             split_special_tokens = self.split_special_tokens
         base_rows = self._base_encode(
@@ -457,7 +422,7 @@ class Zip2ZipTokenizer(PythonBackend):
         codebooks: list[Codebook] = []
         for base_ids in base_rows:
             if truncate:
-                codes, cut = self._truncate(base_ids, max_length, affixes)
+                codes, cut = truncate_codes(codec, base_ids, max_length, affixes, self.truncation_side)
             else:
                 codes, cut = None, False
             if return_codebook or return_base_ids:
@@ -479,8 +444,16 @@ class Zip2ZipTokenizer(PythonBackend):
             special = set(self.all_special_ids)
             data["special_tokens_mask"] = [[int(c in special) for c in row] for row in input_ids]
         lengths = [len(row) for row in input_ids]
-        self._pad_rows(
-            data, padding_strategy, max_length, pad_to_multiple_of, padding_side, return_attention_mask
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        pad_rows(
+            data,
+            padding_strategy,
+            max_length,
+            pad_to_multiple_of,
+            padding_side or self.padding_side,
+            self.pad_token_id,
+            return_attention_mask,
         )
         if return_length:
             data["length"] = lengths
@@ -488,9 +461,7 @@ class Zip2ZipTokenizer(PythonBackend):
             data = {key: value[0] for key, value in data.items()}
         encoding = BatchEncoding(data, tensor_type=return_tensors, prepend_batch_axis=not is_batched)
         if return_codebook:
-            encoding["codebook"] = _codebook_tables(
-                codebooks, codec.max_subtokens, return_tensors, is_batched
-            )
+            encoding["codebook"] = codebook_tables(codebooks, codec.max_subtokens, return_tensors, is_batched)
         if return_base_ids:
             encoding["base_ids"] = base_rows if is_batched or return_tensors else base_rows[0]
         return encoding
@@ -508,7 +479,7 @@ class Zip2ZipTokenizer(PythonBackend):
         out: list[list[int] | None] = [None] * len(rows)
         texts, where = [], []
         for i, (row, pair) in enumerate(zip(rows, pairs)):
-            if _is_ids(row) and (pair is None or _is_ids(pair)):
+            if is_ids(row) and (pair is None or is_ids(pair)):
                 ids = list(row) + (list(pair) if pair is not None else [])
                 if add_special_tokens:
                     prefix, suffix = self._special_affix_ids()
@@ -558,95 +529,6 @@ class Zip2ZipTokenizer(PythonBackend):
     def _special_affixes(self) -> tuple[int, int]:
         prefix, suffix = self._special_affix_ids()
         return len(prefix), len(suffix)
-
-    def _truncate(
-        self, base_ids: list[int], max_length: int, affixes: tuple[int, int]
-    ) -> tuple[list[int], bool]:
-        """Codes of ``base_ids`` cut to ``max_length`` codes, keeping the special tokens at both ends.
-
-        Right truncation keeps a prefix of the code stream, which is always decodable (and is exactly the
-        compression of a prefix of the base ids). Left truncation cannot drop leading codes, because later
-        hypertokens are defined by them: it drops leading base ids instead, as few as needed, found by
-        bisection. Returns the codes and whether anything was cut.
-        """
-        codec = self.codec
-        n_pre, n_suf = affixes
-        disabled = codec.disabled_ids
-        if n_pre + n_suf > min(max_length, len(base_ids)) or not all(
-            i in disabled for i in base_ids[:n_pre] + base_ids[len(base_ids) - n_suf :]
-        ):
-            n_pre = n_suf = 0  # affixes that merge with text or do not fit: treat them as text
-        head, body, tail = (
-            base_ids[:n_pre],
-            base_ids[n_pre : len(base_ids) - n_suf],
-            base_ids[len(base_ids) - n_suf :],
-        )
-        budget = max_length - n_pre - n_suf
-        if self.truncation_side == "right":
-            # The first k codes of a stream only depend on its first M*(k+1) base ids: compress no more.
-            window = codec.max_subtokens * (budget + 1)
-            codes = codec.encode(body[:window])
-            if len(body) <= window and len(codes) <= budget:
-                return head + codes + tail, False
-            return head + codes[:budget] + tail, True
-        codes = codec.encode(body)
-        if len(codes) <= budget:
-            return head + codes + tail, False
-        low, high = 0, len(body)  # body[low:] is too long, body[high:] (empty) fits
-        best = []
-        while high - low > 1:
-            middle = (low + high) // 2
-            trial = codec.encode(body[middle:])
-            if len(trial) <= budget:
-                high, best = middle, trial
-            else:
-                low = middle
-        return head + best + tail, True
-
-    def _pad_rows(
-        self,
-        data: dict[str, Any],
-        padding_strategy: PaddingStrategy,
-        max_length: int | None,
-        pad_to_multiple_of: int | None,
-        padding_side: str | None,
-        return_attention_mask: bool | None,
-    ) -> None:
-        """Pad compressed rows in place (pad id is disabled, so a padded row decodes like the unpadded one)."""
-        rows = data["input_ids"]
-        if return_attention_mask is None:
-            return_attention_mask = "attention_mask" in self.model_input_names
-        if return_attention_mask:
-            data["attention_mask"] = [[1] * len(row) for row in rows]
-        if padding_strategy == PaddingStrategy.DO_NOT_PAD or not rows:
-            return
-        target = max(len(row) for row in rows) if padding_strategy == PaddingStrategy.LONGEST else max_length
-        if target is None:
-            return
-        if pad_to_multiple_of and target % pad_to_multiple_of:
-            target += pad_to_multiple_of - target % pad_to_multiple_of
-        side = padding_side or self.padding_side
-        if side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
-        fill = {
-            "input_ids": self.pad_token_id,
-            "attention_mask": 0,
-            "token_type_ids": 0,
-            "special_tokens_mask": 1,
-        }
-        for key, value in fill.items():
-            if key not in data:
-                continue
-            padded = []
-            for row in data[key]:
-                missing = target - len(row)
-                if missing <= 0:
-                    padded.append(row)
-                elif side == "right":
-                    padded.append(row + [value] * missing)
-                else:
-                    padded.append([value] * missing + row)
-            data[key] = padded
 
     def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
         """Render with the base tokenizer's chat template, then tokenize the text through the LZW path."""
@@ -739,214 +621,7 @@ class Zip2ZipTokenizer(PythonBackend):
         ``title``); ``"plain"`` brackets hypertokens: ``[the cat] sat``. Special tokens are shown dimmed.
         A batch (2-D ids or a list of texts) gives one line per row.
         """
-        if format not in ("ansi", "html", "plain"):
-            raise ValueError(f"format must be 'ansi', 'html' or 'plain', got {format!r}")
-        if hasattr(ids_or_text, "tolist"):
-            ids_or_text = ids_or_text.tolist()
-        if isinstance(ids_or_text, (list, tuple)) and ids_or_text and not isinstance(ids_or_text[0], int):
-            rows = [
-                self.visualize(row, format, add_special_tokens, skip_special_tokens) for row in ids_or_text
-            ]
-            return "\n".join(rows)
-        if isinstance(ids_or_text, str):
-            codes = self.encode(ids_or_text, add_special_tokens=add_special_tokens)
-        else:
-            codes = [int(c) for c in ids_or_text]
-        phrases = self._phrases(codes)  # the whole sequence, so every hypertoken is known
-        special = set(self.all_special_ids)
-        if skip_special_tokens:  # specials are disabled ids: dropping them leaves every other code intact
-            kept = [(code, phrase) for code, phrase in zip(codes, phrases) if code not in special]
-            codes, phrases = [c for c, _ in kept], [p for _, p in kept]
-        pieces = self._text_pieces(phrases)
-        out = []
-        hyper_index = 0
-        for code, phrase, piece in zip(codes, phrases, pieces):
-            is_special = code in special
-            is_hyper = code >= self.codec.base_vocab_size
-            out.append(_render_piece(piece, code, phrase, is_hyper, is_special, hyper_index, format))
-            hyper_index += is_hyper
-        body = "".join(out)
-        if format == "html":
-            return f'<pre class="zip2zip-tokens" style="white-space: pre-wrap; line-height: 1.6">{body}</pre>'
-        return body
-
-    def _text_pieces(self, phrases: list[tuple[int, ...]]) -> list[str]:
-        """The text each code stands for; the pieces join to the decoded sequence.
-
-        Decoding each code alone is right for most vocabularies, but not when a byte-level character is
-        split across codes, or when the decoder strips the leading space of a text. Then each piece is what
-        the code adds to the text decoded from a few codes before it (an incomplete trailing character is
-        left to the code that completes it); the context start is the same on both sides, so its own
-        artefacts cancel. If even that disagrees with the whole, pieces are grown from full prefixes.
-        """
-        decode = self.base.decode
-        pieces = [decode(list(phrase)) for phrase in phrases]
-        flat = [i for phrase in phrases for i in phrase]
-        whole = decode(flat)
-        if "".join(pieces) == whole:
-            return pieces
-        starts = [0]
-        for phrase in phrases:
-            starts.append(starts[-1] + len(phrase))
-        last = len(phrases) - 1
-        for context in (8, None):  # a few codes of context, then (slow but sure) the whole prefix
-            pieces = []
-            for k in range(len(phrases)):
-                begin = 0 if context is None else starts[max(0, k - context)]
-                before = decode(flat[begin : starts[k]]).rstrip("\ufffd")
-                after = decode(flat[begin : starts[k + 1]])
-                after = after if k == last else after.rstrip("\ufffd")
-                pieces.append(after[len(before) :] if after.startswith(before) else "")
-            if "".join(pieces) == whole:
-                break
-        return pieces
-
-
-class _ExpandingStreamerMixin:
-    """Feeds every code (prompt included) to one LZW decoder and streams the *base* ids it yields.
-
-    A stock streamer decodes its cached ids alone, and forgets them after each newline; a generated
-    hypertoken can stand for an entry created in the prompt or before that newline, so it would not decode.
-    Here each code is expanded in the context of the whole sequence, and the base tokenizer does the rest.
-    """
-
-    def __init__(self, tokenizer: Zip2ZipTokenizer, *args: Any, **kwargs: Any) -> None:
-        super().__init__(tokenizer.base, *args, **kwargs)
-        self.codec = tokenizer.codec
-        self._decoder = tokenizer.codec.new_decoder()
-
-    def put(self, value: Any) -> None:
-        import torch
-
-        if len(value.shape) > 1 and value.shape[0] > 1:
-            raise ValueError(f"{type(self).__name__} only supports batch size 1, got {value.shape[0]} rows")
-        base_ids = [i for code in value.reshape(-1).tolist() for i in self._decoder.feed(code).phrase]
-        super().put(torch.tensor(base_ids, dtype=torch.long))
-
-    def end(self) -> None:
-        super().end()
-        self._decoder = self.codec.new_decoder()  # the next generate() starts a new sequence
-
-
-class Zip2ZipTextStreamer(_ExpandingStreamerMixin, TextStreamer):
-    """``TextStreamer`` for compressed ids: ``model.generate(..., streamer=Zip2ZipTextStreamer(tok))``."""
-
-
-class Zip2ZipTextIteratorStreamer(_ExpandingStreamerMixin, TextIteratorStreamer):
-    """``TextIteratorStreamer`` for compressed ids (iterate over the text in another thread)."""
-
-
-def _load_base(path: str | None, config: dict[str, Any] | None) -> TokenizersBackend:
-    """Rebuild the saved base tokenizer from its tokenizers serialization and saved settings."""
-    if path is None or not os.path.isfile(path):
-        raise ValueError(
-            f"no base tokenizer: base_tokenizer_file={path!r} is not a file. Build the tokenizer with "
-            f"Zip2ZipTokenizer.from_base(base_tokenizer, config), or load a folder that holds {BASE_TOKENIZER_FILE}."
-        )
-    return TokenizersBackend(tokenizer_file=path, **(config or {}))
-
-
-def _base_config(base: Any) -> dict[str, Any]:
-    """The base tokenizer's special tokens and Python-level settings (JSON-safe), for saving."""
-    config: dict[str, Any] = dict(base.special_tokens_map)
-    if base.extra_special_tokens:
-        config["extra_special_tokens"] = [str(t) for t in base.extra_special_tokens]
-    for key in _BASE_CONFIG_KEYS:
-        value = getattr(base, key, None)
-        if isinstance(value, (bool, int, float, str)):
-            config[key] = value
-    return config
-
-
-def _is_ids(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and (not value or isinstance(value[0], int))
-
-
-def _split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[list[Any], list[Any], bool]:
-    """Rows, their pairs (None where absent) and whether the input was a batch, as PythonBackend reads it."""
-    if text is None:
-        raise ValueError("text is None; pass a string, a list of strings, or base ids")
-    single_words = (
-        is_split_into_words and isinstance(text, (list, tuple)) and text and isinstance(text[0], str)
-    )
-    if isinstance(text, str) or single_words or (_is_ids(text) and text):
-        if text_pair is not None and not isinstance(text_pair, (str, list, tuple)):
-            raise ValueError(f"text_pair must be a string or a list, got {type(text_pair).__name__}")
-        return [text], [text_pair], False
-    if not isinstance(text, (list, tuple)):
-        raise ValueError(
-            f"text must be a string, a list of strings or a list of base ids, got {type(text).__name__}"
-        )
-    rows = list(text)
-    if text_pair is not None:
-        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(rows):
-            raise ValueError(
-                f"text is a batch of {len(rows)}, so text_pair must be a batch of the same length, got "
-                f"{type(text_pair).__name__} of length {len(text_pair) if hasattr(text_pair, '__len__') else '?'}"
-            )
-        pairs = list(text_pair)
-    else:
-        pairs = [None] * len(rows)
-        for i, row in enumerate(rows):
-            if not isinstance(row, (list, tuple)) or _is_ids(row):
-                continue
-            if is_split_into_words:  # a row is a list of words; a tuple of two word lists is a pair
-                if isinstance(row, tuple) and len(row) == 2 and not isinstance(row[0], str):
-                    rows[i], pairs[i] = row
-            elif len(row) == 2:  # ("question", "context")
-                rows[i], pairs[i] = row
-            elif len(row) == 1:
-                rows[i] = row[0]
-            else:
-                raise ValueError(f"batch element {i} holds {len(row)} texts; a pair holds 2")
-    for i, row in enumerate(rows):
-        if not isinstance(row, (str, list, tuple)):
-            raise ValueError(f"batch element {i} is a {type(row).__name__}; expected a string or a list")
-    return rows, pairs, True
-
-
-def _codebook_tables(codebooks: list[Codebook], width: int, return_tensors: Any, is_batched: bool) -> Any:
-    """Each row's codebook as a ``(K, M)`` table padded with -1 (K = most entries in the batch)."""
-    size = max((len(book) for book in codebooks), default=0)
-    tables = [book.table(size, pad=-1) for book in codebooks]
-    if return_tensors is None:
-        return tables if is_batched else tables[0]
-    if str(return_tensors) in ("pt", "TensorType.PYTORCH"):
-        import torch
-
-        return torch.tensor(tables, dtype=torch.long).reshape(len(tables), size, width)
-    import numpy as np
-
-    return np.asarray(tables, dtype=np.int64).reshape(len(tables), size, width)
-
-
-# Background colours for consecutive hypertokens (256-colour ANSI codes and their HTML equivalents).
-_ANSI_BACKGROUNDS = (153, 222, 157, 218, 189, 230)
-_HTML_BACKGROUNDS = ("#afd7ff", "#ffd787", "#afffaf", "#ffafd7", "#d7d7ff", "#ffffd7")
-
-
-def _render_piece(
-    piece: str, code: int, phrase: tuple[int, ...], is_hyper: bool, is_special: bool, index: int, format: str
-) -> str:
-    if format == "plain":
-        return f"[{piece}]" if is_hyper else piece
-    if format == "html":
-        text = html.escape(piece)
-        if is_hyper:
-            colour = _HTML_BACKGROUNDS[index % len(_HTML_BACKGROUNDS)]
-            title = f"{code} = {list(phrase)}"
-            return f'<span class="z2z-hyper" style="background: {colour}" title="{title}">{text}</span>'
-        if is_special:
-            return f'<span class="z2z-special" style="color: #888" title="{code}">{text}</span>'
-        return text
-    if is_hyper:
-        style = f"\x1b[30;48;5;{_ANSI_BACKGROUNDS[index % len(_ANSI_BACKGROUNDS)]}m"
-    elif is_special:
-        style = "\x1b[2;35m"
-    else:
-        return piece
-    # Reset before each newline so a background never runs to the end of a terminal line.
-    return "\n".join(f"{style}{line}\x1b[0m" if line else "" for line in piece.split("\n"))
+        return visualize(self, ids_or_text, format, add_special_tokens, skip_special_tokens)
 
 
 def _abbreviate(ids: list[int], limit: int = 12) -> str:

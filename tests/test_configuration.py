@@ -1,0 +1,77 @@
+"""Zip2ZipConfig defaults (they are the recipe's), the default encoder width, and the rules a model and a
+tokenizer share: which ids never merge, and whether two sets of codec settings agree."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from _tiny_models import tiny_base_model
+from _tiny_tokenizers import tiny_bpe_tokenizer
+from transformers import GPT2Config
+
+from zip2zip import Zip2ZipConfig, Zip2ZipForCausalLM, Zip2ZipTokenizer, recipe
+from zip2zip.configuration_zip2zip import codec_mismatches, default_disabled_ids
+
+
+def test_config_field_defaults_are_the_recipe():
+    defaults = {field.name: field.default for field in dataclasses.fields(Zip2ZipConfig)}
+    for name, value in recipe.ZIP2ZIP_SETTINGS.items():
+        assert defaults[name] == value, name
+
+
+@pytest.mark.parametrize(
+    "hidden,heads,width,encoder_heads",
+    [(576, 9, 288, 9), (32, 4, 16, 4), (100, 4, 48, 4), (88, 8, 40, 8), (6, 4, 3, 1)],
+)
+def test_default_encoder_width_is_half_the_model_width(hidden, heads, width, encoder_heads):
+    text = GPT2Config(vocab_size=100, n_embd=hidden, n_head=heads)
+    config = Zip2ZipConfig(text_config=text)
+    assert (config.encoder_hidden_size, config.encoder_num_heads) == (width, encoder_heads)
+    assert config.encoder_intermediate_size == width
+    # A given head count shapes the rounding; a given width is kept as it is.
+    assert Zip2ZipConfig(text_config=text, encoder_num_heads=1).encoder_hidden_size == hidden // 2
+    assert Zip2ZipConfig(text_config=text, encoder_hidden_size=hidden).encoder_hidden_size == hidden
+
+
+def test_from_base_defaults_to_the_recipe():
+    base_tok = tiny_bpe_tokenizer()
+    model = Zip2ZipForCausalLM.from_base(tiny_base_model(vocab_size=len(base_tok)), tokenizer=base_tok)
+    config = model.config
+    assert config.protect_digits is True and config.encoder_init == "mean"
+    assert config.encoder_hidden_size == config.text_config.hidden_size // 2
+    assert config.disabled_ids == default_disabled_ids(base_tok, protect_digits=True)
+    assert base_tok.convert_tokens_to_ids("1") in config.disabled_ids
+
+
+@pytest.mark.parametrize("protect_digits", [False, True])
+def test_model_and_tokenizer_disable_the_same_ids_on_smollm2(smollm2_tokenizer, protect_digits):
+    base = tiny_base_model(vocab_size=len(smollm2_tokenizer))
+    model = Zip2ZipForCausalLM.from_base(
+        base, tokenizer=smollm2_tokenizer, protect_digits=protect_digits, max_codebook_size=8
+    )
+    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer, protect_digits=protect_digits, max_codebook_size=8)
+    assert model.config.disabled_ids == tok.disabled_ids
+    assert (len(tok.disabled_ids) > 17) is protect_digits  # SmolLM2: 17 special tokens, then the 10 digits
+    tok.check_compatible(model.config)
+
+
+def test_codec_mismatches_reads_configs_tokenizers_and_saved_json(tmp_path):
+    base_tok = tiny_bpe_tokenizer()
+    model = Zip2ZipForCausalLM.from_base(
+        tiny_base_model(vocab_size=len(base_tok)), tokenizer=base_tok, max_codebook_size=16
+    )
+    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    assert codec_mismatches(model.config, tok) == {}
+    other = Zip2ZipTokenizer.from_base(base_tok, model.config, max_subtokens=3, disabled_ids=[0, 1, 2, 50])
+    expected = {
+        "max_subtokens": (4, 3),
+        "disabled_ids": (model.config.disabled_ids, [0, 1, 2, 50]),
+    }
+    assert codec_mismatches(model.config, other) == expected
+    model.save_pretrained(tmp_path)
+    other.save_pretrained(tmp_path)
+    saved = [json.loads((tmp_path / name).read_text()) for name in ("config.json", "tokenizer_config.json")]
+    assert codec_mismatches(*saved) == expected
+    assert codec_mismatches(saved[0], {}) == {}  # nothing to compare

@@ -1,0 +1,145 @@
+"""The logits processor and stopping criteria that zip2zip's `generate()` adds to transformers' loop.
+
+Each reads the per-row codebook state of the call (``generation_state_zip2zip.py``): the accept-set
+processor keeps undecodable hypertoken slots at `-inf` after custom processors, the stop-string criterion
+checks decoded text (hypertoken ids overrun transformers' token-id tables), and the base-token budget stops
+a row once its codes stand for `max_new_base_tokens` base tokens.
+
+This file is copied into every exported Hub repo (``trust_remote_code``): it imports only torch,
+transformers, the standard library and its sibling files, with flat relative imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+from .generation_state_zip2zip import Zip2ZipGenerationState
+
+__all__ = ["Zip2ZipAcceptSetLogitsProcessor", "Zip2ZipMaxBaseTokensCriteria", "Zip2ZipStopStringCriteria"]
+
+
+class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
+    """Keeps every hypertoken slot a row's decoder cannot accept at `-inf`, after all other processors.
+
+    The model's logits are masked already, and transformers' processors keep `-inf` scores at `-inf`;
+    `generate` adds this one after the caller's own `logits_processor` list, so that no custom processor
+    (one that shifts or clamps scores) can make an undecodable code selectable.
+    """
+
+    def __init__(self, state: Zip2ZipGenerationState) -> None:
+        self.state = state
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        state = self.state
+        state.sync(input_ids)
+        limits = torch.tensor([decoder.accept_limit for decoder in state.decoders], device=scores.device)
+        slots = torch.arange(scores.shape[-1] - state.V, device=scores.device)
+        blocked = slots[None, :] >= limits[:, None]
+        if bool(blocked.any()):
+            hyper = scores[:, state.V :].masked_fill(blocked, float("-inf"))
+            scores = torch.cat([scores[:, : state.V], hyper], dim=-1)
+        return scores
+
+
+class Zip2ZipStopStringCriteria(StoppingCriteria):
+    """Stops a row when its decoded text gains one of `stop_strings` (the match must end in the newest code).
+
+    Text is decoded from the row's base ids with the base tokenizer, over a window of the last few base ids,
+    so the cost per step does not grow with the sequence. transformers' `StopStringCriteria` cannot be used:
+    it precomputes tables from the vocabulary and indexes them by token id, and hypertoken ids are beyond it.
+    """
+
+    def __init__(
+        self, state: Zip2ZipGenerationState, stop_strings: str | Sequence[str], tokenizer: Any
+    ) -> None:
+        if isinstance(stop_strings, str):
+            stop_strings = [stop_strings]
+        self.stop_strings = [s for s in stop_strings if s]
+        if not self.stop_strings:
+            raise ValueError(f"stop_strings must hold at least one non-empty string, got {stop_strings!r}")
+        if tokenizer is None:
+            raise ValueError(
+                "generate(stop_strings=...) needs the tokenizer to read the text: pass tokenizer=tok as well"
+            )
+        # A Zip2ZipTokenizer decodes base ids through its base tokenizer; use that directly (no LZW pass).
+        base = getattr(tokenizer, "base", None) if hasattr(tokenizer, "decode_to_base_ids") else None
+        self.decode = (base or tokenizer).decode
+        self.state = state
+        longest = max(len(s) for s in self.stop_strings)
+        # A character spans at most 4 byte-level tokens; the newest code adds at most max_subtokens ids.
+        self.window = 4 * longest + state.M + 4
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        state = self.state
+        state.sync(input_ids)
+        column = state.columns - 1
+        done = []
+        for b in range(state.batch_size):
+            if state.finished_at[b] is not None:
+                done.append(True)
+                continue
+            new = state.visible_phrase(b, column)
+            hit = False
+            if new:
+                ids = self._row_ids(b, column)
+                window = ids[max(0, len(ids) - self.window) :]
+                before = self.decode(window[: len(window) - len(new)], skip_special_tokens=False)
+                after = self.decode(window, skip_special_tokens=False)
+                boundary = _common_prefix_length(before, after)
+                hit = any(after.find(s, max(0, boundary - len(s) + 1)) >= 0 for s in self.stop_strings)
+            if hit:
+                state.finished_at[b] = column
+            done.append(hit)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def _row_ids(self, row: int, column: int) -> list[int]:
+        """The row's base ids up to `column`, reading back only as many columns as the window needs."""
+        state = self.state
+        pieces: list[tuple[int, ...]] = []
+        count = 0
+        c = column
+        while c >= 0 and count < self.window:
+            phrase = state.visible_phrase(row, c)
+            pieces.append(phrase)
+            count += len(phrase)
+            c -= 1
+        return [i for phrase in reversed(pieces) for i in phrase]
+
+
+class Zip2ZipMaxBaseTokensCriteria(StoppingCriteria):
+    """Stops a row once its generated codes stand for `max_new_base_tokens` base tokens.
+
+    A hypertoken can cross the budget; the returned and streamed base ids are cut to exactly the budget.
+    """
+
+    def __init__(self, state: Zip2ZipGenerationState, max_new_base_tokens: int) -> None:
+        if isinstance(max_new_base_tokens, bool) or not isinstance(max_new_base_tokens, int):
+            raise TypeError(f"max_new_base_tokens must be an int, got {max_new_base_tokens!r}")
+        if max_new_base_tokens < 1:
+            raise ValueError(f"max_new_base_tokens must be >= 1, got {max_new_base_tokens}")
+        self.state = state
+        self.max_new_base_tokens = max_new_base_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        state = self.state
+        state.sync(input_ids)
+        column = state.columns - 1
+        done = []
+        for b in range(state.batch_size):
+            reached = state.base_end[b][column] - state.prompt_base[b] >= self.max_new_base_tokens
+            if reached and state.finished_at[b] is None:
+                state.finished_at[b] = column
+            done.append(reached or state.finished_at[b] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

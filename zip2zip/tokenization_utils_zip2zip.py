@@ -1,0 +1,203 @@
+"""Helpers of the zip2zip tokenizer: the saved base tokenizer, the input forms, and truncating and padding
+compressed rows.
+
+This file is copied into exported Hub repos with the tokenizer: it imports only the standard library,
+transformers and its sibling files, with flat relative imports.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers import TokenizersBackend
+from transformers.utils import PaddingStrategy
+
+from .lzw import Codebook, LZWCodec
+
+__all__ = [
+    "BASE_TOKENIZER_FILE",
+    "base_tokenizer_settings",
+    "codebook_tables",
+    "is_ids",
+    "load_base_tokenizer",
+    "pad_rows",
+    "split_batch",
+    "truncate_codes",
+]
+
+BASE_TOKENIZER_FILE = "base_tokenizer.json"
+# Python-level settings of the base tokenizer that its tokenizer.json does not carry.
+_BASE_CONFIG_KEYS = ("clean_up_tokenization_spaces", "split_special_tokens", "model_max_length")
+
+
+def load_base_tokenizer(path: str | None, config: dict[str, Any] | None) -> TokenizersBackend:
+    """Rebuild the saved base tokenizer from its tokenizers serialization and saved settings."""
+    if path is None or not os.path.isfile(path):
+        raise ValueError(
+            f"no base tokenizer: base_tokenizer_file={path!r} is not a file. Build the tokenizer with "
+            f"Zip2ZipTokenizer.from_base(base_tokenizer, config), or load a folder that holds {BASE_TOKENIZER_FILE}."
+        )
+    return TokenizersBackend(tokenizer_file=path, **(config or {}))
+
+
+def base_tokenizer_settings(base: Any) -> dict[str, Any]:
+    """The base tokenizer's special tokens and Python-level settings (JSON-safe), for saving."""
+    config: dict[str, Any] = dict(base.special_tokens_map)
+    if base.extra_special_tokens:
+        config["extra_special_tokens"] = [str(t) for t in base.extra_special_tokens]
+    for key in _BASE_CONFIG_KEYS:
+        value = getattr(base, key, None)
+        if isinstance(value, (bool, int, float, str)):
+            config[key] = value
+    return config
+
+
+def is_ids(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and (not value or isinstance(value[0], int))
+
+
+def split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[list[Any], list[Any], bool]:
+    """Rows, their pairs (None where absent) and whether the input was a batch, as PythonBackend reads it."""
+    if text is None:
+        raise ValueError("text is None; pass a string, a list of strings, or base ids")
+    single_words = (
+        is_split_into_words and isinstance(text, (list, tuple)) and text and isinstance(text[0], str)
+    )
+    if isinstance(text, str) or single_words or (is_ids(text) and text):
+        if text_pair is not None and not isinstance(text_pair, (str, list, tuple)):
+            raise ValueError(f"text_pair must be a string or a list, got {type(text_pair).__name__}")
+        return [text], [text_pair], False
+    if not isinstance(text, (list, tuple)):
+        raise ValueError(
+            f"text must be a string, a list of strings or a list of base ids, got {type(text).__name__}"
+        )
+    rows = list(text)
+    if text_pair is not None:
+        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(rows):
+            raise ValueError(
+                f"text is a batch of {len(rows)}, so text_pair must be a batch of the same length, got "
+                f"{type(text_pair).__name__} of length {len(text_pair) if hasattr(text_pair, '__len__') else '?'}"
+            )
+        pairs = list(text_pair)
+    else:
+        pairs = [None] * len(rows)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or is_ids(row):
+                continue
+            if is_split_into_words:  # a row is a list of words; a tuple of two word lists is a pair
+                if isinstance(row, tuple) and len(row) == 2 and not isinstance(row[0], str):
+                    rows[i], pairs[i] = row
+            elif len(row) == 2:  # ("question", "context")
+                rows[i], pairs[i] = row
+            elif len(row) == 1:
+                rows[i] = row[0]
+            else:
+                raise ValueError(f"batch element {i} holds {len(row)} texts; a pair holds 2")
+    for i, row in enumerate(rows):
+        if not isinstance(row, (str, list, tuple)):
+            raise ValueError(f"batch element {i} is a {type(row).__name__}; expected a string or a list")
+    return rows, pairs, True
+
+
+def truncate_codes(
+    codec: LZWCodec, base_ids: list[int], max_length: int, affixes: tuple[int, int], side: str = "right"
+) -> tuple[list[int], bool]:
+    """Codes of ``base_ids`` cut to ``max_length`` codes, keeping the special tokens at both ends.
+
+    Right truncation keeps a prefix of the code stream, which is always decodable (and is exactly the
+    compression of a prefix of the base ids). Left truncation cannot drop leading codes, because later
+    hypertokens are defined by them: it drops leading base ids instead, as few as needed, found by
+    bisection. ``affixes`` counts the special tokens the base tokenizer put at the start and the end.
+    Returns the codes and whether anything was cut.
+    """
+    n_pre, n_suf = affixes
+    disabled = codec.disabled_ids
+    if n_pre + n_suf > min(max_length, len(base_ids)) or not all(
+        i in disabled for i in base_ids[:n_pre] + base_ids[len(base_ids) - n_suf :]
+    ):
+        n_pre = n_suf = 0  # affixes that merge with text or do not fit: treat them as text
+    head, body, tail = (
+        base_ids[:n_pre],
+        base_ids[n_pre : len(base_ids) - n_suf],
+        base_ids[len(base_ids) - n_suf :],
+    )
+    budget = max_length - n_pre - n_suf
+    if side == "right":
+        # The first k codes of a stream only depend on its first M*(k+1) base ids: compress no more.
+        window = codec.max_subtokens * (budget + 1)
+        codes = codec.encode(body[:window])
+        if len(body) <= window and len(codes) <= budget:
+            return head + codes + tail, False
+        return head + codes[:budget] + tail, True
+    codes = codec.encode(body)
+    if len(codes) <= budget:
+        return head + codes + tail, False
+    low, high = 0, len(body)  # body[low:] is too long, body[high:] (empty) fits
+    best = []
+    while high - low > 1:
+        middle = (low + high) // 2
+        trial = codec.encode(body[middle:])
+        if len(trial) <= budget:
+            high, best = middle, trial
+        else:
+            low = middle
+    return head + best + tail, True
+
+
+def pad_rows(
+    data: dict[str, Any],
+    padding_strategy: PaddingStrategy,
+    max_length: int | None,
+    pad_to_multiple_of: int | None,
+    side: str,
+    pad_id: int | None,
+    return_attention_mask: bool,
+) -> None:
+    """Pad compressed rows in place (pad id is disabled, so a padded row decodes like the unpadded one)."""
+    rows = data["input_ids"]
+    if return_attention_mask:
+        data["attention_mask"] = [[1] * len(row) for row in rows]
+    if padding_strategy == PaddingStrategy.DO_NOT_PAD or not rows:
+        return
+    target = max(len(row) for row in rows) if padding_strategy == PaddingStrategy.LONGEST else max_length
+    if target is None:
+        return
+    if pad_to_multiple_of and target % pad_to_multiple_of:
+        target += pad_to_multiple_of - target % pad_to_multiple_of
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
+    fill = {
+        "input_ids": pad_id,
+        "attention_mask": 0,
+        "token_type_ids": 0,
+        "special_tokens_mask": 1,
+    }
+    for key, value in fill.items():
+        if key not in data:
+            continue
+        padded = []
+        for row in data[key]:
+            missing = target - len(row)
+            if missing <= 0:
+                padded.append(row)
+            elif side == "right":
+                padded.append(row + [value] * missing)
+            else:
+                padded.append([value] * missing + row)
+        data[key] = padded
+
+
+def codebook_tables(codebooks: list[Codebook], width: int, return_tensors: Any, is_batched: bool) -> Any:
+    """Each row's codebook as a ``(K, M)`` table padded with -1 (K = most entries in the batch)."""
+    size = max((len(book) for book in codebooks), default=0)
+    tables = [book.table(size, pad=-1) for book in codebooks]
+    if return_tensors is None:
+        return tables if is_batched else tables[0]
+    if str(return_tensors) in ("pt", "TensorType.PYTORCH"):
+        import torch
+
+        return torch.tensor(tables, dtype=torch.long).reshape(len(tables), size, width)
+    import numpy as np
+
+    return np.asarray(tables, dtype=np.int64).reshape(len(tables), size, width)
