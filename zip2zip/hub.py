@@ -53,6 +53,7 @@ CODE_FILES = (
     "tokenization_utils_zip2zip.py",
     "visualization_zip2zip.py",
     "lzw.py",
+    "lzw_inputs.py",
 )
 """Model code every exported repo carries: what ``save_pretrained`` copies for the Auto classes (each class's
 module and, recursively, every module it imports with a flat relative import)."""

@@ -42,108 +42,13 @@ position describes it. The model masks every other slot with ``-inf``.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .lzw_inputs import int_prefix, map_batch, require_int, to_int, to_list
+
 __all__ = ["Codebook", "DecodeStep", "DecodeTrace", "LZWCodec", "LZWDecoder"]
-
-
-_TEXT = (str, bytes, bytearray)
-
-
-def _to_int(value: object) -> int | None:
-    """``value`` as a Python int if it is an integer id (Python, numpy or torch, any width), else ``None``.
-
-    Stdlib only, so numpy and torch are recognised by duck typing: ``operator.index`` accepts their integer
-    scalars and 0-d arrays; bools (Python, ``numpy.bool``, bool tensors) and anything with dimensions (a
-    one-element tensor also has ``__index__``) are rejected first.
-    """
-    if (
-        isinstance(value, bool)
-        or getattr(value, "ndim", 0)
-        or str(getattr(value, "dtype", "")).endswith("bool")
-    ):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-def _require_int(value: object, subject: str, noun: str = "an integer id") -> int:
-    """``value`` as a Python int, or a TypeError saying ``subject`` (``"code at position 3"``) must be ``noun``."""
-    converted = value if type(value) is int else _to_int(value)
-    if converted is None:
-        raise _type_error(subject, value, noun)
-    return converted
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    kind = type(value).__name__ + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else "")
-    return f"{text if len(text) <= 60 else text[:57] + '...'} ({kind})"
-
-
-def _type_error(subject: str, value: object, noun: str = "an integer id") -> TypeError:
-    if isinstance(value, _TEXT):
-        hint = "tokenize text first and pass its ids"
-    elif isinstance(value, Iterable) or getattr(value, "ndim", 0):
-        hint = "pass one flat sequence of ids (a batch of sequences goes to the batch_* methods)"
-    else:
-        hint = "pass Python ints or integer numpy/torch values (int(x), array.astype(int), tensor.long())"
-    return TypeError(f"{subject} must be {noun}, got {_describe(value)}: {hint}")
-
-
-def _to_list(values: Iterable[int], what: str, where: str = "") -> list:
-    """``values`` as a list (numpy arrays and torch tensors through ``tolist``), elements unchecked."""
-    if type(values) is list:
-        return values
-    if hasattr(values, "tolist") and not isinstance(values, _TEXT):
-        listed = values.tolist()
-        if isinstance(listed, list):
-            return listed
-    elif isinstance(values, Iterable) and not isinstance(values, _TEXT):
-        return list(values)
-    raise TypeError(
-        f"expected a sequence of {what}s{where}, got {_describe(values)}: pass a list, a tuple, or a 1-d numpy "
-        "array or torch tensor of integer ids (tokenize text first)"
-    )
-
-
-def _int_prefix(
-    values: Iterable[int], what: str, start: int = 0, where: str = ""
-) -> tuple[list[int], TypeError | None]:
-    """The ids of ``values`` as Python ints, up to the first one that is not an integer id.
-
-    Returns that prefix and the TypeError for the element after it (``None`` when every element is an id),
-    so that callers process the prefix first and report the first bad position of the stream, whatever
-    is wrong there. ``start`` is the position of ``values[0]`` in the whole stream. A list of Python ints
-    (the usual input) is returned as it is after one pass over its element types.
-    """
-    values = _to_list(values, what, where)
-    if list(map(type, values)).count(int) == len(values):
-        return values, None
-    out = []
-    for index, value in enumerate(values):
-        if type(value) is not int:
-            value = _to_int(value)
-            if value is None:
-                return out, _type_error(f"{what} at position {start + index}{where}", values[index])
-        out.append(value)
-    return out, None
-
-
-def _batch(method, batch: Iterable[Iterable[int]]) -> list:
-    """``method`` on every sequence of ``batch``; an error names the sequence it came from."""
-    results = []
-    for index, sequence in enumerate(_to_list(batch, "sequence")):
-        try:
-            results.append(method(sequence))
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"sequence {index} of the batch: {error}") from None
-    return results
 
 
 @dataclass(frozen=True)
@@ -167,7 +72,7 @@ class Codebook:
 
     def expand(self, code: int) -> tuple[int, ...]:
         """Base ids of ``code`` (a base id expands to itself)."""
-        code = _require_int(code, "code")
+        code = require_int(code, "code")
         if 0 <= code < self.base_vocab_size:
             return (code,)
         k = code - self.base_vocab_size
@@ -295,12 +200,12 @@ class LZWCodec:
             ("max_codebook_size", max_codebook_size, 0),
             ("max_subtokens", max_subtokens, 1),
         ):
-            size = _require_int(value, name, "an int")
+            size = require_int(value, name, "an int")
             if size < low:
                 raise ValueError(f"{name} must be >= {low}, got {size}")
             sizes.append(size)
         self.base_vocab_size, self.max_codebook_size, self.max_subtokens = sizes
-        disabled, error = _int_prefix(disabled_ids, "disabled id")
+        disabled, error = int_prefix(disabled_ids, "disabled id")
         for position, i in enumerate(disabled):
             if not 0 <= i < self.base_vocab_size:
                 raise ValueError(
@@ -333,7 +238,7 @@ class LZWCodec:
         integer id, ValueError for an id outside the base vocabulary. The range is checked on the distinct
         ids (a few hundred in a 1024-token window) and only scanned for the position when it fails.
         """
-        ids, error = _int_prefix(ids, "base id", start, where)
+        ids, error = int_prefix(ids, "base id", start, where)
         distinct = set(ids)
         if distinct and (min(distinct) < 0 or max(distinct) >= self.base_vocab_size):
             for position, i in enumerate(ids, start):
@@ -430,7 +335,7 @@ class LZWCodec:
 
     def batch_encode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
         """Compress every sequence of a batch independently (each gets its own codebook)."""
-        return _batch(self.encode, batch)
+        return map_batch(self.encode, batch)
 
     def encode_segments(self, segments: Iterable[Iterable[int]]) -> list[int]:
         """Compress consecutive segments into one code stream where no code spans a segment boundary.
@@ -446,7 +351,7 @@ class LZWCodec:
         decoder = LZWDecoder(self)
         codes: list[int] = []
         start = 0
-        for index, segment in enumerate(_to_list(segments, "segment")):
+        for index, segment in enumerate(to_list(segments, "segment")):
             ids = self._check_base_ids(segment, start, f" (in segment {index})")[0]
             codes.extend(decoder._encode_greedy(ids))
             start += len(ids)
@@ -481,7 +386,7 @@ class LZWCodec:
 
     def batch_decode(self, batch: Iterable[Iterable[int]]) -> list[list[int]]:
         """Decode every sequence of a batch independently."""
-        return _batch(self.decode, batch)
+        return map_batch(self.decode, batch)
 
     def trace(self, codes: Iterable[int]) -> DecodeTrace:
         """Decode ``codes`` and record, for every position, what the decoder could accept there."""
@@ -496,7 +401,7 @@ class LZWCodec:
 
     def batch_trace(self, batch: Iterable[Iterable[int]]) -> list[DecodeTrace]:
         """:meth:`trace` for every sequence of a batch."""
-        return _batch(self.trace, batch)
+        return map_batch(self.trace, batch)
 
 
 class LZWDecoder:
@@ -563,7 +468,7 @@ class LZWDecoder:
     def can_accept(self, code: int) -> bool:
         """Whether :meth:`feed` would accept ``code`` now (``False`` for a value that is not an integer id)."""
         if type(code) is not int:
-            code = _to_int(code)
+            code = to_int(code)
             if code is None:
                 return False
         V = self.codec.base_vocab_size
@@ -576,7 +481,7 @@ class LZWDecoder:
         integer id; both name the code's position in the whole stream.
         """
         if type(code) is not int:
-            code = _require_int(code, f"code at position {self.num_codes}")
+            code = require_int(code, f"code at position {self.num_codes}")
         return self._feed(code)
 
     def _feed(self, code: int) -> DecodeStep:
@@ -590,7 +495,7 @@ class LZWDecoder:
 
     def feed_many(self, codes: Iterable[int]) -> list[DecodeStep]:
         """Decode several codes in order (what :meth:`feed` does for each, errors included)."""
-        codes, error = _int_prefix(codes, "code", self.num_codes)
+        codes, error = int_prefix(codes, "code", self.num_codes)
         steps = [self._feed(code) for code in codes]
         if error is not None:
             raise error
@@ -642,7 +547,7 @@ class LZWDecoder:
         spans: list[int] | None = None,
     ) -> list[int]:
         """:meth:`_run` on any codes; raises at the first bad position. Returns the codes as Python ints."""
-        codes, error = _int_prefix(codes, "code", self.num_codes)
+        codes, error = int_prefix(codes, "code", self.num_codes)
         self._run(codes, limits, candidates, spans)
         if error is not None:
             raise error

@@ -101,7 +101,11 @@ def adapt_peft_config(peft_config: Any, model: nn.Module) -> Any:
     """
     config = copy.deepcopy(peft_config)
     targets = getattr(config, "target_modules", None)
-    if targets is None and hasattr(config, "target_modules") and not getattr(config, "target_parameters", None):
+    if (
+        targets is None
+        and hasattr(config, "target_modules")
+        and not getattr(config, "target_parameters", None)
+    ):
         # PEFT would look the zip2zip model type up in its per-architecture table and fail; the recipe's choice
         # is every projection of the base model.
         config.target_modules = lora_target_modules(model)
