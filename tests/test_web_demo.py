@@ -203,7 +203,12 @@ def test_load_models_reads_a_saved_zip2zip_repo_and_its_base(models, tmp_path):
     models.base_model.save_pretrained(tmp_path / "base")
     models.base_tokenizer.save_pretrained(tmp_path / "base")
     loaded = load_models(str(tmp_path / "z2z"), base=str(tmp_path / "base"))
-    assert loaded.name == str(tmp_path / "z2z") and loaded.trained
+    assert loaded.name == str(tmp_path / "z2z") and not loaded.trained  # its config says it never trained
+    models.zip2zip_model.config.trained = True
+    models.zip2zip_model.save_pretrained(tmp_path / "z2z-trained")
+    models.zip2zip_tokenizer.save_pretrained(tmp_path / "z2z-trained")
+    models.zip2zip_model.config.trained = False
+    assert load_models(str(tmp_path / "z2z-trained"), base=str(tmp_path / "base")).trained
     text = "the cat sat on the mat. the cat sat"
     assert loaded.zip2zip_tokenizer(text)["input_ids"] == models.zip2zip_tokenizer(text)["input_ids"]
     assert not loaded.zip2zip_model.training and not loaded.base_model.training

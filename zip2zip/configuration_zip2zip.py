@@ -100,6 +100,10 @@ class Zip2ZipConfig(PreTrainedConfig):
             spaced subset), which bounds its `(entries, M, V)` logits.
         initializer_range (`float`, *optional*):
             Standard deviation of the hyper-encoder initialisation. Defaults to the base model's.
+        trained (`bool`, *optional*, defaults to `False`):
+            Whether the hyper-encoders (and any adapters) were trained: set by `Zip2ZipSFTTrainer.save_model` and
+            by the shipped checkpoint's assembly, carried by export. `from_base` makes untrained models; tools
+            (the command line, the demo, model cards) read this field and nothing else to say which a model is.
     """
 
     model_type = "zip2zip"
@@ -125,6 +129,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     reconstruction_loss_weight: float = 0.0
     reconstruction_max_entries: int = 512
     initializer_range: float | None = None
+    trained: bool = False
 
     def __post_init__(self, **kwargs):
         # The base class sets the attention implementation on every sub-config (None when not given): keep

@@ -285,10 +285,6 @@ def render_model_card(
 # ----------------------------------------------------------------------------------------- export
 
 
-def _detect_trained(folder: Path) -> bool:
-    return (folder / "training_args.bin").is_file() or (folder / "adapter").is_dir()
-
-
 def export_repo(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -356,7 +352,7 @@ def export_repo(
             "(license='apache-2.0', or --license on the command line)"
         )
     if trained is None:
-        trained = _detect_trained(source)
+        trained = bool(getattr(model.config, "trained", False))
 
     generation = model.generation_config or GenerationConfig()
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):

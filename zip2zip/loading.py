@@ -49,22 +49,19 @@ def is_zip2zip_model(model: Any) -> bool:
 
 
 def is_trained(path_or_model: str | os.PathLike | Any) -> bool:
-    """Whether the zip2zip model saved at ``path_or_model`` (a folder, or a model loaded from one) was trained.
+    """Whether a zip2zip model (a folder, or a model object) was trained: its config's ``trained`` field.
 
-    Recognised by what training leaves beside the weights: the PEFT adapter folder ``adapter/`` (written by
-    `Zip2ZipSFTTrainer.save_model` and kept in the shipped model's folder) or ``training_args.bin``. A model
-    that was never saved, or one loaded from a Hub id, counts as untrained. The one place that decides it.
+    Training (`Zip2ZipSFTTrainer.save_model`) and the shipped model's assembly set it; export carries it. A
+    folder without it (saved before the field existed, or never trained) counts as untrained.
     """
     if isinstance(path_or_model, (str, os.PathLike)):
-        path = os.fspath(path_or_model)
-    else:
-        path = getattr(path_or_model, "name_or_path", None) or getattr(
-            getattr(path_or_model, "config", None), "_name_or_path", None
-        )
-    if not path or not os.path.isdir(path):
-        return False
-    folder = Path(path)
-    return (folder / "training_args.bin").is_file() or (folder / "adapter").is_dir()
+        config_file = Path(path_or_model) / "config.json"
+        if not config_file.is_file():
+            return False
+        import json
+
+        return bool(json.loads(config_file.read_text(encoding="utf-8")).get("trained", False))
+    return bool(getattr(getattr(path_or_model, "config", None), "trained", False))
 
 
 def zip2zip_settings(**overrides: Any) -> dict[str, Any]:

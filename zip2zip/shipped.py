@@ -44,6 +44,8 @@ __all__ = [
 
 SHIPPED_MODEL_NAME = "smollm2-135m-zip2zip"
 SHIPPED_SETTINGS_FILENAME = "zip2zip_settings.json"
+# Part of the cache name: bump when the assembled folder changes (v2: config.json records `trained`).
+ASSEMBLY_VERSION = "v2"
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
@@ -127,13 +129,13 @@ def _zip2zip_setting_names() -> list[str]:
     from .configuration_zip2zip import Zip2ZipConfig
 
     own = Zip2ZipConfig.__annotations__
-    return [name for name in own if name not in ("text_config", "base_vocab_size")]
+    return [name for name in own if name not in ("text_config", "base_vocab_size", "trained")]
 
 
 def _files_digest(source: Path) -> str:
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(ASSEMBLY_VERSION.encode())
     for name in (*_ADAPTER_FILES, SHIPPED_SETTINGS_FILENAME):
         digest.update((source / name).read_bytes())
     return digest.hexdigest()[:12]
@@ -157,6 +159,7 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
             base_path, dtype=torch.float32, **settings, **({"disabled_ids": disabled} if disabled else {})
         )
         merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
+        merged.config.trained = True
         merged.float().eval().save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
         # The adapter beside the merged weights, as training writes it: a trained model's folder layout.

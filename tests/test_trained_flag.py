@@ -1,0 +1,75 @@
+"""Whether a model is trained is recorded in its config (`trained`) and read from there by every tool.
+
+It used to be guessed from an `adapter/` folder or `training_args.bin`, which an exported repo has neither
+of, so the command line called an exported trained model UNTRAINED while its card said trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from _tiny_tokenizers import TRAINING_TEXT
+from _training import build, config
+from datasets import Dataset
+
+from zip2zip.hub import export_repo
+from zip2zip.loading import is_trained
+from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trained")
+    model, tok = build()
+    assert model.config.trained is False and not is_trained(model)
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp, max_steps=1),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8),
+    )
+    trainer.train()
+    trainer.save_model(str(tmp / "final"))
+    return tmp / "final"
+
+
+def test_training_records_it_in_the_config(trained_run):
+    assert json.loads((trained_run / "config.json").read_text())["trained"] is True
+    assert is_trained(trained_run)
+
+
+def test_export_carries_it_and_the_card_and_cli_agree(trained_run, tmp_path, capsys):
+    out = export_repo(trained_run, tmp_path / "repo", base_model="tiny/base", license="apache-2.0")
+    assert not (out / "adapter").exists() and not (out / "training_args.bin").exists()
+    assert json.loads((out / "config.json").read_text())["trained"] is True
+    assert is_trained(out)
+    assert "trained: true" in (out / "README.md").read_text().lower()
+    from zip2zip.cli import main
+
+    main(["generate", "--model", str(out), "--max-new-tokens", "2", "the cat"])
+    captured = capsys.readouterr()
+    assert "UNTRAINED" not in captured.out + captured.err
+
+
+def test_an_untrained_folder_says_so(tmp_path):
+    model, _ = build()
+    model.save_pretrained(tmp_path / "untrained")
+    assert json.loads((tmp_path / "untrained" / "config.json").read_text())["trained"] is False
+    assert not is_trained(tmp_path / "untrained")
+    # An adapter folder no longer makes a model "trained": only the record does.
+    (tmp_path / "untrained" / "adapter").mkdir()
+    assert not is_trained(tmp_path / "untrained")
+
+
+@pytest.mark.slow
+def test_the_shipped_model_is_trained():
+    from zip2zip.defaults import shipped_zip2zip_path
+
+    path = shipped_zip2zip_path()
+    assert path is not None and is_trained(path)
