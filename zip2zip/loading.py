@@ -23,6 +23,7 @@ __all__ = [
     "base_model_path",
     "is_trained",
     "is_zip2zip_model",
+    "load_adapter",
     "load_base_model",
     "load_model_and_tokenizer",
     "load_untrained_zip2zip",
@@ -157,7 +158,61 @@ def load_zip2zip(
             "with `zip2zip train` or Zip2ZipForCausalLM.from_base, or use it as the base model"
         )
     _warn_about_ignored_settings(model.config, settings, os.fspath(path_or_id))
-    return LoadedZip2Zip(model, tokenizer, is_trained(path_or_id))
+    return LoadedZip2Zip(model, tokenizer, is_trained(model))
+
+
+def load_adapter(
+    adapter_dir: str | os.PathLike,
+    base: str | os.PathLike | None = None,
+    merge: bool = True,
+    dtype: torch.dtype | str | None = None,
+) -> LoadedZip2Zip:
+    """A trained zip2zip model from a PEFT adapter alone: the supported way to use an adapter the PEFT way.
+
+    A zip2zip adapter (LoRA on the base projections plus the hyper-encoders in `modules_to_save`) belongs to a
+    zip2zip model, not to the plain base model, so `PeftModel.from_pretrained(plain_base, adapter)` finds no
+    module to adapt and `AutoPeftModelForCausalLM` (which loads the base it names from the Hub) cannot build it.
+    This builds the untrained zip2zip model of ``base`` (default: the embedded SmolLM2) with the adapter's
+    zip2zip settings, then applies the adapter with `PeftModel.from_pretrained`; ``merge`` folds LoRA in.
+
+    The settings are read from ``zip2zip_settings.json`` beside the adapter (the shipped checkpoint's layout,
+    ``zip2zip/checkpoints/...``) or from ``config.json`` one folder up (a training run's ``OUT/adapter``).
+    """
+    import json
+
+    from peft import PeftModel
+
+    from . import defaults
+    from .conversion import zip2zip_from_base
+
+    folder = Path(adapter_dir)
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no adapter_config.json: pass a PEFT adapter folder")
+    if (folder / "zip2zip_settings.json").is_file():
+        settings = dict(json.loads((folder / "zip2zip_settings.json").read_text(encoding="utf-8"))["zip2zip"])
+    elif (folder.parent / "config.json").is_file():
+        config = json.loads((folder.parent / "config.json").read_text(encoding="utf-8"))
+        if config.get("model_type") != "zip2zip":
+            raise ValueError(
+                f"{folder.parent / 'config.json'} is not a zip2zip config (model_type "
+                f"{config.get('model_type')!r}); the adapter's zip2zip settings are unknown"
+            )
+        from .configuration_zip2zip import Zip2ZipConfig
+
+        own = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size", "trained"}
+        settings = {key: value for key, value in config.items() if key in own}
+    else:
+        raise FileNotFoundError(
+            f"no zip2zip settings for the adapter in {folder}: expected zip2zip_settings.json beside it or a "
+            "zip2zip config.json in its parent folder (the layouts the shipped checkpoint and training write)"
+        )
+    base = os.fspath(base) if base is not None else defaults.default_base_path()
+    model, tokenizer = zip2zip_from_base(base, dtype=dtype, **settings)
+    adapted = PeftModel.from_pretrained(model, os.fspath(folder))
+    if merge:
+        adapted = adapted.merge_and_unload()
+        adapted.config.trained = True
+    return LoadedZip2Zip(adapted.eval(), tokenizer, True)
 
 
 def load_zip2zip_tokenizer(path_or_id: str | os.PathLike | None = None, **settings: Any) -> Any:

@@ -324,7 +324,10 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 text_field = args.dataset_text_field
             from trl.data_utils import maybe_convert_to_chatml
 
-            dataset = dataset.map(maybe_convert_to_chatml, **map_kwargs)
+            chatml_kwargs = (
+                {**map_kwargs, "desc": f"Converting {dataset_name} dataset to ChatML"} if map_kwargs else {}
+            )
+            dataset = dataset.map(maybe_convert_to_chatml, **chatml_kwargs)
             columns = dataset.column_names or list(next(iter(dataset)).keys())
             dataset = dataset.map(
                 tokenize_example,
@@ -533,6 +536,10 @@ class Zip2ZipSFTTrainer(SFTTrainer):
 
     # ------------------------------------------------------------------------------------ saving
 
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """TRL's card describes a plain SFT run (it names no base model and loads with `pipeline(model="None")`);
+        a zip2zip repo gets the project's own card from `zip2zip export` instead, so nothing is written here."""
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Checkpoints (internal calls) as in TRL; a user's call writes a complete `trust_remote_code` repo."""
         if _internal_call:
@@ -565,7 +572,10 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             merged.save_pretrained(output_dir, safe_serialization=True)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
-            torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+            # No training_args.bin (a pickle) in a model folder: safetensors, JSON, code and the model card only.
+            stale = os.path.join(output_dir, "training_args.bin")
+            if os.path.isfile(stale):
+                os.remove(stale)
         self.accelerator.wait_for_everyone()
 
 
