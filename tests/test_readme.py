@@ -1,0 +1,84 @@
+"""Every Python block of README.md runs as written, so the README cannot drift from the code.
+
+The blocks use placeholders a reader fills in (`repo`, `"path-or-id"`, `ds`, `ids`); here they are a tiny
+zip2zip repo exported in-process, a tiny base model folder, a tiny dataset and a few base ids, so each block
+runs in seconds. The block that loads the shipped model runs on the real one (slow).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from _tiny_models import tiny_base_model
+from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
+from datasets import Dataset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _block(marker: str) -> str:
+    found = [block for block in BLOCKS if marker in block]
+    assert len(found) == 1, f"expected one README python block containing {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def test_every_block_is_covered():
+    markers = (
+        "AutoModelForCausalLM.from_pretrained(repo",
+        'from_base("path-or-id")',
+        "LZWCodec(",
+        "load_zip2zip()",
+    )
+    assert len(BLOCKS) == len(markers)
+    for marker in markers:
+        _block(marker)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("base")
+    tok = tiny_bpe_tokenizer()
+    tiny_base_model(vocab_size=len(tok)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_making_one_from_any_decoder(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = _block('from_base("path-or-id")').replace("path-or-id", str(tiny_base))
+    namespace = {"ds": Dataset.from_dict({"text": TRAINING_TEXT})}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "out" / "final" / "config.json").is_file()
+    assert (tmp_path / "out" / "final" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys):
+    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+    from zip2zip.hub import export_repo
+
+    model = Zip2ZipForCausalLM.from_base(str(tiny_base), max_codebook_size=64)
+    tok = Zip2ZipTokenizer.from_base(str(tiny_base), model.config)
+    model.save_pretrained(tmp_path / "saved")
+    tok.save_pretrained(tmp_path / "saved")
+    repo = export_repo(tmp_path / "saved", tmp_path / "repo", base_model="tiny/base", license="apache-2.0")
+    code = _block("AutoModelForCausalLM.from_pretrained(repo")
+    exec(compile(code, "README.md", "exec"), {"repo": str(repo)})
+    assert "steps" in capsys.readouterr().out
+
+
+def test_the_codec_block():
+    ids = tiny_bpe_tokenizer()("the cat sat on the mat. the cat sat on the mat.")["input_ids"]
+    exec(compile(_block("LZWCodec("), "README.md", "exec"), {"ids": ids})
+
+
+@pytest.mark.slow
+def test_the_shipped_model_block():
+    namespace: dict = {}
+    exec(compile(_block("load_zip2zip()"), "README.md", "exec"), namespace)
+    assert namespace["trained"] is True and namespace["model"].config.model_type == "zip2zip"
