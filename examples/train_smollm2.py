@@ -16,8 +16,13 @@ What it does:
    prompt and a generation.
 
 Every setting comes from ``zip2zip.recipe`` (``--preset cpu`` or ``gpu``, see ``recipe.PRESETS``); any can be
-overridden on the command line (``--steps``, ``--batch-size``, ``--lr``...). Rerunning the same command resumes
-from the last checkpoint in ``--output``. Several processes work as usual: ``accelerate launch --multi_gpu
+overridden on the command line (``--steps``, ``--batch-size``, ``--lr``...).
+
+Long runs outlive a session: a checkpoint is written every ``--save-minutes`` (default 15) and rerunning the
+same command resumes from the last complete one (the learning-rate schedule spans ``--steps``, so a resumed
+run is the same run). Every ``--eval-minutes`` the run scores held-out text of every domain, the unseen Go
+included (strict bits per byte, ``OUT/heldout.json``); with ``--ship-improved`` each new best is packed into
+the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
 --num_processes 2 examples/train_smollm2.py --preset gpu``.
 
 The equivalent command line: ``zip2zip train --output OUT --preset cpu``.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 
 import torch
 
@@ -41,6 +47,12 @@ def main() -> None:
     )
     parser.add_argument("--output", default="smollm2-135m-zip2zip")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-minutes", type=float, default=15.0, help="checkpoint every N minutes")
+    parser.add_argument(
+        "--eval-minutes", type=float, default=30.0, help="held-out scores every N minutes (0: off)"
+    )
+    parser.add_argument("--eval-chars", type=int, default=3000, help="held-out characters per domain")
+    parser.add_argument("--ship-improved", action="store_true", help="pack each new best into the package")
     for field in dataclasses.fields(recipe.TrainingPreset):
         kind = field.type if isinstance(field.type, type) else None
         flag = "--" + field.name.replace("_", "-")
@@ -74,23 +86,32 @@ def main() -> None:
             settings[key] = getattr(args, key)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
 
+    from zip2zip.callbacks import HeldOutScoreCallback, SaveEveryMinutesCallback
     from zip2zip.conversion import zip2zip_from_base
     from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
 
     torch.manual_seed(args.seed)
     model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
     trainer = Zip2ZipSFTTrainer(
         model=model,
-        args=recipe.training_config(preset, args.output, seed=args.seed),
+        args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
         train_dataset=recipe.training_mix(preset.docs_per_domain, args.seed),
         processing_class=tokenizer,
         peft_config=recipe.lora_config(model, preset),
     )
-    resume = get_last_checkpoint(args.output) if os.path.isdir(args.output) else None
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.add_callback(SaveEveryMinutesCallback(args.save_minutes))
+    if args.eval_minutes > 0:
+        scorer = HeldOutScoreCallback(
+            heldout_texts(args.eval_chars),
+            os.path.join(args.output, "heldout.json"),
+            minutes=args.eval_minutes,
+            on_improve=ship_snapshot(args.output, " ".join(sys.argv)) if args.ship_improved else None,
+        )
+        scorer.trainer = trainer
+        trainer.add_callback(scorer)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output))
     trainer.save_model(args.output)
 
     if trainer.is_world_process_zero():
@@ -103,6 +124,47 @@ def main() -> None:
         )
         out = reloaded.generate(**batch, max_new_tokens=48, do_sample=False)
         print(tok.decode(out[0], skip_special_tokens=True))
+
+
+def heldout_texts(chars: int) -> dict[str, list[str]]:
+    """Per domain (the training domains and the unseen ones), held-out documents joined and cut to ``chars``."""
+    from zip2zip.corpora import DOMAINS, UNSEEN_DOMAINS, load_corpus
+
+    texts = {}
+    for domain in DOMAINS + UNSEEN_DOMAINS:
+        joined = ""
+        for doc in load_corpus(domain, "heldout"):
+            joined += doc if not joined else "\n\n" + doc
+            if len(joined) >= chars:
+                break
+        texts[domain] = [joined[:chars]]
+    return texts
+
+
+def ship_snapshot(output: str, command: str):
+    """An ``on_improve`` that writes the current adapter and config to ``OUTPUT/best`` and packs them into the
+    package (``zip2zip.shipped.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
+
+    def ship(trainer, entry: dict) -> None:
+        from zip2zip.conversion import core_model
+        from zip2zip.shipped import pack_zip2zip_checkpoint
+
+        snapshot = os.path.join(output, "best")
+        unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+        unwrapped.save_pretrained(os.path.join(snapshot, "adapter"))
+        core_model(unwrapped).config.to_json_file(os.path.join(snapshot, "config.json"))
+        provenance = {
+            "command": command,
+            "global_step": trainer.state.global_step,
+            "train_batch_size": trainer.args.per_device_train_batch_size
+            * trainer.args.gradient_accumulation_steps,
+            "base_tokens_seen": entry.get("base_tokens_seen"),
+            "heldout": {k: v for k, v in entry.items() if k.startswith("heldout_")},
+        }
+        out = pack_zip2zip_checkpoint(snapshot, provenance=provenance)
+        print(f"held-out {entry['heldout_bpb']:.4f} bits/byte (best so far): packed into {out}", flush=True)
+
+    return ship
 
 
 def _number(text: str) -> int | float | None:

@@ -527,12 +527,24 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         if hidden_sum is not None:
             metrics["hidden_distillation_loss"].append(hidden / targets_n if targets_n else 0.0)
         if mode == "train":
+            if not getattr(self, "_totals_restored", False):
+                self._restore_totals()
             self._total_train_tokens += int(codes)
             self._total_base_tokens = getattr(self, "_total_base_tokens", 0) + int(base_tokens)
             self._total_target_bytes = getattr(self, "_total_target_bytes", 0) + int(n_bytes)
             metrics["num_tokens"] = [self._total_train_tokens]
             metrics["num_base_tokens"] = [self._total_base_tokens]
             metrics["num_target_bytes"] = [self._total_target_bytes]
+
+    def _restore_totals(self) -> None:
+        """After a resume, continue the running totals (codes, base tokens, target bytes) from the log."""
+        self._totals_restored = True
+        logged = [entry for entry in self.state.log_history if "num_base_tokens" in entry]
+        if self.state.global_step and logged:
+            last = logged[-1]
+            self._total_train_tokens = int(last.get("num_tokens", self._total_train_tokens))
+            self._total_base_tokens = int(last["num_base_tokens"])
+            self._total_target_bytes = int(last.get("num_target_bytes", 0))
 
     # ------------------------------------------------------------------------------------ saving
 

@@ -1,0 +1,80 @@
+"""Callbacks of long runs: checkpoints by the clock, held-out scores with a hook on every new best, and the
+running totals (base tokens seen) that continue across a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from _tiny_tokenizers import TRAINING_TEXT
+from _training import build, config
+from datasets import Dataset
+
+from zip2zip.callbacks import HeldOutScoreCallback, SaveEveryMinutesCallback
+from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, last_complete_checkpoint
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def trainer_for(tmp_path, max_steps: int, **overrides):
+    model, tok = build()
+    return Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=max_steps, save_strategy="steps", save_steps=10_000, **overrides),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 3}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8),
+    )
+
+
+def test_checkpoints_follow_the_clock(tmp_path):
+    trainer = trainer_for(tmp_path, 3)
+    trainer.add_callback(SaveEveryMinutesCallback(1e-9))  # due after every step
+    trainer.train()
+    saved = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*"))
+    assert saved == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        SaveEveryMinutesCallback(0)
+
+
+def test_held_out_scores_are_logged_and_each_new_best_is_handed_on(tmp_path):
+    trainer = trainer_for(tmp_path, 4, learning_rate=1e-2)
+    improved = []
+    scorer = HeldOutScoreCallback(
+        {"code": [TRAINING_TEXT[0]], "prose": [TRAINING_TEXT[1]]},
+        tmp_path / "heldout.json",
+        minutes=1e-9,
+        on_improve=lambda trainer, entry: improved.append(entry["step"]),
+    )
+    scorer.trainer = trainer
+    trainer.add_callback(scorer)
+    trainer.train()
+    entries = json.loads((tmp_path / "heldout.json").read_text())
+    assert [e["step"] for e in entries] == [0, 1, 2, 3, 4]
+    assert all(e["heldout_bpb"] > 0 and "heldout_bpb_code" in e for e in entries)
+    best = [
+        e["step"]
+        for i, e in enumerate(entries[1:], 1)
+        if e["heldout_bpb"] < min(x["heldout_bpb"] for x in entries[:i])
+    ]
+    assert improved == best and improved  # the training text is the held-out text here: it improves
+    assert any("heldout_bpb" in e for e in trainer.state.log_history)
+    # A new callback on the same log keeps the best: it does not hand on worse weights after a restart.
+    again = HeldOutScoreCallback({"code": [TRAINING_TEXT[0]]}, tmp_path / "heldout.json")
+    assert again.best == min(e["heldout_bpb"] for e in entries)
+
+
+def test_base_tokens_seen_continue_after_a_resume(tmp_path):
+    straight = trainer_for(tmp_path / "a", 4)
+    straight.train()
+    total = [e for e in straight.state.log_history if "num_base_tokens" in e][-1]["num_base_tokens"]
+    first = trainer_for(tmp_path / "b", 4)
+    first.add_callback(SaveEveryMinutesCallback(1e-9))
+    first.args.max_steps = 2
+    first.train()
+    resumed = trainer_for(tmp_path / "b", 4)
+    resumed.train(resume_from_checkpoint=last_complete_checkpoint(tmp_path / "b" / "run"))
+    after = [e for e in resumed.state.log_history if "num_base_tokens" in e][-1]["num_base_tokens"]
+    assert after == total

@@ -1,0 +1,131 @@
+"""Trainer callbacks for long zip2zip runs that outlive a session: time-based checkpoints and held-out scores.
+
+A run of many hours on a CPU is interrupted (a machine is taken back, a session ends) more often than it
+finishes, so it checkpoints by the clock rather than by steps, and it measures itself on held-out text as it
+goes, so that its best weights can be packed and kept whenever the held-out curve improves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from transformers import TrainerCallback
+
+__all__ = ["HeldOutScoreCallback", "SaveEveryMinutesCallback"]
+
+
+class SaveEveryMinutesCallback(TrainerCallback):
+    """Ask for a checkpoint whenever `minutes` of wall time have passed since the last one (or the start)."""
+
+    def __init__(self, minutes: float) -> None:
+        if not minutes > 0:
+            raise ValueError(f"minutes must be > 0, got {minutes!r}")
+        self.seconds = 60.0 * minutes
+        self._last = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = time.monotonic()
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self._last >= self.seconds:
+            control.should_save = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self._last = time.monotonic()
+        return control
+
+
+class HeldOutScoreCallback(TrainerCallback):
+    """Scores held-out texts (strict bits per byte, per domain and pooled) every `minutes` of wall time, logs
+    them (`heldout_bpb`, `heldout_bpb_<domain>`) and appends them to `log_path`; when the pooled score is the
+    best so far, calls `on_improve(trainer, entry)` (for example to pack the weights) after a checkpoint.
+
+    The log file survives restarts: a resumed run keeps its best score and does not repack worse weights.
+    """
+
+    def __init__(
+        self,
+        texts: Mapping[str, Sequence[str]],
+        log_path: str | os.PathLike,
+        minutes: float = 30.0,
+        max_length: int = 512,
+        on_improve: Callable[[Any, dict], None] | None = None,
+    ) -> None:
+        self.texts = {domain: list(values) for domain, values in texts.items()}
+        self.log_path = os.fspath(log_path)
+        self.seconds = 60.0 * minutes
+        self.max_length = max_length
+        self.on_improve = on_improve
+        self.trainer = None
+        self._last = time.monotonic()
+        self.entries: list[dict] = []
+        if os.path.isfile(self.log_path):
+            with open(self.log_path, encoding="utf-8") as handle:
+                self.entries = json.load(handle)
+
+    @property
+    def best(self) -> float:
+        return min((entry["heldout_bpb"] for entry in self.entries), default=math.inf)
+
+    def score(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        from .evaluation import bits_per_byte
+
+        result, bits, n_bytes = {}, 0.0, 0
+        for domain, texts in self.texts.items():
+            score = bits_per_byte(model, tokenizer, texts, max_length=self.max_length)
+            result[f"heldout_bpb_{domain}"] = score.bits_per_byte
+            bits += score.bits_per_byte * score.bytes
+            n_bytes += score.bytes
+        result["heldout_bpb"] = bits / n_bytes if n_bytes else math.nan
+        return result
+
+    def evaluate(self, state) -> dict:
+        from .conversion import core_model
+
+        trainer = self.trainer
+        model = core_model(trainer.model)
+        was_training = model.training
+        model.eval()
+        try:
+            result = self.score(model, trainer.processing_class)
+        finally:
+            model.train(was_training)
+        previous_best = self.best
+        entry = {
+            "step": state.global_step,
+            "base_tokens_seen": getattr(trainer, "_total_base_tokens", 0),
+            "time": time.time(),
+            **result,
+        }
+        self.entries = [e for e in self.entries if e["step"] != state.global_step] + [entry]
+        tmp = self.log_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.entries, handle, indent=1)
+        os.replace(tmp, self.log_path)
+        trainer.log(dict(result))
+        entry["improved"] = result["heldout_bpb"] < previous_best
+        return entry
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = time.monotonic()
+        if not self.entries:
+            self.evaluate(state)
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        due = time.monotonic() - self._last >= self.seconds or state.global_step >= state.max_steps
+        if not due:
+            return control
+        self._last = time.monotonic()
+        entry = self.evaluate(state)
+        if entry["improved"] and self.on_improve is not None:
+            control.should_save = True  # the checkpoint the packed weights come from
+            self.on_improve(self.trainer, entry)
+        return control
