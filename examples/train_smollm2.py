@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
 import torch
 
@@ -74,11 +73,10 @@ def main() -> None:
             settings[key] = getattr(args, key)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
 
     from zip2zip.conversion import zip2zip_from_base
     from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
 
     torch.manual_seed(args.seed)
     model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
@@ -89,7 +87,7 @@ def main() -> None:
         processing_class=tokenizer,
         peft_config=recipe.lora_config(model, preset),
     )
-    resume = get_last_checkpoint(args.output) if os.path.isdir(args.output) else None
+    resume = last_complete_checkpoint(args.output)  # skips a checkpoint cut short by a kill while saving
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output)
 
