@@ -285,10 +285,15 @@ def base_score(out: Path, args, texts: list[str]) -> dict:
 
 def run_variant(name: str, out: Path, args, train: list[str], heldout: list[str]) -> None:
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTConfig, Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+    from zip2zip.trainer import (
+        Zip2ZipSFTConfig,
+        Zip2ZipSFTTrainer,
+        default_lora_config,
+        last_complete_checkpoint,
+        zip2zip_from_base,
+    )
 
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -342,7 +347,7 @@ def run_variant(name: str, out: Path, args, train: list[str], heldout: list[str]
     evaluator = HeldOutEvaluator(log_path, log, tokenizer, heldout, args.eval_every, args.eval_length)
     evaluator.trainer = trainer
     trainer.add_callback(evaluator)
-    resume = get_last_checkpoint(str(folder))
+    resume = last_complete_checkpoint(folder)  # skips a checkpoint cut short by a kill while saving
     trainer.train(resume_from_checkpoint=resume)
     log["train_log"] = [e for e in trainer.state.log_history if "loss" in e]
     log["done"] = True

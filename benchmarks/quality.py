@@ -293,12 +293,11 @@ class BudgetEvaluator(TrainerCallback):
 def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | None) -> float:
     """Train (or resume) one variant; return its CPU seconds."""
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     from zip2zip import recipe
     from zip2zip.conversion import zip2zip_from_base
     from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
 
     spec = VARIANTS[name]
     folder = out / name
@@ -357,7 +356,7 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
     )  # fmt: skip
     evaluator.trainer = trainer
     trainer.add_callback(evaluator)
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(folder)))
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(folder))
     if not log["evals"] or log["evals"][-1]["step"] != trainer.state.global_step:
         evaluator.evaluate(trainer.state.global_step)
     log["train_log"] = [e for e in trainer.state.log_history if "loss" in e]

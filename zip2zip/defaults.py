@@ -17,6 +17,8 @@ conversion takes about 50 s and the folder is 538 MB; later loads take a second 
 The conversion writes into a temporary sibling folder and moves it into place with :func:`os.replace`, so
 an interrupted conversion never leaves a folder that looks complete. A file lock serialises converters on
 one machine; where locking is unavailable, a converter that loses the final rename simply discards its copy.
+A converter that was killed leaves its temporary folder behind; the next one to hold the lock removes it
+(:func:`writer_lock`).
 
 Cache root (shared with :mod:`zip2zip.corpora`): ``$ZIP2ZIP_CACHE`` if set, else ``$HF_HOME/zip2zip``,
 else ``$XDG_CACHE_HOME/zip2zip``, else ``~/.cache/zip2zip``.
@@ -25,6 +27,7 @@ else ``$XDG_CACHE_HOME/zip2zip``, else ``~/.cache/zip2zip``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.util
 import json
 import logging
@@ -124,7 +127,7 @@ def default_base_path() -> str:
         return str(target)
     gguf_path = find_gguf()  # fail fast, before taking the lock, when the package is missing
     target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / f"{DEFAULT_MODEL_DIRNAME}.lock"):
+    with writer_lock(target):
         if is_complete(target):  # another process converted it while we waited
             return str(target)
         _convert(gguf_path, target)
@@ -150,26 +153,67 @@ def load_default_tokenizer(**kwargs: Any) -> PreTrainedTokenizerBase:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path``; a no-op where ``fcntl`` does not exist."""
+def file_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path``; yields True, or False (a no-op) where ``fcntl`` does not exist."""
     try:
         import fcntl
     except ImportError:  # not POSIX: the atomic rename alone keeps the cache consistent
-        yield
+        yield False
         return
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_temporary_folder(target: Path) -> Path:
+    """A new private folder beside ``target`` (``.<name>.tmp-XXXX``) to write it in before the final rename."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary folders of ``target`` (:func:`make_temporary_folder`) that killed writers left.
+
+    Only safe while holding ``target``'s :func:`writer_lock`: every writer makes its temporary folder under that
+    lock, so none of them can belong to a live writer. Folders of other targets are left alone.
+    """
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        logger.warning(
+            "Removed %d temporary folder(s) that an interrupted run left beside %s: %s",
+            len(removed),
+            target,
+            ", ".join(path.name for path in removed),
+        )
+    return removed
+
+
+@contextlib.contextmanager
+def writer_lock(target: Path) -> Iterator[None]:
+    """Hold the lock that serialises the writers of ``target`` (the sibling file ``<name>.lock``).
+
+    Once it is held, temporary folders of ``target`` left by writers that were killed are removed
+    (:func:`remove_stale_temporaries`). Where locking is unavailable nothing is removed: another writer may be live.
+    """
+    with file_lock(target.parent / f"{target.name}.lock") as locked:
+        if locked:
+            remove_stale_temporaries(target)
+        yield
 
 
 def _convert(gguf_path: Path, target: Path) -> None:
     """Convert the GGUF file into ``target`` through a temporary sibling folder and an atomic rename."""
     started = time.perf_counter()
     logger.warning("Converting %s to a float32 checkpoint in %s (once, about a minute)", gguf_path, target)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    workdir = make_temporary_folder(target)
     try:
         tokenizer = _convert_tokenizer(gguf_path)
         tokenizer.save_pretrained(workdir)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,10 @@ from .defaults import (
     MARKER_FILENAME,
     cache_root,
     default_base_path,
-    file_lock,
     is_complete,
     make_readable,
+    make_temporary_folder,
+    writer_lock,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def shipped_zip2zip_path(
         return str(target)
     base_path = base_path or default_base_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / f"{target.name}.lock"):
+    with writer_lock(target):  # also removes what an interrupted assembly left
         if not is_complete(target):
             _assemble_shipped(source, base_path, target)
     return str(target)
@@ -153,7 +153,7 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
     record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
     settings = dict(record["zip2zip"])
     disabled = settings.pop("disabled_ids", None)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    workdir = make_temporary_folder(target)
     try:
         model, tokenizer = zip2zip_from_base(
             base_path, dtype=torch.float32, **settings, **({"disabled_ids": disabled} if disabled else {})

@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
 from trl import SFTConfig, SFTTrainer
-from trl.data_utils import is_conversational
 
 from .conversion import core_model, is_peft_model, is_zip2zip, zip2zip_from_base
 from .data import (
@@ -37,6 +36,8 @@ from .data import (
     Zip2ZipDataCollator,
     base_alignment,
     base_alignment_from_inputs,
+    drop_empty_rows,
+    reject_empty_dataset,
     tokenize_example,
 )
 from .distillation import (
@@ -218,9 +219,10 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         # (`get_training_chat_template` only knows a fixed list of templates). Hide the flag from SFTTrainer while
         # it sets up, then restore it.
         self._assistant_only_loss = bool(args.assistant_only_loss)
+        reject_empty_dataset(train_dataset, "train")  # before TRL reads its first row
         if self._assistant_only_loss and train_dataset is not None:
             sample = next(iter(train_dataset))
-            if not is_conversational(sample):
+            if not any(isinstance(sample.get(key), list) for key in ("messages", "prompt", "completion")):
                 raise ValueError(
                     "assistant_only_loss=True needs a conversational dataset ('messages' or conversational "
                     "'prompt'/'completion' columns)"
@@ -307,10 +309,14 @@ class Zip2ZipSFTTrainer(SFTTrainer):
     # ------------------------------------------------------------------------------------ data
 
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
-        """Tokenise raw examples with :func:`tokenize_example`, then let TRL finish (labels, truncation, shuffle)."""
+        """Check rows and drop empty ones (:func:`~zip2zip.data.drop_empty_rows`), tokenise raw examples with
+        :func:`tokenize_example`, then let TRL finish (labels, truncation, shuffle)."""
         reject_packing(args)
+        reject_empty_dataset(dataset, dataset_name)
         columns = dataset.column_names or list(next(iter(dataset)).keys())
-        if "input_ids" not in columns:
+        if "input_ids" in columns:
+            dataset = drop_empty_rows(dataset, args.dataset_text_field, dataset_name)
+        else:
             map_kwargs: dict[str, Any] = {}
             if hasattr(dataset, "num_rows"):  # a map-style Dataset (IterableDataset.map takes neither)
                 map_kwargs = {
@@ -328,6 +334,7 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 {**map_kwargs, "desc": f"Converting {dataset_name} dataset to ChatML"} if map_kwargs else {}
             )
             dataset = dataset.map(maybe_convert_to_chatml, **chatml_kwargs)
+            dataset = drop_empty_rows(dataset, text_field, dataset_name)
             columns = dataset.column_names or list(next(iter(dataset)).keys())
             dataset = dataset.map(
                 tokenize_example,
@@ -342,7 +349,11 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 remove_columns=[c for c in columns if c not in ("input_ids", "labels", *STAT_COLUMNS)],
                 **map_kwargs,
             )
-        return super()._prepare_dataset(dataset, processing_class, args, False, None, dataset_name)
+        dataset = super()._prepare_dataset(dataset, processing_class, args, False, None, dataset_name)
+        reject_empty_dataset(
+            dataset, dataset_name, f" left with a trained token within max_length={args.max_length}"
+        )
+        return dataset
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:

@@ -1,0 +1,248 @@
+"""Bad training data fails at preparation, naming the row; empty rows are skipped and counted.
+
+Every kind of row the trainer takes is covered: plain text, prompt/completion (plain and conversational),
+messages, and pre-tokenised `input_ids`, in map-style and streamed datasets. Tiny in-process models only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import pytest
+from _tiny_tokenizers import TRAINING_TEXT
+from _training import build, config
+from datasets import Dataset, IterableDataset
+
+from zip2zip.data import check_example
+from zip2zip.trainer import Zip2ZipSFTTrainer, tokenize_example
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build()
+
+
+def make_trainer(tmp_path, tiny, train, eval_dataset=None, **overrides):
+    model, tok = tiny
+    args = config(tmp_path, max_steps=2, **overrides)
+    return Zip2ZipSFTTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=eval_dataset, processing_class=tok
+    )
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def skip_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "zip2zip.data" and "skipping" in r.getMessage()
+    ]
+
+
+# ------------------------------------------------------------------------------------------ wrong types
+
+
+@pytest.mark.parametrize("value", [0, 1, False, [], ["a", "b"], 2.5])
+def test_a_text_of_the_wrong_type_names_row_field_and_value(tmp_path, tiny, value):
+    # Row 0 is a missing value (None, skipped); row 1 has the wrong type.
+    data = Dataset.from_dict({"text": [None, value]})
+    with pytest.raises(TypeError) as error:
+        make_trainer(tmp_path, tiny, data)
+    message = str(error.value)
+    assert "row 1 of the train dataset" in message and "field 'text'" in message
+    assert f"({type(value).__name__})" in message and repr(value) in message
+
+
+def test_wrong_types_in_prompt_completion_rows(tmp_path, tiny):
+    cases = [
+        ({"prompt": ["a", "b"], "completion": ["x", None], "k": [0, 1]}, None),  # fine: row 1 is only empty
+        (
+            {"prompt": ["a", "b"], "completion": [1, 2]},
+            r"row 0 .*field 'completion' must be a string.*\(int\)",
+        ),
+        ({"prompt": [3, 4], "completion": ["x", "y"]}, r"row 0 .*field 'prompt' must be a string.*\(int\)"),
+    ]
+    for data, match in cases:
+        if match is None:
+            make_trainer(tmp_path, tiny, Dataset.from_dict(data))
+            continue
+        with pytest.raises(TypeError, match=match):
+            make_trainer(tmp_path, tiny, Dataset.from_dict(data))
+
+    def mixed():  # a chat prompt with a plain-text completion
+        yield {"prompt": "plain", "completion": "fine"}
+        yield {"prompt": [user("hi")], "completion": "plain"}
+
+    # A stream is checked as it is read: the bad row stops training when it comes.
+    trainer = make_trainer(tmp_path, tiny, IterableDataset.from_generator(mixed))
+    with pytest.raises(TypeError, match=r"row 1 .*both be strings or both be lists of messages"):
+        trainer.train()
+
+
+def test_wrong_types_in_messages(tmp_path, tiny):
+    def rows():
+        yield {"messages": [user("hi"), assistant("hello")]}
+        yield {"messages": ["hi", "hello"]}
+
+    trainer = make_trainer(tmp_path, tiny, IterableDataset.from_generator(rows))
+    with pytest.raises(
+        TypeError, match=r"row 1 of the train dataset: field 'messages': message 0 must be a dict"
+    ):
+        trainer.train()
+    with pytest.raises(
+        TypeError, match=r"row 0 .*'messages' must be a list of messages .*, got 'hi' \(str\)"
+    ):
+        make_trainer(tmp_path, tiny, IterableDataset.from_generator(lambda: iter([{"messages": "hi"}])))
+    with pytest.raises(TypeError, match=r"'content' of message 0 must be a string, got 5 \(int\)"):
+        check_example({"messages": [{"role": "user", "content": 5}]})
+
+
+def test_wrong_types_in_pre_tokenised_rows(tmp_path, tiny):
+    with pytest.raises(
+        TypeError, match=r"row 0 .*'input_ids': element 0 must be an integer id, got 'a' \(str\)"
+    ):
+        make_trainer(tmp_path, tiny, Dataset.from_dict({"input_ids": [["a", "b"]]}))
+    with pytest.raises(
+        TypeError, match=r"row 0 .*'input_ids': element 0 must be an integer id, got 1.5 \(float\)"
+    ):
+        make_trainer(tmp_path, tiny, Dataset.from_dict({"input_ids": [[1.5, 2.0]]}))
+    with pytest.raises(ValueError, match=r"row 0 .*'labels' has 1 entries but 'input_ids' has 3"):
+        make_trainer(tmp_path, tiny, Dataset.from_dict({"input_ids": [[5, 6, 7]], "labels": [[5]]}))
+    with pytest.raises(TypeError, match=r"element 0 must be an integer id, got True \(bool\)"):
+        check_example({"input_ids": [True, 5]})
+
+
+def test_tokenize_example_refuses_bad_and_empty_examples(tiny):
+    _, tok = tiny
+    with pytest.raises(TypeError, match=r"field 'text' must be a string, got 0 \(int\)"):
+        tokenize_example({"text": 0}, tok)
+    with pytest.raises(TypeError, match=r"field 'text' must be a string, got \['a'\] \(list\)"):
+        tokenize_example({"text": ["a"]}, tok)
+    for example in ({"text": ""}, {"text": None}, {"prompt": "p", "completion": None}, {"messages": []}):
+        with pytest.raises(ValueError, match="nothing to train on"):
+            tokenize_example(example, tok)
+    with pytest.raises(ValueError, match=r"no 'text' field \(fields: \['body'\]\)"):
+        tokenize_example({"body": "x"}, tok)
+
+
+# ------------------------------------------------------------------------------------------ empty rows
+
+
+def test_empty_text_rows_are_skipped_counted_and_training_works(tmp_path, tiny, caplog):
+    texts = [TRAINING_TEXT[0], "", TRAINING_TEXT[1], None, TRAINING_TEXT[2], ""]
+    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+        trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": texts}))
+    assert skip_warnings(caplog) == [
+        "skipping 3 of the 6 rows of the train dataset: nothing to train on (3 with an empty 'text')"
+    ]
+    assert trainer.train_dataset.num_rows == 3
+    # No eos-only row is left: every row has text beyond its eos.
+    assert min(len(row) for row in trainer.train_dataset["input_ids"]) > 5
+    loss = trainer.train().training_loss
+    assert math.isfinite(loss) and loss > 1.0
+
+
+def test_empty_rows_of_every_kind_are_skipped_with_their_field(tmp_path, tiny, caplog):
+    chat = [user("what is a cat"), assistant("a cat sat on the mat")]
+    datasets = {
+        "completion": Dataset.from_dict(
+            {"prompt": ["the cat", "the dog", "def add"], "completion": [" sat on the mat", None, ""]}
+        ),
+        "messages": Dataset.from_dict({"messages": [chat, [], None, chat]}),
+        "input_ids": Dataset.from_dict({"input_ids": [[5, 6, 7], [], None]}),
+    }
+    expected_kept = {"completion": 1, "messages": 2, "input_ids": 1}
+    for field, data in datasets.items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+            trainer = make_trainer(tmp_path, tiny, data)
+        skipped = data.num_rows - expected_kept[field]
+        assert skip_warnings(caplog) == [
+            f"skipping {skipped} of the {data.num_rows} rows of the train dataset: nothing to train on "
+            f"({skipped} with an empty {field!r})"
+        ], field
+        assert trainer.train_dataset.num_rows == expected_kept[field], field
+
+    # Conversational prompt/completion: an empty completion list is empty, an empty prompt is not.
+    data = Dataset.from_dict(
+        {
+            "prompt": [[user("hi")], [user("hi")], []],
+            "completion": [[assistant("hello")], [], [assistant("yo")]],
+        }
+    )
+    assert make_trainer(tmp_path, tiny, data).train_dataset.num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"text": [None, None]}, "text"),
+        ({"text": ["", ""]}, "text"),
+        ({"text": ["", None, ""]}, "text"),
+        ({"prompt": ["a", "b"], "completion": [None, ""]}, "completion"),
+        ({"prompt": [None, None], "completion": ["a", "b"]}, "prompt"),
+        ({"messages": [[], None]}, "messages"),
+        ({"input_ids": [[], []]}, "input_ids"),
+    ],
+)
+def test_a_dataset_with_no_usable_row_is_refused_before_training(tmp_path, tiny, data, field):
+    rows = len(next(iter(data.values())))
+    with pytest.raises(
+        ValueError, match=rf"no row with anything to train on: all {rows} rows are empty .*{field!r}"
+    ):
+        make_trainer(tmp_path, tiny, Dataset.from_dict(data))
+
+
+def test_a_dataset_with_no_rows_is_refused(tmp_path, tiny):
+    for data in (
+        Dataset.from_dict({"text": []}),
+        IterableDataset.from_generator(lambda: iter([])),
+    ):
+        with pytest.raises(ValueError, match="the train dataset has no rows"):
+            make_trainer(tmp_path, tiny, data)
+    with pytest.raises(ValueError, match="the train dataset has no rows"):
+        make_trainer(tmp_path, tiny, Dataset.from_dict({"messages": []}), assistant_only_loss=True)
+
+
+def test_an_empty_eval_dataset_is_refused_by_name(tmp_path, tiny):
+    train = Dataset.from_dict({"text": TRAINING_TEXT})
+    with pytest.raises(ValueError, match="the eval dataset has no row with anything to train on"):
+        make_trainer(tmp_path, tiny, train, eval_dataset=Dataset.from_dict({"text": ["", None]}))
+
+
+def test_streamed_datasets_skip_empty_rows_and_refuse_all_empty_ones(tmp_path, tiny, caplog):
+    def rows():
+        yield {"text": TRAINING_TEXT[0]}
+        yield {"text": ""}
+        yield {"text": TRAINING_TEXT[1]}
+        yield {"text": None}
+
+    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+        trainer = make_trainer(tmp_path, tiny, IterableDataset.from_generator(rows))
+        loss = trainer.train().training_loss
+    assert math.isfinite(loss) and loss > 1.0
+    warnings = skip_warnings(caplog)
+    assert len(warnings) == 1 and "streamed train dataset" in warnings[0] and "row 1" in warnings[0]
+
+    with pytest.raises(ValueError, match="the train dataset has no rows with anything to train on"):
+        make_trainer(
+            tmp_path, tiny, IterableDataset.from_generator(lambda: iter([{"text": ""}, {"text": None}]))
+        )
+
+
+def test_truncation_that_leaves_no_trained_token_is_refused(tmp_path, tiny):
+    long_prompt = " ".join(TRAINING_TEXT)
+    data = Dataset.from_dict({"prompt": [long_prompt, long_prompt], "completion": [" done", " over"]})
+    with pytest.raises(ValueError, match=r"has no rows left with a trained token within max_length=4"):
+        make_trainer(tmp_path, tiny, data, max_length=4)
