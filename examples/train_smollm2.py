@@ -87,9 +87,9 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zip2zip.callbacks import HeldOutScoreCallback, SaveEveryMinutesCallback
     from zip2zip.conversion import zip2zip_from_base
     from zip2zip.defaults import default_base_path
+    from zip2zip.long_runs import HeldOutScoreCallback, SaveEveryMinutesCallback
     from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
 
     torch.manual_seed(args.seed)

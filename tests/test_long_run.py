@@ -11,7 +11,7 @@ from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset
 
-from zip2zip.callbacks import HeldOutScoreCallback, SaveEveryMinutesCallback
+from zip2zip.long_runs import HeldOutScoreCallback, SaveEveryMinutesCallback
 from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, last_complete_checkpoint
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

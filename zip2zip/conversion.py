@@ -12,11 +12,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["core_model", "ensure_zero_init", "is_peft_model", "is_zip2zip", "zip2zip_from_base"]
+__all__ = [
+    "as_zip2zip_tokenizer",
+    "core_model",
+    "ensure_zero_init",
+    "is_peft_model",
+    "is_zip2zip",
+    "load_or_convert",
+    "zip2zip_from_base",
+]
 
 
 def is_zip2zip(model: Any) -> bool:
@@ -94,3 +102,37 @@ def ensure_zero_init(model: nn.Module) -> None:
                 projection.weight.zero_()
                 if projection.bias is not None:
                     projection.bias.zero_()
+
+
+def load_or_convert(path: str, tokenizer: Any, args: Any) -> tuple[PreTrainedModel, Any]:
+    """`args` is the run's `Zip2ZipSFTConfig` (`trust_remote_code`, `model_init_kwargs`, `zip2zip_settings`). A zip2zip repo loads as it is; any other causal LM is converted with `from_base`."""
+    config = AutoConfig.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+    kwargs = dict(args.model_init_kwargs or {})
+    if config.model_type == "zip2zip":
+        kwargs.setdefault("trust_remote_code", args.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+        return model, tokenizer
+    model, zip_tokenizer = zip2zip_from_base(
+        path, tokenizer=tokenizer, dtype=kwargs.get("dtype"), **(args.zip2zip_settings or {})
+    )
+    return model, zip_tokenizer
+
+
+def as_zip2zip_tokenizer(tokenizer: Any, model: Any) -> Any:
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    if tokenizer is None:
+        path = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
+        if not path:
+            raise ValueError(
+                "processing_class is required when the model has no path to load its tokenizer from"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    if getattr(tokenizer, "codec", None) is None:
+        tokenizer = Zip2ZipTokenizer.from_base(tokenizer, model.config)
+    check = getattr(tokenizer, "check_compatible", None)
+    if check is not None:
+        check(model.config)
+    return tokenizer

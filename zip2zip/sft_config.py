@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import TrainingArguments
 from trl import SFTConfig
 
 from .distillation import parse_layer_spec
 
-__all__ = ["Zip2ZipSFTConfig", "has_accelerator", "reject_packing"]
+__all__ = ["Zip2ZipSFTConfig", "as_zip2zip_config", "has_accelerator", "reject_packing"]
 
 
 @dataclass
@@ -178,3 +181,24 @@ def reject_packing(args: Any) -> None:
                 "and LZW gives every sequence its own codebook, so hypertokens would be built across example "
                 f"boundaries. Set {name}=False (the default); batches are padded per row instead."
             )
+
+
+def as_zip2zip_config(args: Any, model: Any) -> Zip2ZipSFTConfig:
+    """The trainer's `args` as a `Zip2ZipSFTConfig`: as it is, a default one named after the model, or the fields
+    of a plain `SFTConfig`/`TrainingArguments` carried over."""
+    if isinstance(args, Zip2ZipSFTConfig):
+        return args
+    if args is None:
+        name = (
+            model
+            if isinstance(model, (str, os.PathLike))
+            else getattr(model.config, "_name_or_path", "") or "model"
+        )
+        return Zip2ZipSFTConfig(f"{os.path.basename(os.fspath(name).rstrip('/')) or 'model'}-zip2zip")
+    if isinstance(args, TrainingArguments):
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+        known = {f.name for f in dataclasses.fields(Zip2ZipSFTConfig) if f.init}
+        return Zip2ZipSFTConfig(**{k: v for k, v in values.items() if k in known})
+    raise TypeError(
+        f"args must be a Zip2ZipSFTConfig, SFTConfig or TrainingArguments, got {type(args).__name__}"
+    )

@@ -18,7 +18,6 @@ codebook.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import os
@@ -26,10 +25,17 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
+from transformers import PreTrainedModel, TrainingArguments
 from trl import SFTConfig, SFTTrainer
 
-from .conversion import core_model, is_peft_model, is_zip2zip, zip2zip_from_base
+from .conversion import (
+    as_zip2zip_tokenizer,
+    core_model,
+    is_peft_model,
+    is_zip2zip,
+    load_or_convert,
+    zip2zip_from_base,
+)
 from .data import (
     BASE_COLUMNS,
     STAT_COLUMNS,
@@ -48,6 +54,7 @@ from .distillation import (
     hypertoken_first_ids,
     parse_layer_spec,
 )
+from .long_runs import last_complete_checkpoint
 from .optimization import (
     CPUBudgetCallback,
     EncoderWarmupCallback,
@@ -56,7 +63,7 @@ from .optimization import (
     split_encoder_groups,
 )
 from .peft_utils import adapt_peft_config, default_lora_config, lora_target_modules
-from .sft_config import Zip2ZipSFTConfig, reject_packing
+from .sft_config import Zip2ZipSFTConfig, as_zip2zip_config, reject_packing
 
 logger = logging.getLogger(__name__)
 
@@ -152,17 +159,17 @@ class Zip2ZipSFTTrainer(SFTTrainer):
         peft_config: Any = None,
         formatting_func: Callable[[dict], str] | None = None,
     ) -> None:
-        args = _as_zip2zip_config(args, model)
+        args = as_zip2zip_config(args, model)
         reject_packing(args)
         if isinstance(model, (str, os.PathLike)):
-            model, processing_class = _load_model(os.fspath(model), processing_class, args)
+            model, processing_class = load_or_convert(os.fspath(model), processing_class, args)
         if not is_zip2zip(model):
             raise TypeError(
                 f"Zip2ZipSFTTrainer trains zip2zip models, got {type(model).__name__} (model_type="
                 f"{getattr(getattr(model, 'config', None), 'model_type', None)!r}); convert a base model first with "
                 "Zip2ZipForCausalLM.from_base(...) or zip2zip.trainer.zip2zip_from_base(...)"
             )
-        processing_class = _as_zip2zip_tokenizer(processing_class, model)
+        processing_class = as_zip2zip_tokenizer(processing_class, model)
         if peft_config is not None:
             peft_config = adapt_peft_config(peft_config, model)
 
@@ -600,83 +607,3 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             if os.path.isfile(stale):
                 os.remove(stale)
         self.accelerator.wait_for_everyone()
-
-
-def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The newest `checkpoint-N` folder of `output_dir` whose `trainer_state.json` (the Trainer writes it last)
-    reads back, or None. Newer folders without one were cut short by a kill while saving."""
-    import json
-    import re
-
-    if not os.path.isdir(output_dir):
-        return None
-    steps = []
-    for name in os.listdir(output_dir):
-        match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            steps.append((int(match.group(1)), name))
-    for _, name in sorted(steps, reverse=True):
-        folder = os.path.join(os.fspath(output_dir), name)
-        try:
-            with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
-                json.load(handle)
-        except (OSError, ValueError):
-            logger.warning(
-                "skipping %s: it has no complete trainer_state.json (cut short while saving)", folder
-            )
-            continue
-        return folder
-    return None
-
-
-def _as_zip2zip_config(args: Any, model: Any) -> Zip2ZipSFTConfig:
-    if isinstance(args, Zip2ZipSFTConfig):
-        return args
-    if args is None:
-        name = (
-            model
-            if isinstance(model, (str, os.PathLike))
-            else getattr(model.config, "_name_or_path", "") or "model"
-        )
-        return Zip2ZipSFTConfig(f"{os.path.basename(os.fspath(name).rstrip('/')) or 'model'}-zip2zip")
-    if isinstance(args, TrainingArguments):
-        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
-        known = {f.name for f in dataclasses.fields(Zip2ZipSFTConfig) if f.init}
-        return Zip2ZipSFTConfig(**{k: v for k, v in values.items() if k in known})
-    raise TypeError(
-        f"args must be a Zip2ZipSFTConfig, SFTConfig or TrainingArguments, got {type(args).__name__}"
-    )
-
-
-def _load_model(path: str, tokenizer: Any, args: Zip2ZipSFTConfig) -> tuple[PreTrainedModel, Any]:
-    """A zip2zip repo loads as it is; any other causal LM is converted with `from_base`."""
-    config = AutoConfig.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-    kwargs = dict(args.model_init_kwargs or {})
-    if config.model_type == "zip2zip":
-        kwargs.setdefault("trust_remote_code", args.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-        return model, tokenizer
-    model, zip_tokenizer = zip2zip_from_base(
-        path, tokenizer=tokenizer, dtype=kwargs.get("dtype"), **(args.zip2zip_settings or {})
-    )
-    return model, zip_tokenizer
-
-
-def _as_zip2zip_tokenizer(tokenizer: Any, model: Any) -> Any:
-    from .tokenization_zip2zip import Zip2ZipTokenizer
-
-    if tokenizer is None:
-        path = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
-        if not path:
-            raise ValueError(
-                "processing_class is required when the model has no path to load its tokenizer from"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-    if getattr(tokenizer, "codec", None) is None:
-        tokenizer = Zip2ZipTokenizer.from_base(tokenizer, model.config)
-    check = getattr(tokenizer, "check_compatible", None)
-    if check is not None:
-        check(model.config)
-    return tokenizer

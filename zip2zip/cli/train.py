@@ -222,9 +222,9 @@ def load_training_data(
 def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoConfig
-    from transformers.trainer_utils import get_last_checkpoint
 
     from ..conversion import zip2zip_from_base
+    from ..long_runs import last_complete_checkpoint
     from ..recipe import cpu_supports_bf16, lora_config, training_config
     from ..trainer import Zip2ZipSFTTrainer
 
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"zip2zip train: {error}") from None
     resume = None
     if not args.no_resume and os.path.isdir(args.output):
-        resume = get_last_checkpoint(args.output)
+        resume = last_complete_checkpoint(args.output)
         if resume:
             print(f"resuming from {resume}", flush=True)
     overrides: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Trainer callbacks for long zip2zip runs that outlive a session: time-based checkpoints and held-out scores.
+"""Long zip2zip runs that outlive a session: time-based checkpoints, held-out scores, resuming safely.
 
 A run of many hours on a CPU is interrupted (a machine is taken back, a session ends) more often than it
 finishes, so it checkpoints by the clock rather than by steps, and it measures itself on held-out text as it
@@ -8,15 +8,19 @@ goes, so that its best weights can be packed and kept whenever the held-out curv
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["HeldOutScoreCallback", "SaveEveryMinutesCallback"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["HeldOutScoreCallback", "SaveEveryMinutesCallback", "last_complete_checkpoint"]
 
 
 class SaveEveryMinutesCallback(TrainerCallback):
@@ -129,3 +133,27 @@ class HeldOutScoreCallback(TrainerCallback):
             control.should_save = True  # the checkpoint the packed weights come from
             self.on_improve(self.trainer, entry)
         return control
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-N` folder of `output_dir` whose `trainer_state.json` (the Trainer writes it last)
+    reads back, or None. Newer folders without one were cut short by a kill while saving."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(match.group(1)), name))
+    for _, name in sorted(steps, reverse=True):
+        folder = os.path.join(os.fspath(output_dir), name)
+        try:
+            with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+                json.load(handle)
+        except (OSError, ValueError):
+            logger.warning(
+                "skipping %s: it has no complete trainer_state.json (cut short while saving)", folder
+            )
+            continue
+        return folder
+    return None
