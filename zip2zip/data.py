@@ -18,6 +18,7 @@ import torch
 from transformers.data.data_collator import DataCollatorMixin
 
 from .lzw import LZWCodec
+from .modeling_zip2zip import codebook_state
 
 logger = logging.getLogger(__name__)
 
@@ -468,7 +469,7 @@ class Zip2ZipDataCollator(DataCollatorMixin):
         if self.return_codebook or self.return_base_ids:
             traces = _traces(self.codec, rows)
             if self.return_codebook:
-                batch.update(_codebook_state(self.codec, traces, T))
+                batch.update(codebook_state(self.codec, traces, T))
             if self.return_base_ids:
                 batch.update(base_alignment(traces, T, self.pad_token_id))
         for name in STAT_COLUMNS:
@@ -478,7 +479,7 @@ class Zip2ZipDataCollator(DataCollatorMixin):
 
     def codebook_state(self, rows: Sequence[Sequence[int]], length: int) -> dict[str, torch.Tensor]:
         """Codebook, accept limits and candidates of right-padded rows (the model's `prepare_codebook` layout)."""
-        return _codebook_state(self.codec, _traces(self.codec, rows), length)
+        return codebook_state(self.codec, _traces(self.codec, rows), length)
 
 
 def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]]) -> list[Any]:
@@ -489,28 +490,6 @@ def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]]) -> list[Any]:
         except ValueError as error:
             raise ValueError(f"example {b} of the batch does not decode: {error}") from None
     return traces
-
-
-def _codebook_state(codec: LZWCodec, traces: Sequence[Any], length: int) -> dict[str, torch.Tensor]:
-    M = codec.max_subtokens
-    B = len(traces)
-    limits = torch.zeros((B, length), dtype=torch.long)
-    candidates = torch.full((B, length, M), -1, dtype=torch.long)
-    tables = []
-    for b, trace in enumerate(traces):
-        n = len(trace.codes)
-        if n:
-            limits[b, :n] = torch.tensor(trace.accept_limits[1 : n + 1], dtype=torch.long)
-        for t, candidate in enumerate(trace.candidates[1 : n + 1]):
-            if candidate is not None:
-                candidates[b, t, : len(candidate)] = torch.tensor(candidate, dtype=torch.long)
-        tables.append(trace.codebook.table())
-    K = max((len(table) for table in tables), default=0)
-    codebook = torch.full((B, K, M), -1, dtype=torch.long)
-    for b, table in enumerate(tables):
-        if table:
-            codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
-    return {"codebook": codebook, "accept_limits": limits, "candidates": candidates}
 
 
 def base_alignment(traces: Sequence[Any], length: int, pad_token_id: int) -> dict[str, torch.Tensor]:
