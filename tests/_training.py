@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import tiny_bpe_tokenizer
+from datasets import Dataset
 
-from zip2zip.trainer import Zip2ZipSFTConfig, zip2zip_from_base
+from zip2zip.trainer import Zip2ZipSFTConfig, Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
 
 
 def build(seed: int = 0, arch: str = "llama", **settings):
@@ -37,3 +38,31 @@ def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
     }
     values.update(overrides)
     return Zip2ZipSFTConfig(**values)
+
+
+def one_step_update(tmp_path, texts, batch: int, accumulation: int, lora: bool = False, **settings):
+    """The parameter change of one SGD step (LR 1, no clipping) on ``texts`` in ``batch`` x ``accumulation``
+    micro-batches: equal for 2 x 1 and 1 x 2 when every loss is normalised over the whole accumulated batch."""
+    model, tok = build()
+    args = config(
+        tmp_path,
+        max_steps=1,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        output_dir=str(tmp_path / f"ga{batch}x{accumulation}"),
+        **settings,
+    )
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"text": list(texts)}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8) if lora else None,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    return {n: before[n] - p.detach() for n, p in trainer.model.named_parameters()}

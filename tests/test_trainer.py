@@ -13,7 +13,7 @@ import pytest
 import torch
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
-from _training import build, config
+from _training import build, config, one_step_update
 from datasets import Dataset
 
 from zip2zip.trainer import (
@@ -253,30 +253,21 @@ def test_reconstruction_loss_on_and_off(tmp_path):
         )
 
 
-def _one_step_update(tmp_path, batch: int, accumulation: int) -> dict[str, torch.Tensor]:
-    model, tok = build()
-    data = Dataset.from_dict({"text": TRAINING_TEXT[:2]})
-    args = config(
-        tmp_path,
-        max_steps=1,
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=accumulation,
-        optim="sgd",
-        learning_rate=1.0,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,  # no clipping
-        output_dir=str(tmp_path / f"ga{accumulation}"),
-    )
-    trainer = Zip2ZipSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
-    before = snapshot(model)
-    trainer.train()
-    return {name: before[name] - p.detach() for name, p in model.named_parameters()}
-
-
-def test_gradient_accumulation_matches_one_big_batch(tmp_path):
-    """Batch 1 x GA 2 and batch 2 x GA 1 give the same update: the loss is normalised by all targets of the step."""
-    big = _one_step_update(tmp_path, batch=2, accumulation=1)
-    accumulated = _one_step_update(tmp_path, batch=1, accumulation=2)
+@pytest.mark.parametrize(
+    ("lora", "settings"),
+    [
+        (False, {}),
+        (True, {"distillation_weight": 1.0}),
+        (True, {"hidden_distillation_weight": 1.0, "hidden_distillation_layers": "last:2"}),
+    ],
+    ids=["plain", "first-token-distillation", "hidden-distillation"],
+)
+def test_gradient_accumulation_matches_one_big_batch(tmp_path, lora, settings):
+    """Batch 1 x GA 2 and batch 2 x GA 1 give the same update: every loss is normalised by all targets of the
+    step, the teacher losses included."""
+    texts = TRAINING_TEXT[:2]
+    big = one_step_update(tmp_path, texts, batch=2, accumulation=1, lora=lora, **settings)
+    accumulated = one_step_update(tmp_path, texts, batch=1, accumulation=2, lora=lora, **settings)
     assert any(delta.abs().max() > 0 for delta in big.values())
     for name in big:
         torch.testing.assert_close(accumulated[name], big[name], rtol=1e-4, atol=1e-6, msg=name)
