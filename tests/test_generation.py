@@ -7,16 +7,13 @@ CPU thread. The invariants of the generation issue are marked "invariant N".
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 from contextlib import redirect_stdout
 
 import pytest
 import torch
+from _fresh_process import last_json_line, run_without_package
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import tiny_bpe_tokenizer
 from transformers import (
@@ -570,12 +567,8 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
                           out.generation_stats.steps]))
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    text, module, steps = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_without_package(script, workdir=tmp_path)
+    text, module, steps = last_json_line(result)
     assert text == expected
     assert module.startswith("transformers_modules")
     assert steps == model.last_generation_stats.steps or steps <= 12

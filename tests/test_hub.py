@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 
+from tests._fresh_process import last_json_line, run_without_package
 from tests._tiny_models import tiny_base_model
 from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
@@ -120,25 +119,8 @@ def test_exported_folder_loads_and_generates_in_a_fresh_process_without_the_pack
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=10, do_sample=False)
     expected = tok.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _without_editable_finder(FRESH), str(exported), PROMPT],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_without_package(FRESH, str(exported), PROMPT, workdir=tmp_path)
+    got = last_json_line(result)
     assert got["module"].startswith("transformers_modules") and got["tok_module"].startswith(
         "transformers_modules"
     )
@@ -146,21 +128,6 @@ def test_exported_folder_loads_and_generates_in_a_fresh_process_without_the_pack
     assert got["ids"] == enc["input_ids"][0].tolist()
     assert got["text"] == expected
     assert got["piped"] == expected
-
-
-def _without_editable_finder(script: str) -> str:
-    """Prefix ``script`` with code that drops the editable install's import hook, so ``zip2zip`` is not importable.
-
-    ``python -I`` already keeps PYTHONPATH, the user site and the working directory off ``sys.path``, but an
-    editable install registers finders (``sys.meta_path``, a path hook) from a ``.pth`` file in site-packages.
-    """
-    return (
-        "import sys\n"
-        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
-        "sys.path_hooks[:] = [h for h in sys.path_hooks if '__editable__' not in getattr(h, '__module__', '')]\n"
-        "sys.path[:] = [p for p in sys.path if '__editable__' not in p]\n"
-        "sys.path_importer_cache.clear()\n" + script
-    )
 
 
 # ----------------------------------------------------------------------------------------- bad input

@@ -4,14 +4,12 @@ dtypes, errors. Everything runs on tiny in-process base models (tests/_tiny_mode
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from _fresh_process import run_without_package
 from _tiny_models import ARCHITECTURES, VOCAB, tiny_base_model
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaModel
 
@@ -307,31 +305,14 @@ def test_save_load_roundtrip_and_remote_code(arch, tied, tmp_path):
     assert type(auto) is Zip2ZipForCausalLM
 
     torch.save(ids, tmp_path / "ids.pt")
-    script = tmp_path / "load.py"
-    script.write_text(REMOTE_LOAD)
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "PYTHONPATH": "",
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            str(folder),
-            str(tmp_path / "ids.pt"),
-            str(tmp_path / "out.pt"),
-            str(torch.get_num_threads()),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_without_package(
+        REMOTE_LOAD,
+        str(folder),
+        str(tmp_path / "ids.pt"),
+        str(tmp_path / "out.pt"),
+        str(torch.get_num_threads()),
+        workdir=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     assert remote["module"].startswith("transformers_modules.") and remote["cls"] == "Zip2ZipForCausalLM"
     torch.testing.assert_close(remote["logits"], reference, rtol=0, atol=0)

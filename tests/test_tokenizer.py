@@ -12,13 +12,12 @@ import json.encoder
 import logging
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
+from _fresh_process import last_json_line, run_without_package
 from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer, tiny_wordlevel_tokenizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -544,24 +543,8 @@ def test_autotokenizer_in_a_fresh_process_uses_only_the_saved_folder(tmp_path):
         }))
         """
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "HF_HOME": str(tmp_path / "hf"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(folder), json.dumps(batch)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_without_package(script, str(folder), json.dumps(batch), workdir=tmp_path)
+    out = last_json_line(result)
     assert out["module"].startswith("transformers_modules"), out["module"]
     assert not out["zip2zip_imported"]
     assert out["ids"] == tok(batch)["input_ids"]
