@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from .loading import is_zip2zip_model as is_zip2zip
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -25,13 +27,6 @@ __all__ = [
     "load_or_convert",
     "zip2zip_from_base",
 ]
-
-
-def is_zip2zip(model: Any) -> bool:
-    """Duck-typed: a model loaded with remote code is a different class object than ours."""
-    return getattr(getattr(model, "config", None), "model_type", None) == "zip2zip" and hasattr(
-        model, "prepare_codebook"
-    )
 
 
 def is_peft_model(model: Any) -> bool:
