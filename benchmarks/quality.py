@@ -13,9 +13,9 @@ every eighth of the budget:
   model's probability of that token at the aligned base position, in nats per position (0 = the zip2zip
   model reads compressed text as well as its base reads plain text).
 
-The budget is the CPU time the previous recipe (half-width mean-init encoders, LoRA, float32) spends on 200
-steps of 4 x 512 codes: the ``control`` variant runs first, for exactly those 200 steps, and its CPU seconds
-become every other variant's budget. Variants (all with the recipe's architecture, LoRA r=16/alpha=32 unless
+The budget is the CPU time the previous recipe (half-width mean-init encoders, LoRA, float32) spends on the
+per-step study's 200 steps of 2 x 256 codes: the ``control`` variant runs first, for exactly those 200 steps,
+and its CPU seconds become every other variant's budget (rows of ``--batch`` x ``--length`` codes for all). Variants (all with the recipe's architecture, LoRA r=16/alpha=32 unless
 said, LR 3e-4 cosine with 5% warm-up over the budget):
 
 =================  ==========================================================================================
@@ -304,7 +304,7 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "log.json"
     control = name == "control"
-    preset = recipe.get_preset("cpu")
+    preset = recipe.get_preset("cpu").replace(batch_size=args.batch, max_length=args.length)
     settings = {
         "batch": preset.batch_size,
         "length": preset.max_length,
@@ -475,12 +475,14 @@ def main() -> None:
         "--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=2, help="rows per step (the per-step study's)")
+    parser.add_argument("--length", type=int, default=256, help="codes per row (the per-step study's)")
     parser.add_argument(
         "--control-steps", type=int, default=CONTROL_STEPS, help="steps of the control (they set the budget)"
     )
     parser.add_argument("--docs-per-domain", type=int, default=400)
-    parser.add_argument("--eval-chars", type=int, default=3000, help="held-out characters per domain")
-    parser.add_argument("--eval-length", type=int, default=512, help="positions per scored window")
+    parser.add_argument("--eval-chars", type=int, default=2000, help="held-out characters per domain")
+    parser.add_argument("--eval-length", type=int, default=256, help="positions per scored window")
     parser.add_argument("--report", action="store_true", help="only rebuild the table and the plot")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
