@@ -478,3 +478,17 @@ def test_gradient_checkpointing_default_works_with_lora(tmp_path):
     trainer.train()
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())]
     assert any("lora_B" in n for n in changed) and any("output_encoder" in n for n in changed)
+
+
+def test_converting_evaluating_and_loading_never_import_trl():
+    """TRL takes seconds to import; conversion, evaluation, loading and the demo must not need it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, zip2zip, zip2zip.evaluation, zip2zip.conversion, zip2zip.loading, zip2zip.shipped\n"
+        "from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer, zip2zip_from_base\n"
+        "assert 'trl' not in sys.modules, [m for m in sys.modules if m.startswith('trl')][:5]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

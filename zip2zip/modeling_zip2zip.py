@@ -187,6 +187,23 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
       codebook entries (from [`~Zip2ZipForCausalLM.embed_codebook`] and
       [`~Zip2ZipForCausalLM.unembed_codebook`], or from [`~Zip2ZipForCausalLM.encode_entries`] through a
       [`Zip2ZipEntryCache`]), so generation embeds each new entry once.
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoModelForCausalLM, AutoTokenizer
+    >>> from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+    >>> model = Zip2ZipForCausalLM.from_base("HuggingFaceTB/SmolLM2-135M-Instruct")  # untrained, recipe settings
+    >>> tokenizer = Zip2ZipTokenizer.from_base("HuggingFaceTB/SmolLM2-135M-Instruct", model.config)
+    >>> batch = tokenizer(["def f(x):\n    return x\n\ndef f(x):"], return_tensors="pt")
+    >>> model(**batch).logits.shape  # one row per code, base ids then every hypertoken slot
+    torch.Size([1, 13, 51200])
+    >>> out = model.generate(**batch, max_new_tokens=8, do_sample=False)
+    >>> tokenizer.decode(out[0], skip_special_tokens=True)  # the prompt's codes, then base ids: decodes as usual
+    'def f(x):\n    return x\n\ndef f(x):\n    return x * 2 + '
+    >>> # a trained repo loads the usual way:
+    >>> model = AutoModelForCausalLM.from_pretrained("zip2zip-repo", trust_remote_code=True)
+    ```
     """
 
     def __init__(self, config: Zip2ZipConfig, language_model: PreTrainedModel | None = None) -> None:
