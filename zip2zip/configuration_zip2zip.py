@@ -382,7 +382,12 @@ def folder_mismatch_message(folder: Any, mismatches: Mapping[str, tuple[Any, Any
         f"Zip2ZipTokenizer.from_base(base_tokenizer, model.config).save_pretrained({str(folder)!r}), with the "
         "base tokenizer the model was made from."
     )
-    return f"{folder}: " + codec_mismatch_message(mismatches, "config.json", "tokenizer files", fix)
+    return f"{folder}: " + codec_mismatch_message(
+        mismatches,
+        "model config (config.json)",
+        "tokenizer files (tokenizer_config.json, base_tokenizer.json)",
+        fix,
+    )
 
 
 def _short(fingerprint: Any) -> str:
