@@ -24,8 +24,8 @@ def register(subparsers: Any) -> None:
             "from_pretrained(OUT_DIR, trust_remote_code=True) in a process without this package. The card's "
             "table of compression and bits per byte is filled only when measurements are given: "
             "--measurements EVAL_JSON (from `zip2zip eval --model MODEL_DIR --json EVAL_JSON`) or --measure N "
-            "(measured now on N held-out texts per domain); without either the card says that no measurements "
-            "were recorded."
+            "(measured now on N held-out texts per domain); without either the card says that no quality measurement "
+            "is included."
         ),
     )
     p.add_argument(
