@@ -24,15 +24,18 @@ __all__ = [
     "BASE_TOKENIZER_FILE",
     "base_tokenizer_settings",
     "codebook_tables",
+    "compress_rows",
     "encode_texts",
     "input_ids_of",
     "is_ids",
     "load_base_tokenizer",
+    "missing_tokenizer_config_message",
     "pad_rows",
     "saved_model_settings",
     "saved_tokenizer_settings",
     "split_batch",
     "truncate_codes",
+    "write_base_tokenizer",
 ]
 
 BASE_TOKENIZER_FILE = "base_tokenizer.json"
@@ -128,6 +131,31 @@ def encode_texts(
     return [e.ids for e in encodings]
 
 
+def write_base_tokenizer(base: Any, path: str) -> str:
+    """Write the base tokenizer's ``tokenizers`` serialization (truncation and padding switched off)."""
+    backend = getattr(base, "backend_tokenizer", None)
+    if backend is None:
+        raise TypeError(
+            f"cannot save a Zip2ZipTokenizer whose base tokenizer is a {type(base).__name__}: only "
+            "tokenizers-backed base tokenizers can be saved; build it from AutoTokenizer.from_pretrained(...)"
+        )
+    state = json.loads(backend.to_str())
+    state["truncation"] = None
+    state["padding"] = None
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, ensure_ascii=False)
+    return path
+
+
+def missing_tokenizer_config_message(path: Any) -> str:
+    return (
+        f"{path} has no tokenizer_config.json, which holds the zip2zip tokenizer's settings (codec, special "
+        "tokens, chat template): the tokenizer was not saved there, or only in part. Save it with "
+        f"tokenizer.save_pretrained(folder) (it writes tokenizer_config.json and {BASE_TOKENIZER_FILE}), or "
+        "rebuild it with Zip2ZipTokenizer.from_base(base_tokenizer, model.config)."
+    )
+
+
 def base_tokenizer_settings(base: Any) -> dict[str, Any]:
     """The base tokenizer's special tokens and Python-level settings (JSON-safe), for saving."""
     config: dict[str, Any] = dict(base.special_tokens_map)
@@ -197,6 +225,36 @@ def split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[l
         if not isinstance(row, (str, list, tuple)):
             raise ValueError(f"batch element {i} is a {type(row).__name__}; expected a string or a list")
     return rows, pairs, True
+
+
+def compress_rows(
+    codec: LZWCodec,
+    base_rows: list[list[int]],
+    max_length: int | None,
+    affixes: tuple[int, int],
+    side: str,
+    with_codebooks: bool,
+) -> tuple[list[list[int]], list[Codebook]]:
+    """Each row's codes (cut to ``max_length`` codes when given, see :func:`truncate_codes`) and, with
+    ``with_codebooks``, its codebook; a cut row's entry in ``base_rows`` becomes the base ids that are left."""
+    input_ids: list[list[int]] = []
+    codebooks: list[Codebook] = []
+    for row, base_ids in enumerate(base_rows):
+        codes, cut = (
+            (None, False)
+            if max_length is None
+            else truncate_codes(codec, base_ids, max_length, affixes, side)
+        )
+        if with_codebooks:
+            if cut:  # the codebook and base ids of what is left
+                base_rows[row], book = codec.decode_with_codebook(codes)
+            else:
+                codes, book = codec.encode_with_codebook(base_ids)
+            codebooks.append(book)
+        elif codes is None:
+            codes = codec.encode(base_ids)
+        input_ids.append(codes)
+    return input_ids, codebooks
 
 
 def truncate_codes(

@@ -26,7 +26,6 @@ too, in ``streamers_zip2zip.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -47,20 +46,22 @@ from .configuration_zip2zip import (
     read_setting,
     vocab_fingerprint,
 )
-from .lzw import Codebook, LZWCodec
+from .lzw import LZWCodec
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
 from .tokenization_utils_zip2zip import (
     BASE_TOKENIZER_FILE,
     base_tokenizer_settings,
     codebook_tables,
+    compress_rows,
     encode_texts,
     input_ids_of,
     is_ids,
     load_base_tokenizer,
+    missing_tokenizer_config_message,
     pad_rows,
     saved_model_settings,
     split_batch,
-    truncate_codes,
+    write_base_tokenizer,
 )
 from .visualization_zip2zip import visualize
 
@@ -449,23 +450,15 @@ class Zip2ZipTokenizer(PythonBackend):
             )
         affixes = self._special_affixes() if truncate and add_special_tokens else (0, 0)
         codec = self.codec
-        input_ids: list[list[int]] = []
-        codebooks: list[Codebook] = []
-        for base_ids in base_rows:
-            if truncate:
-                codes, cut = truncate_codes(codec, base_ids, max_length, affixes, self.truncation_side)
-            else:
-                codes, cut = None, False
-            if return_codebook or return_base_ids:
-                if cut:  # the codebook and base ids of what is left
-                    base_ids, book = codec.decode_with_codebook(codes)
-                    base_rows[len(input_ids)] = base_ids
-                else:
-                    codes, book = codec.encode_with_codebook(base_ids)
-                codebooks.append(book)
-            elif codes is None:
-                codes = codec.encode(base_ids)
-            input_ids.append(codes)
+        input_ids, codebooks = compress_rows(
+            codec,
+            base_rows,
+            max_length if truncate else None,
+            affixes,
+            self.truncation_side,
+            return_codebook or return_base_ids,
+        )
+        for codes in input_ids:
             self._eventual_warn_about_too_long_sequence(codes, max_length, verbose)
 
         data: dict[str, Any] = {"input_ids": input_ids}
@@ -631,30 +624,13 @@ class Zip2ZipTokenizer(PythonBackend):
         **kwargs: Any,
     ) -> Any:
         if resolved_vocab_files.get("tokenizer_config_file") is None:
-            raise ValueError(
-                f"{pretrained_model_name_or_path} has no tokenizer_config.json, which holds the zip2zip tokenizer's "
-                "settings (codec, special tokens, chat template): the tokenizer was not saved there, or only in "
-                f"part. Save it with tokenizer.save_pretrained(folder) (it writes tokenizer_config.json and "
-                f"{BASE_TOKENIZER_FILE}), or rebuild it with Zip2ZipTokenizer.from_base(base_tokenizer, model.config)."
-            )
+            raise ValueError(missing_tokenizer_config_message(pretrained_model_name_or_path))
         return super()._from_pretrained(resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs)
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Write the base tokenizer's ``tokenizers`` serialization (its truncation and padding switched off)."""
-        backend = getattr(self.base, "backend_tokenizer", None)
-        if backend is None:
-            raise TypeError(
-                f"cannot save a Zip2ZipTokenizer whose base tokenizer is a {type(self.base).__name__}: only "
-                "tokenizers-backed base tokenizers can be saved; build it from AutoTokenizer.from_pretrained(...)"
-            )
-        state = json.loads(backend.to_str())
-        state["truncation"] = None
-        state["padding"] = None
         name = (filename_prefix + "-" if filename_prefix else "") + BASE_TOKENIZER_FILE
-        path = os.path.join(save_directory, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, ensure_ascii=False)
-        return (path,)
+        return (write_base_tokenizer(self.base, os.path.join(save_directory, name)),)
 
     # ------------------------------------------------------------------ visualisation
 
