@@ -130,7 +130,7 @@ def test_help_states_what_each_length_flag_counts_and_what_the_defaults_are(caps
     export = _help(["export"], capsys)
     assert (
         "--measure N" in export
-        and "without either the card says that no measurements were recorded" in export
+        and "without either the card says that no quality measurement is included" in export
     )
     train = _help(["train"], capsys)
     assert f"(default {ZIP2ZIP_SETTINGS['max_codebook_size']})" in train

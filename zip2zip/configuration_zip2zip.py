@@ -2,7 +2,8 @@
 
 It also holds the two rules a tokenizer and a model must share, so that both build the same codebooks:
 which base ids are never merged (:func:`default_disabled_ids`) and whether two sets of codec settings agree
-(:func:`codec_mismatches`, which reads config objects, tokenizers and saved JSON dicts alike).
+(:func:`codec_mismatches`, which reads config objects, tokenizers and saved JSON dicts alike), including
+which base vocabulary both were built from (:func:`vocab_fingerprint`).
 
 This file is copied into every exported Hub repo (``trust_remote_code``): it imports only the standard
 library and transformers.
@@ -10,13 +11,25 @@ library and transformers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-__all__ = ["CODEC_SETTINGS", "Zip2ZipConfig", "codec_mismatches", "default_disabled_ids", "read_setting"]
+__all__ = [
+    "CODEC_SETTINGS",
+    "Zip2ZipConfig",
+    "codec_mismatch_message",
+    "codec_mismatches",
+    "default_disabled_ids",
+    "describe_codec_mismatches",
+    "folder_mismatch_message",
+    "read_setting",
+    "vocab_fingerprint",
+]
 
 # The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
 # config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
@@ -54,6 +67,10 @@ class Zip2ZipConfig(PreTrainedConfig):
             Whether digit tokens were added to `disabled_ids` (zip2zip++ finding: arithmetic improves when
             numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`
             (see [`default_disabled_ids`]).
+        base_vocab_fingerprint (`str`, *optional*):
+            [`vocab_fingerprint`] of the base tokenizer the model was built with (`from_base` records it): the
+            tokenizer records its own, and loading, `generate(tokenizer=...)` and training refuse a tokenizer
+            whose base vocabulary differs. `None` (models saved before it existed) skips that check.
         encoder_num_layers (`int`, *optional*, defaults to 2):
             Transformer layers of each hyper-encoder (the paper uses 2; 4 was worse in zip2zip++).
         encoder_num_heads (`int`, *optional*):
@@ -115,6 +132,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     max_subtokens: int = 4
     disabled_ids: list[int] | None = None
     protect_digits: bool = True
+    base_vocab_fingerprint: str | None = None
     encoder_num_layers: int = 2
     encoder_num_heads: int | None = None
     encoder_hidden_size: int | None = None
@@ -270,13 +288,27 @@ def read_setting(settings: Any, name: str) -> Any:
     return getattr(settings, name, None)
 
 
+def vocab_fingerprint(tokenizer_or_vocab: Any) -> str:
+    """A stable hash of a base vocabulary: ``"sha256:"`` + sha256 of its ``[[id, token], ...]`` pairs sorted by id.
+
+    Takes a tokenizer (its ``get_vocab()``, added tokens included) or a ``{token: id}`` mapping. Two
+    vocabularies with the same fingerprint map every id to the same token, so a model and a tokenizer that
+    record the same fingerprint read ids the same way.
+    """
+    vocab = tokenizer_or_vocab if isinstance(tokenizer_or_vocab, Mapping) else tokenizer_or_vocab.get_vocab()
+    pairs = sorted((int(index), str(token)) for token, index in vocab.items())
+    payload = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
-    """The codec settings on which a model and a tokenizer disagree: ``{name: (model's, tokenizer's)}``.
+    """The settings on which a model and a tokenizer disagree: ``{name: (model's, tokenizer's)}``.
 
     Both sides are anything that carries the settings: a `Zip2ZipConfig`, a `Zip2ZipTokenizer`, or the
-    dicts of a saved ``config.json`` / ``tokenizer_config.json``. A setting either side lacks is not
-    compared; `disabled_ids` are compared as sets and returned sorted. `protect_digits` is not compared:
-    only the `disabled_ids` it produced matter. Empty when the two build the same codebooks from any ids.
+    dicts of a saved ``config.json`` / ``tokenizer_config.json``. Compared: the codec settings
+    (:data:`CODEC_SETTINGS`; `disabled_ids` as sets, returned sorted) and `base_vocab_fingerprint`. A
+    setting either side lacks (a base tokenizer, a folder saved before the fingerprint existed) is not
+    compared. Empty when the two build the same codebooks from the same base vocabulary.
     """
     mismatches: dict[str, tuple[Any, Any]] = {}
     for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
@@ -288,7 +320,85 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
         mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
         if mine != theirs:
             mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
+    for name, kind in (("protect_digits", bool), ("base_vocab_fingerprint", str)):
+        mine, theirs = read_setting(model, name), read_setting(tokenizer, name)
+        if mine is not None and theirs is not None and kind(mine) != kind(theirs):
+            mismatches[name] = (kind(mine), kind(theirs))
     return mismatches
+
+
+def describe_codec_mismatches(
+    mismatches: Mapping[str, tuple[Any, Any]], model: str = "model", tokenizer: str = "tokenizer"
+) -> list[str]:
+    """One line per mismatch of :func:`codec_mismatches`, naming the field and both sides' values."""
+    lines = []
+    for name, (theirs, mine) in mismatches.items():
+        if name == "disabled_ids":
+            only_mine, only_theirs = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+            lines.append(
+                f"disabled_ids: {len(mine)} in the {tokenizer} vs {len(theirs)} in the {model}; only in the "
+                f"{tokenizer}: {_abbreviate(only_mine)}, only in the {model}: {_abbreviate(only_theirs)}"
+            )
+        elif name == "base_vocab_fingerprint":
+            lines.append(
+                f"base_vocab_fingerprint: {tokenizer} {_short(mine)} vs {model} {_short(theirs)} (the two were "
+                "built from different base vocabularies, so the same id means a different token)"
+            )
+        else:
+            lines.append(f"{name}: {tokenizer} {mine} vs {model} {theirs}")
+    return lines
+
+
+def codec_mismatch_message(
+    mismatches: Mapping[str, tuple[Any, Any]],
+    model: str = "model",
+    tokenizer: str = "tokenizer",
+    fix: str | None = None,
+) -> str:
+    """The ValueError text for a non-empty :func:`codec_mismatches`: what differs, then how to fix it."""
+    if fix is None:
+        fix = (
+            "Rebuild the tokenizer with Zip2ZipTokenizer.from_base(base_tokenizer, model.config), or load both "
+            "from the same saved folder."
+        )
+    if "base_vocab_fingerprint" in mismatches:
+        fix += (
+            " The base tokenizer must be the one the model was built from (its vocabulary fingerprint is "
+            "recorded as base_vocab_fingerprint in config.json and tokenizer_config.json)."
+        )
+    return (
+        f"the {tokenizer} and the {model} use different codec settings, so they would build different codebooks "
+        "from the same ids:\n  "
+        + "\n  ".join(describe_codec_mismatches(mismatches, model, tokenizer))
+        + "\n"
+        + fix
+    )
+
+
+def folder_mismatch_message(folder: Any, mismatches: Mapping[str, tuple[Any, Any]]) -> str:
+    """The ValueError text for a saved folder whose config.json and tokenizer files disagree."""
+    fix = (
+        "Restore the folder's original files, or re-save the tokenizer from the model's settings: "
+        f"Zip2ZipTokenizer.from_base(base_tokenizer, model.config).save_pretrained({str(folder)!r}), with the "
+        "base tokenizer the model was made from."
+    )
+    return f"{folder}: " + codec_mismatch_message(
+        mismatches,
+        "model config (config.json)",
+        "tokenizer files (tokenizer_config.json, base_tokenizer.json)",
+        fix,
+    )
+
+
+def _short(fingerprint: Any) -> str:
+    text = str(fingerprint)
+    return text if len(text) <= 23 else text[:23] + "..."
+
+
+def _abbreviate(ids: list[int], limit: int = 12) -> str:
+    if len(ids) <= limit:
+        return str(ids)
+    return f"[{', '.join(map(str, ids[:limit]))}, ... ({len(ids) - limit} more)]"
 
 
 Zip2ZipConfig.register_for_auto_class()

@@ -157,6 +157,10 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             a [`Zip2ZipGenerateOutput`] that also holds the raw `codes` and the `generation_stats`
             (always available as `model.last_generation_stats` too).
         """
+        if getattr(kwargs.get("tokenizer"), "check_compatible", None) is not None:
+            kwargs["tokenizer"].check_compatible(
+                self.config
+            )  # a tokenizer of another codec misreads every id
         if custom_generate is not None:
             raise ValueError(
                 f"{type(self).__name__}.generate does not take custom_generate={custom_generate!r}: its decoding "

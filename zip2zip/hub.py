@@ -5,9 +5,10 @@ A zip2zip model is only useful to other people as a repo they can load with
 :func:`export_repo` builds that folder from any saved zip2zip model (the output of ``zip2zip train``, a
 ``save_pretrained`` folder, a downloaded repo): ``config.json`` with ``auto_map``, the model code files (the
 codec, configuration, tokenization, modeling and generation files), safetensors weights, the tokenizer files
-with ``auto_map``, ``generation_config.json`` and a ``README.md`` model card rendered from
+with ``auto_map``, ``generation_config.json`` and a ``README.md`` model card rendered from the package's
 ``model_cards/zip2zip_model_card.md`` with the measured compression and bits per byte. Nothing else from
-the source folder travels (checkpoints, optimizer states, ``training_args.bin``, adapters).
+the source folder travels (checkpoints, optimizer states, ``training_args.bin``, adapters). Weights are
+written in bfloat16 by default (see :func:`export_dtype`), and the folder gets ordinary permissions.
 
 :func:`push_repo` uploads such a folder with ``HfApi.upload_folder``. The token comes from huggingface_hub's
 usual sources (``HF_TOKEN``, or the login stored by ``hf auth login``), never from a command line.
@@ -24,21 +25,27 @@ from pathlib import Path
 from typing import Any
 
 from .configuration_zip2zip import codec_mismatches
+from .defaults import make_readable
 
 __all__ = [
     "CODE_FILES",
     "DEFAULT_TEMPLATE",
+    "EXPORT_DTYPES",
     "REPO_FILES",
     "ExportError",
     "check_model_folder",
     "check_repo_folder",
+    "export_dtype",
     "export_repo",
     "push_repo",
     "render_model_card",
 ]
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "zip2zip_model_card.md"
-"""The model card template (kept beside the package in the source tree)."""
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "zip2zip_model_card.md"
+"""The model card template (package data, so an installed package exports too)."""
+
+EXPORT_DTYPES = ("float32", "bfloat16", "float16")
+"""The dtypes `export_repo` writes weights in."""
 
 CODE_FILES = (
     "configuration_zip2zip.py",
@@ -197,6 +204,35 @@ def _measurement_rows(measurements: Mapping[str, Any] | None) -> dict[str, Any] 
     }
 
 
+def _comparison(measurements: Mapping[str, Any] | None, base_model: str | None) -> str:
+    """One plain sentence on how the model compares with its base, from what was measured (or that nothing was)."""
+    base = base_model or "the base model"
+    overall = (measurements or {}).get("overall") or {}
+    mine, theirs = overall.get("zip2zip"), overall.get("base")
+    if not mine:
+        return (
+            f"no quality measurement is included with this export, so how it compares with {base} is not "
+            "stated here; compression and quality depend on the text."
+        )
+    compression = float(mine["compression"])
+    shorter = 100 * (1 - 1 / compression) if compression > 0 else 0.0
+    text = (
+        f"on the measured texts it reads and writes {compression:.2f} base tokens per position, so its sequences "
+        f"are {shorter:.0f}% shorter than {base}'s."
+    )
+    if not theirs:
+        return text + f" The measurements include no run of {base}, so its quality is not compared with it."
+    bpb, base_bpb = float(mine["bits_per_byte"]), float(theirs["bits_per_byte"])
+    change = 100 * (bpb / base_bpb - 1) if base_bpb > 0 else 0.0
+    verdict = (
+        "the same quality"
+        if abs(change) < 0.5
+        else f"{abs(change):.1f}% {'more' if change > 0 else 'fewer'} bits per byte "
+        f"({'worse' if change > 0 else 'better'} than the base)"
+    )
+    return text + f" Its bits per byte are {bpb:.4f} against {base_bpb:.4f} for {base}: {verdict}."
+
+
 def render_model_card(
     config: Any,
     *,
@@ -207,12 +243,16 @@ def render_model_card(
     measurements: Mapping[str, Any] | None = None,
     template_path: str | os.PathLike | None = None,
     extra_tags: tuple[str, ...] = (),
+    model_name: str | None = None,
+    dtype: str | None = None,
 ) -> Any:
     """A ``huggingface_hub.ModelCard`` for a zip2zip model, from the jinja template in ``model_cards/``.
 
     The YAML front matter carries library_name, pipeline_tag, base_model, tags (zip2zip, custom_code, ...),
     license, a ``model-index`` with the measured bits per byte per domain, and a ``zip2zip`` block with the
-    codec settings and the overall compression and bits per byte.
+    codec settings and the overall compression and bits per byte. The text says how the model compares with
+    its base when the measurements include the base, and that no quality measurement is included when there
+    is none. ``model_name`` defaults to the last part of ``repo_id``.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -220,7 +260,7 @@ def render_model_card(
     if not template.is_file():
         raise ExportError(
             f"model card template {template} not found; pass template_path= (or --card-template) pointing to a "
-            "jinja template such as model_cards/zip2zip_model_card.md from the zip2zip source tree"
+            "jinja template such as zip2zip/model_cards/zip2zip_model_card.md from the zip2zip source tree"
         )
     settings = {
         name: getattr(config, name)
@@ -256,7 +296,8 @@ def render_model_card(
             )
             for row in rows["rows"]
         ]
-    name = repo_id.split("/")[-1]
+    name = model_name or repo_id.split("/")[-1]
+    dtype = dtype or str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")
     card_data = ModelCardData(
         language=None,
         library_name="transformers",
@@ -278,6 +319,8 @@ def render_model_card(
         trained=bool(trained),
         measurements=rows,
         disabled_count=len(config.disabled_ids),
+        comparison=_comparison(measurements if rows else None, base_model),
+        dtype=dtype,
         **settings,
     )
 
@@ -299,15 +342,18 @@ def export_repo(
     template_path: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    dtype: str | None = None,
 ) -> Path:
     """Write a complete Hub repo folder for the zip2zip model saved in ``model_dir``; return its path.
 
     Args:
         model_dir: a saved zip2zip model and its Zip2ZipTokenizer (checked by :func:`check_model_folder`).
         out_dir: the repo folder to create (must be absent or empty unless ``overwrite``).
-        repo_id: the Hub id the card's examples load (default: the folder name).
-        base_model: the base model's Hub id for the card (default: the id recorded in the config, or the
-            embedded default's id for the default model).
+        repo_id: the Hub id the card's examples load and its name (default: a name derived from the base
+            model, e.g. ``zip2zip-SmolLM2-135M-Instruct``).
+        base_model: the base model's Hub id for the card and for config.json's ``text_config._name_or_path``
+            (default: the id recorded in the config, or the embedded default's id for the default model; a
+            local path is never written).
         license: the license id; must be the base model's. Required unless the base model's is known.
         trained: whether the hyper-encoders were trained (default: a ``training_args.bin`` or ``adapter/``
             in ``model_dir``); an untrained model says so in its card.
@@ -316,7 +362,10 @@ def export_repo(
             at ``base_model_path`` beside it when given.
         template_path: another jinja template for the card.
         overwrite: replace an existing non-empty ``out_dir``.
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for the weights (recorded in config.json's
+            ``dtype``); default: :func:`export_dtype`.
     """
+    import torch
     from transformers import GenerationConfig
 
     from .modeling_zip2zip import Zip2ZipForCausalLM
@@ -353,6 +402,10 @@ def export_repo(
         )
     if trained is None:
         trained = bool(getattr(model.config, "trained", False))
+    dtype = export_dtype(model.config, dtype)
+    model.to(getattr(torch, dtype))
+    # The base model's public id, never the local path it was converted from.
+    model.config.text_config._name_or_path = base_model or ""
 
     generation = model.generation_config or GenerationConfig()
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
@@ -373,15 +426,17 @@ def export_repo(
             description=f"{sum(map(len, measure_texts.values()))} texts, measured at export",
         )
 
-    repo_id = repo_id or out.name
+    model_name = repo_id.split("/")[-1] if repo_id else _default_model_name(base_model)
     card = render_model_card(
         model.config,
-        repo_id=repo_id,
+        repo_id=repo_id or model_name,
         base_model=base_model,
         license=license,
         trained=trained,
         measurements=measurements,
         template_path=template_path,
+        model_name=model_name,
+        dtype=dtype,
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -400,10 +455,33 @@ def export_repo(
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
+        make_readable(out)  # mkdtemp made the folder private, safetensors the weights
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def export_dtype(config: Any, dtype: str | None = None) -> str:
+    """The dtype an export writes: ``dtype`` when given, else the dtype the model was trained in.
+
+    That is bfloat16 unless config.json records float16 or bfloat16 weights (then that one): the recipe trains
+    in bfloat16 autocast over float32 master weights, so a training run's config.json says float32 for
+    weights that were only ever computed with in bfloat16, and base models such as SmolLM2 ship bfloat16.
+    Pass ``"float32"`` to keep the master weights (twice the size).
+    """
+    if dtype is None:
+        recorded = str(getattr(config, "dtype", None) or "").removeprefix("torch.")
+        dtype = recorded if recorded in ("bfloat16", "float16") else "bfloat16"
+    dtype = str(dtype).removeprefix("torch.")
+    if dtype not in EXPORT_DTYPES:
+        raise ExportError(f"dtype={dtype!r} is not one of {EXPORT_DTYPES}")
+    return dtype
+
+
+def _default_model_name(base_model: str | None) -> str:
+    """``zip2zip-<base model name>`` (``zip2zip-model`` without a base model id)."""
+    return f"zip2zip-{base_model.split('/')[-1]}" if base_model else "zip2zip-model"
 
 
 def _base_model_id(config: Any) -> str | None:

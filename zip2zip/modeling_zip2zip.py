@@ -32,7 +32,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids
+from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids, vocab_fingerprint
 from .encoders_zip2zip import (
     Zip2ZipEncoderLayer,
     Zip2ZipHyperEncoder,
@@ -235,6 +235,25 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         self._codec_key: tuple | None = None
         self.post_init()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any) -> Any:
+        """As transformers' `from_pretrained`; a local folder that also holds a Zip2ZipTokenizer must agree with
+        it (codec settings and base vocabulary), or a ValueError names each field that differs."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        from .configuration_zip2zip import codec_mismatches, folder_mismatch_message
+        from .tokenization_utils_zip2zip import saved_tokenizer_settings
+
+        folder, settings = saved_tokenizer_settings(
+            pretrained_model_name_or_path,
+            kwargs.get("subfolder"),
+            model.config.base_vocab_fingerprint is not None,
+        )
+        mismatches = codec_mismatches(model.config, settings) if settings is not None else {}
+        if mismatches:
+            raise ValueError(folder_mismatch_message(folder, mismatches))
+        return loaded
+
     # ---------------------------------------------------------------- base-model plumbing
 
     def get_input_embeddings(self) -> nn.Module:
@@ -333,6 +352,8 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                     "special and chat tokens are protected too",
                     stacklevel=2,
                 )
+        if tokenizer is not None:
+            zip2zip_settings.setdefault("base_vocab_fingerprint", vocab_fingerprint(tokenizer))
         rows = base.get_input_embeddings().weight.shape[0]
         disabled = sorted({int(i) for i in disabled_ids if 0 <= int(i) < rows})
         config = Zip2ZipConfig(

@@ -7,23 +7,35 @@ transformers and its sibling files, with flat relative imports.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from transformers import TokenizersBackend
+from transformers.tokenization_utils_base import TruncationStrategy
 from transformers.utils import PaddingStrategy
 
+from .configuration_zip2zip import CODEC_SETTINGS, vocab_fingerprint
 from .lzw import Codebook, LZWCodec
 
 __all__ = [
     "BASE_TOKENIZER_FILE",
     "base_tokenizer_settings",
     "codebook_tables",
+    "compress_rows",
+    "encode_texts",
+    "input_ids_of",
     "is_ids",
     "load_base_tokenizer",
+    "missing_tokenizer_config_message",
     "pad_rows",
+    "saved_model_settings",
+    "saved_tokenizer_settings",
     "split_batch",
     "truncate_codes",
+    "write_base_tokenizer",
 ]
 
 BASE_TOKENIZER_FILE = "base_tokenizer.json"
@@ -41,6 +53,109 @@ def load_base_tokenizer(path: str | None, config: dict[str, Any] | None) -> Toke
     return TokenizersBackend(tokenizer_file=path, **(config or {}))
 
 
+def _local_json(path: Any, subfolder: str | None, name: str) -> tuple[str | None, dict[str, Any] | None]:
+    """``(folder, parsed name)`` when ``path`` (plus ``subfolder``) is a local folder holding ``name``."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
+        return None, None  # a Hub id: its files are checked where it was saved
+    folder = os.path.join(os.fspath(path), subfolder or "")
+    file = os.path.join(folder, name)
+    if not os.path.isfile(file):
+        return folder, None
+    try:
+        with open(file, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except ValueError:
+        return folder, None  # loading that file reports it
+    return folder, data if isinstance(data, dict) else None
+
+
+def saved_model_settings(path: Any, subfolder: str | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """The folder and its zip2zip ``config.json`` (None when absent or not a zip2zip model)."""
+    folder, config = _local_json(path, subfolder, "config.json")
+    return folder, config if config is not None and config.get("model_type") == "zip2zip" else None
+
+
+def saved_tokenizer_settings(
+    path: Any, subfolder: str | None = None, fingerprint: bool = True
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The folder and the codec settings of the Zip2ZipTokenizer saved there (None when there is none).
+
+    The settings are tokenizer_config.json's, except ``base_vocab_fingerprint``: with ``fingerprint`` it is
+    computed from the saved base tokenizer itself, so a replaced ``base_tokenizer.json`` shows.
+    """
+    folder, config = _local_json(path, subfolder, "tokenizer_config.json")
+    if config is None or config.get("max_subtokens") is None:
+        return folder, None  # no tokenizer, or not a zip2zip one
+    settings = {name: config.get(name) for name in (*CODEC_SETTINGS, "base_vocab_fingerprint")}
+    base_file = os.path.join(folder, BASE_TOKENIZER_FILE)
+    if fingerprint and os.path.isfile(base_file):
+        settings["base_vocab_fingerprint"] = vocab_fingerprint(
+            load_base_tokenizer(base_file, config.get("base_tokenizer_config"))
+        )
+    return folder, settings
+
+
+# The Rust backend's `encode_special_tokens` (and truncation and padding) are state shared by every call: setting
+# them and encoding must be one step, or a thread asking for split_special_tokens=True encodes with another
+# thread's False.
+_BACKEND_LOCK = threading.Lock()
+
+
+def encode_texts(
+    base: Any,
+    texts: list[Any],
+    add_special_tokens: bool,
+    is_split_into_words: bool,
+    split_special_tokens: bool,
+) -> list[list[int]]:
+    """Base ids (special tokens included) of every text or pair, in one base-tokenizer call."""
+    backend = getattr(base, "_tokenizer", None)
+    if backend is None or not hasattr(base, "set_truncation_and_padding"):
+        return base(
+            texts,
+            add_special_tokens=add_special_tokens,
+            is_split_into_words=is_split_into_words,
+            split_special_tokens=split_special_tokens,
+            return_attention_mask=False,
+        )["input_ids"]
+    # The Rust backend directly: the same ids as base(...), without building offsets we drop.
+    with _BACKEND_LOCK:
+        base.set_truncation_and_padding(
+            PaddingStrategy.DO_NOT_PAD, TruncationStrategy.DO_NOT_TRUNCATE, None, 0, None, None
+        )
+        if backend.encode_special_tokens != split_special_tokens:
+            backend.encode_special_tokens = split_special_tokens
+        encodings = backend.encode_batch_fast(
+            texts, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+        )
+    return [e.ids for e in encodings]
+
+
+def write_base_tokenizer(base: Any, path: str) -> str:
+    """Write the base tokenizer's ``tokenizers`` serialization (truncation and padding switched off)."""
+    backend = getattr(base, "backend_tokenizer", None)
+    if backend is None:
+        raise TypeError(
+            f"cannot save a Zip2ZipTokenizer whose base tokenizer is a {type(base).__name__}: only "
+            "tokenizers-backed base tokenizers can be saved; build it from AutoTokenizer.from_pretrained(...)"
+        )
+    state = json.loads(backend.to_str())
+    state["truncation"] = None
+    state["padding"] = None
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, ensure_ascii=False)
+    return path
+
+
+def missing_tokenizer_config_message(path: Any) -> str:
+    return (
+        f"{path} has no tokenizer_config.json, which holds the zip2zip tokenizer's settings (codec, special "
+        "tokens, chat template): the tokenizer was not saved there, or only in part. Save it with "
+        f"tokenizer.save_pretrained(folder) (it writes tokenizer_config.json and {BASE_TOKENIZER_FILE}), or "
+        "rebuild it with Zip2ZipTokenizer.from_base(base_tokenizer, model.config)."
+    )
+
+
 def base_tokenizer_settings(base: Any) -> dict[str, Any]:
     """The base tokenizer's special tokens and Python-level settings (JSON-safe), for saving."""
     config: dict[str, Any] = dict(base.special_tokens_map)
@@ -51,6 +166,18 @@ def base_tokenizer_settings(base: Any) -> dict[str, Any]:
         if isinstance(value, (bool, int, float, str)):
             config[key] = value
     return config
+
+
+def input_ids_of(token_ids: Any) -> Any:
+    """The ids inside what ``tok(...)`` returns (a BatchEncoding or dict); anything else as it is."""
+    if isinstance(token_ids, Mapping):  # BatchEncoding is a UserDict
+        if "input_ids" not in token_ids:
+            raise ValueError(
+                f"decode got a {type(token_ids).__name__} without 'input_ids' (keys: {sorted(token_ids.keys())}); "
+                "pass the ids, e.g. tok.decode(encoding['input_ids'])"
+            )
+        return token_ids["input_ids"]
+    return token_ids
 
 
 def is_ids(value: Any) -> bool:
@@ -98,6 +225,36 @@ def split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[l
         if not isinstance(row, (str, list, tuple)):
             raise ValueError(f"batch element {i} is a {type(row).__name__}; expected a string or a list")
     return rows, pairs, True
+
+
+def compress_rows(
+    codec: LZWCodec,
+    base_rows: list[list[int]],
+    max_length: int | None,
+    affixes: tuple[int, int],
+    side: str,
+    with_codebooks: bool,
+) -> tuple[list[list[int]], list[Codebook]]:
+    """Each row's codes (cut to ``max_length`` codes when given, see :func:`truncate_codes`) and, with
+    ``with_codebooks``, its codebook; a cut row's entry in ``base_rows`` becomes the base ids that are left."""
+    input_ids: list[list[int]] = []
+    codebooks: list[Codebook] = []
+    for row, base_ids in enumerate(base_rows):
+        codes, cut = (
+            (None, False)
+            if max_length is None
+            else truncate_codes(codec, base_ids, max_length, affixes, side)
+        )
+        if with_codebooks:
+            if cut:  # the codebook and base ids of what is left
+                base_rows[row], book = codec.decode_with_codebook(codes)
+            else:
+                codes, book = codec.encode_with_codebook(base_ids)
+            codebooks.append(book)
+        elif codes is None:
+            codes = codec.encode(base_ids)
+        input_ids.append(codes)
+    return input_ids, codebooks
 
 
 def truncate_codes(

@@ -15,7 +15,8 @@ never merged, so eos stays one id at the end of a compressed stream.
 The base tokenizer is saved beside this one as ``base_tokenizer.json`` (a ``tokenizers`` serialization) and
 its Python-level settings in ``tokenizer_config.json`` under ``base_tokenizer_config``; the codec settings
 (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``) are
-saved there too, under the same names the model config uses.
+saved there too, under the same names the model config uses, with ``base_vocab_fingerprint`` (a hash of the
+base vocabulary). Loading a folder that also holds a zip2zip ``config.json`` checks that the two agree.
 
 This file is copied into exported Hub repos, so it imports only the standard library, transformers and its
 sibling files (flat relative imports). The rules it shares with the model (:func:`default_disabled_ids`,
@@ -25,7 +26,6 @@ too, in ``streamers_zip2zip.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -37,18 +37,31 @@ from transformers.tokenization_utils_base import BatchEncoding, TruncationStrate
 from transformers.utils import PaddingStrategy
 from transformers.utils.chat_template_utils import encode_marked_chat
 
-from .configuration_zip2zip import CODEC_SETTINGS, codec_mismatches, default_disabled_ids, read_setting
-from .lzw import Codebook, LZWCodec
+from .configuration_zip2zip import (
+    CODEC_SETTINGS,
+    codec_mismatch_message,
+    codec_mismatches,
+    default_disabled_ids,
+    folder_mismatch_message,
+    read_setting,
+    vocab_fingerprint,
+)
+from .lzw import LZWCodec
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
 from .tokenization_utils_zip2zip import (
     BASE_TOKENIZER_FILE,
     base_tokenizer_settings,
     codebook_tables,
+    compress_rows,
+    encode_texts,
+    input_ids_of,
     is_ids,
     load_base_tokenizer,
+    missing_tokenizer_config_message,
     pad_rows,
+    saved_model_settings,
     split_batch,
-    truncate_codes,
+    write_base_tokenizer,
 )
 from .visualization_zip2zip import visualize
 
@@ -83,6 +96,8 @@ class Zip2ZipTokenizer(PythonBackend):
         disabled_ids: base ids never merged; defaults to :func:`default_disabled_ids`. Must contain pad.
         protect_digits: with ``disabled_ids`` unset, also never merge digit tokens.
         base_tokenizer_config: the base tokenizer's special tokens and Python-level settings (saved).
+        base_vocab_fingerprint: the fingerprint recorded when the tokenizer was saved; a base tokenizer whose
+            vocabulary has another one (an edited or replaced ``base_tokenizer.json``) is refused.
         base_tokenizer: the base tokenizer object itself (instead of ``base_tokenizer_file``).
         **kwargs: the usual tokenizer arguments (special tokens, ``chat_template``, ``padding_side``...).
     """
@@ -100,6 +115,7 @@ class Zip2ZipTokenizer(PythonBackend):
         disabled_ids: Sequence[int] | None = None,
         protect_digits: bool = False,
         base_tokenizer_config: dict[str, Any] | None = None,
+        base_vocab_fingerprint: str | None = None,
         base_tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -133,9 +149,19 @@ class Zip2ZipTokenizer(PythonBackend):
             disabled_ids=None if disabled_ids is None else [int(i) for i in disabled_ids],
             protect_digits=bool(protect_digits),
             base_tokenizer_config=self._base_tokenizer_config,
+            base_vocab_fingerprint=base_vocab_fingerprint,
             **kwargs,
         )
         self._protect_digits = bool(protect_digits)
+        if base_vocab_fingerprint is not None and base_vocab_fingerprint != self.base_vocab_fingerprint:
+            raise ValueError(
+                f"base_vocab_fingerprint: the tokenizer was saved with a base vocabulary of fingerprint "
+                f"{base_vocab_fingerprint}, but its base tokenizer ({BASE_TOKENIZER_FILE}) holds another one "
+                f"({self.base_vocab_fingerprint}, {len(base)} tokens): {BASE_TOKENIZER_FILE} was replaced or edited, "
+                "so ids would map to other tokens than the model's. Restore the original file, or rebuild the "
+                "tokenizer with Zip2ZipTokenizer.from_base(base_tokenizer, model.config) from the base tokenizer "
+                "the model was made from."
+            )
 
         vocab_size = base_vocab_size if base_vocab_size is not None else len(base)
         if vocab_size < len(base):
@@ -219,33 +245,29 @@ class Zip2ZipTokenizer(PythonBackend):
         return self._protect_digits
 
     @property
+    def base_vocab_fingerprint(self) -> str:
+        """:func:`vocab_fingerprint` of the base tokenizer (recomputed when tokens are added)."""
+        size = len(self.base)
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None or cached[0] != size:
+            cached = (size, vocab_fingerprint(self.base))
+            self.__dict__["_fingerprint"] = cached
+        return cached[1]
+
+    @property
     def base_tokenizer_config(self) -> dict[str, Any]:
         """The base tokenizer's special tokens and settings, as saved in tokenizer_config.json."""
         return dict(self._base_tokenizer_config)
 
     def check_compatible(self, config: Any) -> None:
-        """Raise ValueError naming every codec setting on which this tokenizer and ``config`` disagree.
+        """Raise ValueError naming every setting on which this tokenizer and ``config`` disagree.
 
-        ``config`` is a model config (or dict) carrying the codec settings; settings it lacks are not checked.
+        ``config`` is a model config (or dict) carrying the codec settings and the base vocabulary's
+        fingerprint; settings it lacks are not checked.
         """
-        problems = []
-        for name, (theirs, mine) in codec_mismatches(config, self).items():
-            if name != "disabled_ids":
-                problems.append(f"{name}: tokenizer {mine} vs model {theirs}")
-                continue
-            only_mine, only_theirs = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
-            problems.append(
-                f"disabled_ids: {len(mine)} in the tokenizer vs {len(theirs)} in the model; only in the "
-                f"tokenizer: {_abbreviate(only_mine)}, only in the model: {_abbreviate(only_theirs)}"
-            )
-        if problems:
-            raise ValueError(
-                "the tokenizer and the model use different codec settings, so they would build different "
-                "codebooks from the same ids:\n  "
-                + "\n  ".join(problems)
-                + "\nRebuild the tokenizer with Zip2ZipTokenizer.from_base(base_tokenizer, model.config), or "
-                "load both from the same saved folder."
-            )
+        mismatches = codec_mismatches(config, self)
+        if mismatches:
+            raise ValueError(codec_mismatch_message(mismatches))
 
     # ------------------------------------------------------------------ vocabulary
 
@@ -267,7 +289,17 @@ class Zip2ZipTokenizer(PythonBackend):
     def _convert_id_to_token(self, index: int) -> str:
         if 0 <= index < self.codec.base_vocab_size:
             return self.base.convert_ids_to_tokens(index)
-        raise ValueError(self._lone_hypertoken_message(index))
+        if self.codec.base_vocab_size <= index < self.codec.vocab_size:
+            raise ValueError(self._lone_hypertoken_message(index))
+        raise ValueError(
+            f"id {index} is not an id of this tokenizer: ids are base ids 0..{self.codec.base_vocab_size - 1} and "
+            f"hypertoken slots {self.codec.base_vocab_size}..{self.codec.vocab_size - 1}"
+            + (
+                " (a negative id is often a label's ignore index -100 or a padding placeholder)"
+                if index < 0
+                else ""
+            )
+        )
 
     def _lone_hypertoken_message(self, index: int) -> str:
         return (
@@ -418,23 +450,15 @@ class Zip2ZipTokenizer(PythonBackend):
             )
         affixes = self._special_affixes() if truncate and add_special_tokens else (0, 0)
         codec = self.codec
-        input_ids: list[list[int]] = []
-        codebooks: list[Codebook] = []
-        for base_ids in base_rows:
-            if truncate:
-                codes, cut = truncate_codes(codec, base_ids, max_length, affixes, self.truncation_side)
-            else:
-                codes, cut = None, False
-            if return_codebook or return_base_ids:
-                if cut:  # the codebook and base ids of what is left
-                    base_ids, book = codec.decode_with_codebook(codes)
-                    base_rows[len(input_ids)] = base_ids
-                else:
-                    codes, book = codec.encode_with_codebook(base_ids)
-                codebooks.append(book)
-            elif codes is None:
-                codes = codec.encode(base_ids)
-            input_ids.append(codes)
+        input_ids, codebooks = compress_rows(
+            codec,
+            base_rows,
+            max_length if truncate else None,
+            affixes,
+            self.truncation_side,
+            return_codebook or return_base_ids,
+        )
+        for codes in input_ids:
             self._eventual_warn_about_too_long_sequence(codes, max_length, verbose)
 
         data: dict[str, Any] = {"input_ids": input_ids}
@@ -491,27 +515,9 @@ class Zip2ZipTokenizer(PythonBackend):
                 texts.append(row if pair is None else (row, pair))
                 where.append(i)
         if texts:
-            base = self.base
-            backend = getattr(base, "_tokenizer", None)
-            if backend is not None and hasattr(base, "set_truncation_and_padding"):
-                # The Rust backend directly: the same ids as base(...), without building offsets we drop.
-                base.set_truncation_and_padding(
-                    PaddingStrategy.DO_NOT_PAD, TruncationStrategy.DO_NOT_TRUNCATE, None, 0, None, None
-                )
-                if backend.encode_special_tokens != split_special_tokens:
-                    backend.encode_special_tokens = split_special_tokens
-                encodings = backend.encode_batch_fast(
-                    texts, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
-                )
-                encoded = [e.ids for e in encodings]
-            else:
-                encoded = base(
-                    texts,
-                    add_special_tokens=add_special_tokens,
-                    is_split_into_words=is_split_into_words,
-                    split_special_tokens=split_special_tokens,
-                    return_attention_mask=False,
-                )["input_ids"]
+            encoded = encode_texts(
+                self.base, texts, add_special_tokens, is_split_into_words, split_special_tokens
+            )
             for i, ids in zip(where, encoded):
                 out[i] = ids
         return out  # type: ignore[return-value]
@@ -557,8 +563,17 @@ class Zip2ZipTokenizer(PythonBackend):
             "tokenizer.check_compatible(model.config).)"
         )
 
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False, **kwargs: Any) -> str | list[str]:
+        """Text of a sequence of codes, or a list of texts for a batch; also takes what ``tok(...)`` and
+        ``apply_chat_template`` return (a ``BatchEncoding``: its ``input_ids`` are decoded), as the base does."""
+        return super().decode(input_ids_of(token_ids), skip_special_tokens=skip_special_tokens, **kwargs)
+
+    def batch_decode(self, sequences: Any, *args: Any, **kwargs: Any) -> list[str]:
+        return super().batch_decode(input_ids_of(sequences), *args, **kwargs)
+
     def decode_to_base_ids(self, token_ids: Iterable[int]) -> list[int]:
         """LZW-decode a whole sequence of codes into base ids (ValueError names any undecodable id)."""
+        token_ids = input_ids_of(token_ids)
         if hasattr(token_ids, "tolist"):
             token_ids = token_ids.tolist()
         if isinstance(token_ids, int):
@@ -586,24 +601,36 @@ class Zip2ZipTokenizer(PythonBackend):
             **kwargs,
         )
 
-    # ------------------------------------------------------------------ saving
+    # ------------------------------------------------------------------ loading and saving
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *init_inputs: Any, **kwargs: Any) -> Any:
+        """As transformers' ``from_pretrained``; a local folder that also holds a zip2zip ``config.json`` must
+        agree with it (codec settings and base vocabulary), or a ValueError names what differs."""
+        tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        folder, config = saved_model_settings(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        if config is not None:
+            mismatches = codec_mismatches(config, tokenizer)
+            if mismatches:
+                raise ValueError(folder_mismatch_message(folder, mismatches))
+        return tokenizer
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        resolved_vocab_files: dict[str, Any],
+        pretrained_model_name_or_path: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if resolved_vocab_files.get("tokenizer_config_file") is None:
+            raise ValueError(missing_tokenizer_config_message(pretrained_model_name_or_path))
+        return super()._from_pretrained(resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs)
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Write the base tokenizer's ``tokenizers`` serialization (its truncation and padding switched off)."""
-        backend = getattr(self.base, "backend_tokenizer", None)
-        if backend is None:
-            raise TypeError(
-                f"cannot save a Zip2ZipTokenizer whose base tokenizer is a {type(self.base).__name__}: only "
-                "tokenizers-backed base tokenizers can be saved; build it from AutoTokenizer.from_pretrained(...)"
-            )
-        state = json.loads(backend.to_str())
-        state["truncation"] = None
-        state["padding"] = None
         name = (filename_prefix + "-" if filename_prefix else "") + BASE_TOKENIZER_FILE
-        path = os.path.join(save_directory, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, ensure_ascii=False)
-        return (path,)
+        return (write_base_tokenizer(self.base, os.path.join(save_directory, name)),)
 
     # ------------------------------------------------------------------ visualisation
 
@@ -622,12 +649,6 @@ class Zip2ZipTokenizer(PythonBackend):
         A batch (2-D ids or a list of texts) gives one line per row.
         """
         return visualize(self, ids_or_text, format, add_special_tokens, skip_special_tokens)
-
-
-def _abbreviate(ids: list[int], limit: int = 12) -> str:
-    if len(ids) <= limit:
-        return str(ids)
-    return f"[{', '.join(map(str, ids[:limit]))}, ... ({len(ids) - limit} more)]"
 
 
 # save_pretrained then copies this file (and lzw.py) and writes auto_map, so a saved folder loads with

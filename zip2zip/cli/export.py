@@ -24,8 +24,8 @@ def register(subparsers: Any) -> None:
             "from_pretrained(OUT_DIR, trust_remote_code=True) in a process without this package. The card's "
             "table of compression and bits per byte is filled only when measurements are given: "
             "--measurements EVAL_JSON (from `zip2zip eval --model MODEL_DIR --json EVAL_JSON`) or --measure N "
-            "(measured now on N held-out texts per domain); without either the card says that no measurements "
-            "were recorded."
+            "(measured now on N held-out texts per domain); without either the card says that no quality measurement "
+            "is included."
         ),
     )
     p.add_argument(
@@ -34,7 +34,11 @@ def register(subparsers: Any) -> None:
         help="saved zip2zip model and tokenizer, or 'shipped' for the trained model that ships with the package",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="the repo folder to write (new or empty)")
-    p.add_argument("--repo-id", default=None, help="Hub id the card's examples use (default: OUT_DIR's name)")
+    p.add_argument(
+        "--repo-id",
+        default=None,
+        help="Hub id the card's examples use and its name (default: zip2zip-<base model name>)",
+    )
     p.add_argument("--base-model", default=None, help="the base model's Hub id for the card")
     p.add_argument("--license", default=None, help="license id (the base model's; known for SmolLM2)")
     g = p.add_mutually_exclusive_group()
@@ -64,6 +68,14 @@ def register(subparsers: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="whether the hyper-encoders were trained (default: detected from the run's files)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="dtype of the written weights, recorded in config.json (default: the dtype the model was trained "
+        "in: bfloat16, the recipe's bf16 autocast, unless config.json records float16 weights; float32 keeps the "
+        "float32 master weights at twice the size)",
     )
     p.add_argument("--card-template", default=None, help="another jinja model card template")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
@@ -120,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             template_path=args.card_template,
             overwrite=args.overwrite,
             progress=True,
+            dtype=args.dtype,
         )
     except ExportError as error:
         raise SystemExit(f"zip2zip export: {error}") from None
