@@ -8,16 +8,13 @@ codebooks from the same ids and misread prompts without any error.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from _fresh_process import last_json_line, run_without_package
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer
-from test_hub import _without_editable_finder
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, TokenizersBackend, pipeline
 
@@ -223,24 +220,8 @@ FRESH = textwrap.dedent(
 @pytest.mark.parametrize("field", ["max_subtokens", "base_vocab_fingerprint"])
 def test_remote_code_refuses_a_tampered_folder_without_the_package(saved, tmp_path, field):
     broken = tamper(saved[0], tmp_path, field)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _without_editable_finder(FRESH), str(broken)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    errors = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_without_package(FRESH, str(broken), workdir=tmp_path)
+    errors = last_json_line(result)
     assert set(errors) == {"tokenizer", "model", "pipeline"}
     for message in errors.values():
         assert field in message
