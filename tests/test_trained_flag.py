@@ -73,3 +73,25 @@ def test_the_shipped_model_is_trained():
 
     path = shipped_zip2zip_path()
     assert path is not None and is_trained(path)
+
+
+def test_a_final_training_folder_holds_no_pickle_and_the_projects_card(tmp_path):
+    model, tok = build()
+    model.config.text_config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a base with a known license
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8),
+    )
+    trainer.train()
+    final = tmp_path / "final"
+    trainer.save_model(str(final))
+    files = {p.name for p in final.iterdir() if p.is_file()}
+    assert not {name for name in files if name.endswith((".bin", ".pt", ".pkl"))}, files
+    card = (final / "README.md").read_text()
+    assert "zip2zip" in card and "HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert "fine-tuned version of [None]" not in card and 'pipeline(model="None")' not in card
+    # TRL's stub card is not written beside the checkpoints either.
+    assert not (tmp_path / "run" / "README.md").exists()

@@ -17,6 +17,7 @@ usual sources (``HF_TOKEN``, or the login stored by ``hf auth login``), never fr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from typing import Any
 
 from .configuration_zip2zip import codec_mismatches
 from .defaults import make_readable
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CODE_FILES",
@@ -39,6 +42,7 @@ __all__ = [
     "export_repo",
     "push_repo",
     "render_model_card",
+    "write_training_card",
 ]
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "zip2zip_model_card.md"
@@ -500,6 +504,28 @@ def _base_model_id(config: Any) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- upload
+
+
+def write_training_card(folder: str | os.PathLike, config: Any) -> None:
+    """The project's model card for a freshly trained folder (`Zip2ZipSFTTrainer.save_model`): what the model
+    is, how to load it, and that no quality measurement is included yet (`zip2zip export --measure` adds one).
+    Skipped with a log line when the base model's license is unknown (export then asks for it)."""
+    base_model = _base_model_id(config)
+    license = _KNOWN_LICENSES.get(base_model or "")
+    if not license:
+        logger.info(
+            "no model card in %s: the base model's license is unknown (zip2zip export --license)", folder
+        )
+        return
+    name = Path(folder).name or _default_model_name(base_model)
+    card = render_model_card(
+        config,
+        repo_id=name,
+        base_model=base_model,
+        license=license,
+        trained=bool(getattr(config, "trained", False)),
+    )
+    card.save(os.path.join(os.fspath(folder), "README.md"))
 
 
 def push_repo(

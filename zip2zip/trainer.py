@@ -606,4 +606,7 @@ class Zip2ZipSFTTrainer(SFTTrainer):
             stale = os.path.join(output_dir, "training_args.bin")
             if os.path.isfile(stale):
                 os.remove(stale)
+            from .hub import write_training_card
+
+            write_training_card(output_dir, merged.config)
         self.accelerator.wait_for_everyone()
