@@ -100,6 +100,19 @@ class Zip2ZipTokenizer(PythonBackend):
             vocabulary has another one (an edited or replaced ``base_tokenizer.json``) is refused.
         base_tokenizer: the base tokenizer object itself (instead of ``base_tokenizer_file``).
         **kwargs: the usual tokenizer arguments (special tokens, ``chat_template``, ``padding_side``...).
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoTokenizer
+    >>> from zip2zip import Zip2ZipTokenizer
+    >>> tok = Zip2ZipTokenizer.from_base(AutoTokenizer.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct"))
+    >>> ids = tok("the cat sat on the mat. the cat sat on the mat.")["input_ids"]  # 14 base tokens
+    >>> ids  # ids from 49152 on are hypertokens, made from the codes before them
+    [1195, 2644, 2643, 335, 260, 1171, 30, 260, 49153, 49155, 49157]
+    >>> tok.decode(ids)
+    'the cat sat on the mat. the cat sat on the mat.'
+    ```
     """
 
     vocab_files_names: ClassVar[dict[str, str]] = {"base_tokenizer_file": BASE_TOKENIZER_FILE}
