@@ -561,13 +561,16 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
         model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True)
         assert "zip2zip" not in sys.modules, "the zip2zip package was imported"
         enc = tok({PROMPTS[1]!r}, return_tensors="pt")
-        out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True)
+        out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True,
+                             output_scores=True)
         P = enc["input_ids"].shape[1]
+        scores = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        assert scores.shape == (1, len(out.scores)) and bool((scores <= 0).all()), scores
         print(json.dumps([tok.decode(out.sequences[0][P:], skip_special_tokens=True), type(model).__module__,
                           out.generation_stats.steps]))
         """
     )
-    result = run_without_package(script, workdir=tmp_path)
+    result = run_without_package(script, workdir=tmp_path)  # only torch and transformers: the export alone
     text, module, steps = last_json_line(result)
     assert text == expected
     assert module.startswith("transformers_modules")
