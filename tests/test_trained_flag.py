@@ -77,7 +77,9 @@ def test_the_shipped_model_is_trained():
 
 def test_a_final_training_folder_holds_no_pickle_and_the_projects_card(tmp_path):
     model, tok = build()
-    model.config.text_config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a base with a known license
+    model.config.text_config._name_or_path = (
+        "HuggingFaceTB/SmolLM2-135M-Instruct"  # a base with a known license
+    )
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1),
