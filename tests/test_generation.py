@@ -477,14 +477,17 @@ def test_unsupported_modes_are_rejected_up_front(tiny):
     for settings in (
         {"num_beams": 2},
         {"num_beams": 2, "do_sample": True},
-        {"prompt_lookup_num_tokens": 3},
         {"penalty_alpha": 0.6, "top_k": 4},
         {"assistant_model": model},
+        {"assistant_model": model, "prompt_lookup_num_tokens": 3},
+        {"assistant_early_exit": 1},
     ):
         with pytest.raises(ValueError, match=message):
             model.generate(**enc, max_new_tokens=3, **settings)
-    with pytest.raises(ValueError, match="prompt_lookup_num_tokens=3"):
-        model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
+    with pytest.raises(ValueError, match="num_beams=2"):
+        model.generate(**enc, max_new_tokens=3, num_beams=2)
+    # Prompt lookup is supported (tests/test_lookup.py).
+    model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
 
 
 def test_num_return_sequences_and_custom_processors(tiny):

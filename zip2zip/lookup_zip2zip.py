@@ -55,9 +55,10 @@ class _Proposed:
     code: int
     length: int  # base tokens the proposed code stands for
     text: tuple[int, ...]  # the proposal's base tokens from this code's position on (for the split test)
+    fresh: bool = False  # the proposed code is a hypertoken the stream has not used yet
     longest: int | None = None  # the longest existing entry there (None: no hypertoken started there)
     longest_length: int = 1
-    fresh: bool = False  # that entry had not been used in the stream yet
+    longest_fresh: bool = False
 
 
 class Zip2ZipCodeLookup:
@@ -118,12 +119,10 @@ class Zip2ZipCodeLookup:
         found = self._find(stream)
         if found is None:
             return []
-        start = found + 1
         if self.match == "codes":
-            proposal = self._copy_codes(stream[start : start + limit])
+            proposal = self._copy_codes(_following(stream, found, limit))
         else:
-            span = stream[start : start + limit * self.state.M + self.state.M]
-            proposal = self._encode(span, limit)
+            proposal = self._encode(_following(stream, found, (limit + 1) * self.state.M), limit)
         kept = []
         base = 0
         for item in proposal:
@@ -208,12 +207,12 @@ class Zip2ZipCodeLookup:
                 if longest is None:
                     longest = (code, length, fresh)
                 if allowed[fresh]:
-                    item = _Proposed(code, length, tuple(ids[i:]))
+                    item = _Proposed(code, length, tuple(ids[i:]), fresh)
                     break
             if item is None:
                 item = _Proposed(ids[i], 1, tuple(ids[i:]))
             if longest is not None:
-                item.longest, item.longest_length, item.fresh = longest
+                item.longest, item.longest_length, item.longest_fresh = longest
             proposal.append(item)
             i += item.length
         return proposal
@@ -226,22 +225,36 @@ class Zip2ZipCodeLookup:
         `choices[i]` is the model's code at the position of `proposal[i]` (only checked positions).
         """
         state, b = self.state, self.row
+        V, entries = state.V, state.entries[b]
         for item, choice in zip(proposal, choices):
-            if item.longest is None:
-                continue
-            cls = int(item.fresh)
-            if choice == item.longest:
-                self._took[cls] += 1
-            elif item.code == item.longest or choice == item.code:
-                phrase = (choice,) if choice < state.V else None
-                if phrase is None and choice - state.V < len(state.entries[b]):
-                    phrase = state.entries[b][choice - state.V]
-                if (
-                    phrase is not None
-                    and len(phrase) < item.longest_length
-                    and item.text[: len(phrase)] == phrase
-                ):
-                    self._split[cls] += 1
+            if choice < V:
+                phrase = (choice,)
+            elif choice - V < len(entries):
+                phrase = entries[choice - V]
+            else:
+                continue  # an entry the restored state does not hold (created by a rejected code)
+            if item.text[: len(phrase)] != phrase:
+                continue  # the text went another way: nothing learnt about hypertokens
+            if item.code >= V:  # a proposed hypertoken: taken, or split into shorter codes
+                self._count(item.fresh, choice == item.code, len(phrase) < item.length)
+            if item.longest is not None and item.longest != item.code:  # a longer one held back
+                self._count(item.longest_fresh, choice == item.longest, len(phrase) < item.longest_length)
+
+    def _count(self, fresh: bool, took: bool, split: bool) -> None:
+        if took:
+            self._took[fresh] += 1
+        elif split:
+            self._split[fresh] += 1
+
+
+def _following(stream: list[int], found: int, count: int) -> list[int]:
+    """The `count` tokens that followed position `found`, copied on past the stream's end as LZ77 copies
+    overlap: a suffix that matched one period back predicts the period again and again."""
+    following = stream[found + 1 : found + 1 + count]
+    period = len(stream) - 1 - found
+    while len(following) < count and period > 0:
+        following.append(following[len(following) - period])
+    return following
 
 
 def prompt_lookup_decoding(
