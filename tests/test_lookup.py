@@ -472,3 +472,36 @@ def test_last_generation_stats_are_per_thread(quiet):
     other.start()
     other.join()
     assert result["stats"] is None  # a thread that has not generated sees no statistics
+
+
+# ----------------------------------------------------------------------------- the shipped model
+
+
+@pytest.mark.slow
+def test_shipped_model_greedy_with_lookup_equals_without_on_heldout_prompts(smollm2_path):
+    """20 held-out prompts (4 per domain, the unseen Go included), 32 new base tokens each, code for code."""
+    from zip2zip.corpora import load_corpus
+    from zip2zip.defaults import shipped_zip2zip_path
+    from zip2zip.evaluation import load_model_and_tokenizer
+
+    path = shipped_zip2zip_path()
+    if path is None:
+        pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
+    model, tok = load_model_and_tokenizer(path)
+    model.eval()
+    passes = steps = 0
+    for domain in ("code", "prose", "math", "multilingual", "go"):
+        docs = [doc for doc in load_corpus(domain, "heldout") if len(doc) > 1200][:4]
+        assert len(docs) == 4, domain
+        for doc in docs:
+            base_ids = tok.base(doc, add_special_tokens=False)["input_ids"][:256]
+            ids = torch.tensor([tok.codec.encode(base_ids)])
+            enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+            settings = {"max_new_base_tokens": 32, "do_sample": False, "min_new_tokens": 32}
+            plain = _generate(model, enc, **settings)
+            looked = _generate(model, enc, prompt_lookup_num_tokens=10, **settings)
+            assert torch.equal(plain.codes, looked.codes), (domain, doc[:80])
+            assert torch.equal(plain.sequences, looked.sequences)
+            passes += looked.generation_stats.forward_passes
+            steps += plain.generation_stats.steps
+    assert passes < steps
