@@ -313,6 +313,11 @@ def recipe_settings() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=2, help="prompts per domain")
+    parser.add_argument(
+        "--domains",
+        default=",".join(DOMAINS),
+        help="comma-separated held-out corpora (code, prose, math, multilingual, go) and/or chat",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration per prompt")
     parser.add_argument("--prompt-tokens", type=int, default=384, help="base tokens per prompt")
     parser.add_argument("--new-tokens", type=int, default=128, help="new base tokens per generation")
@@ -379,7 +384,8 @@ def main() -> None:
         )
     n = args.new_tokens
 
-    prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in DOMAINS}
+    domains = [d.strip() for d in args.domains.split(",") if d.strip()]
+    prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in domains}
     measured = measure(base, zip_model, tokenizer, prompts, n, args.pld_tokens, args.repeats, codec)
     rows, results = measured["rows"], measured["results"]
 

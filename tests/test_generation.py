@@ -568,6 +568,10 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
         assert "zip2zip" not in sys.modules, "the zip2zip package was imported"
         enc = tok({PROMPTS[1]!r}, return_tensors="pt")
         out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True)
+        looked = model.generate(**enc, max_new_tokens=12, do_sample=False, prompt_lookup_num_tokens=4,
+                                return_dict_in_generate=True)
+        assert torch.equal(out.codes, looked.codes), "prompt lookup changed the output"
+        assert looked.generation_stats.proposed_codes > 0
         P = enc["input_ids"].shape[1]
         print(json.dumps([tok.decode(out.sequences[0][P:], skip_special_tokens=True), type(model).__module__,
                           out.generation_stats.steps]))

@@ -424,7 +424,7 @@ def test_proposals_are_acceptable_and_respect_the_limits(quiet):
     state.sync(prompt)
     V = model.config.base_vocab_size
     for match in ("base", "codes"):
-        lookup = Zip2ZipCodeLookup(state, num_codes=10, match=match)
+        lookup = Zip2ZipCodeLookup(state, num_codes=10, match=match, cost_per_code=0.0)
         proposal = lookup.propose(10)
         assert 0 < len(proposal) <= 10
         decoder = state.decoders[0].copy()
@@ -437,7 +437,7 @@ def test_proposals_are_acceptable_and_respect_the_limits(quiet):
         assert sum(item.length for item in short[:-1]) < 3
         stop = proposal[1].code
         assert all(item.code != stop for item in lookup.propose(10, stop_ids={stop}))
-    base = Zip2ZipCodeLookup(state, num_codes=10).propose(10)
+    base = Zip2ZipCodeLookup(state, num_codes=10, cost_per_code=0.0).propose(10)
     assert any(item.code >= V for item in base), "a repeated text should be proposed as hypertokens"
     with pytest.raises(ValueError, match="prompt_lookup_num_tokens"):
         Zip2ZipCodeLookup(state, num_codes=0)
