@@ -23,7 +23,8 @@ class Zip2ZipGenerationStats:
     """What one `generate()` call produced, per row (rows after `num_return_sequences` expansion).
 
     Attributes:
-        steps: decoding steps (forward passes that each appended one code to every row, prefill included).
+        steps: decoding steps, each appending one code to every row (prefill included); one forward pass
+            each, except with prompt lookup (see `forward_passes`).
         codes: codes each row emitted, up to and including the one that finished it (eos, a stop string,
             the base-token budget); the padding a finished row gets while others go on is not counted.
         base_tokens: base tokens those codes stand for (after the `max_new_base_tokens` cut, if any).
