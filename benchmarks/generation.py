@@ -1,31 +1,39 @@
-"""Generation speed: the base model, the base model with prompt-lookup decoding, and the zip2zip model.
+"""Generation speed: the base model with and without prompt-lookup decoding, the zip2zip model with and without.
 
 Greedy decoding on CPU, batch 1, side by side in one run. Each prompt is the first ``--prompt-tokens``
-base tokens of a held-out code or prose document (SmolLM2 tokenizer); every configuration continues it by
-128 new base tokens' worth:
+base tokens of a held-out code or prose document (SmolLM2 tokenizer), or an open-ended chat question
+(``chat``: the chat template around a question whose answer the prompt does not contain); every configuration
+continues it by 128 new base tokens' worth:
 
 * ``base``: SmolLM2-135M-Instruct, ``generate(max_new_tokens=128)``;
 * ``pld``: the same with transformers' prompt-lookup decoding (``prompt_lookup_num_tokens``), lossless
   under greedy decoding, so its output is checked to equal ``base``'s;
 * ``zip2zip``: the untrained zip2zip model made from the same base with the training recipe's settings
   (``ZIP2ZIP_SETTINGS`` of ``examples/train_smollm2.py``: C=2048, M=4, half-width encoders), i.e. the
-  architecture we train, or the trained one in ``--model FOLDER``, on the prompt's LZW codes,
-  ``generate(max_new_base_tokens=128)``. Step time depends on the architecture only, not on the weights.
+  architecture we train, or the trained one in ``--model FOLDER`` (``--model shipped``: the shipped one), on
+  the prompt's LZW codes, ``generate(max_new_base_tokens=128)``. Step time depends on the architecture only,
+  not on the weights;
+* ``lookup``: zip2zip with its own prompt lookup (``prompt_lookup_num_tokens``, same value as ``pld``): codes
+  proposed from the row's text and codebook, verified in one pass; lossless, so its output is checked to
+  equal ``zip2zip``'s.
 
 End of sequence is suppressed (``min_new_tokens``) so that every run produces the full budget. Reported
 per configuration and domain:
 
-* decoding steps: forward calls of the generating model after the prefill (for ``pld``, one per
-  verification pass); summed over prompts;
+* decoding steps: forward calls of the generating model after the prefill (for ``pld`` and ``lookup``, one
+  per verification pass); summed over prompts; forward passes count the prefill too;
 * ms/step: the median time between the starts of consecutive decoding steps, i.e. the whole loop
   iteration (input preparation, codebook updates and hyper-encoders for zip2zip, forward, logits
   processing, selection, stopping criteria); pooled over prompts and repeats;
-* bytes/s: UTF-8 bytes of the generated text over the wall time of the whole ``generate`` call (prefill
-  included), summed over prompts, best of the repeats.
+* seconds: wall time of the whole ``generate`` calls for the same 128 new base tokens, summed over prompts,
+  best of the repeats;
+* bytes/s: UTF-8 bytes of the generated text over that time.
 
-The bar for zip2zip is its time per decoding step against the base model's (at most 1.05x): the codebook
-updates and the encoders of new hypertokens must stay under 5% of a step. With an untrained model the number
-of steps stays close to the base model's; a trained checkpoint is what reduces it.
+Bars: zip2zip's time per decoding step against the base model's (at most 1.05x): the codebook updates and
+the encoders of new hypertokens must stay under 5% of a step. zip2zip + lookup against base + prompt lookup on
+code: at most 0.8x the forward passes and 0.85x the time; on the open-ended chat question (little to look up)
+at most 1.05x the time of zip2zip alone. With an untrained model the number of steps stays close to the base
+model's; a trained checkpoint is what reduces it.
 
 Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``;
 ``--encoder-hidden-size`` and ``--tie-encoders`` override the recipe's shape of the untrained model.
@@ -47,13 +55,30 @@ import torch
 # Run from a checkout: import the package next to this folder rather than whatever is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIGS = ("base", "pld", "zip2zip")
-DOMAINS = ("code", "prose")
+CONFIGS = ("base", "pld", "zip2zip", "lookup")
+LABELS = {"base": "base", "pld": "base + PLD", "zip2zip": "zip2zip", "lookup": "zip2zip + lookup"}
+DOMAINS = ("code", "prose", "chat")
+CHAT_QUESTIONS = (
+    "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+    "What are the pros and cons of working from home? Explain in detail.",
+    "Describe how you would plan a week-long trip through the mountains.",
+)
 
 
 def load_prompts(tokenizer, domain: str, count: int, length: int) -> list[list[int]]:
-    """The first ``length`` base ids of the first ``count`` held-out documents that are long enough."""
+    """The first ``length`` base ids of the first ``count`` held-out documents that are long enough; for
+    ``chat``, the chat template around the first ``count`` of :data:`CHAT_QUESTIONS` (``length`` unused)."""
     from zip2zip.corpora import load_corpus
+
+    if domain == "chat":
+        return [
+            list(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": question}], add_generation_prompt=True, return_dict=True
+                )["input_ids"]
+            )
+            for question in CHAT_QUESTIONS[:count]
+        ]
 
     prompts = []
     for doc in load_corpus(domain, split="heldout"):
@@ -108,6 +133,7 @@ def generation_settings(eos: int, new_tokens: int, pld_tokens: int) -> dict[str,
         "base": {**common, "max_new_tokens": new_tokens},
         "pld": {**common, "max_new_tokens": new_tokens, "prompt_lookup_num_tokens": pld_tokens},
         "zip2zip": {**common, "max_new_base_tokens": new_tokens},
+        "lookup": {**common, "max_new_base_tokens": new_tokens, "prompt_lookup_num_tokens": pld_tokens},
     }
 
 
@@ -121,6 +147,7 @@ def measure(
     repeats: int = 2,
     codec=None,
     progress: bool = False,
+    configs: tuple[str, ...] = CONFIGS,
 ) -> dict:
     """Generate from every prompt with every configuration and summarise; the measuring part of this script.
 
@@ -131,46 +158,58 @@ def measure(
 
     Returns ``{"rows": [...], "results": {domain: {config: [run, ...]}}}``: one row per domain plus ``all``
     (see :func:`summarize`), and every run (output ids, text, seconds, steps, step intervals; zip2zip runs
-    also carry ``stats``, the model's ``last_generation_stats``).
+    also carry ``stats``, the model's ``last_generation_stats``). ``configs`` picks the configurations (of
+    :data:`CONFIGS`, ``base`` among them).
     """
     from tqdm.auto import tqdm
 
     codec = codec if codec is not None else zip_model.codec
     eos = tokenizer.eos_token_id
     settings = generation_settings(eos, new_tokens, pld_tokens)
-    models = {"base": base, "pld": base, "zip2zip": zip_model}
+    models = {"base": base, "pld": base, "zip2zip": zip_model, "lookup": zip_model}
     domains = tuple(prompts)
 
     def one(config: str, prompt: list[int]) -> dict:
         model = models[config]
-        ids = codec.encode(prompt) if config == "zip2zip" else prompt
+        ids = codec.encode(prompt) if model is zip_model else prompt
         result = run(model, model, ids, settings[config])
         result["text"] = tokenizer.decode(result["output"], skip_special_tokens=True)
-        if config == "zip2zip" and model.last_generation_stats is not None:
+        if model is zip_model and model.last_generation_stats is not None:
             result["stats"] = model.last_generation_stats.to_dict()
         return result
 
     warm = next(p for d in domains for p in prompts[d])
-    for config in CONFIGS:  # warm-up: first calls allocate and pick kernels
+    for config in configs:  # warm-up: first calls allocate and pick kernels
+        warm_ids = codec.encode(warm[:64]) if models[config] is zip_model else warm[:64]
         models[config].generate(
-            input_ids=torch.tensor([warm[:64]]), max_new_tokens=4, do_sample=False, pad_token_id=eos
+            input_ids=torch.tensor([warm_ids]),
+            max_new_tokens=4,
+            do_sample=False,
+            pad_token_id=eos,
+            **({"prompt_lookup_num_tokens": pld_tokens} if config in ("pld", "lookup") else {}),
         )
 
-    total = sum(len(prompts[d]) for d in domains) * repeats * len(CONFIGS)
+    total = sum(len(prompts[d]) for d in domains) * repeats * len(configs)
     bar = tqdm(total=total, desc="generation", disable=not progress, leave=False)
-    results: dict[str, dict[str, list[dict]]] = {d: {c: [] for c in CONFIGS} for d in domains}
+    results: dict[str, dict[str, list[dict]]] = {d: {c: [] for c in configs} for d in domains}
     for domain in domains:
         for p, prompt in enumerate(prompts[domain]):
             for r in range(repeats):
-                order = CONFIGS[r % 3 :] + CONFIGS[: r % 3]  # rotate, so no configuration always runs first
+                shift = r % len(configs)
+                order = configs[shift:] + configs[:shift]  # rotate, so no configuration always runs first
                 for config in order:
                     result = one(config, prompt)
                     result["prompt"] = p
                     results[domain][config].append(result)
                     bar.update(1)
-            base_out = results[domain]["base"][-1]["output"]
-            if results[domain]["pld"][-1]["output"] != base_out:
-                print(f"warning: prompt-lookup output differs from base on {domain} prompt {p}")
+            for speculative, reference in (("pld", "base"), ("lookup", "zip2zip")):
+                runs = results[domain]
+                if (
+                    speculative in runs
+                    and reference in runs
+                    and runs[speculative][-1]["output"] != runs[reference][-1]["output"]
+                ):
+                    print(f"warning: {speculative} output differs from {reference} on {domain} prompt {p}")
     bar.close()
     return {"rows": summarize(results), "results": results}
 
@@ -178,17 +217,19 @@ def measure(
 def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
     """One row per domain and one for all domains together.
 
-    Per configuration: decoding steps (summed over prompts), the median step time (pooled over prompts and
-    repeats) and bytes/s (the fastest run of each prompt, summed). zip2zip also gets ``compression``, the base
-    tokens its generated codes stand for per code (from ``last_generation_stats``), and ``ratio`` is its
-    median step time over the base model's.
+    Per configuration: decoding steps and forward passes (summed over prompts), the median step time (pooled
+    over prompts and repeats), seconds and bytes/s (the fastest run of each prompt, summed). zip2zip runs also
+    get ``compression``, the base tokens its generated codes stand for per code (from
+    ``last_generation_stats``), and lookup runs the proposed and accepted codes; ``ratio`` is zip2zip's median
+    step time over the base model's.
     """
     domains = tuple(results)
+    configs = tuple(results[domains[0]]) if domains else ()
     rows = []
     for domain in [*domains, "all"]:
         chosen_domains = domains if domain == "all" else (domain,)
         row: dict = {"domain": domain}
-        for config in CONFIGS:
+        for config in configs:
             runs = [x for d in chosen_domains for x in results[d][config]]
             per_prompt: dict[tuple, dict] = {}  # the fastest run of each prompt
             for d in chosen_domains:
@@ -199,7 +240,9 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
             chosen = list(per_prompt.values())
             row[config] = {
                 "steps": sum(x["steps"] for x in chosen),
+                "forward_passes": sum(x["steps"] + 1 for x in chosen),
                 "ms_per_step": 1000 * statistics.median(i for x in runs for i in x["intervals"]),
+                "seconds": sum(x["seconds"] for x in chosen),
                 "bytes_per_s": sum(len(x["text"].encode()) for x in chosen)
                 / sum(x["seconds"] for x in chosen),
             }
@@ -212,9 +255,31 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
                 row[config]["hypertoken_rate"] = (
                     sum(sum(s["hypertokens"]) for s in stats) / codes if codes else 0.0
                 )
-        row["ratio"] = row["zip2zip"]["ms_per_step"] / row["base"]["ms_per_step"]
+                row[config]["proposed_codes"] = sum(s.get("proposed_codes", 0) for s in stats)
+                row[config]["accepted_codes"] = sum(s.get("accepted_codes", 0) for s in stats)
+        if "zip2zip" in row and "base" in row:
+            row["ratio"] = row["zip2zip"]["ms_per_step"] / row["base"]["ms_per_step"]
         rows.append(row)
     return rows
+
+
+def lookup_bars(rows: list[dict]) -> list[str]:
+    """The lookup bars, one line each: code passes and time against base + PLD, chat time against zip2zip."""
+    lines = []
+    by_domain = {row["domain"]: row for row in rows}
+    code = by_domain.get("code")
+    if code is not None and "lookup" in code and "pld" in code:
+        passes = code["lookup"]["forward_passes"] / code["pld"]["forward_passes"]
+        seconds = code["lookup"]["seconds"] / code["pld"]["seconds"]
+        lines.append(f"code: zip2zip + lookup / base + PLD forward passes = {passes:.3f} (bar: <= 0.8)")
+        lines.append(
+            f"code: zip2zip + lookup / base + PLD time for the same base tokens = {seconds:.3f} (bar: <= 0.85)"
+        )
+    chat = by_domain.get("chat")
+    if chat is not None and "lookup" in chat and "zip2zip" in chat:
+        seconds = chat["lookup"]["seconds"] / chat["zip2zip"]["seconds"]
+        lines.append(f"chat: zip2zip + lookup / zip2zip time = {seconds:.3f} (bar: <= 1.05)")
+    return lines
 
 
 def load_zip2zip(folder: str, tokenizer):
@@ -248,6 +313,11 @@ def recipe_settings() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=2, help="prompts per domain")
+    parser.add_argument(
+        "--domains",
+        default=",".join(DOMAINS),
+        help="comma-separated held-out corpora (code, prose, math, multilingual, go) and/or chat",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration per prompt")
     parser.add_argument("--prompt-tokens", type=int, default=384, help="base tokens per prompt")
     parser.add_argument("--new-tokens", type=int, default=128, help="new base tokens per generation")
@@ -288,6 +358,12 @@ def main() -> None:
     base = load_default_base_model()
     if args.model and (args.encoder_hidden_size or args.tie_encoders is not None):
         parser.error("--encoder-hidden-size and --tie-encoders shape the untrained model; --model is trained")
+    if args.model == "shipped":
+        from zip2zip.defaults import shipped_zip2zip_path
+
+        args.model = shipped_zip2zip_path() or parser.error(
+            "--model shipped: no trained checkpoint ships here"
+        )
     if args.model:
         zip_model, zip_tokenizer = load_zip2zip(args.model, tokenizer)
         codec = zip_tokenizer.codec
@@ -308,7 +384,8 @@ def main() -> None:
         )
     n = args.new_tokens
 
-    prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in DOMAINS}
+    domains = [d.strip() for d in args.domains.split(",") if d.strip()]
+    prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in domains}
     measured = measure(base, zip_model, tokenizer, prompts, n, args.pld_tokens, args.repeats, codec)
     rows, results = measured["rows"], measured["results"]
 
@@ -316,12 +393,14 @@ def main() -> None:
     print(
         f"SmolLM2-135M-Instruct, greedy, CPU ({args.threads} thread(s)), batch 1, {args.prompts} prompt(s) of "
         f"{args.prompt_tokens} base tokens per domain, {n} new base tokens, {args.repeats} repeat(s); "
-        f"pld = prompt_lookup_num_tokens={args.pld_tokens}; zip2zip {label}\n"
+        f"pld and lookup = prompt_lookup_num_tokens={args.pld_tokens}; zip2zip {label}\n"
     )
     print_table(rows)
     print()
     for row in rows:
         print(f"{row['domain']}: zip2zip ms/step / base ms/step = {row['ratio']:.3f} (bar: <= 1.05)")
+    for line in lookup_bars(rows):
+        print(line)
     if stats is not None:
         print(f"last zip2zip generation: {stats.to_dict()}")
 
@@ -333,14 +412,21 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    """The Markdown table of steps, step time and throughput per domain and configuration."""
-    print("| domain | config | decoding steps | ms/step (median) | bytes/s |")
-    print("|---|---|---:|---:|---:|")
+    """The Markdown table of passes, pass time, time and throughput per domain and configuration."""
+    print(
+        "| domain | config | forward passes | ms/pass (median) | seconds for the base tokens | bytes/s | "
+        "accepted / proposed codes |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         for config in CONFIGS:
+            if config not in row:
+                continue
             v = row[config]
+            accepted = f"{v['accepted_codes']} / {v['proposed_codes']}" if v.get("proposed_codes") else ""
             print(
-                f"| {row['domain']} | {config} | {v['steps']} | {v['ms_per_step']:.1f} | {v['bytes_per_s']:.0f} |"
+                f"| {row['domain']} | {LABELS[config]} | {v['forward_passes']} | {v['ms_per_step']:.1f} | "
+                f"{v['seconds']:.2f} | {v['bytes_per_s']:.0f} | {accepted} |"
             )
 
 
@@ -361,11 +447,12 @@ def plot(
         ("bytes_per_s", "generated bytes per second"),
     )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    width = 0.26
+    configs = [config for config in CONFIGS if all(config in row for row in rows)]
+    width = 0.8 / max(len(configs), 1)
     for ax, (key, title) in zip(axes, metrics):
-        for k, config in enumerate(CONFIGS):
-            xs = [i + (k - 1) * width for i in range(len(rows))]
-            ax.bar(xs, [row[config][key] for row in rows], width, label=config)
+        for k, config in enumerate(configs):
+            xs = [i + (k - (len(configs) - 1) / 2) * width for i in range(len(rows))]
+            ax.bar(xs, [row[config][key] for row in rows], width, label=LABELS[config])
         ax.set_xticks(range(len(rows)), [row["domain"] for row in rows])
         ax.set_title(title)
     axes[1].text(

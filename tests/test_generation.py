@@ -474,14 +474,17 @@ def test_unsupported_modes_are_rejected_up_front(tiny):
     for settings in (
         {"num_beams": 2},
         {"num_beams": 2, "do_sample": True},
-        {"prompt_lookup_num_tokens": 3},
         {"penalty_alpha": 0.6, "top_k": 4},
         {"assistant_model": model},
+        {"assistant_model": model, "prompt_lookup_num_tokens": 3},
+        {"assistant_early_exit": 1},
     ):
         with pytest.raises(ValueError, match=message):
             model.generate(**enc, max_new_tokens=3, **settings)
-    with pytest.raises(ValueError, match="prompt_lookup_num_tokens=3"):
-        model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
+    with pytest.raises(ValueError, match="num_beams=2"):
+        model.generate(**enc, max_new_tokens=3, num_beams=2)
+    # Prompt lookup is supported (tests/test_lookup.py).
+    model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
 
 
 def test_num_return_sequences_and_custom_processors(tiny):
@@ -563,6 +566,10 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
         enc = tok({PROMPTS[1]!r}, return_tensors="pt")
         out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True,
                              output_scores=True)
+        looked = model.generate(**enc, max_new_tokens=12, do_sample=False, prompt_lookup_num_tokens=4,
+                                return_dict_in_generate=True)
+        assert torch.equal(out.codes, looked.codes), "prompt lookup changed the output"
+        assert looked.generation_stats.proposed_codes > 0
         P = enc["input_ids"].shape[1]
         scores = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         assert scores.shape == (1, len(out.scores)) and bool((scores <= 0).all()), scores

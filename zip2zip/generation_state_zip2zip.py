@@ -15,7 +15,7 @@ import torch
 
 from .lzw import LZWDecoder
 
-__all__ = ["Zip2ZipGenerationState", "Zip2ZipGenerationStats"]
+__all__ = ["Zip2ZipGenerationState", "Zip2ZipGenerationStats", "Zip2ZipStateSnapshot"]
 
 
 @dataclass
@@ -23,17 +23,29 @@ class Zip2ZipGenerationStats:
     """What one `generate()` call produced, per row (rows after `num_return_sequences` expansion).
 
     Attributes:
-        steps: decoding steps (forward passes that each appended one code to every row, prefill included).
+        steps: decoding steps, each appending one code to every row (prefill included); one forward pass
+            each, except with prompt lookup (see `forward_passes`).
         codes: codes each row emitted, up to and including the one that finished it (eos, a stop string,
             the base-token budget); the padding a finished row gets while others go on is not counted.
         base_tokens: base tokens those codes stand for (after the `max_new_base_tokens` cut, if any).
         hypertokens: how many of those codes were hypertokens.
+        forward_passes: forward calls of the model, prefill included (equal to `steps` without prompt lookup;
+            with it, one per verification pass).
+        proposed_codes: codes prompt lookup proposed for verification (0 without it).
+        accepted_codes: proposed codes the model accepted (each saved one forward pass).
     """
 
     steps: int
     codes: list[int] = field(default_factory=list)
     base_tokens: list[int] = field(default_factory=list)
     hypertokens: list[int] = field(default_factory=list)
+    forward_passes: int | None = None
+    proposed_codes: int = 0
+    accepted_codes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.forward_passes is None:
+            self.forward_passes = self.steps
 
     @property
     def compression(self) -> float:
@@ -53,9 +65,23 @@ class Zip2ZipGenerationStats:
             "codes": list(self.codes),
             "base_tokens": list(self.base_tokens),
             "hypertokens": list(self.hypertokens),
+            "forward_passes": self.forward_passes,
+            "proposed_codes": self.proposed_codes,
+            "accepted_codes": self.accepted_codes,
             "compression": self.compression,
             "hypertoken_rate": self.hypertoken_rate,
         }
+
+
+@dataclass
+class Zip2ZipStateSnapshot:
+    """What :meth:`Zip2ZipGenerationState.restore` needs to undo every column fed after the snapshot."""
+
+    columns: int
+    decoders: list[Any]
+    entries: list[int]
+    attended: list[int]
+    pending_entries: list[tuple[int, int, tuple[int, ...]]]
 
 
 class Zip2ZipGenerationState:
@@ -103,6 +129,11 @@ class Zip2ZipGenerationState:
         self._out_buffer: torch.Tensor | None = None
         self.entry_vectors = model.new_entry_cache()  # each distinct entry's vectors, computed once
         self._written_candidates: list[tuple[int, tuple[int, ...]] | None] = []
+        # Prompt lookup (``lookup_zip2zip.py``): what it matches on, and what it counts.
+        self.lookup_match = "base"
+        self.forward_passes: int | None = None  # None: one forward pass per step
+        self.proposed_codes = 0
+        self.accepted_codes = 0
 
     @property
     def initialized(self) -> bool:
@@ -133,6 +164,47 @@ class Zip2ZipGenerationState:
             self._feed_columns([[int(t)] for t in tokens.reshape(-1).tolist()], None)
         elif column > self.columns:
             raise ValueError(f"generation state is at column {self.columns}, cannot feed column {column}")
+
+    def snapshot(self) -> Zip2ZipStateSnapshot:
+        """The state as it is now, for :meth:`restore` (prompt lookup takes one before feeding proposed codes)."""
+        return Zip2ZipStateSnapshot(
+            columns=self.columns,
+            decoders=[decoder.copy() for decoder in self.decoders],
+            entries=[len(entries) for entries in self.entries],
+            attended=list(self.attended),
+            pending_entries=list(self._new_entries),
+        )
+
+    def restore(self, snapshot: Zip2ZipStateSnapshot) -> None:
+        """Forget every column fed after `snapshot` (taken from this state; each snapshot restores once).
+
+        Afterwards the state equals one that was never fed those columns: decoders, per-column records, the
+        codebook entries and which slots hold input vectors. Output vectors of the forgotten entries stay in
+        the buffer, but their slots are masked until an entry is created there again and rewritten.
+        """
+        keep = snapshot.columns
+        if keep > self.columns:
+            raise ValueError(
+                f"cannot restore a snapshot at column {keep}: the state is at column {self.columns}"
+            )
+        self.decoders = snapshot.decoders
+        self.columns = keep
+        for records in (
+            self.phrases,
+            self.limits,
+            self.candidates,
+            self.positions,
+            self.base_end,
+            self.codes,
+        ):
+            for row in records:
+                del row[keep:]
+        for b, count in enumerate(snapshot.entries):
+            del self.entries[b][count:]
+            self._in_written[b] = {slot for slot in self._in_written[b] if slot < count}
+            self._written_candidates[b] = None
+        self.attended = list(snapshot.attended)
+        self._new_entries = list(snapshot.pending_entries)
 
     def _start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         rows = input_ids.shape[0]
@@ -347,4 +419,7 @@ class Zip2ZipGenerationState:
             codes=[end - start for end in ends],
             base_tokens=[len(self.generated_base_ids(b, end)) for b, end in enumerate(ends)],
             hypertokens=[sum(code >= self.V for code in row[start:end]) for row, end in zip(codes, ends)],
+            forward_passes=self.forward_passes,
+            proposed_codes=self.proposed_codes,
+            accepted_codes=self.accepted_codes,
         )

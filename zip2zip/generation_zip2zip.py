@@ -35,8 +35,12 @@ streamer of transformers keep working:
 * ``max_new_tokens`` counts *codes* (decoding steps), as everywhere in transformers; ``max_new_base_tokens``
   (a `generate` argument or a generation-config attribute) also stops each row once its new base tokens reach
   the budget, and the returned and streamed base ids are cut to exactly that many.
-* Beam search, assisted and prompt-lookup decoding are rejected up front: they roll the KV cache back, and
-  the per-row codebook would have to roll back with it.
+* ``prompt_lookup_num_tokens=k`` runs prompt-lookup decoding (``lookup_zip2zip.py``): up to ``k`` codes copied
+  from the row's own text are verified in one forward pass, and the KV cache and the per-row codebook state are
+  rolled back past the rejected ones, so the output is what the loop without lookup gives (batch 1; greedy and
+  sampling). Beam search and assisted decoding with a draft model are rejected up front.
+* ``model.last_generation_stats`` holds the statistics of the last call *in the calling thread* (two threads
+  generating on one model each read their own); the output's ``generation_stats`` is that call's.
 
 The per-row state lives in ``generation_state_zip2zip.py``, the logits processor and stopping criteria in
 ``stopping_zip2zip.py``, the streamers in ``streamers_zip2zip.py``. These files are copied into every
@@ -46,6 +50,8 @@ their sibling files, with flat relative imports.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +63,7 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.generation.utils import GENERATION_MODES_MAPPING, GenerateDecoderOnlyOutput
 
 from .generation_state_zip2zip import Zip2ZipGenerationState, Zip2ZipGenerationStats
+from .lookup_zip2zip import LOOKUP_MATCH_MODES, prompt_lookup_decoding
 from .stopping_zip2zip import (
     Zip2ZipAcceptSetLogitsProcessor,
     Zip2ZipMaxBaseTokensCriteria,
@@ -77,6 +84,17 @@ __all__ = [
 ]
 
 _SUPPORTED_MODES = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE)
+
+# Each thread's latest statistics, per model (weak keys: the model can be garbage collected, deep-copied).
+_THREAD_STATS = threading.local()
+
+
+def _stats_of_this_thread() -> weakref.WeakKeyDictionary:
+    table = getattr(_THREAD_STATS, "by_model", None)
+    if table is None:
+        table = _THREAD_STATS.by_model = weakref.WeakKeyDictionary()
+    return table
+
 
 # ----------------------------------------------------------------------------------------- outputs
 
@@ -114,10 +132,22 @@ class Zip2ZipGenerationMixin(GenerationMixin):
     `codebook_input_embeds` and `codebook_output_embeds`.
     """
 
-    _supported_generation_modes = _SUPPORTED_MODES
+    # Assisted generation is accepted here for prompt lookup only (see `_validate_generation_mode`).
+    _supported_generation_modes = (*_SUPPORTED_MODES, GenerationMode.ASSISTED_GENERATION)
 
-    last_generation_stats: Zip2ZipGenerationStats | None = None
-    """Statistics of the latest `generate()` call of this model."""
+    @property
+    def last_generation_stats(self) -> Zip2ZipGenerationStats | None:
+        """Statistics of the last `generate()` call of this model in this thread (`None` before one).
+
+        Thread-local: with several threads generating on one model, each reads the statistics of its own
+        last call. The output of `generate(return_dict_in_generate=True)` carries them too, as
+        `generation_stats`.
+        """
+        return _stats_of_this_thread().get(self)
+
+    @last_generation_stats.setter
+    def last_generation_stats(self, stats: Zip2ZipGenerationStats | None) -> None:
+        _stats_of_this_thread()[self] = stats
 
     @torch.no_grad()
     def generate(
@@ -149,13 +179,21 @@ class Zip2ZipGenerationMixin(GenerationMixin):
                 Also read from `generation_config.max_new_base_tokens`.
             stop_strings (`str` or `list[str]`, *optional*):
                 As in transformers (needs `tokenizer=`), checked on the decoded text of each row.
+            prompt_lookup_num_tokens (`int`, *optional*):
+                Prompt-lookup decoding: propose up to this many codes copied from the row's own text (prompt and
+                output so far) and verify them in one forward pass. The output equals the output without it
+                (greedy: code for code); one row at a time. `generation_stats` then counts forward passes and
+                proposed and accepted codes. `max_matching_ngram_size` caps the suffix match (default 32).
+            prompt_lookup_match (`str`, *optional*, defaults to `"base"`):
+                What prompt lookup matches: `"base"` the text as base tokens, re-encoded with the row's current
+                codebook (a proposed code can stand for several base tokens), or `"codes"` the code stream.
 
         Returns:
             `torch.LongTensor` of shape `(rows, prompt_len + new_len)`: the prompt's codes (as given, left
             padding included), then each row's new base ids right-padded with the pad id, so
             `tok.decode(out[b][prompt_len:])` is the new text of row `b`. With `return_dict_in_generate=True`,
             a [`Zip2ZipGenerateOutput`] that also holds the raw `codes` and the `generation_stats`
-            (always available as `model.last_generation_stats` too).
+            (also available as `model.last_generation_stats`, per thread).
         """
         if getattr(kwargs.get("tokenizer"), "check_compatible", None) is not None:
             kwargs["tokenizer"].check_compatible(
@@ -172,12 +210,16 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         return_codes = bool(_setting("return_codes", kwargs, configs, pop=True) or False)
         max_new_base_tokens = _setting("max_new_base_tokens", kwargs, configs, pop=True)
         stop_strings = _setting("stop_strings", kwargs, configs)
+        lookup_match = _setting("prompt_lookup_match", kwargs, configs, pop=True) or "base"
+        if lookup_match not in LOOKUP_MATCH_MODES:
+            raise ValueError(f"prompt_lookup_match must be one of {LOOKUP_MATCH_MODES}, got {lookup_match!r}")
         if max_new_base_tokens is not None and not any(
             _setting(name, kwargs, configs) is not None for name in ("max_new_tokens", "max_length")
         ):
             kwargs["max_new_tokens"] = int(max_new_base_tokens)
 
         state = Zip2ZipGenerationState(self, max_new_base_tokens)
+        state.lookup_match = lookup_match
         pad_id, eos_ids = _special_ids(self, kwargs, configs)
 
         criteria = list(stopping_criteria) if stopping_criteria is not None else []
@@ -313,10 +355,11 @@ class Zip2ZipGenerationMixin(GenerationMixin):
     def _validate_generation_mode(
         self, generation_mode: Any, generation_config: Any, generation_mode_kwargs: Any
     ):
-        reason = ""
-        if generation_mode not in _SUPPORTED_MODES:
-            reason = _mode_reason(generation_mode, generation_config, generation_mode_kwargs)
-        self._check_generation_mode(generation_mode, reason)
+        if not _is_prompt_lookup(generation_mode, generation_config, generation_mode_kwargs):
+            reason = ""
+            if generation_mode not in _SUPPORTED_MODES:
+                reason = _mode_reason(generation_mode, generation_config, generation_mode_kwargs)
+            self._check_generation_mode(generation_mode, reason)
         if getattr(generation_config, "prefill_chunk_size", None) is not None:
             raise ValueError(
                 f"{type(self).__name__}.generate does not support prefill_chunk_size="
@@ -324,6 +367,33 @@ class Zip2ZipGenerationMixin(GenerationMixin):
                 "state; leave it unset"
             )
         return super()._validate_generation_mode(generation_mode, generation_config, generation_mode_kwargs)
+
+    def _assisted_decoding(
+        self,
+        input_ids: torch.LongTensor,
+        logits_processor: LogitsProcessorList,
+        stopping_criteria: StoppingCriteriaList,
+        generation_config: Any,
+        synced_gpus: bool = False,
+        streamer: BaseStreamer | None = None,
+        inputs_tensor: torch.Tensor | None = None,
+        assistant_model: Any = None,
+        assistant_tokenizer: Any = None,
+        tokenizer: Any = None,
+        **model_kwargs: Any,
+    ):
+        """Prompt-lookup decoding with the per-row codebook (``lookup_zip2zip.py``); the only assisted mode."""
+        state = model_kwargs.get("zip2zip_state")
+        return prompt_lookup_decoding(
+            self,
+            input_ids,
+            logits_processor,
+            stopping_criteria,
+            generation_config,
+            streamer=streamer,
+            match=getattr(state, "lookup_match", "base"),
+            **model_kwargs,
+        )
 
     def _get_deprecated_gen_repo(
         self, generation_mode: Any, trust_remote_code: Any, custom_generate: Any = None
@@ -341,9 +411,9 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         supported = " and ".join(repr(m.value) for m in _SUPPORTED_MODES)
         raise ValueError(
             f"{type(self).__name__}.generate supports the generation modes {supported} (num_beams=1, do_sample "
-            f"False or True, no assistant_model / prompt_lookup_num_tokens / assistant_early_exit), but got "
-            f"generation mode {name!r}{f' ({reason})' if reason else ''}. Beam search, assisted and prompt-lookup "
-            "decoding roll the KV cache back, and each row's LZW codebook would have to roll back with it."
+            f"False or True), optionally with prompt_lookup_num_tokens (no assistant_model / assistant_early_exit), "
+            f"but got generation mode {name!r}{f' ({reason})' if reason else ''}. Beam search reorders the KV "
+            "cache and a draft model proposes base tokens without the row's LZW codebook."
         )
 
     def _get_stopping_criteria(self, generation_config: Any, stopping_criteria: Any, tokenizer: Any = None):
@@ -380,6 +450,16 @@ def _special_ids(model: Any, kwargs: dict, configs: Sequence[Any]) -> tuple[int,
     if pad is None:  # transformers pads finished rows with the first eos id then
         pad = eos_list[0] if eos_list else 0
     return int(pad), set(eos_list)
+
+
+def _is_prompt_lookup(generation_mode: Any, generation_config: Any, generation_mode_kwargs: Any) -> bool:
+    """Whether an assisted-generation request is prompt lookup alone (no draft model, no early exit)."""
+    return (
+        generation_mode == GenerationMode.ASSISTED_GENERATION
+        and getattr(generation_config, "prompt_lookup_num_tokens", None) is not None
+        and getattr(generation_config, "assistant_early_exit", None) is None
+        and (generation_mode_kwargs or {}).get("assistant_model") is None
+    )
 
 
 def _mode_reason(generation_mode: Any, generation_config: Any, generation_mode_kwargs: Any) -> str:

@@ -60,6 +60,7 @@ CODE_FILES = (
     "generation_state_zip2zip.py",
     "stopping_zip2zip.py",
     "streamers_zip2zip.py",
+    "lookup_zip2zip.py",
     "tokenization_zip2zip.py",
     "tokenization_utils_zip2zip.py",
     "visualization_zip2zip.py",

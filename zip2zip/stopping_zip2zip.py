@@ -3,7 +3,9 @@
 Each reads the per-row codebook state of the call (``generation_state_zip2zip.py``): the accept-set
 processor keeps undecodable hypertoken slots at `-inf` after custom processors, the stop-string criterion
 checks decoded text (hypertoken ids overrun transformers' token-id tables), and the base-token budget stops
-a row once its codes stand for `max_new_base_tokens` base tokens.
+a row once its codes stand for `max_new_base_tokens` base tokens. Each looks at the last column of the
+`input_ids` it is called with (not the state's newest column): prompt lookup calls them once per verified
+position while the state already holds the proposed codes after it.
 
 This file is copied into every exported Hub repo (``trust_remote_code``): it imports only torch,
 transformers, the standard library and its sibling files, with flat relative imports.
@@ -27,7 +29,9 @@ class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
 
     The model's logits are masked already, and transformers' processors keep `-inf` scores at `-inf`;
     `generate` adds this one after the caller's own `logits_processor` list, so that no custom processor
-    (one that shifts or clamps scores) can make an undecodable code selectable.
+    (one that shifts or clamps scores) can make an undecodable code selectable. It reads the accept limit
+    after the last column of the `input_ids` it is given, so it also holds for each position prompt lookup
+    verifies in one pass.
     """
 
     def __init__(self, state: Zip2ZipGenerationState) -> None:
@@ -36,7 +40,9 @@ class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         state = self.state
         state.sync(input_ids)
-        limits = torch.tensor([decoder.accept_limit for decoder in state.decoders], device=scores.device)
+        # The state after the last column of `input_ids` (prompt lookup scores several columns per pass).
+        column = input_ids.shape[1] - 1
+        limits = torch.tensor([row[column] for row in state.limits], device=scores.device)
         slots = torch.arange(scores.shape[-1] - state.V, device=scores.device)
         blocked = slots[None, :] >= limits[:, None]
         if bool(blocked.any()):
@@ -76,7 +82,7 @@ class Zip2ZipStopStringCriteria(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         state = self.state
         state.sync(input_ids)
-        column = state.columns - 1
+        column = input_ids.shape[1] - 1
         done = []
         for b in range(state.batch_size):
             if state.finished_at[b] is not None:
@@ -127,7 +133,7 @@ class Zip2ZipMaxBaseTokensCriteria(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         state = self.state
         state.sync(input_ids)
-        column = state.columns - 1
+        column = input_ids.shape[1] - 1
         done = []
         for b in range(state.batch_size):
             reached = state.base_end[b][column] - state.prompt_base[b] >= self.max_new_base_tokens
