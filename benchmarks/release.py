@@ -652,13 +652,19 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     results = report["generation"]["results"]
+    names = {
+        "base": "base",
+        "pld": "base + prompt lookup",
+        "zip2zip": "zip2zip",
+        "lookup": "zip2zip + lookup",
+    }
     for row in rows:
-        for config in ("base", "pld", "zip2zip"):
+        for config in [c for c in names if c in row]:
             runs = results.get(row["domain"], {}).get(config, [])
             shares = [repeated_ngram_share(run["output"]) for run in runs if "output" in run]
             repeats = f"{sum(shares) / len(shares):.1%}" if shares else ""
             v = row[config]
-            name = {"base": "base", "pld": "base + prompt lookup", "zip2zip": "zip2zip"}[config]
+            name = names[config]
             speed = v["bytes_per_s"] / row["base"]["bytes_per_s"]
             compression = f"{v['compression']:.3f}" if "compression" in v else ""
             hyper = f"{v['hypertoken_rate']:.1%}" if "hypertoken_rate" in v else ""
