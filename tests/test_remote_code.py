@@ -14,7 +14,7 @@ from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
 from zip2zip.hub import CODE_FILES
 
 PACKAGE = Path(__file__).parents[1] / "zip2zip"
-REMOTE_FILES = sorted(["lzw.py", "lzw_inputs.py", *(p.name for p in PACKAGE.glob("*_zip2zip.py"))])
+REMOTE_FILES = sorted(["lzw.py", "lzw_inputs.py", "lzw_decoder.py", *(p.name for p in PACKAGE.glob("*_zip2zip.py"))])
 
 
 def test_code_files_are_every_remote_code_file():
@@ -37,10 +37,11 @@ def test_remote_code_files_import_only_torch_transformers_stdlib_and_siblings():
                 else:
                     assert node.module.split(".")[0] in allowed, (name, node.module)
         assert "zip2zip." not in (PACKAGE / name).read_text().replace("_zip2zip.", ""), name
-    for name in ("lzw.py", "lzw_inputs.py"):  # the codec stands alone: it imports only its own input rule
-        tree = ast.parse((PACKAGE / name).read_text())
+    codec = {"lzw", "lzw_inputs", "lzw_decoder"}
+    for name in codec:  # the codec stands alone: its files import only each other
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
         siblings = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
-        assert siblings <= {"lzw_inputs"}, (name, siblings)
+        assert siblings <= codec, (name, siblings)
 
 
 def test_save_pretrained_copies_every_remote_code_file(tmp_path):

@@ -66,6 +66,7 @@ CODE_FILES = (
     "visualization_zip2zip.py",
     "lzw.py",
     "lzw_inputs.py",
+    "lzw_decoder.py",
 )
 """Model code every exported repo carries: what ``save_pretrained`` copies for the Auto classes (each class's
 module and, recursively, every module it imports with a flat relative import)."""
