@@ -14,7 +14,9 @@ from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
 from zip2zip.hub import CODE_FILES
 
 PACKAGE = Path(__file__).parents[1] / "zip2zip"
-REMOTE_FILES = sorted(["lzw.py", "lzw_inputs.py", "lzw_decoder.py", *(p.name for p in PACKAGE.glob("*_zip2zip.py"))])
+REMOTE_FILES = sorted(
+    ["lzw.py", "lzw_inputs.py", "lzw_decoder.py", *(p.name for p in PACKAGE.glob("*_zip2zip.py"))]
+)
 
 
 def test_code_files_are_every_remote_code_file():
