@@ -74,6 +74,12 @@ def main() -> None:
     preset = recipe.get_preset(args.preset).replace(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(recipe.TrainingPreset)}
     )
+    if args.ship_improved and preset.lora_r == 0:
+        parser.error(
+            "--ship-improved packs an adapter into the package; the preset fine-tunes the whole model (about "
+            "270 MB of float16 weights, too large to ship inside the package). Pass --lora-r 16 to train an "
+            "adapter, or ship the final folder as a Hub repo (zip2zip export)."
+        )
     settings = dict(recipe.ZIP2ZIP_SETTINGS)
     for key in (
         "encoder_hidden_size",
