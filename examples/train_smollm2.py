@@ -103,7 +103,7 @@ def main() -> None:
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
-        train_dataset=recipe.training_mix(preset.docs_per_domain, args.seed),
+        train_dataset=preset.training_data(args.seed),
         processing_class=tokenizer,
         peft_config=recipe.lora_config(model, preset),
     )
@@ -173,11 +173,16 @@ def ship_snapshot(output: str, command: str):
     return ship
 
 
-def _number(text: str) -> int | float | None:
-    """`int` where the text is one, else `float`; `none` for fields that take None."""
+def _number(text: str) -> int | float | str | None:
+    """`int` where the text is one, else `float`, else the text (a mix's name); `none` for fields that take None."""
     if text.lower() == "none":
         return None
-    return int(text) if text.lstrip("-").isdigit() else float(text)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DOMAINS",
+    "LONG_MIX",
     "MIX",
+    "MIXES",
     "PRESETS",
     "ZIP2ZIP_SETTINGS",
     "TrainingPreset",
@@ -61,6 +63,11 @@ DOMAINS: tuple[str, ...] = ("code", "prose", "math", "multilingual")
 # Share of each domain in the training mix (paper App. J: web 20%, code 25%, math 20%, chat 20%, multilingual
 # 15%; the project has no chat corpus, so prose takes the web and chat shares).
 MIX: dict[str, float] = {"code": 0.30, "prose": 0.35, "math": 0.20, "multilingual": 0.15}
+# The same mix cannot feed a long run: prose (the Debian handbook, 0.87M characters) is scarce, and at 35% the
+# whole mix holds about 0.7M base tokens. Long runs take the domains closer to what the corpora hold, each read
+# at most `max_passes` times (at two passes: about 16M characters, 4.4M base tokens).
+LONG_MIX: dict[str, float] = {"code": 0.45, "prose": 0.12, "math": 0.15, "multilingual": 0.28}
+MIXES: dict[str, dict[str, float]] = {"study": MIX, "long": LONG_MIX}
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,19 @@ class TrainingPreset:
     lora_dropout: float = dataclasses.field(default=0.0, metadata={"help": "LoRA dropout."})
     docs_per_domain: int | None = dataclasses.field(
         default=400, metadata={"help": "Training documents read per domain (None = all of them)."}
+    )
+    mix: str = dataclasses.field(
+        default="study", metadata={"help": "Domain shares of the training data: a name in recipe.MIXES."}
+    )
+    max_passes: float = dataclasses.field(
+        default=1.0, metadata={"help": "Times the scarcest domain (for its share) may be read."}
+    )
+    piece_chars: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Split documents at line ends into pieces of at most this many characters, so that rows "
+            "of max_length codes train on the whole text (None = whole documents, truncated to max_length)."
+        },
     )
     gradient_checkpointing: bool = dataclasses.field(
         default=False, metadata={"help": "Recompute activations (memory for speed)."}
@@ -106,10 +126,29 @@ class TrainingPreset:
             raise ValueError(
                 f"TrainingPreset.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r!r}"
             )
+        if self.mix not in MIXES:
+            raise ValueError(
+                f"TrainingPreset.mix {self.mix!r} is not a known mix; choose from {sorted(MIXES)}"
+            )
+        if not self.max_passes > 0:
+            raise ValueError(f"TrainingPreset.max_passes must be > 0, got {self.max_passes!r}")
+        if self.piece_chars is not None and self.piece_chars < 64:
+            raise ValueError(f"TrainingPreset.piece_chars must be >= 64 or None, got {self.piece_chars!r}")
 
     def replace(self, **changes: Any) -> TrainingPreset:
         """A copy with `changes` (`None` values are ignored, so parsed command-line flags can be passed as is)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def training_data(self, seed: int = 0, domains: tuple[str, ...] = DOMAINS):
+        """The preset's training mix of the project's corpora (:func:`training_mix` with its data fields)."""
+        return training_mix(
+            self.docs_per_domain,
+            seed,
+            domains,
+            mix=self.mix,
+            max_passes=self.max_passes,
+            piece_chars=self.piece_chars,
+        )
 
     @property
     def bf16_enabled(self) -> bool:
@@ -124,14 +163,30 @@ class TrainingPreset:
 PRESETS: dict[str, TrainingPreset] = {
     # Two CPU cores: rows of 512 codes, batch 4, full fine-tuning, bf16 autocast where the CPU has it.
     "cpu": TrainingPreset(steps=200, batch_size=4, max_length=512),
+    # The release run on two CPU cores: the same steps' shape for 2000 steps on the long mix (every domain read
+    # at most twice) cut into pieces of 2200 characters (441 codes on average, 28% cut at 512): about 2000
+    # base tokens per step, 4M in all, 0.87 of a pass over the data.
+    "cpu-long": TrainingPreset(
+        steps=2000,
+        batch_size=4,
+        max_length=512,
+        docs_per_domain=None,
+        mix="long",
+        max_passes=2.0,
+        piece_chars=2200,
+    ),
     # One recent GPU: the paper's batch (~32k base tokens per step: 16 rows x 1024 codes x 2 accumulation
-    # steps) for 4000 steps (~130M base tokens, the paper's "as few as 100M tokens"), full fine-tuning.
+    # steps). The project's corpora, not the GPU, bound the run: at four passes of the long mix they hold
+    # about 9M base tokens, 280 such steps (the paper trained on 100M+ tokens from the Hub).
     "gpu": TrainingPreset(
-        steps=4000,
+        steps=280,
         batch_size=16,
         grad_accum=2,
         max_length=1024,
         docs_per_domain=None,
+        mix="long",
+        max_passes=4.0,
+        piece_chars=3600,
     ),
 }
 
@@ -230,19 +285,68 @@ def lora_config(model: Any, preset: TrainingPreset):
     return default_lora_config(model, r=preset.lora_r, alpha=preset.lora_alpha, dropout=preset.lora_dropout)
 
 
-def training_mix(docs_per_domain: int | None = 400, seed: int = 0, domains: tuple[str, ...] = DOMAINS):
-    """The project's corpora sampled to :data:`MIX` proportions and shuffled, as a `datasets.Dataset`.
+def training_mix(
+    docs_per_domain: int | None = 400,
+    seed: int = 0,
+    domains: tuple[str, ...] = DOMAINS,
+    *,
+    mix: str | dict[str, float] = "study",
+    max_passes: float = 1.0,
+    piece_chars: int | None = None,
+):
+    """The project's corpora sampled to a mix's proportions and shuffled, as a `datasets.Dataset`.
 
-    The scarcest domain (relative to its share) is used in full and the others are cut to match it.
+    The scarcest domain (relative to its share) is read `max_passes` times (whole passes, then a prefix) and
+    the others are cut, or repeated, to match it. With `piece_chars`, documents are then cut at line ends into
+    pieces of at most that many characters.
     """
     from datasets import Dataset
 
     from .corpora import load_corpus
 
+    table = MIXES[mix] if isinstance(mix, str) else mix
+    unknown = sorted(set(domains) - set(table))
+    if unknown:
+        raise ValueError(f"domains {unknown} have no share in the mix {table}; give each domain a share")
     corpora = {domain: load_corpus(domain, "train", max_docs=docs_per_domain) for domain in domains}
-    shares = {domain: MIX[domain] for domain in domains}
-    total = min(len(texts) / shares[domain] for domain, texts in corpora.items() if texts)
+    shares = {domain: table[domain] for domain in domains}
+    total = min(len(texts) * max_passes / shares[domain] for domain, texts in corpora.items() if texts)
     texts: list[str] = []
     for domain, share in shares.items():
-        texts += corpora[domain][: int(total * share)]
+        texts += _passes(corpora[domain], int(total * share))
+    if piece_chars is not None:
+        texts = [piece for text in texts for piece in split_at_lines(text, piece_chars)]
     return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
+
+
+def _passes(docs: list[str], count: int) -> list[str]:
+    """`count` documents: whole passes over `docs` in order, then a prefix."""
+    if not docs:
+        return []
+    whole, rest = divmod(count, len(docs))
+    return docs * whole + docs[:rest]
+
+
+def split_at_lines(text: str, max_chars: int) -> list[str]:
+    """`text` cut into consecutive pieces of at most `max_chars` characters, at line ends where possible.
+
+    Joining the pieces gives `text` back; a line longer than `max_chars` is cut inside.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > max_chars:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:max_chars])
+            line = line[max_chars:]
+        if len(current) + len(line) > max_chars:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current:
+        pieces.append(current)
+    return pieces

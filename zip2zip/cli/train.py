@@ -208,15 +208,20 @@ def load_training_data(
     text_field: str = "text",
     docs_per_domain: int | None = None,
     seed: int = 0,
+    preset: Any = None,
 ) -> Any:
-    """``paths`` read by `zip2zip.text_files.load_text_dataset`, or the recipe's training mix of ``domains``."""
+    """``paths`` read by `zip2zip.text_files.load_text_dataset`, or the recipe's training mix of ``domains``
+    (with the mix, passes and document pieces of ``preset`` when given)."""
     if paths:
         from ..text_files import load_text_dataset
 
         return load_text_dataset(paths, text_field)
     from ..recipe import training_mix
 
-    return training_mix(docs_per_domain=docs_per_domain, seed=seed, domains=tuple(domains))
+    extra = {}
+    if preset is not None:
+        extra = {"mix": preset.mix, "max_passes": preset.max_passes, "piece_chars": preset.piece_chars}
+    return training_mix(docs_per_domain=docs_per_domain, seed=seed, domains=tuple(domains), **extra)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,7 +255,9 @@ def run(args: argparse.Namespace) -> int:
 
     text_field = args.text_field if args.data else "text"
     try:
-        dataset = load_training_data(args.data, args.domains, text_field, preset.docs_per_domain, args.seed)
+        dataset = load_training_data(
+            args.data, args.domains, text_field, preset.docs_per_domain, args.seed, preset=preset
+        )
     except (ValueError, OSError) as error:
         raise SystemExit(f"zip2zip train: {error}") from None
     resume = None
