@@ -2,11 +2,13 @@
 
 Usage: ``python examples/ship_checkpoint.py RUN_DIR [--command "how the run was started"]``
 
-``RUN_DIR`` is the ``--output`` folder of ``examples/train_smollm2.py`` (or ``zip2zip train``): it holds
-``config.json``, ``adapter/`` and the Trainer's ``checkpoint-*/trainer_state.json``. What is written:
+``RUN_DIR`` is the ``--output`` folder of ``examples/train_smollm2.py`` (or ``zip2zip train``), or one of its
+``checkpoint-*`` folders: it holds ``config.json``, the adapter (``adapter/``, a LoRA run) or the weights (a
+full fine-tune) and the Trainer's ``trainer_state.json``. What is written:
 
-* ``zip2zip/checkpoints/smollm2-135m-zip2zip/``: the adapter (LoRA + hyper-encoders) in float16 and the zip2zip
-  settings with the run's provenance (steps, tokens, final loss, the command);
+* ``zip2zip/checkpoints/smollm2-135m-zip2zip/``: the adapter (LoRA + hyper-encoders) in float16, or for a full
+  fine-tune its low-rank deltas (``delta.safetensors``, ``zip2zip.low_rank``), and the zip2zip settings with
+  the run's provenance (steps, tokens, final loss, the command);
 * ``benchmarks/results/release/training.json`` and ``training.png``: the run's logged curves (loss, bits per
   byte and compression of the training batches against the step).
 
@@ -26,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def last_trainer_state(run_dir: Path) -> dict:
     """The trainer_state.json of the run's newest checkpoint (it carries the whole log history)."""
+    if (run_dir / "trainer_state.json").is_file():  # a checkpoint folder itself
+        return json.loads((run_dir / "trainer_state.json").read_text())
     states = sorted(
         run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1])
     )
@@ -57,14 +61,26 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_readme(out: Path, settings: dict, provenance: dict) -> None:
+def write_readme(out: Path, settings: dict, provenance: dict, delta: dict | None = None) -> None:
     """The shipped folder's README.md: what the files are, how the run was trained, where the results are."""
     final = provenance.get("final_logged", {})
+    if delta:
+        weights = [
+            "The trained part of a zip2zip model of SmolLM2-135M-Instruct, fine-tuned in full: the change of every",
+            "weight matrix of the base as a truncated SVD (two float16 factors, ranks chosen jointly under a budget",
+            f"of {delta['budget']:,} numbers: {delta['rank_min']} to {delta['rank_max']}, median {delta['rank_median']};"
+            f" {delta['kept_energy']:.1%} of the squared change), the",
+            "norms and the two hyper-encoders whole (`delta.safetensors`, `zip2zip.low_rank`), and",
+        ]
+    else:
+        weights = [
+            "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
+            "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
+        ]
     lines = [
         "# zip2zip-SmolLM2-135M (shipped weights)",
         "",
-        "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
-        "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
+        *weights,
         f"the zip2zip settings (`{SHIPPED_SETTINGS_FILENAME}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
         "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
         "",
@@ -111,7 +127,7 @@ def main() -> None:
     }
     out = pack_zip2zip_checkpoint(args.run_dir, args.out, provenance=provenance)
     record = json.loads((out / SHIPPED_SETTINGS_FILENAME).read_text())
-    write_readme(out, record["zip2zip"], provenance)
+    write_readme(out, record["zip2zip"], provenance, record.get("low_rank_delta"))
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
     (results / "training.json").write_text(

@@ -22,7 +22,8 @@ Long runs outlive a session: a checkpoint is written every ``--save-minutes`` (d
 same command resumes from the last complete one (the learning-rate schedule spans ``--steps``, so a resumed
 run is the same run). Every ``--eval-minutes`` the run scores held-out text of every domain, the unseen Go
 included (strict bits per byte, ``OUT/heldout.json``); with ``--ship-improved`` each new best is packed into
-the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
+the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does: the adapter of a LoRA run,
+the low-rank deltas of a full fine-tune), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
 --num_processes 2 examples/train_smollm2.py --preset gpu``.
 
 The equivalent command line: ``zip2zip train --output OUT --preset cpu``.
@@ -74,12 +75,6 @@ def main() -> None:
     preset = recipe.get_preset(args.preset).replace(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(recipe.TrainingPreset)}
     )
-    if args.ship_improved and preset.lora_r == 0:
-        parser.error(
-            "--ship-improved packs an adapter into the package; the preset fine-tunes the whole model (about "
-            "270 MB of float16 weights, too large to ship inside the package). Pass --lora-r 16 to train an "
-            "adapter, or ship the final folder as a Hub repo (zip2zip export)."
-        )
     settings = dict(recipe.ZIP2ZIP_SETTINGS)
     for key in (
         "encoder_hidden_size",
@@ -148,8 +143,8 @@ def heldout_texts(chars: int) -> dict[str, list[str]]:
 
 
 def ship_snapshot(output: str, command: str):
-    """An ``on_improve`` that writes the current adapter and config to ``OUTPUT/best`` and packs them into the
-    package (``zip2zip.shipped.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
+    """An ``on_improve`` that writes the current adapter (or, fine-tuning in full, the weights) and config to
+    ``OUTPUT/best`` and packs them into the package (``zip2zip.shipped.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
 
     def ship(trainer, entry: dict) -> None:
         from zip2zip.conversion import core_model
@@ -157,7 +152,10 @@ def ship_snapshot(output: str, command: str):
 
         snapshot = os.path.join(output, "best")
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-        unwrapped.save_pretrained(os.path.join(snapshot, "adapter"))
+        if hasattr(unwrapped, "peft_config"):
+            unwrapped.save_pretrained(os.path.join(snapshot, "adapter"))
+        else:  # full fine-tuning: the weights, packed as low-rank deltas
+            unwrapped.save_pretrained(snapshot)
         core_model(unwrapped).config.to_json_file(os.path.join(snapshot, "config.json"))
         provenance = {
             "command": command,

@@ -101,6 +101,45 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) != path
 
 
+def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> None:
+    base_dir, run_dir = tmp_path / "base", tmp_path / "run"
+    base_tok = tiny_bpe_tokenizer()
+    tiny_base_model(vocab_size=len(base_tok)).save_pretrained(base_dir)
+    base_tok.save_pretrained(base_dir)
+    torch.manual_seed(0)
+    model, tok = zip2zip_from_base(str(base_dir), **SETTINGS)
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=3, learning_rate=1e-2),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 4}),
+        processing_class=tok,
+    )
+    trainer.train()
+    trainer.save_model(str(run_dir))
+    monkeypatch.setenv("ZIP2ZIP_CACHE", str(tmp_path / "cache"))
+    # a stale adapter from an earlier LoRA release must not survive the new form
+    (tmp_path / "ship").mkdir()
+    (tmp_path / "ship" / "adapter_model.safetensors").write_bytes(b"old")
+    shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", base_path=str(base_dir))
+    assert sorted(p.name for p in shipped.iterdir()) == [
+        defaults.DELTA_FILENAME,
+        defaults.SHIPPED_SETTINGS_FILENAME,
+    ]
+    record = json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
+    assert record["low_rank_delta"]["matrices"] > 0 and record["low_rank_delta"]["kept_energy"] > 0.999
+
+    path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    from zip2zip import Zip2ZipTokenizer
+
+    text = TRAINING_TEXT[0] + " " + TRAINING_TEXT[1]
+    ids = Zip2ZipTokenizer.from_pretrained(path)(text, return_tensors="pt")["input_ids"]
+    assembled, trained = _logits(path, ids), _logits(run_dir, ids)
+    finite = torch.isfinite(trained)
+    assert torch.equal(finite, torch.isfinite(assembled))
+    torch.testing.assert_close(assembled[finite], trained[finite], atol=2e-2, rtol=1e-2)
+    assert AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True).config.trained
+
+
 def test_nothing_ships_without_the_files(tmp_path) -> None:
     assert defaults.shipped_zip2zip_path(source=tmp_path) is None
 

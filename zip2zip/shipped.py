@@ -1,8 +1,10 @@
 """The trained zip2zip model this package ships, and how a trained run becomes one.
 
 The project ships one trained zip2zip model of the default base (:mod:`zip2zip.defaults`): only what training
-changed (LoRA on the base projections and the two hyper-encoders, a PEFT adapter in float16) plus the zip2zip
-settings, inside the package (``zip2zip/checkpoints/``). :func:`shipped_zip2zip_path` assembles the full model
+changed plus the zip2zip settings, inside the package (``zip2zip/checkpoints/``). Two forms: a PEFT adapter
+(LoRA on the base projections and the two hyper-encoders, float16) for a LoRA run, and for a run that
+fine-tuned the whole model its low-rank deltas (:mod:`zip2zip.low_rank`: ``delta.safetensors``), because the
+full weights are too large for a package. :func:`shipped_zip2zip_path` assembles the full model
 from them and the embedded base model once and caches it like the base conversion;
 :func:`pack_zip2zip_checkpoint` turns a training run's output into those files.
 """
@@ -47,6 +49,22 @@ SHIPPED_SETTINGS_FILENAME = "zip2zip_settings.json"
 # Part of the cache name: bump when the assembled folder changes (v2: config.json records `trained`).
 ASSEMBLY_VERSION = "v2"
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+DELTA_FILENAME = "delta.safetensors"
+DEFAULT_DELTA_BUDGET = 20_000_000
+"""Numbers a fully fine-tuned run keeps (40 MB in float16): on the quality study's full fine-tune, 75% of the
+weights' squared change and 1.4182 bits per byte against the full weights' 1.4001 (12M numbers: 1.4371; 28M:
+1.4114)."""
+
+
+def _shipped_files(source: Path) -> tuple[str, ...] | None:
+    """The weight files of the shipped form in ``source`` (adapter or low-rank delta), or None if neither."""
+    if not (source / SHIPPED_SETTINGS_FILENAME).is_file():
+        return None
+    if (source / DELTA_FILENAME).is_file():
+        return (DELTA_FILENAME,)
+    if all((source / name).is_file() for name in _ADAPTER_FILES):
+        return _ADAPTER_FILES
+    return None
 
 
 def shipped_checkpoint_dir() -> Path:
@@ -66,7 +84,7 @@ def shipped_zip2zip_path(
     shipped files, so new weights never reuse an old assembly.
     """
     source = Path(source) if source is not None else shipped_checkpoint_dir()
-    if not all((source / name).is_file() for name in (*_ADAPTER_FILES, SHIPPED_SETTINGS_FILENAME)):
+    if _shipped_files(source) is None:
         return None
     target = cache_root() / f"{SHIPPED_MODEL_NAME}-{_files_digest(source)}"
     if is_complete(target):
@@ -84,26 +102,32 @@ def pack_zip2zip_checkpoint(
     out_dir: str | os.PathLike[str] | None = None,
     dtype: torch.dtype | None = None,
     provenance: dict[str, Any] | None = None,
+    delta_budget: int = DEFAULT_DELTA_BUDGET,
+    base_path: str | None = None,
 ) -> Path:
     """Write the shippable part of a trained zip2zip repo (``zip2zip train`` / ``Zip2ZipSFTTrainer`` output).
 
-    Reads ``trained_dir/config.json`` (the zip2zip settings) and ``trained_dir/adapter`` (the PEFT adapter:
-    LoRA plus the hyper-encoders in ``modules_to_save``), casts floating tensors to ``dtype`` (float16 by
-    default: half the size, and float16 keeps 10 mantissa bits where bfloat16 keeps 7) and writes them with
-    the settings to ``out_dir`` (default: :func:`shipped_checkpoint_dir`). ``provenance`` (training settings,
-    steps, measurements) is stored in the settings file for the record.
+    Reads ``trained_dir/config.json`` (the zip2zip settings) and either ``trained_dir/adapter`` (the PEFT
+    adapter: LoRA plus the hyper-encoders in ``modules_to_save``), or, for a run that fine-tuned the whole model,
+    its weights, which become low-rank deltas from the untrained model of the embedded base in at most
+    ``delta_budget`` numbers (:func:`zip2zip.low_rank.extract_low_rank_delta`; ``base_path``: the base model,
+    default the embedded one, which is what the shipped deltas are assembled onto). Floating tensors are cast to
+    ``dtype`` (float16 by default: half the size, and float16 keeps 10 mantissa bits where bfloat16 keeps 7)
+    and written with the settings to ``out_dir`` (default: :func:`shipped_checkpoint_dir`); the files of the
+    other form are removed. ``provenance`` (training settings, steps, measurements) is stored in the settings
+    file for the record.
     """
     import torch
-    from safetensors.torch import load_file, save_file
 
     trained = Path(trained_dir)
     adapter = trained / "adapter"
-    missing = [name for name in _ADAPTER_FILES if not (adapter / name).is_file()]
-    if missing or not (trained / "config.json").is_file():
+    has_adapter = all((adapter / name).is_file() for name in _ADAPTER_FILES)
+    has_weights = any(trained.glob("model*.safetensors"))
+    if not (trained / "config.json").is_file() or not (has_adapter or has_weights):
         raise FileNotFoundError(
-            f"{trained} is not a trained zip2zip repo with an adapter: missing "
-            f"{[str(adapter / m) for m in missing] or [str(trained / 'config.json')]}. Pass the --output folder "
-            "of `zip2zip train` or examples/train_smollm2.py (it writes config.json and adapter/)."
+            f"{trained} is not a trained zip2zip repo: it needs config.json and either adapter/ "
+            f"({', '.join(_ADAPTER_FILES)}) or model weights (model.safetensors). Pass the --output folder "
+            "of `zip2zip train` or examples/train_smollm2.py, or one of its checkpoint-* folders."
         )
     config = json.loads((trained / "config.json").read_text())
     if config.get("model_type") != "zip2zip":
@@ -112,16 +136,62 @@ def pack_zip2zip_checkpoint(
     out = Path(out_dir) if out_dir is not None else shipped_checkpoint_dir()
     out.mkdir(parents=True, exist_ok=True)
     dtype = dtype or torch.float16
+    record: dict[str, Any] = {"base_model": HUB_MODEL_ID, "zip2zip": settings, "provenance": provenance or {}}
+    if has_adapter:
+        _pack_adapter(adapter, out, dtype)
+        stale: tuple[str, ...] = (DELTA_FILENAME,)
+    else:
+        record["low_rank_delta"] = _pack_delta(trained, settings, out, dtype, delta_budget, base_path)
+        stale = _ADAPTER_FILES
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    (out / SHIPPED_SETTINGS_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
+    make_readable(out)
+    return out
+
+
+def _pack_adapter(adapter: Path, out: Path, dtype: torch.dtype) -> None:
+    from safetensors.torch import load_file, save_file
+
     tensors = load_file(str(adapter / "adapter_model.safetensors"))
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
     save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
-    make_readable(out)
     adapter_config = json.loads((adapter / "adapter_config.json").read_text())
     adapter_config["base_model_name_or_path"] = HUB_MODEL_ID
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
-    record = {"base_model": HUB_MODEL_ID, "zip2zip": settings, "provenance": provenance or {}}
-    (out / SHIPPED_SETTINGS_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
-    return out
+
+
+def _pack_delta(
+    trained: Path, settings: dict[str, Any], out: Path, dtype: torch.dtype, budget: int, base_path: str | None
+) -> dict:
+    """The fully fine-tuned weights of ``trained`` as low-rank deltas; returns what was kept, for the record."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    from .low_rank import extract_low_rank_delta
+
+    model = AutoModelForCausalLM.from_pretrained(str(trained), trust_remote_code=True, dtype=torch.float32)
+    base, _ = _untrained_model(settings, base_path)
+    delta = extract_low_rank_delta(model, base, budget, dtype=dtype)
+    save_file(delta.tensors, str(out / DELTA_FILENAME), metadata={"format": "pt"})
+    return {"budget": budget, **delta.summary()}
+
+
+def _untrained_model(settings: dict[str, Any], base_path: str | None = None) -> tuple[Any, Any]:
+    """The untrained zip2zip model of the embedded base with ``settings``: what the shipped weights apply to."""
+    import torch
+
+    from .conversion import zip2zip_from_base
+
+    settings = dict(settings)
+    disabled = settings.pop("disabled_ids", None)
+    return zip2zip_from_base(
+        base_path or default_base_path(),
+        dtype=torch.float32,
+        **settings,
+        **({"disabled_ids": disabled} if disabled else {}),
+    )
 
 
 def _zip2zip_setting_names() -> list[str]:
@@ -136,36 +206,40 @@ def _files_digest(source: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256(ASSEMBLY_VERSION.encode())
-    for name in (*_ADAPTER_FILES, SHIPPED_SETTINGS_FILENAME):
+    for name in (*(_shipped_files(source) or ()), SHIPPED_SETTINGS_FILENAME):
         digest.update((source / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
-    """Untrained zip2zip model of the base + the shipped adapter, merged, saved through a temporary folder."""
-    import torch
-    from peft import PeftModel
-
-    from .conversion import zip2zip_from_base
-
+    """Untrained zip2zip model of the base + the shipped weights (adapter merged, or low-rank deltas added),
+    saved through a temporary folder."""
     started = time.perf_counter()
     logger.warning("Assembling the shipped zip2zip model into %s (once, about 20 s)", target)
     record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
-    settings = dict(record["zip2zip"])
-    disabled = settings.pop("disabled_ids", None)
+    files = _shipped_files(source) or ()
     workdir = make_temporary_folder(target)
     try:
-        model, tokenizer = zip2zip_from_base(
-            base_path, dtype=torch.float32, **settings, **({"disabled_ids": disabled} if disabled else {})
-        )
-        merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
+        model, tokenizer = _untrained_model(record["zip2zip"], base_path)
+        if DELTA_FILENAME in files:
+            from safetensors.torch import load_file
+
+            from .low_rank import apply_low_rank_delta
+
+            apply_low_rank_delta(model, load_file(str(source / DELTA_FILENAME)))
+            merged = model
+        else:
+            from peft import PeftModel
+
+            merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
         merged.config.trained = True
         merged.float().eval().save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
-        # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
-        (workdir / "adapter").mkdir()
-        for name in _ADAPTER_FILES:
-            shutil.copyfile(source / name, workdir / "adapter" / name)
+        if DELTA_FILENAME not in files:
+            # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
+            (workdir / "adapter").mkdir()
+            for name in _ADAPTER_FILES:
+                shutil.copyfile(source / name, workdir / "adapter" / name)
         marker = {
             "version": CONVERSION_VERSION,
             "kind": "shipped zip2zip model",
