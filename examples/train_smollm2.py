@@ -129,10 +129,10 @@ def main() -> None:
 
 def heldout_texts(chars: int) -> dict[str, list[str]]:
     """Per domain (the training domains and the unseen ones), held-out documents joined and cut to ``chars``."""
-    from zip2zip.corpora import DOMAINS, UNSEEN_DOMAINS, load_corpus
+    from zip2zip.corpora import DOMAINS, EXTRA_DOMAINS, UNSEEN_DOMAINS, load_corpus
 
     texts = {}
-    for domain in DOMAINS + UNSEEN_DOMAINS:
+    for domain in DOMAINS + EXTRA_DOMAINS + UNSEEN_DOMAINS:
         joined = ""
         for doc in load_corpus(domain, "heldout"):
             joined += doc if not joined else "\n\n" + doc

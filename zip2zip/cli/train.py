@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..recipe import DOMAINS, PRESETS, ZIP2ZIP_SETTINGS
+from ..recipe import PRESETS, ZIP2ZIP_SETTINGS
 from .options import add_codec_arguments, codec_settings
 from .output import note
 
@@ -84,8 +84,9 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--domains",
         nargs="+",
-        default=list(DOMAINS),
-        help="project corpora mixed in the recipe's proportions when --data is not given (default: all)",
+        default=None,
+        help="project corpora mixed in the recipe's proportions when --data is not given (default: every "
+        "domain of the preset's mix)",
     )
     g.add_argument(
         "--docs-per-domain",
@@ -204,7 +205,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_training_data(
     paths: Sequence[str] | None,
-    domains: Sequence[str] = DOMAINS,
+    domains: Sequence[str] | None = None,
     text_field: str = "text",
     docs_per_domain: int | None = None,
     seed: int = 0,
@@ -221,7 +222,9 @@ def load_training_data(
     extra = {}
     if preset is not None:
         extra = {"mix": preset.mix, "max_passes": preset.max_passes, "piece_chars": preset.piece_chars}
-    return training_mix(docs_per_domain=docs_per_domain, seed=seed, domains=tuple(domains), **extra)
+    return training_mix(
+        docs_per_domain=docs_per_domain, seed=seed, domains=tuple(domains) if domains else None, **extra
+    )
 
 
 def run(args: argparse.Namespace) -> int:
