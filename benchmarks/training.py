@@ -97,6 +97,7 @@ def config(out: str, args, bf16: bool = False, **extra):
         disable_tqdm=True,
         dataloader_pin_memory=False,
         max_length=None,
+        pad_to_multiple_of=args.pad_to_multiple_of or None,
         bf16=bf16,
         use_cpu=args.device == "cpu",
         seed=0,
@@ -303,6 +304,12 @@ def main() -> None:
     parser.add_argument("--base-precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument(
+        "--pad-to-multiple-of",
+        type=int,
+        default=None,
+        help="pad zip2zip rows to a multiple of this many codes (default: the recipe's, 256 on a CPU; 0 = off)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=2,
@@ -313,6 +320,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.pad_to_multiple_of is None:
+        from zip2zip.recipe import PRESETS, training_config
+
+        preset = PRESETS["cpu" if args.device == "cpu" else "gpu"]
+        args.pad_to_multiple_of = training_config(preset, "/tmp/zip2zip-bench-config").pad_to_multiple_of or 0
 
     from transformers import AutoTokenizer
 
@@ -349,6 +361,8 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "batch_rows": args.batch,
         "row_base_tokens": args.length,
+        "pad_to_multiple_of": args.pad_to_multiple_of,
+        "warmup_steps": args.warmup,
         "compression_ratio": last_log.get("compression_ratio"),
         "hypertoken_share": last_log.get("hypertoken_share"),
         "arms": {
