@@ -45,6 +45,15 @@ def test_from_base_defaults_to_the_recipe():
     assert base_tok.convert_tokens_to_ids("1") in config.disabled_ids
 
 
+def test_a_tokenizer_built_without_a_config_matches_the_default_model(smollm2_tokenizer):
+    base = tiny_base_model(vocab_size=len(smollm2_tokenizer))
+    model = Zip2ZipForCausalLM.from_base(base, tokenizer=smollm2_tokenizer)
+    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer)
+    assert codec_mismatches(model.config, tok) == {}
+    assert tok.protect_digits is recipe.ZIP2ZIP_SETTINGS["protect_digits"]
+    tok.check_compatible(model.config)
+
+
 @pytest.mark.parametrize("protect_digits", [False, True])
 def test_model_and_tokenizer_disable_the_same_ids_on_smollm2(smollm2_tokenizer, protect_digits):
     base = tiny_base_model(vocab_size=len(smollm2_tokenizer))

@@ -39,6 +39,7 @@ from transformers.utils.chat_template_utils import encode_marked_chat
 
 from .configuration_zip2zip import (
     CODEC_SETTINGS,
+    Zip2ZipConfig,
     codec_mismatch_message,
     codec_mismatches,
     default_disabled_ids,
@@ -76,8 +77,10 @@ __all__ = [
 ]
 
 
-DEFAULT_MAX_CODEBOOK_SIZE = 2048
-DEFAULT_MAX_SUBTOKENS = 4
+# A tokenizer built without a config gets the model's defaults (the recipe's), so the two always agree.
+DEFAULT_MAX_CODEBOOK_SIZE: int = Zip2ZipConfig.max_codebook_size
+DEFAULT_MAX_SUBTOKENS: int = Zip2ZipConfig.max_subtokens
+DEFAULT_PROTECT_DIGITS: bool = Zip2ZipConfig.protect_digits
 
 
 class Zip2ZipTokenizer(PythonBackend):
@@ -126,7 +129,7 @@ class Zip2ZipTokenizer(PythonBackend):
         max_codebook_size: int = DEFAULT_MAX_CODEBOOK_SIZE,
         max_subtokens: int = DEFAULT_MAX_SUBTOKENS,
         disabled_ids: Sequence[int] | None = None,
-        protect_digits: bool = False,
+        protect_digits: bool = DEFAULT_PROTECT_DIGITS,
         base_tokenizer_config: dict[str, Any] | None = None,
         base_vocab_fingerprint: str | None = None,
         base_tokenizer: Any = None,
