@@ -26,7 +26,9 @@ the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does: 
 the low-rank deltas of a full fine-tune), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
 --num_processes 2 examples/train_smollm2.py --preset gpu``.
 
-The equivalent command line: ``zip2zip train --output OUT --preset cpu``.
+The equivalent command line: ``zip2zip train --output OUT --preset cpu``. ``--max-subtokens 1`` trains the
+no-compression control (the same recipe and data, no hypertokens), the fair reference for the quality a zip2zip
+model keeps.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main() -> None:
             )
         else:
             parser.add_argument(flag, type=kind or _number, default=None, help=field.metadata["help"])
-    for name in ("encoder_hidden_size",):
+    for name in ("encoder_hidden_size", "max_subtokens", "max_codebook_size"):
         parser.add_argument(
             "--" + name.replace("_", "-"), type=int, help="a Zip2ZipConfig field (recipe default)"
         )
@@ -78,6 +80,8 @@ def main() -> None:
     settings = dict(recipe.ZIP2ZIP_SETTINGS)
     for key in (
         "encoder_hidden_size",
+        "max_subtokens",
+        "max_codebook_size",
         "encoder_init",
         "position_mode",
         "tie_encoders",

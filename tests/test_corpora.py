@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from zip2zip import corpora
+from zip2zip.debian_packages import debian_tree
 
 
 def test_chunks_rejoin_exactly_and_respect_the_limit() -> None:
@@ -52,7 +53,7 @@ def test_handbook_extraction_keeps_prose_and_drops_navigation_and_listings() -> 
 
 def test_missing_debian_source_without_install_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(corpora.CorpusUnavailableError, match="apt-get install no-such-package"):
-        corpora._debian_tree("no-such-package", "no/such/folder/anywhere", install=False, workdir=tmp_path)
+        debian_tree("no-such-package", "no/such/folder/anywhere", install=False, workdir=tmp_path)
 
 
 @pytest.fixture(scope="module")

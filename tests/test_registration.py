@@ -68,3 +68,28 @@ def test_auto_classes_load_a_local_zip2zip_folder_without_remote_code(zip2zip_fo
         "zip2zip.modeling_zip2zip.Zip2ZipForCausalLM",
         "zip2zip.tokenization_zip2zip.Zip2ZipTokenizer",
     ]
+
+
+def test_auto_model_loads_the_whole_zip2zip_model_with_and_without_the_package(zip2zip_folder, tmp_path):
+    config = json.loads((Path(zip2zip_folder) / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_zip2zip.Zip2ZipForCausalLM"
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_zip2zip.Zip2ZipForCausalLM"
+    script = (
+        "import json, sys, torch\n"
+        "from transformers import AutoModel, AutoModelForCausalLM\n"
+        "kwargs = {} if sys.argv[2] == 'local' else {'trust_remote_code': True}\n"
+        "if sys.argv[2] == 'local':\n"
+        "    import zip2zip\n"
+        "model = AutoModel.from_pretrained(sys.argv[1], **kwargs).eval()\n"
+        "causal = AutoModelForCausalLM.from_pretrained(sys.argv[1], **kwargs).eval()\n"
+        "ids = torch.tensor([[5, 6, 7, 5, 6, 7, 5, 6]])\n"
+        "with torch.no_grad():\n"
+        "    out, ref = model(input_ids=ids, output_hidden_states=True), causal(input_ids=ids)\n"
+        "print(json.dumps([type(model).__name__, torch.equal(out.logits, ref.logits), len(out.hidden_states)]))\n"
+    )
+    from tests._fresh_process import last_json_line, run_without_package
+
+    remote = last_json_line(run_without_package(script, str(zip2zip_folder), "remote", workdir=tmp_path))
+    local = run_python(f"import sys\nsys.argv = ['-', {str(zip2zip_folder)!r}, 'local']\n" + script)
+    for name, equal, layers in (remote, local):
+        assert name == "Zip2ZipForCausalLM" and equal and layers > 1

@@ -246,3 +246,25 @@ def test_truncation_that_leaves_no_trained_token_is_refused(tmp_path, tiny):
     data = Dataset.from_dict({"prompt": [long_prompt, long_prompt], "completion": [" done", " over"]})
     with pytest.raises(ValueError, match=r"has no rows left with a trained token within max_length=4"):
         make_trainer(tmp_path, tiny, data, max_length=4)
+
+
+def test_each_preparation_step_is_labelled_once(tmp_path, tiny, monkeypatch):
+    labels: list[str] = []
+    original = Dataset.map
+
+    def recording_map(self, *args, **kwargs):
+        labels.append(kwargs.get("desc"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "map", recording_map)
+    data = Dataset.from_dict({"body": [TRAINING_TEXT[:200], TRAINING_TEXT[200:400]]})
+    model, tok = tiny
+    Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=2),
+        train_dataset=data,
+        processing_class=tok,
+        formatting_func=lambda example: example["body"],
+    )
+    assert labels.count("Compressing train dataset") == 1
+    assert "Formatting train dataset" in labels

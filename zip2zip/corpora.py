@@ -50,16 +50,14 @@ import html.parser
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import sysconfig
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .debian_packages import CorpusUnavailableError, debian_tree
 from .defaults import cache_root
 from .text_files import iter_text_files  # the user's own files; kept importable from here
 
@@ -132,10 +130,6 @@ PARI_FILES = re.compile(r"^(usersch\d+|tutorial|tutorial-mf|develop|appb|appd)\.
 CODE_EXCLUDED_DIRS = frozenset(
     {"test", "tests", "idle_test", "site-packages", "dist-packages", "encodings", "pydoc_data"}
 )
-
-
-class CorpusUnavailableError(RuntimeError):
-    """Raised when a domain's source is missing and cannot be installed here; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -388,87 +382,11 @@ def _build_code(install: bool) -> dict[str, list[Document]]:
     return {"code": _finish(records)}
 
 
-# ------------------------------------------------------------------------------------ Debian packages
-
-
-def _debian_tree(package: str, subdir: str, install: bool, workdir: Path) -> Path:
-    """Return a folder holding ``/<subdir>`` of a Debian package: the installed copy, or a fresh unpack."""
-    installed = Path("/") / subdir
-    if installed.is_dir() and any(installed.iterdir()):
-        return installed
-    how = (
-        f"Install it with `apt-get install {package}` (Debian or Ubuntu), or on a machine with apt let "
-        "zip2zip fetch it (ensure_sources(domain, install=True))."
-    )
-    if not install:
-        raise CorpusUnavailableError(f"The Debian package {package!r} is not installed. {how}")
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise CorpusUnavailableError(
-            f"The Debian package {package!r} is needed, but apt-get/dpkg-deb are not available here. {how}"
-        )
-    deb = _apt_download(package, workdir, how)
-    unpacked = workdir / "root"
-    _extract_deb(deb, subdir, unpacked)
-    tree = unpacked / subdir
-    if not tree.is_dir():
-        raise CorpusUnavailableError(f"{deb.name} holds no /{subdir}; the package layout changed. {how}")
-    return tree
-
-
-def _apt_download(package: str, workdir: Path, how: str) -> Path:
-    """``apt-get download`` the package's .deb into ``workdir`` (refreshing empty package lists once)."""
-
-    def attempt() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["apt-get", "download", "-q", package],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-
-    print(f"zip2zip.corpora: fetching the Debian package {package} with apt-get download", file=sys.stderr)
-    result = attempt()
-    if result.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=900, check=False)
-        result = attempt()
-    debs = sorted(workdir.glob(f"{package}_*.deb"))
-    if result.returncode != 0 or not debs:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise CorpusUnavailableError(
-            f"`apt-get download {package}` failed ({detail[0]}). Run `apt-get update` first if the package "
-            f"lists are empty. {how}"
-        )
-    return debs[-1]
-
-
-def _extract_deb(deb: Path, subdir: str, dest: Path) -> None:
-    """Unpack the files under ``subdir`` of a .deb (``dpkg-deb --fsys-tarfile`` piped into tarfile)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    prefix = f"./{subdir}/"
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as proc:
-        assert proc.stdout is not None
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-            for member in archive:
-                if member.isfile() and member.name.startswith(prefix) and ".." not in member.name:
-                    target = dest / member.name[2:]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    source = archive.extractfile(member)
-                    assert source is not None
-                    with open(target, "wb") as out:
-                        shutil.copyfileobj(source, out)
-    if proc.returncode != 0:
-        raise CorpusUnavailableError(
-            f"`dpkg-deb --fsys-tarfile {deb}` failed with exit code {proc.returncode}"
-        )
-
-
 def _with_debian_tree(
     package: str, subdir: str, install: bool, build: Callable[[Path], dict[str, list[Document]]]
 ) -> dict[str, list[Document]]:
     with tempfile.TemporaryDirectory(prefix="zip2zip-corpus-") as tmp:
-        return build(_debian_tree(package, subdir, install, Path(tmp)))
+        return build(debian_tree(package, subdir, install, Path(tmp)))
 
 
 # ------------------------------------------------------------------------------------------- handbook

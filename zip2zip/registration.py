@@ -1,6 +1,6 @@
 """Registers zip2zip with transformers' Auto classes without importing transformers at ``import zip2zip``.
 
-After ``import zip2zip``, ``AutoConfig``, ``AutoModelForCausalLM`` and ``AutoTokenizer`` resolve
+After ``import zip2zip``, ``AutoConfig``, ``AutoModelForCausalLM``, ``AutoModel`` and ``AutoTokenizer`` resolve
 ``model_type="zip2zip"`` to our classes, so a local zip2zip folder loads without ``trust_remote_code``.
 Registering needs transformers and torch (seconds to import), which ``zip2zip --help`` or a script that only
 uses the codec should not pay. So the registration waits until the program imports transformers' Auto
@@ -28,7 +28,7 @@ _state = {"registered": False}
 
 def register_auto_classes() -> None:
     """Register the zip2zip config, model and tokenizer with the Auto classes now (imports torch)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     from .configuration_zip2zip import Zip2ZipConfig
     from .modeling_zip2zip import Zip2ZipForCausalLM
@@ -36,6 +36,8 @@ def register_auto_classes() -> None:
 
     AutoConfig.register("zip2zip", Zip2ZipConfig, exist_ok=True)
     AutoModelForCausalLM.register(Zip2ZipConfig, Zip2ZipForCausalLM, exist_ok=True)
+    # No headless zip2zip class: AutoModel gives the whole model (Zip2ZipForCausalLM.save_pretrained says why).
+    AutoModel.register(Zip2ZipConfig, Zip2ZipForCausalLM, exist_ok=True)
     AutoTokenizer.register(Zip2ZipConfig, tokenizer_class=Zip2ZipTokenizer, exist_ok=True)
     _state["registered"] = True
 
