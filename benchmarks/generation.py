@@ -56,7 +56,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONFIGS = ("base", "pld", "zip2zip", "lookup")
-LABELS = {"base": "base", "pld": "base + PLD", "zip2zip": "zip2zip", "lookup": "zip2zip + lookup"}
+# Measured on request (--configs): prompt lookup matching the row's code stream instead of its base-token text.
+EXTRA_CONFIGS = ("lookup-codes",)
+LABELS = {
+    "base": "base",
+    "pld": "base + PLD",
+    "zip2zip": "zip2zip",
+    "lookup": "zip2zip + lookup",
+    "lookup-codes": "zip2zip + lookup (match codes)",
+}
 DOMAINS = ("code", "prose", "chat")
 CHAT_QUESTIONS = (
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -134,6 +142,12 @@ def generation_settings(eos: int, new_tokens: int, pld_tokens: int) -> dict[str,
         "pld": {**common, "max_new_tokens": new_tokens, "prompt_lookup_num_tokens": pld_tokens},
         "zip2zip": {**common, "max_new_base_tokens": new_tokens},
         "lookup": {**common, "max_new_base_tokens": new_tokens, "prompt_lookup_num_tokens": pld_tokens},
+        "lookup-codes": {
+            **common,
+            "max_new_base_tokens": new_tokens,
+            "prompt_lookup_num_tokens": pld_tokens,
+            "prompt_lookup_match": "codes",
+        },
     }
 
 
@@ -166,7 +180,7 @@ def measure(
     codec = codec if codec is not None else zip_model.codec
     eos = tokenizer.eos_token_id
     settings = generation_settings(eos, new_tokens, pld_tokens)
-    models = {"base": base, "pld": base, "zip2zip": zip_model, "lookup": zip_model}
+    models = {"base": base, "pld": base, "zip2zip": zip_model, "lookup": zip_model, "lookup-codes": zip_model}
     domains = tuple(prompts)
 
     def one(config: str, prompt: list[int]) -> dict:
@@ -186,7 +200,11 @@ def measure(
             max_new_tokens=4,
             do_sample=False,
             pad_token_id=eos,
-            **({"prompt_lookup_num_tokens": pld_tokens} if config in ("pld", "lookup") else {}),
+            **(
+                {"prompt_lookup_num_tokens": pld_tokens}
+                if config in ("pld", "lookup", "lookup-codes")
+                else {}
+            ),
         )
 
     total = sum(len(prompts[d]) for d in domains) * repeats * len(configs)
@@ -202,7 +220,11 @@ def measure(
                     result["prompt"] = p
                     results[domain][config].append(result)
                     bar.update(1)
-            for speculative, reference in (("pld", "base"), ("lookup", "zip2zip")):
+            for speculative, reference in (
+                ("pld", "base"),
+                ("lookup", "zip2zip"),
+                ("lookup-codes", "zip2zip"),
+            ):
                 runs = results[domain]
                 if (
                     speculative in runs
@@ -275,6 +297,14 @@ def lookup_bars(rows: list[dict]) -> list[str]:
         lines.append(
             f"code: zip2zip + lookup / base + PLD time for the same base tokens = {seconds:.3f} (bar: <= 0.85)"
         )
+    for row in rows:
+        if "lookup-codes" in row and "lookup" in row:
+            passes = row["lookup-codes"]["forward_passes"] / row["lookup"]["forward_passes"]
+            seconds = row["lookup-codes"]["seconds"] / row["lookup"]["seconds"]
+            lines.append(
+                f"{row['domain']}: lookup matching codes / matching base text: forward passes {passes:.3f}, "
+                f"time {seconds:.3f}"
+            )
     chat = by_domain.get("chat")
     if chat is not None and "lookup" in chat and "zip2zip" in chat:
         seconds = chat["lookup"]["seconds"] / chat["zip2zip"]["seconds"]
@@ -345,7 +375,17 @@ def main() -> None:
         "--png", default=str(Path(__file__).with_suffix(".png")), help="plot file ('' = none)"
     )
     parser.add_argument("--json", default="", help="also write the raw measurements here")
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated configurations, base among them (default: {','.join(CONFIGS)}; also "
+        f"{','.join(EXTRA_CONFIGS)})",
+    )
     args = parser.parse_args()
+    configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    unknown = sorted(set(configs) - set(CONFIGS + EXTRA_CONFIGS))
+    if unknown or "base" not in configs:
+        parser.error(f"--configs {args.configs!r}: choose from {CONFIGS + EXTRA_CONFIGS}, base among them")
     torch.set_num_threads(args.threads)
 
     from transformers.utils import logging as hf_logging
@@ -386,7 +426,9 @@ def main() -> None:
 
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     prompts = {d: load_prompts(tokenizer, d, args.prompts, args.prompt_tokens) for d in domains}
-    measured = measure(base, zip_model, tokenizer, prompts, n, args.pld_tokens, args.repeats, codec)
+    measured = measure(
+        base, zip_model, tokenizer, prompts, n, args.pld_tokens, args.repeats, codec, configs=configs
+    )
     rows, results = measured["rows"], measured["results"]
 
     stats = zip_model.last_generation_stats
@@ -419,7 +461,7 @@ def print_table(rows: list[dict]) -> None:
     )
     print("|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
-        for config in CONFIGS:
+        for config in CONFIGS + EXTRA_CONFIGS:
             if config not in row:
                 continue
             v = row[config]
@@ -447,7 +489,7 @@ def plot(
         ("bytes_per_s", "generated bytes per second"),
     )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    configs = [config for config in CONFIGS if all(config in row for row in rows)]
+    configs = [config for config in CONFIGS + EXTRA_CONFIGS if all(config in row for row in rows)]
     width = 0.8 / max(len(configs), 1)
     for ax, (key, title) in zip(axes, metrics):
         for k, config in enumerate(configs):
