@@ -342,3 +342,23 @@ def test_codec_runs_without_numpy_or_torch(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("bad", [299.0, True, 2.5])
+def test_the_tokenizer_and_the_model_apply_the_codec_type_rule(bad):
+    from _tiny_models import tiny_base_model
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+
+    base = tiny_bpe_tokenizer()
+    model = Zip2ZipForCausalLM.from_base(
+        tiny_base_model(vocab_size=len(base)), tokenizer=base, max_codebook_size=16
+    )
+    tok = Zip2ZipTokenizer.from_base(base, model.config)
+    ids = tok("the cat sat on the mat. the cat sat")["input_ids"]
+    with pytest.raises(TypeError, match=at_position(1)):
+        tok.decode([ids[0], bad])
+    rows = torch.tensor([[ids[0], bad]], dtype=torch.bool if bad is True else torch.float32)
+    with pytest.raises(TypeError, match=at_position(0)):
+        model.prepare_codebook(rows)
