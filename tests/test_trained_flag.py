@@ -55,6 +55,22 @@ def test_export_carries_it_and_the_card_and_cli_agree(trained_run, tmp_path, cap
     main(["generate", "--model", str(out), "--max-new-tokens", "2", "the cat"])
     captured = capsys.readouterr()
     assert "UNTRAINED" not in captured.out + captured.err
+    (tmp_path / "text.txt").write_text(TRAINING_TEXT[0])
+    report = tmp_path / "eval.json"
+    args = [
+        "eval",
+        "--model",
+        str(out),
+        "--no-base",
+        "--data",
+        str(tmp_path / "text.txt"),
+        "--json",
+        str(report),
+    ]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(report.read_text())["trained"] is True
+    assert "UNTRAINED" not in captured.out + captured.err and "of the trained zip2zip model" in captured.out
 
 
 def test_an_untrained_folder_says_so(tmp_path):
