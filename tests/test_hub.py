@@ -108,6 +108,10 @@ FRESH = textwrap.dedent(
     text = tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
     pipe = pipeline("text-generation", model=folder, trust_remote_code=True)
     piped = pipe(prompt, max_new_tokens=10, do_sample=False, return_full_text=False)[0]["generated_text"]
+    scored = model.generate(**enc, max_new_tokens=10, do_sample=False, return_dict_in_generate=True,
+                            output_scores=True)
+    scores = model.compute_transition_scores(scored.sequences, scored.scores, normalize_logits=True)
+    assert scores.shape == (1, len(scored.scores)) and bool((scores <= 0).all()), scores
     print(json.dumps({"ids": enc["input_ids"][0].tolist(), "text": text, "piped": piped,
                       "module": type(model).__module__, "tok_module": type(tok).__module__,
                       "imported": sorted(m for m in sys.modules if m.split(".")[0] == "zip2zip")}))
