@@ -62,6 +62,44 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
+# Operators that do the matrix products of a step (linear layers, attention, the V + C-wide logits): the work
+# the CPU's bf16 units speed up. Everything else (optimizer, losses, element-wise work, data) is the rest.
+MATRIX_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)
+
+
+class OpProfiler(TrainerCallback):
+    """Self CPU time per operator over the timed steps (after ``warmup``), with torch's profiler."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.self_us: dict[str, float] = {}
+        self._profiler = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step >= self.warmup:
+            self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self._profiler.__enter__()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._profiler is None:
+            return
+        self._profiler.__exit__(None, None, None)
+        for event in self._profiler.key_averages():
+            self.self_us[event.key] = self.self_us.get(event.key, 0.0) + event.self_cpu_time_total
+        self._profiler = None
+
+    def matrix_share(self) -> float:
+        total = sum(self.self_us.values())
+        return sum(self.self_us.get(op, 0.0) for op in MATRIX_OPS) / total if total else float("nan")
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -182,17 +220,21 @@ def run_zip2zip(
     model, tok = build_zip2zip(base_path, args)
     data = Dataset.from_list(compress(rows, tok))
     timer = StepTimer()
+    profiler = OpProfiler(args.warmup) if args.profile else None
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=config("/tmp/zip2zip-bench-z2z", args, bf16=bf16, pad=pad),
         train_dataset=data,
         processing_class=tok,
         peft_config=lora(model, args) if use_lora else None,
-        callbacks=[timer],
+        callbacks=[timer] + ([profiler] if profiler else []),
     )
     trainer.train()
     logs = [e for e in trainer.state.log_history if "loss" in e]
-    return timer.times[args.warmup :], logs[-1]
+    log = dict(logs[-1])
+    if profiler is not None:
+        log["matrix_share"] = profiler.matrix_share()
+    return timer.times[args.warmup :], log
 
 
 def fwd_bwd_seconds(model, batch: dict, repeats: int) -> float:
@@ -302,6 +344,12 @@ def main() -> None:
     parser.add_argument("--encoder-width", type=int, default=None)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the timed steps of the zip2zip arms: the share of self CPU time in matrix products, and "
+        "what bf16 could gain at most if only they got faster",
+    )
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {ARMS}")
     parser.add_argument("--base-precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--json", default=None, help="also write the results to this file")
@@ -342,6 +390,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; choose from {ARMS}")
     times: dict[str, list[float]] = {arm: [] for arm in arms}
+    shares: dict[str, list[float]] = {arm: [] for arm in arms}
     last_log: dict = {}
     for _ in range(args.rounds):  # arms alternate every round, so machine noise hits all of them
         for arm in arms:
@@ -357,6 +406,8 @@ def main() -> None:
                     pad="unpadded" not in arm,
                 )
                 times[arm] += arm_times
+                if "matrix_share" in log:
+                    shares[arm].append(log["matrix_share"])
                 last_log = log or last_log
     # Median step time: robust to the multi-second stalls a shared machine inflicts on single steps.
     steps = args.warmup + args.steps
@@ -409,6 +460,31 @@ def main() -> None:
     if "zip2zip-bf16" in rates and "zip2zip-full-bf16" in rates:
         results["full_vs_lora"] = rates["zip2zip-full-bf16"] / rates["zip2zip-bf16"]
         print(f"full fine-tuning / LoRA (bf16): {results['full_vs_lora']:.3f}x")
+    if args.profile:
+        print("\nShare of self CPU time in matrix products (mm, addmm, bmm, attention), timed steps:")
+        for arm, values in shares.items():
+            if not values:
+                continue
+            share = statistics.fmean(values)
+            step = results["arms"][arm]["step_s"]
+            results["arms"][arm]["matrix_share"] = share
+            print(
+                f"  {arm:<24}{share:6.1%}: matrix {share * step:6.2f} s, the rest {(1 - share) * step:6.2f} s"
+            )
+        fastest = max(fp32_arms, key=rates.get) if fp32_arms else None
+        if fastest and "matrix_share" in results["arms"][fastest]:
+            share = results["arms"][fastest]["matrix_share"]
+            # Amdahl: only the matrix products get faster (the CPU's bf16 matmul: ~4x float32).
+            bound = {gain: 1 / ((1 - share) + share / gain) for gain in (4.0, float("inf"))}
+            results["bf16_bound"] = {
+                "matrix_share_fp32": share,
+                "gain_4x": bound[4.0],
+                "gain_inf": bound[float("inf")],
+            }
+            print(
+                f"bf16 / fp32 at most {bound[4.0]:.2f}x if the matrix products of {fastest} ran 4x faster, "
+                f"{bound[float('inf')]:.2f}x if they took no time"
+            )
     print(
         f"compression ratio {results['compression_ratio']}, hypertoken share of targets {results['hypertoken_share']}"
     )
