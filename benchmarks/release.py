@@ -5,24 +5,46 @@ Regenerates ``benchmarks/RESULTS.md`` and, beside it, ``results/release/`` (plot
 the same process, on the same held-out text, with the same thread count:
 
 1. **Bits per byte and input compression per held-out domain** (code, prose, math, multilingual of
-   ``zip2zip.corpora``, split ``heldout``): the first ``--eval-chars`` characters of each domain's held-out
-   documents (whole documents in the corpus's fixed order, the last one cut), scored with
-   ``zip2zip.evaluation.compare_on_domains`` (strict: the canonical LZW stream only, so an upper bound for
-   zip2zip; windows of ``--max-length`` positions, a fresh codebook per window). Bar: zip2zip / base bits
-   per byte <= 1.10 on code and prose. Input compression is also counted on the whole held-out split.
+   ``zip2zip.corpora``, and the unseen ``go``, split ``heldout``): the first ``--eval-chars`` characters of
+   each domain's held-out documents (whole documents in the corpus's fixed order, the last one cut), scored
+   with ``zip2zip.evaluation.compare_on_domains`` (strict: the canonical LZW stream only, so an upper bound
+   for zip2zip; windows of ``--max-length`` positions, a fresh codebook per window). With ``--control
+   FOLDER`` the no-compression control (the same recipe and tokens with ``max_subtokens=1``, so no
+   hypertokens) is scored on the same texts and windows: zip2zip / control is the quality compression costs
+   on top of what fine-tuning alone does. Input compression is also counted on the whole held-out split.
 2. **Generation** (``benchmarks/generation.py``'s :func:`measure`): greedy, batch 1, CPU, continuations of
    held-out code and prose prompts (``--prompt-tokens`` base tokens; zip2zip reads their LZW codes), by
-   ``--new-tokens`` base tokens, for the base model, the base model with prompt-lookup decoding and zip2zip.
-   Bars on code: zip2zip's output >= 1.15 base tokens per generated code, bytes/s >= 1.10x the base model's.
+   ``--new-tokens`` base tokens, for the base model, the base model with prompt-lookup decoding and zip2zip,
+   with the share of repeated 8-grams of each continuation (greedy LZW output can loop cheaply).
 3. **Multiple choice through lm-eval**: "which of four candidates is the true next line (code) / next
    sentence (prose) of this held-out document?", the distractors being lines / sentences of similar length
    from other held-out documents; the items are built here (deterministic, ``--seed``) and evaluated with
    the tasks in ``benchmarks/tasks/`` for zip2zip (lm-eval model ``zip2zip``), the base model (lm-eval's
    ``hf``) and the base model through the ``zip2zip`` class (the same scoring conventions as zip2zip).
-4. **Plots** of the above (matplotlib, Agg).
+4. **The long run's curves** (``--run FOLDER``, the training run's ``--output``): held-out bits per byte per
+   domain against the base tokens seen (``heldout.json``), the training batches' bits per byte (the newest
+   checkpoint's ``trainer_state.json``), and a fit ``a + b * tokens^(-c)`` of the pooled held-out curve with
+   its extrapolation to 2x and 4x the tokens seen. What was read is kept in ``results.json``.
+5. **Plots** of the above (matplotlib, Agg).
+
+The bars (the release issue's, for one run and the same windows for base and zip2zip):
+
+- strict bits per byte zip2zip / base <= 1.10x on code, <= 1.05x on prose, <= 1.20x on the unseen ``go``;
+- own greedy continuations of code: >= 1.20 base tokens per generated code and hypertokens >= 15% of the
+  emitted codes; repeated-8-gram share of zip2zip's continuations at most the base model's + 10 points
+  (code and prose);
+- lm-eval next-line accuracy (``acc``) at most 5 points below the base model's (lm-eval's ``hf`` run), code
+  and prose;
+- time for the same new base tokens of code continuation <= 0.85x the base model's.
+
+When it measures the shipped model (no ``--model``, not ``--quick``) it also writes a compact summary (the bars
+with their verdicts, bits per byte per domain, generation, multiple choice) into the shipped checkpoint folder
+(``release_results.json``), which ``zip2zip export shipped`` renders into the model card.
 
 Run (about 20 minutes on two cores, half of it the multiple-choice part; the sizes are flags):
-``python benchmarks/release.py [--model FOLDER] [--threads 1]``. ``--quick`` is a smoke run of about two minutes whose numbers mean nothing (write it elsewhere with ``--out``).
+``python benchmarks/release.py [--model FOLDER] [--control FOLDER] [--run FOLDER] [--threads 1]``.
+``--quick`` is a smoke run of about two minutes whose numbers mean nothing (write it elsewhere with ``--out``).
+``--render-only`` redraws the report from ``results.json`` (with ``--run``, after re-reading the run's curves).
 """
 
 from __future__ import annotations
@@ -43,7 +65,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,9 +80,21 @@ MC_DOMAINS = ("code", "prose")
 MC_TASKS = {domain: f"next_line_{domain}" for domain in MC_DOMAINS}
 MC_MAX_LENGTH = 1024  # positions lm-eval's zip2zip class may use per request; the items need a few hundred
 
-BPB_BAR = 1.10  # zip2zip / base bits per byte, code and prose
-GENERATION_COMPRESSION_BAR = 1.15  # base tokens per generated code, code continuations
-THROUGHPUT_BAR = 1.10  # zip2zip / base generated bytes per second, code continuations
+UNSEEN_DOMAIN = "go"
+BPB_BARS = {"code": 1.10, "prose": 1.05, UNSEEN_DOMAIN: 1.20}  # strict bits per byte zip2zip / base, at most
+GENERATION_COMPRESSION_BAR = (
+    1.20  # base tokens per generated code, own greedy continuations of code, at least
+)
+HYPERTOKEN_SHARE_BAR = 0.15  # hypertokens among the codes zip2zip emits on code, at least
+REPEATED_NGRAM = 8  # n of the repeated-n-gram share of the continuations
+REPEAT_POINTS_BAR = 10.0  # zip2zip's repeated-8-gram share minus the base model's, percentage points, at most
+MC_POINTS_BAR = 5.0  # next-line accuracy: zip2zip at most this many points below the base (lm-eval ``hf``)
+MC_BASE_RUN = "base (hf)"
+SAME_WORK_TIME_BAR = 0.85  # zip2zip / base time for the same new base tokens of code continuation, at most
+BAR_TOLERANCE = 1e-9  # a value that equals its bar up to float rounding meets it
+
+CONTROL_COMMAND = "python examples/train_smollm2.py --preset cpu-long --max-subtokens 1 --output RUN"
+MIN_FIT_POINTS = 4  # held-out points (with tokens seen > 0) a three-parameter curve fit needs
 
 FULL = {
     "eval_chars": 8_000,
@@ -292,6 +326,25 @@ def load_models(folder: str) -> dict[str, Any]:
     }
 
 
+def load_control(folder: str, base_tokenizer: Any) -> tuple[Any, Any]:
+    """The no-compression control: a zip2zip model trained like the shipped one but with ``max_subtokens=1``.
+
+    With M = 1 the LZW codebook never merges, so the control reads and writes base tokens through the same
+    architecture, recipe and data: what it loses against the base model is the fine-tuning's doing, and what
+    zip2zip loses against it is the compression's. Any other M would not isolate that, so it is refused.
+    """
+    if not Path(folder).is_dir():
+        raise SystemExit(f"--control {folder}: no such folder; pass the --output folder of the control run")
+    model, tokenizer = load_generation_module().load_zip2zip(folder, base_tokenizer)
+    subtokens = getattr(model.config, "max_subtokens", None)
+    if subtokens != 1:
+        raise SystemExit(
+            f"--control {folder}: max_subtokens={subtokens}, but the control must have max_subtokens=1 (no "
+            f"hypertokens); train it with `{CONTROL_COMMAND}` and pass RUN"
+        )
+    return model, tokenizer
+
+
 @functools.cache
 def load_generation_module() -> Any:
     """``benchmarks/generation.py``, imported as a sibling module (this folder is on ``sys.path``)."""
@@ -321,7 +374,8 @@ def repeated_ngram_share(ids: Sequence[int], n: int = 8) -> float:
 
 
 def measure_bits_per_byte(models: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Section 1: strict bits per byte of both models per domain, plus compression on the whole split."""
+    """Section 1: strict bits per byte of both models (and the control, if loaded) per domain on the same
+    texts and windows, plus compression on the whole split."""
     from zip2zip.corpora import load_corpus
     from zip2zip.evaluation import compare_on_domains, compression_statistics
 
@@ -336,11 +390,22 @@ def measure_bits_per_byte(models: dict[str, Any], settings: dict[str, Any]) -> d
         progress=True,
         description=f"first {settings['eval_chars']} characters of each domain's held-out split",
     )
+    result = {"compared": compared}
+    if models.get("control") is not None:
+        result["control"] = compare_on_domains(
+            texts,
+            models["control"],
+            models["control_tokenizer"],
+            max_length=settings["max_length"],
+            progress=True,
+            description=f"the no-compression control on {compared['description']}",
+        )
     whole = {}
     for domain in DOMAINS:
         docs = texts[domain] if settings["quick"] else load_corpus(domain, split="heldout")
         whole[domain] = compression_statistics(models["zip_tokenizer"], docs, settings["max_length"])
-    return {"compared": compared, "heldout_compression": whole}
+    result["heldout_compression"] = whole
+    return result
 
 
 def measure_generation(models: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -427,13 +492,156 @@ def measure_multiple_choice(
     return out
 
 
+# ============================================================================== the long run's curves
+
+
+def read_training_run(folder: str | Path) -> dict[str, Any]:
+    """The held-out and training-batch curves of a training run's ``--output`` folder, and the fit.
+
+    ``heldout.json`` holds one entry per held-out evaluation (base tokens seen, pooled and per-domain strict
+    bits per byte); the newest readable ``checkpoint-N/trainer_state.json`` carries the whole log history of
+    the training batches. Only the numbers are kept, so ``--render-only`` can redraw without the folder.
+    """
+    folder = Path(folder)
+    path = folder / "heldout.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"--run {folder}: no heldout.json there; pass the --output folder of examples/train_smollm2.py "
+            "(it writes heldout.json at every held-out evaluation)"
+        )
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise SystemExit(
+            f"--run {folder}: {path} is not valid JSON ({error}); rerun once it is rewritten"
+        ) from None
+    heldout = sorted(
+        (
+            {
+                k: v
+                for k, v in entry.items()
+                if k in ("step", "base_tokens_seen") or k.startswith("heldout_bpb")
+            }
+            for entry in entries
+            if "heldout_bpb" in entry and "base_tokens_seen" in entry
+        ),
+        key=lambda entry: entry["base_tokens_seen"],
+    )
+    if not heldout:
+        raise SystemExit(f"--run {folder}: {path} has no entry with base_tokens_seen and heldout_bpb")
+    checkpoint, train = _training_batches(folder)
+    return {
+        "folder": str(folder),
+        "read": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "checkpoint": checkpoint,
+        "heldout": heldout,
+        "train": train,
+        "fit": fit_power_law(
+            [entry["base_tokens_seen"] for entry in heldout], [entry["heldout_bpb"] for entry in heldout]
+        ),
+    }
+
+
+def _training_batches(folder: Path) -> tuple[str | None, list[dict[str, float]]]:
+    """The newest readable checkpoint's name and its logged training batches (a checkpoint being written is
+    skipped for the one before it)."""
+    states = sorted(
+        folder.glob("checkpoint-*/trainer_state.json"),
+        key=lambda p: int(p.parent.name.split("-")[-1]) if p.parent.name.split("-")[-1].isdigit() else -1,
+    )
+    for state in reversed(states):
+        try:
+            history = json.loads(state.read_text(encoding="utf-8"))["log_history"]
+        except (OSError, ValueError, KeyError):
+            continue
+        rows = [
+            {
+                "step": entry["step"],
+                "base_tokens": entry["num_base_tokens"],
+                "bits_per_byte": entry["bits_per_byte"],
+                **{k: entry[k] for k in ("loss", "compression_ratio") if k in entry},
+            }
+            for entry in history
+            if "loss" in entry and "bits_per_byte" in entry and "num_base_tokens" in entry
+        ]
+        return state.parent.name, rows
+    return None, []
+
+
+def power_law(tokens: Any, a: float, b: float, c: float) -> Any:
+    """``a + b * tokens^(-c)``, tokens in millions (the fitted curve; numpy arrays or floats)."""
+    return a + b * tokens ** (-c)
+
+
+def fit_power_law(tokens: Sequence[float], values: Sequence[float]) -> dict[str, Any] | None:
+    """Least-squares fit of ``values = a + b * (tokens / 1e6)^(-c)`` and its extrapolation to 2x and 4x.
+
+    Points with no tokens seen (the untrained start) are left out: the curve is infinite there. Three
+    parameters need at least :data:`MIN_FIT_POINTS` points, else None. scipy's ``curve_fit`` refines the best
+    point of a grid over ``c`` (``a`` and ``b`` are linear least squares for each ``c``); without scipy the
+    grid's best point is the fit. ``c`` is kept in [0.01, 3]; ``at_bound`` says when the fit sits on a bound,
+    which means the data do not pin the exponent down.
+    """
+    import numpy as np
+
+    points = [(t / 1e6, v) for t, v in zip(tokens, values) if t > 0 and math.isfinite(v)]
+    if len(points) < MIN_FIT_POINTS:
+        return None
+    x = np.array([t for t, _ in points], dtype=float)
+    y = np.array([v for _, v in points], dtype=float)
+    low, high = 0.01, 3.0
+    best = None
+    for c in np.linspace(low, high, 300):
+        design = np.stack([np.ones_like(x), x ** (-c)], axis=1)
+        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+        error = float(np.sum((power_law(x, a, b, c) - y) ** 2))
+        if best is None or error < best[0]:
+            best = (error, float(a), float(b), float(c))
+    _, a, b, c = best
+    method = "numpy grid over c, least squares for a and b"
+    try:
+        from scipy.optimize import curve_fit
+
+        (a, b, c), _ = curve_fit(
+            power_law,
+            x,
+            y,
+            p0=(a, b, c),
+            bounds=([-np.inf, -np.inf, low], [np.inf, np.inf, high]),
+            maxfev=20000,
+        )
+        a, b, c = float(a), float(b), float(c)
+        method = "scipy.optimize.curve_fit"
+    except ImportError:
+        pass
+    except (RuntimeError, ValueError):  # no convergence: keep the grid's best point
+        pass
+    seen = float(x.max())
+    residual = float(np.sqrt(np.mean((power_law(x, a, b, c) - y) ** 2)))
+    return {
+        "a": a,
+        "b": b,
+        "c": c,
+        "points": len(points),
+        "tokens_seen": seen * 1e6,
+        "first_tokens": float(x.min()) * 1e6,
+        "rms_residual": residual,
+        "method": method,
+        "at_bound": bool(min(c - low, high - c) < 1e-3),
+        "at_seen": float(power_law(seen, a, b, c)),
+        "extrapolated": {f"{k}x": float(power_law(k * seen, a, b, c)) for k in (2, 4)},
+    }
+
+
 # ============================================================================== report
 
 
 def describe_run(
     args: argparse.Namespace, folder: str, settings: dict[str, Any], models: dict[str, Any]
 ) -> dict:
-    """What a reader needs to reproduce or trust the numbers: command, date, versions, machine, model."""
+    """What a reader needs to reproduce or trust the numbers: command, date, versions, machine, model (and
+    for the shipped model the digest of the weights it was assembled from, so a card never shows numbers of
+    other weights), the control."""
     import lm_eval
     import torch
     import transformers
@@ -456,17 +664,14 @@ def describe_run(
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
         "model": folder,
-        "model_settings": {
-            name: getattr(config, name, None)
-            for name in (
-                "max_codebook_size",
-                "max_subtokens",
-                "encoder_num_layers",
-                "position_mode",
-                "encoder_init",
-            )
-            if getattr(config, name, None) is not None
-        },
+        "shipped": args.model is None,
+        "model_digest": assembled_digest(folder) if args.model is None else None,
+        "model_settings": model_settings(config),
+        "control": (
+            {"folder": args.control, "model_settings": model_settings(models["control"].config)}
+            if models.get("control") is not None
+            else None
+        ),
         "base": f"SmolLM2-135M-Instruct (embedded), {models['base_path']}",
         "threads": torch.get_num_threads(),
         "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores",
@@ -481,8 +686,25 @@ def describe_run(
     }
 
 
-def verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**MISS**"
+def model_settings(config: Any) -> dict[str, Any]:
+    """The zip2zip settings a reader needs to tell two models apart (M above all: the control has M = 1)."""
+    names = ("max_codebook_size", "max_subtokens", "encoder_num_layers", "position_mode", "encoder_init")
+    return {name: getattr(config, name) for name in names if getattr(config, name, None) is not None}
+
+
+def assembled_digest(folder: str) -> str | None:
+    """The digest of the shipped files an assembled shipped model was built from (its marker), or None."""
+    from zip2zip.defaults import MARKER_FILENAME
+
+    try:
+        return json.loads((Path(folder) / MARKER_FILENAME).read_text(encoding="utf-8")).get("source_digest")
+    except (OSError, ValueError):
+        return None
+
+
+def verdict(ok: bool | None) -> str:
+    """A bar's verdict in bold; ``None`` (the run did not measure it) is neither a pass nor a miss."""
+    return "**not measured**" if ok is None else "**PASS**" if ok else "**MISS**"
 
 
 def byte_ppl_ratio(pair: tuple[float, float]) -> float:
@@ -514,6 +736,8 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
         f"{s['new_tokens']} new base tokens, greedy, batch 1, {s['repeats']} repeat(s), prompt lookup "
         f"{s['pld_tokens']} tokens |",
         f"| multiple choice | {s['mc_items']} items per domain, {s['mc_context']} units of context, seed {s['seed']} |",
+        f"| control (M = 1) | {_control_cell(run.get('control'))} |",
+        f"| training run | {_run_cell(report.get('training_run'))} |",
         f"| raw data | [`results.json`]({link('results.json')}), items [`next_line.jsonl`]({link('next_line.jsonl')}) |",
         "",
     ]
@@ -521,46 +745,246 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
     lines += _bpb_section(report, link)
     lines += _generation_section(report, link)
     lines += _mc_section(report, link)
+    lines += _curves_section(report, link)
     return "\n".join(lines) + "\n"
+
+
+def _control_cell(control: dict[str, Any] | None) -> str:
+    if not control:
+        return "not measured"
+    settings = ", ".join(f"{k}={v}" for k, v in control["model_settings"].items())
+    return f"`{control['folder']}` ({settings})"
+
+
+def _run_cell(curves: dict[str, Any] | None) -> str:
+    if not curves:
+        return "not read (`--run FOLDER`)"
+    return f"`{curves['folder']}`, read {curves['read']}, {len(curves['heldout'])} held-out evaluations"
 
 
 def _load(value: Any) -> str:
     return " / ".join(f"{v:.2f}" for v in value) if value else "unknown"
 
 
-def _bars(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(bar, measured value, met) for every bar of the release."""
-    bars = []
+class Bar(NamedTuple):
+    """One release bar: what it compares, the measured value (None: not in this run), the limit, the unit.
+
+    ``at_most`` says which side passes. Units: ``"x"`` a ratio, ``""`` a plain number, ``"%"`` a share
+    (stored as a fraction), ``"points"`` a difference of percentages.
+    """
+
+    name: str
+    value: float | None
+    limit: float
+    at_most: bool
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        if self.at_most:
+            return self.value <= self.limit + BAR_TOLERANCE
+        return self.value >= self.limit - BAR_TOLERANCE
+
+    def show(self, value: float) -> str:
+        if self.unit == "%":
+            return f"{value:.1%}"
+        if self.unit == "points":
+            return f"{value:+.1f} points"
+        return f"{value:.3f}{self.unit}"
+
+    @property
+    def measured(self) -> str:
+        return "not measured" if self.value is None else self.show(self.value)
+
+    @property
+    def missed_by(self) -> str:
+        """How far a missed bar is from its limit, in its unit; empty unless missed."""
+        if self.met is not False:
+            return ""
+        gap = abs(self.value - self.limit)
+        if self.unit == "%":
+            return f"{100 * gap:.1f} points"
+        if self.unit == "points":
+            return f"{gap:.1f} points"
+        return f"{gap:.3f}{self.unit}"
+
+
+def _bars(report: dict[str, Any]) -> list[Bar]:
+    """Every bar of the release with its measured value (None where this report lacks the measurement)."""
     domains = report["bits_per_byte"]["compared"]["domains"]
-    for domain in ("code", "prose"):
-        ratio = domains[domain]["zip2zip"]["bits_per_byte"] / domains[domain]["base"]["bits_per_byte"]
+    bars = []
+    for domain, limit in BPB_BARS.items():
+        label = f"{domain} (unseen)" if domain == UNSEEN_DOMAIN else domain
+        ratio = _bpb_ratio(domains.get(domain))
         bars.append(
-            (f"bits per byte zip2zip / base, {domain} <= {BPB_BAR:.2f}x", f"{ratio:.3f}x", ratio <= BPB_BAR)
+            Bar(f"strict bits per byte zip2zip / base, {label} <= {limit:.2f}x", ratio, limit, True, "x")
         )
-    code = next(row for row in report["generation"]["rows"] if row["domain"] == "code")
-    compression = code["zip2zip"].get("compression", 1.0)
+    rows = {row["domain"]: row for row in report["generation"]["rows"]}
+    code = rows.get("code", {}).get("zip2zip", {})
     bars.append(
-        (
-            f"generated base tokens per code, code >= {GENERATION_COMPRESSION_BAR:.2f}",
-            f"{compression:.3f}",
-            compression >= GENERATION_COMPRESSION_BAR,
+        Bar(
+            f"own greedy continuations of code: base tokens per generated code >= {GENERATION_COMPRESSION_BAR:.2f}",
+            code.get("compression"),
+            GENERATION_COMPRESSION_BAR,
+            False,
+            "",
         )
     )
-    speed = code["zip2zip"]["bytes_per_s"] / code["base"]["bytes_per_s"]
     bars.append(
-        (
-            f"generated bytes/s zip2zip / base, code >= {THROUGHPUT_BAR:.2f}x",
-            f"{speed:.3f}x",
-            speed >= THROUGHPUT_BAR,
+        Bar(
+            f"own greedy continuations of code: hypertokens >= {HYPERTOKEN_SHARE_BAR:.0%} of emitted codes",
+            code.get("hypertoken_rate"),
+            HYPERTOKEN_SHARE_BAR,
+            False,
+            "%",
+        )
+    )
+    results = report["generation"]["results"]
+    for domain in GENERATION_DOMAINS:
+        shares = repeated_shares(results.get(domain, {}))
+        gap = 100 * (shares["zip2zip"] - shares["base"]) if "zip2zip" in shares and "base" in shares else None
+        bars.append(
+            Bar(
+                f"repeated {REPEATED_NGRAM}-grams of the continuations, {domain}: zip2zip - base <= "
+                f"+{REPEAT_POINTS_BAR:.0f} points",
+                gap,
+                REPEAT_POINTS_BAR,
+                True,
+                "points",
+            )
+        )
+    mc = report["multiple_choice"]
+    for domain in MC_DOMAINS:
+        task = MC_TASKS[domain]
+        try:
+            gap = 100 * (mc["zip2zip"]["tasks"][task]["acc"] - mc[MC_BASE_RUN]["tasks"][task]["acc"])
+        except KeyError:
+            gap = None
+        bars.append(
+            Bar(
+                f"lm-eval {task} accuracy zip2zip - base ({MC_BASE_RUN.split()[-1].strip('()')}) >= "
+                f"-{MC_POINTS_BAR:.0f} points",
+                gap,
+                -MC_POINTS_BAR,
+                False,
+                "points",
+            )
+        )
+    time_ratio = _same_work_ratios(results).get("code", {}).get("time")
+    new_tokens = report["run"]["settings"]["new_tokens"]
+    bars.append(
+        Bar(
+            f"time for the same {new_tokens} new base tokens of code continuation zip2zip / base <= "
+            f"{SAME_WORK_TIME_BAR:.2f}x",
+            time_ratio,
+            SAME_WORK_TIME_BAR,
+            True,
+            "x",
         )
     )
     return bars
 
 
+def _bpb_ratio(entry: dict[str, Any] | None, key: str = "base") -> float | None:
+    """zip2zip / ``key`` (base or control) bits per byte of one domain's entry, None when either is missing."""
+    if not entry or key not in entry or "zip2zip" not in entry:
+        return None
+    return entry["zip2zip"]["bits_per_byte"] / entry[key]["bits_per_byte"]
+
+
+def repeated_shares(configs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """Per generation config, the mean over its runs of :func:`repeated_ngram_share` of the continuation."""
+    shares = {}
+    for config, runs in configs.items():
+        values = [repeated_ngram_share(run["output"], REPEATED_NGRAM) for run in runs if "output" in run]
+        if values:
+            shares[config] = sum(values) / len(values)
+    return shares
+
+
 def _summary(report: dict[str, Any]) -> list[str]:
-    lines = ["## Bars", "", "| bar | measured | |", "|---|---:|---|"]
-    lines += [f"| {bar} | {value} | {verdict(ok)} |" for bar, value, ok in _bars(report)]
-    return [*lines, ""]
+    bars = _bars(report)
+    judged = [bar for bar in bars if bar.met is not None]
+    lines = ["## Bars", "", "| bar | measured | | missed by |", "|---|---:|---|---:|"]
+    lines += [f"| {bar.name} | {bar.measured} | {verdict(bar.met)} | {bar.missed_by} |" for bar in bars]
+    missed = [bar for bar in judged if not bar.met]
+    lines += [
+        "",
+        f"{len(judged) - len(missed)} of {len(judged)} measured bars met"
+        + (f" ({len(bars) - len(judged)} not measured in this run)" if len(judged) < len(bars) else "")
+        + (
+            "; missed: " + "; ".join(f"{bar.name} by {bar.missed_by} ({bar.measured})" for bar in missed)
+            if missed
+            else ""
+        )
+        + ".",
+        "",
+    ]
+    return lines
+
+
+def bpb_domains(report: dict[str, Any]) -> list[str]:
+    """The domains this report scored, in :data:`DOMAINS` order (an older report may lack the unseen one)."""
+    scored = report["bits_per_byte"]["compared"]["domains"]
+    return [d for d in DOMAINS if d in scored] + [d for d in scored if d not in DOMAINS]
+
+
+def _bpb_table(report: dict[str, Any]) -> list[str]:
+    """Table 1: base, control (when measured) and zip2zip bits per byte, the ratios and the per-domain bar."""
+    compared = report["bits_per_byte"]["compared"]
+    control = report["bits_per_byte"].get("control")
+    head = "| domain | bytes | bits/byte base |"
+    rule = "|---|---:|---:|"
+    if control:
+        head += " bits/byte control (M = 1) |"
+        rule += "---:|"
+    head += " bits/byte zip2zip | zip2zip / base | bar |"
+    rule += "---:|---:|---|"
+    if control:
+        head += " zip2zip / control |"
+        rule += "---:|"
+    head += " base tokens per code | fewer positions | hypertokens |"
+    rule += "---:|---:|---:|"
+    lines = [head, rule]
+    for domain in [*bpb_domains(report), "overall"]:
+        entry = compared["overall"] if domain == "overall" else compared["domains"][domain]
+        z, b = entry["zip2zip"], entry["base"]
+        ratio = z["bits_per_byte"] / b["bits_per_byte"]
+        limit = BPB_BARS.get(domain)
+        bar = f"{verdict(ratio <= limit + BAR_TOLERANCE)} (<= {limit:.2f}x)" if limit else ""
+        cells = [domain, f"{z['bytes']:,}", f"{b['bits_per_byte']:.4f}"]
+        c = None
+        if control:
+            c = (control["overall"] if domain == "overall" else control["domains"].get(domain, {})).get(
+                "zip2zip"
+            )
+            cells.append(f"{c['bits_per_byte']:.4f}" if c else "")
+        cells += [f"{z['bits_per_byte']:.4f}", f"{ratio:.3f}x", bar]
+        if control:
+            cells.append(f"{z['bits_per_byte'] / c['bits_per_byte']:.3f}x" if c else "")
+        cells += [
+            f"{z['compression']:.3f}",
+            f"{1 - z['positions'] / b['positions']:.1%}",
+            f"{z['hypertokens'] / max(1, z['codes']):.1%}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _control_note(report: dict[str, Any]) -> str:
+    """One line on the no-compression control: what it is and the run's, or how to produce it."""
+    control = report["run"].get("control")
+    if report["bits_per_byte"].get("control") and control:
+        return (
+            f"The control (`{control['folder']}`, max_subtokens=1) is the same recipe and tokens without "
+            "hypertokens: zip2zip / control is the quality the compression costs beyond fine-tuning itself."
+        )
+    return (
+        "The no-compression control (the same recipe and tokens with max_subtokens=1) was not measured in this "
+        f"run: train it with `{CONTROL_COMMAND}` and pass `--control RUN`."
+    )
 
 
 def _bpb_section(report: dict[str, Any], link: Any) -> list[str]:
@@ -575,20 +999,9 @@ def _bpb_section(report: dict[str, Any], link: Any) -> list[str]:
         "codebook per window. Compression = base tokens per code; fewer positions = 1 - zip2zip positions / "
         "base positions (one prefix token per window included).",
         "",
-        "| domain | bytes | bits/byte base | bits/byte zip2zip | zip2zip / base | bar | base tokens per code | "
-        "fewer positions | hypertokens |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
-    for domain in [*DOMAINS, "overall"]:
-        entry = compared["overall"] if domain == "overall" else compared["domains"][domain]
-        z, b = entry["zip2zip"], entry["base"]
-        ratio = z["bits_per_byte"] / b["bits_per_byte"]
-        bar = verdict(ratio <= BPB_BAR) if domain in ("code", "prose") else ""
-        lines.append(
-            f"| {domain} | {z['bytes']:,} | {b['bits_per_byte']:.4f} | {z['bits_per_byte']:.4f} | {ratio:.3f}x | "
-            f"{bar} | {z['compression']:.3f} | {1 - z['positions'] / b['positions']:.1%} | "
-            f"{z['hypertokens'] / max(1, z['codes']):.1%} |"
-        )
+    lines += _bpb_table(report)
+    lines += ["", _control_note(report)]
     lines += [
         "",
         f"![bits per byte per domain]({link('bpb.png')})",
@@ -603,14 +1016,15 @@ def _bpb_section(report: dict[str, Any], link: Any) -> list[str]:
         "paper reduction (Table 9, four tokenizers) | paper bytes/token (Table 2, Llama-3-128K) |",
         "|---|---:|---:|---:|---:|---|---|---|",
     ]
-    for domain in DOMAINS:
+    for domain in [d for d in bpb_domains(report) if d in whole]:
         w = whole[domain]
-        paper = PAPER_REDUCTION[domain]
-        bpt = PAPER_BYTES_PER_TOKEN[domain]
+        paper = PAPER_REDUCTION.get(domain)
+        bpt = PAPER_BYTES_PER_TOKEN.get(domain)
         lines.append(
             f"| {domain} | {w['texts']} | {w['base_tokens']:,} | {w['compression']:.3f} | "
             f"{1 - w['codes'] / max(1, w['base_tokens']):.1%} | {w['bytes'] / max(1, w['base_tokens']):.2f} -> "
-            f"{w['bytes_per_code']:.2f} | {min(paper):.1f}-{max(paper):.1f}% | {bpt[0]} -> {bpt[1]} |"
+            f"{w['bytes_per_code']:.2f} | {f'{min(paper):.1f}-{max(paper):.1f}%' if paper else 'none'} | "
+            f"{f'{bpt[0]} -> {bpt[1]}' if bpt else 'none'} |"
         )
     ratios = {
         model: {corpus: byte_ppl_ratio(pair) for corpus, pair in corpora.items()}
@@ -645,10 +1059,12 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
         "configuration writes its full budget; bytes/s are UTF-8 bytes of the text actually generated over the "
         "wall time of the whole `generate` call (prefill included), best of the repeats. Decoding steps are "
         "forward calls after the prefill, summed over prompts; ms/step is the median time per loop iteration. "
-        "Output compression is zip2zip's own: base tokens per generated code (`model.last_generation_stats`).",
+        "Output compression is zip2zip's own: base tokens per generated code (`model.last_generation_stats`). "
+        f"Repeated {REPEATED_NGRAM}-grams: the share of the continuation's base-token {REPEATED_NGRAM}-grams that "
+        "already occurred earlier in it (mean over prompts; greedy output that loops scores high).",
         "",
         "| domain | config | decoding steps | ms/step (median) | bytes/s | vs base bytes/s | output base tokens "
-        "per code | hypertokens | repeated 8-grams |",
+        f"per code | hypertokens | repeated {REPEATED_NGRAM}-grams |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     results = report["generation"]["results"]
@@ -659,10 +1075,9 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
         "lookup": "zip2zip + lookup",
     }
     for row in rows:
+        shares = repeated_shares(results.get(row["domain"], {}))
         for config in [c for c in names if c in row]:
-            runs = results.get(row["domain"], {}).get(config, [])
-            shares = [repeated_ngram_share(run["output"]) for run in runs if "output" in run]
-            repeats = f"{sum(shares) / len(shares):.1%}" if shares else ""
+            repeats = f"{shares[config]:.1%}" if config in shares else ""
             v = row[config]
             name = names[config]
             speed = v["bytes_per_s"] / row["base"]["bytes_per_s"]
@@ -777,6 +1192,78 @@ def _mc_section(report: dict[str, Any], link: Any) -> list[str]:
     return lines
 
 
+def _curves_section(report: dict[str, Any], link: Any) -> list[str]:
+    """Section 4: the long run's held-out curve per domain, the table of its points and the fit, honestly."""
+    lines = ["## 4. The long run's curves", ""]
+    curves = report.get("training_run")
+    if not curves:
+        return [
+            *lines,
+            "The training run's curves were not read in this run: pass its output folder with `--run FOLDER` "
+            "(it works with `--render-only` too).",
+            "",
+        ]
+    heldout = curves["heldout"]
+    domains = heldout_domains(heldout)
+    lines += [
+        f"Read from `{curves['folder']}` on {curves['read']}: {len(heldout)} held-out evaluation(s) "
+        f"(`heldout.json`) and {len(curves['train'])} logged training batches (the newest checkpoint, "
+        f"`{curves['checkpoint']}`). The held-out numbers are the run's own: strict bits per byte on its own "
+        "held-out texts and windows, not section 1's, so they show the trend, not the bars.",
+        "",
+        "| step | base tokens seen | pooled | " + " | ".join(domains) + " |",
+        "|---:|---:|---:|" + "---:|" * len(domains),
+    ]
+    for entry in heldout:
+        cells = [f"{entry['heldout_bpb_' + d]:.4f}" if "heldout_bpb_" + d in entry else "" for d in domains]
+        lines.append(
+            f"| {entry.get('step', '')} | {entry['base_tokens_seen']:,} | {entry['heldout_bpb']:.4f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        fit_sentence(curves["fit"], heldout),
+        "",
+        f"![training curves]({link('training_curves.png')})",
+        "",
+    ]
+    return lines
+
+
+def heldout_domains(heldout: list[dict[str, Any]]) -> list[str]:
+    """The per-domain curves present in the held-out entries, in first-seen order."""
+    return list(
+        dict.fromkeys(
+            k.removeprefix("heldout_bpb_") for e in heldout for k in e if k.startswith("heldout_bpb_")
+        )
+    )
+
+
+def fit_sentence(fit: dict[str, Any] | None, heldout: list[dict[str, Any]]) -> str:
+    """What the fit of the pooled held-out curve says, with its number of points and its limits, or why none."""
+    if fit is None:
+        usable = sum(1 for e in heldout if e["base_tokens_seen"] > 0)
+        return (
+            f"No fit: {usable} held-out point(s) after the untrained start, fewer than the {MIN_FIT_POINTS} a "
+            "three-parameter curve needs; more evaluations of the run will allow one."
+        )
+    seen = fit["tokens_seen"]
+    last = heldout[-1]["heldout_bpb"]
+    text = (
+        f"Fit of the pooled held-out curve over {fit['points']} points ({fit['first_tokens']:,.0f} to "
+        f"{seen:,.0f} base tokens; the untrained start left out): bits per byte = {fit['a']:.4f} + "
+        f"{fit['b']:.4f} * (tokens / 1M)^-{fit['c']:.3f} ({fit['method']}; RMS residual {fit['rms_residual']:.4f}). "
+        f"Extended beyond the data it gives {fit['extrapolated']['2x']:.4f} at 2x the tokens seen "
+        f"({2 * seen / 1e6:.2f}M) and {fit['extrapolated']['4x']:.4f} at 4x ({4 * seen / 1e6:.2f}M), against "
+        f"{last:.4f} measured last, with an asymptote of {fit['a']:.4f}. That is a three-parameter curve "
+        f"through {fit['points']} noisy points: a guess at the direction, not a measurement."
+    )
+    if fit["at_bound"]:
+        text += " The exponent sits at the edge of its range, so the data do not pin it down."
+    return text
+
+
 def _pct(value: float, stderr: float | None) -> str:
     if stderr is None or (isinstance(stderr, float) and math.isnan(stderr)) or isinstance(stderr, str):
         return f"{value:.1%}"
@@ -784,27 +1271,14 @@ def _pct(value: float, stderr: float | None) -> str:
 
 
 def plot(report: dict[str, Any], assets: Path) -> None:
-    """bpb.png (per domain, base vs zip2zip), generation.png (steps, ms/step, bytes/s), next_line.png (acc)."""
+    """bpb.png (per domain: base, control, zip2zip), generation.png (steps, ms/step, bytes/s), next_line.png
+    (acc) and, when the run's curves were read, training_curves.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    compared = report["bits_per_byte"]["compared"]["domains"]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.38
-    for k, key in enumerate(("base", "zip2zip")):
-        values = [compared[d][key]["bits_per_byte"] for d in DOMAINS]
-        bars = ax.bar([i + (k - 0.5) * width for i in range(len(DOMAINS))], values, width, label=key)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7)
-    ax.set_xticks(range(len(DOMAINS)), DOMAINS)
-    ax.set_ylabel("bits per byte (strict, lower is better)")
-    ax.set_title("Held-out bits per byte, SmolLM2-135M base vs zip2zip")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(assets / "bpb.png", dpi=110)
-    plt.close(fig)
-
+    plot_bits_per_byte(report, assets / "bpb.png")
     s = report["run"]["settings"]
     load_generation_module().plot(
         report["generation"]["rows"],
@@ -829,6 +1303,198 @@ def plot(report: dict[str, Any], assets: Path) -> None:
     fig.savefig(assets / "next_line.png", dpi=110)
     plt.close(fig)
 
+    if report.get("training_run"):
+        plot_training_curves(report["training_run"], assets / "training_curves.png")
+
+
+def plot_bits_per_byte(report: dict[str, Any], path: Path) -> None:
+    """Bars of strict bits per byte per domain: the base model, the control when measured, and zip2zip."""
+    import matplotlib.pyplot as plt
+
+    domains = bpb_domains(report)
+    compared = report["bits_per_byte"]["compared"]["domains"]
+    series = {"base": [compared[d]["base"]["bits_per_byte"] for d in domains]}
+    control = report["bits_per_byte"].get("control")
+    if control:
+        series["control (M = 1)"] = [
+            control["domains"].get(d, {}).get("zip2zip", {}).get("bits_per_byte", math.nan) for d in domains
+        ]
+    series["zip2zip"] = [compared[d]["zip2zip"]["bits_per_byte"] for d in domains]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(domains))]
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6)
+    ax.set_xticks(range(len(domains)), [f"{d} (unseen)" if d == UNSEEN_DOMAIN else d for d in domains])
+    ax.set_ylabel("bits per byte (strict, lower is better)")
+    title = "base, control" if control else "base"
+    ax.set_title(f"Held-out bits per byte, SmolLM2-135M: {title} and zip2zip")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training_curves(curves: dict[str, Any], path: Path) -> None:
+    """Left: held-out bits per byte per domain and pooled against base tokens seen. Right: the pooled curve,
+    the training batches' bits per byte and the fit extended to 4x the tokens seen."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    heldout = curves["heldout"]
+    tokens = [e["base_tokens_seen"] / 1e6 for e in heldout]
+    pooled = [e["heldout_bpb"] for e in heldout]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for domain in heldout_domains(heldout):
+        points = [
+            (e["base_tokens_seen"] / 1e6, e["heldout_bpb_" + domain])
+            for e in heldout
+            if "heldout_bpb_" + domain in e
+        ]
+        style = "--" if domain == UNSEEN_DOMAIN else "-"
+        label = f"{domain} (unseen)" if domain == UNSEEN_DOMAIN else domain
+        left.plot([t for t, _ in points], [v for _, v in points], style, marker=".", label=label)
+    left.plot(tokens, pooled, color="black", linewidth=2, marker="o", label="pooled")
+    left.set_title("held-out strict bits per byte per domain")
+    right.plot(tokens, pooled, color="black", marker="o", linestyle="", label="held-out, pooled")
+    if curves["train"]:
+        right.plot(
+            [r["base_tokens"] / 1e6 for r in curves["train"]],
+            [r["bits_per_byte"] for r in curves["train"]],
+            color="grey",
+            alpha=0.6,
+            label="training batches",
+        )
+    fit = curves.get("fit")
+    if fit:
+        xs = np.linspace(fit["first_tokens"] / 1e6, 4 * fit["tokens_seen"] / 1e6, 200)
+        right.plot(
+            xs,
+            power_law(xs, fit["a"], fit["b"], fit["c"]),
+            "--",
+            color="tab:red",
+            label=f"fit a + b t^-c ({fit['points']} points)",
+        )
+        for k in (2, 4):
+            right.plot(k * fit["tokens_seen"] / 1e6, fit["extrapolated"][f"{k}x"], "x", color="tab:red")
+            right.annotate(
+                f"{k}x: {fit['extrapolated'][f'{k}x']:.3f}",
+                (k * fit["tokens_seen"] / 1e6, fit["extrapolated"][f"{k}x"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(0, 6),
+            )
+    right.set_title("pooled held-out curve, training batches and fit")
+    for ax in (left, right):
+        ax.set_xlabel("base tokens seen (millions)")
+        ax.set_ylabel("bits per byte")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ============================================================================== the model card's summary
+
+
+def release_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The compact part of the report the shipped model's card shows (``zip2zip.hub`` renders it): the bars
+    with their measured values and verdicts, bits per byte per domain (base, zip2zip, control), generation
+    compression, speed and repetition, next-line accuracies, and when and on which weights it was measured.
+    """
+    from zip2zip.hub import RELEASE_SUMMARY_FORMAT
+
+    run = report["run"]
+    compared = report["bits_per_byte"]["compared"]
+    control = report["bits_per_byte"].get("control") or {}
+    domains = {}
+    for domain in [*bpb_domains(report), "overall"]:
+        entry = compared["overall"] if domain == "overall" else compared["domains"][domain]
+        c = (
+            control.get("overall") if domain == "overall" else control.get("domains", {}).get(domain, {})
+        ) or {}
+        domains[domain] = {
+            "base": round(entry["base"]["bits_per_byte"], 4),
+            "zip2zip": round(entry["zip2zip"]["bits_per_byte"], 4),
+            "control": round(c["zip2zip"]["bits_per_byte"], 4) if "zip2zip" in c else None,
+            "compression": round(entry["zip2zip"]["compression"], 3),
+            "bar": BPB_BARS.get(domain),
+        }
+    results = report["generation"]["results"]
+    same_work = _same_work_ratios(results)
+    generation = {}
+    for row in report["generation"]["rows"]:
+        z, domain = row["zip2zip"], row["domain"]
+        shares = repeated_shares(results.get(domain, {}))
+        generation[domain] = {
+            "compression": round(z.get("compression", 1.0), 3),
+            "hypertoken_share": round(z.get("hypertoken_rate", 0.0), 4),
+            "time_ratio": round(same_work[domain]["time"], 3) if domain in same_work else None,
+            "bytes_per_s_ratio": round(z["bytes_per_s"] / row["base"]["bytes_per_s"], 3),
+            "repeated_ngrams": {k: round(shares[k], 4) for k in ("base", "zip2zip") if k in shares},
+        }
+    mc = report["multiple_choice"]
+    accuracy = {
+        MC_TASKS[d]: {name: round(run_["tasks"][MC_TASKS[d]]["acc"], 4) for name, run_ in mc.items()}
+        for d in MC_DOMAINS
+    }
+    fit = (report.get("training_run") or {}).get("fit")
+    return {
+        "format": RELEASE_SUMMARY_FORMAT,
+        "date": run["date"],
+        "commit": run["commit"],
+        "command": run["command"],
+        "model_digest": run.get("model_digest"),
+        "quick": bool(run["settings"]["quick"]),
+        "bars": [
+            {"bar": bar.name, "measured": bar.measured, "met": bar.met, "missed_by": bar.missed_by}
+            for bar in _bars(report)
+        ],
+        "bits_per_byte": {
+            "texts": f"first {run['settings']['eval_chars']:,} characters of each held-out domain",
+            "window": compared["max_length"],
+            "unseen": UNSEEN_DOMAIN,
+            "domains": domains,
+            "control": run.get("control"),
+        },
+        "generation": {
+            "new_base_tokens": run["settings"]["new_tokens"],
+            "prompts": run["settings"]["prompts"],
+            "ngram": REPEATED_NGRAM,
+            "domains": generation,
+        },
+        "multiple_choice": {"items": run["settings"]["mc_items"], "accuracy": accuracy},
+        "training": (
+            {"base_tokens_seen": report["training_run"]["heldout"][-1]["base_tokens_seen"], "fit": fit}
+            if report.get("training_run")
+            else None
+        ),
+    }
+
+
+def write_release_summary(report: dict[str, Any], folder: Path) -> Path:
+    """``release_results.json`` in ``folder`` (the shipped checkpoint folder, package data), for the card."""
+    from zip2zip.hub import RELEASE_SUMMARY_FILENAME
+
+    path = folder / RELEASE_SUMMARY_FILENAME
+    path.write_text(
+        json.dumps(release_summary(report), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def summary_folder(report: dict[str, Any]) -> Path | None:
+    """Where the card's summary goes: the shipped checkpoint folder when this report measured the shipped
+    weights in a full run, else nowhere (a smoke run or another model must not speak for the shipped one)."""
+    run = report["run"]
+    if run["settings"]["quick"] or not run.get("shipped") or not run.get("model_digest"):
+        return None
+    from zip2zip.shipped import shipped_checkpoint_dir
+
+    return shipped_checkpoint_dir()
+
 
 # ============================================================================== main
 
@@ -836,6 +1502,19 @@ def plot(report: dict[str, Any], assets: Path) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="zip2zip model folder (default: the shipped one)")
+    parser.add_argument(
+        "--control",
+        default=None,
+        metavar="FOLDER",
+        help="the no-compression control (same recipe and tokens, max_subtokens=1), scored beside base and "
+        f"zip2zip; train it with `{CONTROL_COMMAND}`",
+    )
+    parser.add_argument(
+        "--run",
+        default=None,
+        metavar="FOLDER",
+        help="the long training run's output folder (heldout.json, checkpoint-*/): its curves and their fit",
+    )
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"), help="the Markdown report to write")
     parser.add_argument(
         "--assets", default=None, help="folder of plots and raw data (default: results/release beside --out)"
@@ -902,13 +1581,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = Path(args.out).resolve()
     assets = Path(args.assets).resolve() if args.assets else out.parent / "results" / "release"
     if args.render_only:
-        report = json.loads((assets / "results.json").read_text())
-        plot(report, assets)
-        out.write_text(render(report, out, assets), encoding="utf-8")
-        print(f"rewrote {out} from {assets / 'results.json'}", file=sys.stderr)
+        render_only(args, out, assets)
         return
     settings = resolve_settings(args)
     folder = resolve_model(args.model)
+    curves = read_training_run(args.run) if args.run else None  # fail on a wrong folder before measuring
     assets.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
@@ -924,7 +1601,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_items(items, items_path)
 
     models = load_models(folder)
+    if args.control:
+        models["control"], models["control_tokenizer"] = load_control(args.control, models["base_tokenizer"])
     report: dict[str, Any] = {"run": describe_run(args, folder, settings, models), "timings": {}}
+    if curves:
+        report["training_run"] = curves
     sections = (
         ("bits_per_byte", lambda: measure_bits_per_byte(models, settings)),
         ("generation", lambda: measure_generation(models, settings)),
@@ -945,9 +1626,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     report["seconds"] = time.perf_counter() - started
 
     (assets / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
+    write_outputs(report, out, assets)
+    print(f"wrote {out} and {assets}/ in {report['seconds'] / 60:.1f} minutes", file=sys.stderr)
+
+
+def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
+    """Redraw the report from ``results.json``; with ``--run``, re-read the run's curves into it first."""
+    if args.control:
+        raise SystemExit(
+            f"--control {args.control} needs a measuring run (the control is scored beside the others); drop "
+            "--render-only or --control"
+        )
+    path = assets / "results.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"--render-only: {path} does not exist; run the benchmark once without --render-only"
+        )
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if args.run:
+        report["training_run"] = read_training_run(args.run)
+        path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
+    write_outputs(report, out, assets)
+    print(f"rewrote {out} from {path}", file=sys.stderr)
+
+
+def write_outputs(report: dict[str, Any], out: Path, assets: Path) -> None:
+    """The plots, RESULTS.md and, for a full run of the shipped model, the model card's summary."""
     plot(report, assets)
     out.write_text(render(report, out, assets), encoding="utf-8")
-    print(f"wrote {out} and {assets}/ in {report['seconds'] / 60:.1f} minutes", file=sys.stderr)
+    folder = summary_folder(report)
+    if folder is not None:
+        print(f"wrote {write_release_summary(report, folder)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

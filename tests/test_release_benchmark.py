@@ -72,3 +72,356 @@ def test_context_ends_where_the_answer_starts(release):
 def test_too_few_positions_says_what_to_do(release):
     with pytest.raises(ValueError, match="use fewer items"):
         release.build_next_line_items({"code": DOCS["code"][:1]}, per_domain=1000)
+
+
+# ------------------------------------------------------------------------------------- bars, report, summary
+
+
+def periodic(period: int, length: int = 17) -> list[int]:
+    """Ids whose 8-grams repeat with ``period``: of the ``length - 7`` 8-grams, ``length - 7 - period`` repeat.
+
+    With the default length (ten 8-grams), period 8 gives a share of 0.2, period 7 0.3 and period 6 0.4.
+    """
+    return [i % period for i in range(length)]
+
+
+def score(bpb: float, codes: int = 800, base_tokens: int = 1000, hypertokens: int = 150) -> dict:
+    return {
+        "bits_per_byte": bpb,
+        "bytes": 4000,
+        "base_tokens": base_tokens,
+        "codes": codes,
+        "hypertokens": hypertokens,
+        "compression": base_tokens / codes,
+        "positions": codes + 1,
+    }
+
+
+def synthetic_report(
+    release,
+    ratios: dict[str, float],
+    compression: float = 1.2,
+    hypertoken_rate: float = 0.15,
+    zip_period: int = 7,
+    zip_acc: float = 0.65,
+    zip_seconds: float = 8.5,
+    control: dict[str, float] | None = None,
+    quick: bool = False,
+) -> dict:
+    """A report with the shape ``main`` writes: base bits per byte 1.0 everywhere, zip2zip at ``ratios``;
+    base continuations with a repeated-8-gram share of 0.2, base next-line accuracy 0.70, base time 10 s."""
+    domains = {d: {"base": score(1.0, 1000, 1000, 0), "zip2zip": score(r)} for d, r in ratios.items()}
+    compared = {
+        "max_length": 1024,
+        "description": "synthetic",
+        "domains": domains,
+        "overall": {"base": score(1.0, 1000, 1000, 0), "zip2zip": score(1.1)},
+    }
+    bits = {
+        "compared": compared,
+        "heldout_compression": {
+            d: {
+                "texts": 3,
+                "base_tokens": 1000,
+                "codes": 800,
+                "bytes": 4000,
+                "compression": 1.25,
+                "bytes_per_code": 5.0,
+            }
+            for d in ratios
+        },
+    }
+    if control:
+        bits["control"] = {
+            "max_length": 1024,
+            "domains": {d: {"zip2zip": score(v, 1000, 1000, 0)} for d, v in control.items()},
+            "overall": {"zip2zip": score(1.02, 1000, 1000, 0)},
+        }
+
+    def run(ids: list[int], seconds: float) -> dict:
+        return {"output": ids, "seconds": seconds, "text": "x = 1\n" * 20, "prompt": 0, "steps": len(ids) - 1}
+
+    speed = {"steps": 16, "ms_per_step": 10.0, "bytes_per_s": 12.0}
+    rows, results = [], {}
+    for domain in ("code", "prose"):
+        zip_row = {**speed, "compression": compression, "hypertoken_rate": hypertoken_rate}
+        rows.append({"domain": domain, "base": speed, "pld": speed, "zip2zip": zip_row, "ratio": 1.0})
+        results[domain] = {
+            "base": [run(periodic(8), 10.0)],
+            "pld": [run(periodic(8), 9.0)],
+            "zip2zip": [run(periodic(zip_period), zip_seconds)],
+        }
+
+    def tasks(acc: float) -> dict:
+        return {
+            "seconds": 1.0,
+            "tasks": {
+                task: {"acc": acc, "acc_stderr": 0.05, "acc_norm": acc, "acc_norm_stderr": 0.05, "items": 60}
+                for task in release.MC_TASKS.values()
+            },
+        }
+
+    settings = {**release.FULL, "quick": quick, "mc_context": 4, "pld_tokens": 10, "seed": 0, "threads": 1}
+    return {
+        "run": {
+            "command": "python benchmarks/release.py",
+            "date": "2026-01-02 03:04 UTC",
+            "commit": "abc1234",
+            "model": "/cache/shipped",
+            "shipped": True,
+            "model_digest": "d1g3st",
+            "model_settings": {"max_subtokens": 4},
+            "control": {"folder": "/runs/m1", "model_settings": {"max_subtokens": 1}} if control else None,
+            "base": "SmolLM2-135M-Instruct",
+            "threads": 1,
+            "cpu": "test cpu",
+            "load_average": None,
+            "versions": {"python": "3"},
+            "settings": settings,
+        },
+        "timings": {},
+        "seconds": 60.0,
+        "bits_per_byte": bits,
+        "generation": {"rows": rows, "results": results, "pld_mismatches": []},
+        "multiple_choice": {
+            "zip2zip": tasks(zip_acc),
+            "base (hf)": tasks(0.70),
+            "base (zip2zip class)": tasks(0.69),
+        },
+    }
+
+
+AT_THE_BARS = {"code": 1.10, "prose": 1.05, "math": 1.5, "go": 1.20}
+
+
+def test_bars_pass_exactly_at_their_limits(release):
+    bars = release._bars(synthetic_report(release, AT_THE_BARS))
+    assert len(bars) == 10
+    assert [bar.met for bar in bars] == [True] * 10, [(b.name, b.value) for b in bars]
+    assert all(bar.missed_by == "" for bar in bars)
+    by_name = {bar.name: bar for bar in bars}
+    assert by_name["strict bits per byte zip2zip / base, go (unseen) <= 1.20x"].measured == "1.200x"
+    repeats = next(bar for bar in bars if bar.name.startswith("repeated 8-grams") and "code" in bar.name)
+    assert (
+        repeats.measured == "+10.0 points"
+    )  # 0.3 - 0.2, a float hair above 10: the tolerance keeps it a pass
+
+
+def test_bars_miss_just_past_their_limits_and_say_by_how_much(release):
+    report = synthetic_report(
+        release,
+        {"code": 1.101, "prose": 1.051, "math": 1.5, "go": 1.201},
+        compression=1.199,
+        hypertoken_rate=0.149,
+        zip_period=6,
+        zip_acc=0.649,
+        zip_seconds=8.51,
+    )
+    bars = release._bars(report)
+    assert [bar.met for bar in bars] == [False] * 10
+    assert [bar.missed_by for bar in bars] == [
+        "0.001x",  # bits per byte code, prose, go: each 0.001x over its bar
+        "0.001x",
+        "0.001x",
+        "0.001",  # base tokens per generated code, 1.199 against 1.20
+        "0.1 points",  # hypertokens 14.9% against 15%
+        "10.0 points",  # repeats +20 points against +10
+        "10.0 points",
+        "0.1 points",  # accuracy -5.1 points against -5
+        "0.1 points",
+        "0.001x",  # time 0.851x against 0.85x
+    ]
+    summary = release._summary(report)
+    assert "0 of 10 measured bars met; missed: " in "\n".join(summary)
+
+
+def test_bars_without_the_unseen_domain_are_not_measured(release):
+    report = synthetic_report(release, {"code": 1.0, "prose": 1.0})
+    go = next(bar for bar in release._bars(report) if "go (unseen)" in bar.name)
+    assert go.met is None and go.measured == "not measured"
+    text = "\n".join(release._summary(report))
+    assert "9 of 9 measured bars met (1 not measured in this run)." in text
+
+
+def test_render_without_control_or_run_says_how_to_get_them(release, tmp_path):
+    report = synthetic_report(release, AT_THE_BARS)
+    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    assert "| go | 4,000 | 1.0000 | 1.2000 | 1.200x | **PASS** (<= 1.20x) |" in text
+    assert "| prose | 4,000 | 1.0000 | 1.0500 | 1.050x | **PASS** (<= 1.05x) |" in text
+    assert "control (M = 1)" in text and "zip2zip / control" not in text
+    assert "was not measured in this run" in text and release.CONTROL_COMMAND in text
+    assert "The training run's curves were not read" in text
+    assert (
+        "| go | 3 | 1,000 | 1.250 | 20.0% | 4.00 -> 5.00 | none | none |" in text
+    )  # no paper numbers for Go
+
+
+def test_render_with_control_and_run(release, tmp_path):
+    report = synthetic_report(
+        release, AT_THE_BARS, control={"code": 1.0, "prose": 1.02, "math": 1.2, "go": 1.1}
+    )
+    report["training_run"] = release.read_training_run(write_run(tmp_path / "run", points=6))
+    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    header = next(line for line in text.splitlines() if line.startswith("| domain | bytes | bits/byte base"))
+    assert "bits/byte control (M = 1)" in header and "zip2zip / control" in header
+    assert "| code | 4,000 | 1.0000 | 1.0000 | 1.1000 | 1.100x | **PASS** (<= 1.10x) | 1.100x |" in text
+    assert "| prose | 4,000 | 1.0000 | 1.0200 | 1.0500 | 1.050x | **PASS** (<= 1.05x) | 1.029x |" in text
+    assert "`/runs/m1` (max_subtokens=1)" in text
+    assert "## 4. The long run's curves" in text and "Fit of the pooled held-out curve over 5 points" in text
+    assert "| 0 | 0 | 2.0000 |" in text  # the untrained start is shown, though not fitted
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    release.plot_bits_per_byte(report, assets / "bpb.png")
+    release.plot_training_curves(report["training_run"], assets / "training_curves.png")
+    assert (assets / "bpb.png").stat().st_size > 1000 and (
+        assets / "training_curves.png"
+    ).stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------- the long run's curves
+
+
+def law(tokens: float) -> float:
+    return 1.0 + 0.5 * (tokens / 1e6) ** -0.5
+
+
+def write_run(folder: Path, points: int) -> Path:
+    """A training output folder: ``points`` held-out evaluations on the curve ``law`` after an untrained start,
+    and two checkpoints whose names sort differently as text and as numbers."""
+    import json
+
+    folder.mkdir(parents=True)
+    tokens = [0] + [250_000 * 2**k for k in range(points - 1)]
+    entries = [
+        {
+            "step": k * 100,
+            "base_tokens_seen": t,
+            "time": 0.0,
+            "heldout_bpb": 2.0 if t == 0 else law(t),
+            "heldout_bpb_code": 1.5,
+            "heldout_bpb_go": 2.5,
+        }
+        for k, t in enumerate(tokens)
+    ]
+    (folder / "heldout.json").write_text(json.dumps(entries))
+    for step in (2, 10):
+        history = [
+            {"step": s, "loss": 4.0 - s / 10, "bits_per_byte": 1.6 - s / 100, "num_base_tokens": 2000.0 * s}
+            for s in range(1, step + 1)
+        ] + [{"step": step, "heldout_bpb": 1.7}]
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(
+            json.dumps({"log_history": history})
+        )
+    return folder
+
+
+def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
+    curves = release.read_training_run(write_run(tmp_path / "run", points=6))
+    assert curves["checkpoint"] == "checkpoint-10"  # the newest by number, not by name
+    assert len(curves["train"]) == 10 and curves["train"][-1] == {
+        "step": 10,
+        "base_tokens": 20000.0,
+        "bits_per_byte": 1.5,
+        "loss": 3.0,
+    }
+    assert [e["base_tokens_seen"] for e in curves["heldout"]][:2] == [0, 250_000]
+    assert release.heldout_domains(curves["heldout"]) == ["code", "go"]
+    fit = curves["fit"]
+    assert fit["points"] == 5 and fit["tokens_seen"] == 4_000_000
+    assert fit["a"] == pytest.approx(1.0, abs=1e-3) and fit["c"] == pytest.approx(0.5, abs=1e-2)
+    assert fit["extrapolated"]["2x"] == pytest.approx(law(8e6), abs=1e-3)
+    assert fit["extrapolated"]["4x"] == pytest.approx(law(16e6), abs=1e-3)
+    sentence = release.fit_sentence(fit, curves["heldout"])
+    assert "over 5 points" in sentence and "at 2x the tokens seen (8.00M)" in sentence
+    assert "not a measurement" in sentence
+
+
+def test_fit_power_law_without_scipy_uses_the_grid(release, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    tokens = [250_000 * 2**k for k in range(5)]
+    fit = release.fit_power_law(tokens, [law(t) for t in tokens])
+    assert fit["method"].startswith("numpy grid")
+    assert fit["c"] == pytest.approx(0.5, abs=0.02) and fit["extrapolated"]["4x"] == pytest.approx(
+        law(16e6), abs=0.01
+    )
+
+
+def test_too_few_points_give_no_fit_and_say_so(release, tmp_path):
+    curves = release.read_training_run(write_run(tmp_path / "run", points=4))  # three after the start
+    assert curves["fit"] is None
+    assert release.fit_sentence(None, curves["heldout"]).startswith("No fit: 3 held-out point(s)")
+
+
+def test_a_folder_without_heldout_json_is_named(release, tmp_path):
+    with pytest.raises(SystemExit, match=r"no heldout\.json there; pass the --output folder"):
+        release.read_training_run(tmp_path)
+
+
+# ------------------------------------------------------------------------------------- the card's summary
+
+
+def test_summary_carries_the_bars_and_reaches_the_card(release):
+    from types import SimpleNamespace
+
+    from zip2zip.model_card import RELEASE_SUMMARY_FORMAT, render_model_card
+
+    report = synthetic_report(
+        release,
+        {"code": 1.504, "prose": 1.05, "go": 1.2},
+        zip_acc=0.6,
+        control={"code": 1.2, "prose": 1.0, "go": 1.1},
+    )
+    summary = release.release_summary(report)
+    assert summary["format"] == RELEASE_SUMMARY_FORMAT and summary["model_digest"] == "d1g3st"
+    assert summary["bits_per_byte"]["domains"]["code"] == {
+        "base": 1.0,
+        "zip2zip": 1.504,
+        "control": 1.2,
+        "compression": 1.25,
+        "bar": 1.10,
+    }
+    met = {
+        bar["bar"].split(",")[-1].strip(): bar["met"]
+        for bar in summary["bars"]
+        if "bits per byte" in bar["bar"]
+    }
+    assert met == {"code <= 1.10x": False, "prose <= 1.05x": True, "go (unseen) <= 1.20x": True}
+    config = SimpleNamespace(
+        base_vocab_size=49152,
+        max_codebook_size=2048,
+        max_subtokens=4,
+        protect_digits=True,
+        encoder_num_layers=2,
+        position_mode="compressed",
+        disabled_ids=[0, 1],
+        dtype="bfloat16",
+    )
+    card = render_model_card(
+        config, repo_id="org/z", base_model="org/base", license="apache-2.0", trained=True, release=summary
+    )
+    text = str(card)
+    assert "It meets **7 of 10** measured bars:" in text
+    assert "| strict bits per byte zip2zip / base, code <= 1.10x | 1.504x | **MISS** | 0.404x |" in text
+    assert "| code | 1.0000 | 1.2000 | 1.5040 | 1.504x | <= 1.10x | 1.253x |" in text
+    assert "Missed: strict bits per byte zip2zip / base, code <= 1.10x (1.504x, by 0.404x)" in text
+    assert "| next_line_code | 70.0% | 60.0% |" in text
+
+
+def test_summary_only_for_a_full_run_of_the_shipped_model(release):
+    from zip2zip.shipped import shipped_checkpoint_dir
+
+    report = synthetic_report(release, AT_THE_BARS)
+    assert release.summary_folder(report) == shipped_checkpoint_dir()
+    assert release.summary_folder(synthetic_report(release, AT_THE_BARS, quick=True)) is None
+    report["run"]["shipped"] = False
+    assert release.summary_folder(report) is None

@@ -120,6 +120,8 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
     # a stale adapter from an earlier LoRA release must not survive the new form
     (tmp_path / "ship").mkdir()
     (tmp_path / "ship" / "adapter_model.safetensors").write_bytes(b"old")
+    # nor the release benchmark's summary of the old weights
+    (tmp_path / "ship" / "release_results.json").write_text("{}")
     shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", base_path=str(base_dir))
     assert sorted(p.name for p in shipped.iterdir()) == [
         defaults.DELTA_FILENAME,

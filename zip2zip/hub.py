@@ -6,7 +6,9 @@ A zip2zip model is only useful to other people as a repo they can load with
 ``save_pretrained`` folder, a downloaded repo): ``config.json`` with ``auto_map``, the model code files (the
 codec, configuration, tokenization, modeling and generation files), safetensors weights, the tokenizer files
 with ``auto_map``, ``generation_config.json`` and a ``README.md`` model card rendered from the package's
-``model_cards/zip2zip_model_card.md`` with the measured compression and bits per byte. Nothing else from
+``model_cards/zip2zip_model_card.md`` with the measured compression and bits per byte, and, when the model
+has one, the release benchmark's summary (``release_results.json``: the bars and how they were met, written by
+``benchmarks/release.py`` into the shipped checkpoint folder; see :func:`load_release_summary`). Nothing else from
 the source folder travels (checkpoints, optimizer states, ``training_args.bin``, adapters). Weights are
 written in bfloat16 by default (see :func:`export_dtype`), and the folder gets ordinary permissions.
 
@@ -27,6 +29,14 @@ from typing import Any
 
 from .configuration_zip2zip import codec_mismatches
 from .defaults import make_readable
+from .model_card import (
+    DEFAULT_TEMPLATE,
+    RELEASE_SUMMARY_FILENAME,
+    RELEASE_SUMMARY_FORMAT,
+    ExportError,
+    load_release_summary,
+    render_model_card,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +44,19 @@ __all__ = [
     "CODE_FILES",
     "DEFAULT_TEMPLATE",
     "EXPORT_DTYPES",
+    "RELEASE_SUMMARY_FILENAME",
+    "RELEASE_SUMMARY_FORMAT",
     "REPO_FILES",
     "ExportError",
     "check_model_folder",
     "check_repo_folder",
     "export_dtype",
     "export_repo",
+    "load_release_summary",
     "push_repo",
     "render_model_card",
     "write_training_card",
 ]
-
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "model_cards" / "zip2zip_model_card.md"
-"""The model card template (package data, so an installed package exports too)."""
 
 EXPORT_DTYPES = ("float32", "bfloat16", "float16")
 """The dtypes `export_repo` writes weights in."""
@@ -81,13 +91,8 @@ REPO_FILES = (
 )
 """Files an exported repo must hold, besides the weights."""
 
-TAGS = ("zip2zip", "custom_code", "hypertokens", "lzw", "adaptive-tokenization", "text-generation")
 # Licenses of base models whose Hub id is known here; any other base model needs an explicit license.
 _KNOWN_LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0"}
-
-
-class ExportError(ValueError):
-    """A model folder that cannot be exported (or an exported folder that is incomplete)."""
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -180,157 +185,6 @@ def check_repo_folder(folder: str | os.PathLike) -> None:
         )
 
 
-# ----------------------------------------------------------------------------------------- model card
-
-
-def _measurement_rows(measurements: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The card's view of a ``zip2zip eval`` result (see :func:`zip2zip.evaluation.compare_on_domains`)."""
-    if not measurements or not measurements.get("domains"):
-        return None
-    rows = []
-    has_base = True
-    for domain, result in measurements["domains"].items():
-        z = result["zip2zip"]
-        base = result.get("base")
-        has_base = has_base and base is not None
-        rows.append(
-            {
-                "domain": domain,
-                "bytes": z["bytes"],
-                "compression": z["compression"],
-                "bits_per_byte": z["bits_per_byte"],
-                "base_bits_per_byte": base["bits_per_byte"] if base else None,
-            }
-        )
-    return {
-        "rows": rows,
-        "has_base": has_base,
-        "max_length": measurements.get("max_length"),
-        "description": measurements.get("description") or "held-out texts",
-    }
-
-
-def _comparison(measurements: Mapping[str, Any] | None, base_model: str | None) -> str:
-    """One plain sentence on how the model compares with its base, from what was measured (or that nothing was)."""
-    base = base_model or "the base model"
-    overall = (measurements or {}).get("overall") or {}
-    mine, theirs = overall.get("zip2zip"), overall.get("base")
-    if not mine:
-        return (
-            f"no quality measurement is included with this export, so how it compares with {base} is not "
-            "stated here; compression and quality depend on the text."
-        )
-    compression = float(mine["compression"])
-    shorter = 100 * (1 - 1 / compression) if compression > 0 else 0.0
-    text = (
-        f"on the measured texts it reads and writes {compression:.2f} base tokens per position, so its sequences "
-        f"are {shorter:.0f}% shorter than {base}'s."
-    )
-    if not theirs:
-        return text + f" The measurements include no run of {base}, so its quality is not compared with it."
-    bpb, base_bpb = float(mine["bits_per_byte"]), float(theirs["bits_per_byte"])
-    change = 100 * (bpb / base_bpb - 1) if base_bpb > 0 else 0.0
-    verdict = (
-        "the same quality"
-        if abs(change) < 0.5
-        else f"{abs(change):.1f}% {'more' if change > 0 else 'fewer'} bits per byte "
-        f"({'worse' if change > 0 else 'better'} than the base)"
-    )
-    return text + f" Its bits per byte are {bpb:.4f} against {base_bpb:.4f} for {base}: {verdict}."
-
-
-def render_model_card(
-    config: Any,
-    *,
-    repo_id: str,
-    base_model: str | None,
-    license: str,
-    trained: bool,
-    measurements: Mapping[str, Any] | None = None,
-    template_path: str | os.PathLike | None = None,
-    extra_tags: tuple[str, ...] = (),
-    model_name: str | None = None,
-    dtype: str | None = None,
-) -> Any:
-    """A ``huggingface_hub.ModelCard`` for a zip2zip model, from the jinja template in ``model_cards/``.
-
-    The YAML front matter carries library_name, pipeline_tag, base_model, tags (zip2zip, custom_code, ...),
-    license, a ``model-index`` with the measured bits per byte per domain, and a ``zip2zip`` block with the
-    codec settings and the overall compression and bits per byte. The text says how the model compares with
-    its base when the measurements include the base, and that no quality measurement is included when there
-    is none. ``model_name`` defaults to the last part of ``repo_id``.
-    """
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    template = Path(template_path) if template_path is not None else DEFAULT_TEMPLATE
-    if not template.is_file():
-        raise ExportError(
-            f"model card template {template} not found; pass template_path= (or --card-template) pointing to a "
-            "jinja template such as zip2zip/model_cards/zip2zip_model_card.md from the zip2zip source tree"
-        )
-    settings = {
-        name: getattr(config, name)
-        for name in (
-            "base_vocab_size",
-            "max_codebook_size",
-            "max_subtokens",
-            "protect_digits",
-            "encoder_num_layers",
-            "position_mode",
-        )
-    }
-    summary: dict[str, Any] = {**settings, "trained": bool(trained)}
-    rows = _measurement_rows(measurements)
-    eval_results = None
-    if rows:
-        overall = measurements.get("overall", {})
-        if overall:
-            summary["compression"] = round(float(overall["zip2zip"]["compression"]), 4)
-            summary["bits_per_byte"] = round(float(overall["zip2zip"]["bits_per_byte"]), 4)
-            if overall.get("base"):
-                summary["base_bits_per_byte"] = round(float(overall["base"]["bits_per_byte"]), 4)
-        eval_results = [
-            EvalResult(
-                task_type="text-generation",
-                task_name="Language modelling (bits per byte, strict)",
-                dataset_type="zip2zip-heldout",
-                dataset_name=f"{row['domain']} (held-out)",
-                dataset_config=row["domain"],
-                metric_type="bits_per_byte",
-                metric_name="bits per byte",
-                metric_value=round(float(row["bits_per_byte"]), 4),
-            )
-            for row in rows["rows"]
-        ]
-    name = model_name or repo_id.split("/")[-1]
-    dtype = dtype or str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")
-    card_data = ModelCardData(
-        language=None,
-        library_name="transformers",
-        pipeline_tag="text-generation",
-        base_model=base_model,
-        base_model_relation="finetune" if base_model else None,
-        tags=list(dict.fromkeys((*TAGS, *extra_tags))),
-        license=license,
-        model_name=name,
-        eval_results=eval_results,
-        zip2zip=summary,
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(template),
-        repo_id=repo_id,
-        model_name=name,
-        base_model=base_model or "its base model",
-        trained=bool(trained),
-        measurements=rows,
-        disabled_count=len(config.disabled_ids),
-        comparison=_comparison(measurements if rows else None, base_model),
-        dtype=dtype,
-        **settings,
-    )
-
-
 # ----------------------------------------------------------------------------------------- export
 
 
@@ -349,6 +203,7 @@ def export_repo(
     overwrite: bool = False,
     progress: bool = False,
     dtype: str | None = None,
+    release_summary: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a complete Hub repo folder for the zip2zip model saved in ``model_dir``; return its path.
 
@@ -370,6 +225,9 @@ def export_repo(
         overwrite: replace an existing non-empty ``out_dir``.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for the weights (recorded in config.json's
             ``dtype``); default: :func:`export_dtype`.
+        release_summary: the release benchmark's summary for the card (also copied into the repo as
+            ``release_results.json``); default: :func:`load_release_summary` of ``model_dir``, which finds the
+            shipped model's when its digest matches the weights.
     """
     import torch
     from transformers import GenerationConfig
@@ -432,6 +290,8 @@ def export_repo(
             description=f"{sum(map(len, measure_texts.values()))} texts, measured at export",
         )
 
+    if release_summary is None:
+        release_summary = load_release_summary(source)
     model_name = repo_id.split("/")[-1] if repo_id else _default_model_name(base_model)
     card = render_model_card(
         model.config,
@@ -443,6 +303,7 @@ def export_repo(
         template_path=template_path,
         model_name=model_name,
         dtype=dtype,
+        release=release_summary,
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -456,6 +317,10 @@ def export_repo(
         if measurements:
             (staging / "zip2zip_eval.json").write_text(
                 json.dumps(measurements, indent=2) + "\n", encoding="utf-8"
+            )
+        if release_summary:
+            (staging / RELEASE_SUMMARY_FILENAME).write_text(
+                json.dumps(release_summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
             )
         check_repo_folder(staging)
         if out.exists():

@@ -30,6 +30,7 @@ from .defaults import (
     make_temporary_folder,
     writer_lock,
 )
+from .model_card import RELEASE_SUMMARY_FILENAME
 
 if TYPE_CHECKING:
     import torch
@@ -143,7 +144,8 @@ def pack_zip2zip_checkpoint(
     else:
         record["low_rank_delta"] = _pack_delta(trained, settings, out, dtype, delta_budget, base_path)
         stale = _ADAPTER_FILES
-    for name in stale:
+    # The release benchmark's summary describes the weights it measured, not these.
+    for name in (*stale, RELEASE_SUMMARY_FILENAME):
         (out / name).unlink(missing_ok=True)
     (out / SHIPPED_SETTINGS_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
     make_readable(out)

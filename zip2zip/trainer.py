@@ -331,7 +331,9 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                     "desc": f"Compressing {dataset_name} dataset",
                 }
             if formatting_func is not None:
-                format_kwargs = {**map_kwargs, "desc": f"Formatting {dataset_name} dataset"} if map_kwargs else {}
+                format_kwargs = (
+                    {**map_kwargs, "desc": f"Formatting {dataset_name} dataset"} if map_kwargs else {}
+                )
                 dataset = dataset.map(lambda example: {"text": formatting_func(example)}, **format_kwargs)
                 text_field = "text"
             else:

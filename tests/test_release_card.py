@@ -1,0 +1,228 @@
+"""The model card carries the release benchmark's summary: where it is found, when it is refused, how it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from zip2zip.defaults import MARKER_FILENAME
+from zip2zip.model_card import (
+    RELEASE_SUMMARY_FILENAME,
+    RELEASE_SUMMARY_FORMAT,
+    load_release_summary,
+    render_model_card,
+)
+
+CONFIG = SimpleNamespace(
+    base_vocab_size=49152,
+    max_codebook_size=2048,
+    max_subtokens=4,
+    protect_digits=True,
+    encoder_num_layers=2,
+    position_mode="compressed",
+    disabled_ids=[0, 1, 2],
+    dtype="bfloat16",
+)
+
+
+def summary(digest: str = "abc123", control: float | None = 1.30, **changes) -> dict:
+    """A release summary as benchmarks/release.py writes it: one bar met, one missed, one not measured."""
+    data = {
+        "format": RELEASE_SUMMARY_FORMAT,
+        "date": "2026-12-01 10:00 UTC",
+        "commit": "f00ba47",
+        "command": "python benchmarks/release.py",
+        "model_digest": digest,
+        "quick": False,
+        "bars": [
+            {
+                "bar": "strict bits per byte zip2zip / base, code <= 1.10x",
+                "measured": "1.412x",
+                "met": False,
+                "missed_by": "0.312x",
+            },
+            {
+                "bar": "time for the same 128 new base tokens of code continuation zip2zip / base <= 0.85x",
+                "measured": "0.801x",
+                "met": True,
+                "missed_by": "",
+            },
+            {
+                "bar": "strict bits per byte zip2zip / base, go (unseen) <= 1.20x",
+                "measured": "not measured",
+                "met": None,
+                "missed_by": "",
+            },
+        ],
+        "bits_per_byte": {
+            "texts": "first 8,000 characters of each held-out domain",
+            "window": 1024,
+            "unseen": "go",
+            "domains": {
+                "code": {"base": 0.9, "zip2zip": 1.2708, "control": control, "compression": 1.4, "bar": 1.1},
+                "overall": {"base": 1.2, "zip2zip": 1.5, "control": control, "compression": 1.3, "bar": None},
+            },
+        },
+        "generation": {
+            "new_base_tokens": 128,
+            "prompts": 2,
+            "ngram": 8,
+            "domains": {
+                "code": {
+                    "compression": 1.31,
+                    "hypertoken_share": 0.2,
+                    "time_ratio": 0.801,
+                    "bytes_per_s_ratio": 1.4,
+                    "repeated_ngrams": {"base": 0.25, "zip2zip": 0.3},
+                }
+            },
+        },
+        "multiple_choice": {"items": 60, "accuracy": {"next_line_code": {"zip2zip": 0.55, "base (hf)": 0.7}}},
+        "training": None,
+    }
+    data.update(changes)
+    return data
+
+
+def card_text(release: dict | None, **kwargs) -> str:
+    card = render_model_card(
+        CONFIG,
+        repo_id="org/zip2zip-tiny",
+        base_model="org/base",
+        license="apache-2.0",
+        trained=True,
+        release=release,
+        **kwargs,
+    )
+    return str(card)
+
+
+def test_card_shows_the_bars_numbers_and_misses():
+    text = card_text(summary())
+    assert "## Release benchmark" in text and "one run on 2026-12-01 10:00 UTC (commit f00ba47)." in text
+    assert "It meets **1 of 2** measured bars:" in text
+    assert "| strict bits per byte zip2zip / base, code <= 1.10x | 1.412x | **MISS** | 0.312x |" in text
+    assert "| 0.801x | **PASS** |  |" in text
+    assert "| not measured | **not measured** |  |" in text
+    # the per-domain table with the control and the quality kept relative to it
+    assert "| code | 0.9000 | 1.3000 | 1.2708 | 1.412x | <= 1.10x | 0.978x |" in text
+    assert "| code | 1.310 | 20.0% | 0.801x | 25.0% / 30.0% |" in text
+    assert "| next_line_code | 70.0% | 55.0% |" in text
+    # the plain sentence at the top: how it compares with its base, the miss named with its size
+    top = next(line for line in text.splitlines() if line.startswith("**Compared with org/base:**"))
+    assert "it meets 1 of 2 measured bars" in top
+    assert "relative to org/base's are 1.412x on code" in top
+    assert "Missed: strict bits per byte zip2zip / base, code <= 1.10x (1.412x, by 0.312x)." in top
+    assert "1.154x overall" in top  # 1.5 / 1.3 against the control
+    data = json.dumps(
+        render_model_card(
+            CONFIG,
+            repo_id="o/z",
+            base_model="org/base",
+            license="apache-2.0",
+            trained=True,
+            release=summary(),
+        ).data.to_dict()
+    )
+    assert '"bars_met": 1' in data and '"bars_measured": 2' in data and '"value": 1.2708' in data
+
+
+def test_card_states_the_fit_of_the_long_run():
+    fit = {"points": 5, "at_seen": 1.25, "extrapolated": {"2x": 1.1768, "4x": 1.125}}
+    text = card_text(summary(training={"base_tokens_seen": 4_000_000, "fit": fit}))
+    assert "Trained on 4,000,000 base tokens. A fit a + b * tokens^-c" in text
+    assert (
+        "(5 points) goes from 1.2500 bits per byte at the tokens seen to 1.1768 at 2x and 1.1250 at 4x"
+        in text
+    )
+    assert "too few points" in card_text(summary(training={"base_tokens_seen": 10, "fit": None}))
+
+
+def test_card_without_control_says_it_was_not_measured():
+    text = card_text(summary(control=None))
+    assert "| domain | base | zip2zip | zip2zip / base | bar |" in text
+    assert "The no-compression control (the same recipe with `max_subtokens=1`) was not measured." in text
+    assert "overall." not in next(line for line in text.splitlines() if line.startswith("**Compared with"))
+
+
+def test_card_without_a_summary_has_no_release_section():
+    text = card_text(None)
+    assert "## Release benchmark" not in text and "PASS" not in text and "MISS" not in text
+    assert "No quality measurement is included with this export" in text
+
+
+def test_a_card_that_meets_every_bar_says_so():
+    bars = [{"bar": "b", "measured": "1.000x", "met": True, "missed_by": ""}]
+    top = next(
+        line for line in card_text(summary(bars=bars)).splitlines() if line.startswith("**Compared with")
+    )
+    assert "it meets 1 of 1 measured bars" in top and "It meets every measured bar." in top
+
+
+# ----------------------------------------------------------------------------------------- finding the summary
+
+
+def assembled(tmp_path: Path, digest: str = "abc123") -> tuple[Path, Path]:
+    """An assembled-shipped-like folder whose marker names its source folder and digest."""
+    source, folder = tmp_path / "checkpoint", tmp_path / "assembled"
+    source.mkdir()
+    folder.mkdir()
+    marker = {"kind": "shipped zip2zip model", "source": str(source), "source_digest": digest}
+    (folder / MARKER_FILENAME).write_text(json.dumps(marker))
+    return source, folder
+
+
+def test_the_shipped_summary_is_found_through_the_marker(tmp_path):
+    source, folder = assembled(tmp_path)
+    (source / RELEASE_SUMMARY_FILENAME).write_text(json.dumps(summary()))
+    assert load_release_summary(folder)["commit"] == "f00ba47"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        summary(digest="older"),
+        summary(quick=True),
+        {**summary(), "format": "something-else/9"},
+        summary(digest=None),
+    ],
+    ids=["other-weights", "smoke-run", "other-format", "no-digest"],
+)
+def test_a_summary_of_other_weights_or_a_smoke_run_is_refused(tmp_path, caplog, written):
+    source, folder = assembled(tmp_path)
+    (source / RELEASE_SUMMARY_FILENAME).write_text(json.dumps(written))
+    with caplog.at_level("WARNING", logger="zip2zip.hub"):
+        assert load_release_summary(folder) is None
+    assert "skipped" in caplog.text
+
+
+def test_a_summary_beside_an_ordinary_model_is_used(tmp_path):
+    (tmp_path / RELEASE_SUMMARY_FILENAME).write_text(json.dumps(summary(digest=None)))
+    assert load_release_summary(tmp_path)["date"] == "2026-12-01 10:00 UTC"
+    assert load_release_summary(tmp_path / "missing") is None
+
+
+def test_export_of_an_assembled_model_renders_and_copies_the_summary(tmp_path):
+    from tests._tiny_models import tiny_base_model
+    from tests._tiny_tokenizers import tiny_bpe_tokenizer
+    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+    from zip2zip.hub import export_repo
+
+    source, folder = assembled(tmp_path)
+    base_tok = tiny_bpe_tokenizer()
+    model = Zip2ZipForCausalLM.from_base(
+        tiny_base_model(vocab_size=len(base_tok) + 4),
+        tokenizer=base_tok,
+        max_codebook_size=32,
+        max_subtokens=3,
+    )
+    model.save_pretrained(folder)
+    Zip2ZipTokenizer.from_base(base_tok, model.config).save_pretrained(folder)
+    (source / RELEASE_SUMMARY_FILENAME).write_text(json.dumps(summary()))
+    out = export_repo(folder, tmp_path / "repo", license="apache-2.0", base_model="org/base", dtype="float32")
+    readme = (out / "README.md").read_text()
+    assert "## Release benchmark" in readme and "| 1.412x | **MISS** | 0.312x |" in readme
+    assert json.loads((out / RELEASE_SUMMARY_FILENAME).read_text())["model_digest"] == "abc123"
