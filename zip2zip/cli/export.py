@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
             "table of compression and bits per byte is filled only when measurements are given: "
             "--measurements EVAL_JSON (from `zip2zip eval --model MODEL_DIR --json EVAL_JSON`) or --measure N "
             "(measured now on N held-out texts per domain); without either the card says that no quality measurement "
-            "is included."
+            "is included. The shipped model's card also carries the release benchmark's results of its weights "
+            "(bars, bits per byte against the base, generation, next-line accuracy) when "
+            "`python benchmarks/release.py` measured them."
         ),
     )
     p.add_argument(
@@ -83,7 +85,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import ExportError, export_repo
+    from ..hub import RELEASE_SUMMARY_FILENAME, ExportError, export_repo
     from ..loading import base_model_path, is_trained
 
     measurements = None
@@ -137,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as error:
         raise SystemExit(f"zip2zip export: {error}") from None
     print(f"wrote {out}: " + ", ".join(sorted(os.listdir(out))))
-    if not (measurements or texts):
+    if os.path.isfile(os.path.join(out, RELEASE_SUMMARY_FILENAME)):
+        note(
+            f"the card carries the release benchmark's results of these weights ({RELEASE_SUMMARY_FILENAME})"
+        )
+    elif not (measurements or texts):
         note("the card has no measurements; add them with --measure N or --measurements EVAL_JSON")
     return 0
