@@ -21,8 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-from zip2zip.shipped import SHIPPED_SETTINGS_FILENAME
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -61,45 +59,6 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_readme(out: Path, settings: dict, provenance: dict, delta: dict | None = None) -> None:
-    """The shipped folder's README.md: what the files are, how the run was trained, where the results are."""
-    final = provenance.get("final_logged", {})
-    if delta:
-        weights = [
-            "The trained part of a zip2zip model of SmolLM2-135M-Instruct, fine-tuned in full: the change of every",
-            "weight matrix of the base as a truncated SVD (two float16 factors, ranks chosen jointly under a budget",
-            f"of {delta['budget']:,} numbers: {delta['rank_min']} to {delta['rank_max']}, median {delta['rank_median']};"
-            f" {delta['kept_energy']:.1%} of the squared change), the",
-            "norms and the two hyper-encoders whole (`delta.safetensors`, `zip2zip.low_rank`), and",
-        ]
-    else:
-        weights = [
-            "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
-            "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
-        ]
-    lines = [
-        "# zip2zip-SmolLM2-135M (shipped weights)",
-        "",
-        *weights,
-        f"the zip2zip settings (`{SHIPPED_SETTINGS_FILENAME}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
-        "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
-        "",
-        "## Training run",
-        "",
-        f"- command: `{provenance.get('command') or 'not recorded'}`",
-        f"- optimizer steps: {provenance.get('global_step')}, rows per step: {provenance.get('train_batch_size')}",
-        f"- base tokens seen: {int(provenance.get('base_tokens_seen') or 0):,}",
-        f"- last logged training batch: loss {final.get('lm_loss', 0):.3f}, bits per byte "
-        f"{final.get('bits_per_byte', 0):.3f}, base tokens per code {final.get('compression_ratio', 0):.3f}",
-        "- zip2zip settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "disabled_ids"),
-        "",
-        "Curves: `benchmarks/results/release/training.png`; measured against the base model in",
-        "`benchmarks/RESULTS.md` (`python benchmarks/release.py`).",
-        "",
-    ]
-    (out / "README.md").write_text("\n".join(lines))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -126,8 +85,6 @@ def main() -> None:
         "final_logged": logged[-1] if logged else {},
     }
     out = pack_zip2zip_checkpoint(args.run_dir, args.out, provenance=provenance)
-    record = json.loads((out / SHIPPED_SETTINGS_FILENAME).read_text())
-    write_readme(out, record["zip2zip"], provenance, record.get("low_rank_delta"))
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
     (results / "training.json").write_text(

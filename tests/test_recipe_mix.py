@@ -83,3 +83,23 @@ def test_long_run_presets_do_not_repeat_data_beyond_their_passes():
     for name in ("cpu-long", "gpu"):
         preset = recipe.get_preset(name)
         assert preset.mix == "long" and preset.docs_per_domain is None and preset.max_passes <= 4
+
+
+def test_only_a_documents_last_piece_ends_with_end_of_sequence():
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipTokenizer
+    from zip2zip.data import ENDS_DOCUMENT, tokenize_example
+
+    whole = training_mix(docs_per_domain=5, seed=0)
+    pieces = training_mix(docs_per_domain=5, seed=0, piece_chars=1000)
+    assert sum(pieces[ENDS_DOCUMENT]) == len(whole)  # one last piece per document
+    assert not all(pieces[ENDS_DOCUMENT])
+
+    tok = Zip2ZipTokenizer.from_base(tiny_bpe_tokenizer())
+    eos = tok.eos_token_id
+    ends = tokenize_example({"text": "the cat sat", ENDS_DOCUMENT: True}, tok)["input_ids"]
+    goes_on = tokenize_example({"text": "the cat sat", ENDS_DOCUMENT: False}, tok)["input_ids"]
+    plain = tokenize_example({"text": "the cat sat"}, tok)["input_ids"]
+    assert ends[-1] == eos and plain == ends
+    assert goes_on == ends[:-1] and eos not in goes_on

@@ -124,9 +124,12 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
     (tmp_path / "ship" / "release_results.json").write_text("{}")
     shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", base_path=str(base_dir))
     assert sorted(p.name for p in shipped.iterdir()) == [
+        "README.md",
         defaults.DELTA_FILENAME,
         defaults.SHIPPED_SETTINGS_FILENAME,
     ]
+    readme = (shipped / "README.md").read_text()
+    assert "fine-tuned in full" in readme and defaults.DELTA_FILENAME in readme
     record = json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
     assert record["low_rank_delta"]["matrices"] > 0 and record["low_rank_delta"]["kept_energy"] > 0.999
 

@@ -268,3 +268,21 @@ def test_each_preparation_step_is_labelled_once(tmp_path, tiny, monkeypatch):
     )
     assert labels.count("Compressing train dataset") == 1
     assert "Formatting train dataset" in labels
+
+
+def test_pieces_that_go_on_train_without_end_of_sequence(tmp_path, tiny):
+    from zip2zip.data import ENDS_DOCUMENT
+
+    model, tok = tiny
+    data = Dataset.from_dict({"text": list(TRAINING_TEXT[:2]), ENDS_DOCUMENT: [False, True]})
+    trainer = Zip2ZipSFTTrainer(
+        model=model, args=config(tmp_path, max_steps=1), train_dataset=data, processing_class=tok
+    )
+    rows = {
+        tok.decode(row["input_ids"], skip_special_tokens=True): row["input_ids"]
+        for row in trainer.train_dataset
+    }
+    assert rows[TRAINING_TEXT[0]][-1] != tok.eos_token_id
+    assert rows[TRAINING_TEXT[1]][-1] == tok.eos_token_id
+    assert ENDS_DOCUMENT not in trainer.train_dataset.column_names
+    trainer.train()

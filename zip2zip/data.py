@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BASE_COLUMNS",
+    "ENDS_DOCUMENT",
     "STAT_COLUMNS",
     "Zip2ZipDataCollator",
     "base_alignment",
@@ -33,6 +34,10 @@ __all__ = [
     "reject_empty_dataset",
     "tokenize_example",
 ]
+
+ENDS_DOCUMENT = "ends_document"
+"""Optional boolean column of plain-text rows: False for a piece cut from a longer document (the recipe's long
+mix), which then gets no end-of-sequence token, so that the model does not learn to stop where text goes on."""
 
 STAT_COLUMNS: tuple[str, ...] = ("num_base_tokens", "num_target_bytes")
 """Per-example statistics that dataset preparation adds beside `input_ids` and `labels`: the base tokens the
@@ -345,7 +350,8 @@ def _segments(
         pieces = _chat_segments(tokenizer, list(example["messages"]), tools, assistant_only, template)
         return [(_tokenize_piece(base, text, False), trained) for text, trained in pieces]
     ids = _tokenize_piece(base, example[text_field], True)
-    if eos is not None and (not ids or ids[-1] != eos):
+    # A piece cut from a longer document (ENDS_DOCUMENT False) goes on after its last line: no end of sequence.
+    if eos is not None and (not ids or ids[-1] != eos) and example.get(ENDS_DOCUMENT, True) is not False:
         ids.append(eos)
     return [(ids, True)]
 
@@ -363,7 +369,7 @@ def tokenize_example(
     """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
 
     Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
-    accepted. The example is cut into base-token segments (prompt | completion, or the turns of a chat when
+    accepted; plain text ends with the end-of-sequence token unless the row's :data:`ENDS_DOCUMENT` is False. The example is cut into base-token segments (prompt | completion, or the turns of a chat when
     `assistant_only_loss`), and the segments are compressed with one shared codebook where no hypertoken spans a
     segment boundary (`LZWDecoder.encode_greedy`, as in `LZWCodec.encode_segments`). The prompt therefore keeps
     the codes it gets on its own, exactly what the model reads at generation time, and the completion mask is

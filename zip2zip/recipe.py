@@ -301,11 +301,13 @@ def training_mix(
     `domains` default to every domain of the mix. The scarcest domain (relative to its share) is read
     `max_passes` times (whole passes, then a prefix) and
     the others are cut, or repeated, to match it. With `piece_chars`, documents are then cut at line ends into
-    pieces of at most that many characters.
+    pieces of at most that many characters, and the column ``ends_document`` (:data:`zip2zip.data.ENDS_DOCUMENT`)
+    marks each document's last piece: only those end with the end-of-sequence token in training.
     """
     from datasets import Dataset
 
     from .corpora import load_corpus
+    from .data import ENDS_DOCUMENT
 
     table = MIXES[mix] if isinstance(mix, str) else mix
     domains = tuple(table) if domains is None else domains
@@ -318,9 +320,15 @@ def training_mix(
     texts: list[str] = []
     for domain, share in shares.items():
         texts += _passes(corpora[domain], int(total * share))
-    if piece_chars is not None:
-        texts = [piece for text in texts for piece in split_at_lines(text, piece_chars)]
-    return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
+    if piece_chars is None:
+        return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
+    # Only a document's last piece ends it (an end-of-sequence token follows it in training).
+    pieces, ends = [], []
+    for text in texts:
+        cut = split_at_lines(text, piece_chars)
+        pieces += cut
+        ends += [False] * (len(cut) - 1) + [True]
+    return Dataset.from_dict({"text": pieces, ENDS_DOCUMENT: ends}).shuffle(seed=seed)
 
 
 def _passes(docs: list[str], count: int) -> list[str]:

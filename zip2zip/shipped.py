@@ -43,6 +43,7 @@ __all__ = [
     "pack_zip2zip_checkpoint",
     "shipped_checkpoint_dir",
     "shipped_zip2zip_path",
+    "write_shipped_readme",
 ]
 
 SHIPPED_MODEL_NAME = "smollm2-135m-zip2zip"
@@ -148,8 +149,70 @@ def pack_zip2zip_checkpoint(
     for name in (*stale, RELEASE_SUMMARY_FILENAME):
         (out / name).unlink(missing_ok=True)
     (out / SHIPPED_SETTINGS_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
+    write_shipped_readme(out, record)
     make_readable(out)
     return out
+
+
+def write_shipped_readme(out: Path, record: dict[str, Any]) -> None:
+    """The shipped folder's README.md: what the files are, how the run was trained, where the results are."""
+    settings, provenance, delta = (
+        record["zip2zip"],
+        record.get("provenance") or {},
+        record.get("low_rank_delta"),
+    )
+    if delta:
+        weights = [
+            "The trained part of a zip2zip model of SmolLM2-135M-Instruct, fine-tuned in full: the change of every",
+            "weight matrix of the base as a truncated SVD (two float16 factors, ranks chosen jointly under a budget",
+            f"of {delta['budget']:,} numbers: {delta['rank_min']} to {delta['rank_max']}, median {delta['rank_median']};"
+            f" {delta['kept_energy']:.1%} of the squared change), the",
+            f"norms and the two hyper-encoders whole (`{DELTA_FILENAME}`, `zip2zip.low_rank`), and",
+        ]
+    else:
+        weights = [
+            "The trained part of a zip2zip model of SmolLM2-135M-Instruct: a PEFT adapter (`adapter_model.safetensors`,",
+            "float16) holding LoRA on the base model's projections and the two hyper-encoders (`modules_to_save`), and",
+        ]
+    run = [
+        f"- command: `{provenance.get('command') or 'not recorded'}`",
+        f"- optimizer steps: {provenance.get('global_step')}, rows per step: {provenance.get('train_batch_size')}",
+        f"- base tokens seen: {int(provenance.get('base_tokens_seen') or 0):,}",
+    ]
+    final = provenance.get("final_logged") or {}
+    if final:
+        run.append(
+            f"- last logged training batch: loss {final.get('lm_loss', 0):.3f}, bits per byte "
+            f"{final.get('bits_per_byte', 0):.3f}, base tokens per code {final.get('compression_ratio', 0):.3f}"
+        )
+    heldout = provenance.get("heldout") or {}
+    if heldout:
+        domains = ", ".join(
+            f"{name.removeprefix('heldout_bpb_')} {value:.4f}"
+            for name, value in heldout.items()
+            if name.startswith("heldout_bpb_")
+        )
+        run.append(
+            f"- held-out strict bits per byte when packed: {heldout.get('heldout_bpb', float('nan')):.4f} pooled "
+            f"({domains})"
+        )
+    lines = [
+        "# zip2zip-SmolLM2-135M (shipped weights)",
+        "",
+        *weights,
+        f"the zip2zip settings (`{SHIPPED_SETTINGS_FILENAME}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
+        "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
+        "",
+        "## Training run",
+        "",
+        *run,
+        "- zip2zip settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "disabled_ids"),
+        "",
+        "Curves: `benchmarks/results/release/`; measured against the base model in `benchmarks/RESULTS.md`",
+        "(`python benchmarks/release.py`).",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
 
 
 def _pack_adapter(adapter: Path, out: Path, dtype: torch.dtype) -> None:
