@@ -293,6 +293,7 @@ def test_save_load_roundtrip_and_remote_code(arch, tied, tmp_path):
     saved = json.loads((folder / "config.json").read_text())
     assert saved["auto_map"] == {
         "AutoConfig": "configuration_zip2zip.Zip2ZipConfig",
+        "AutoModel": "modeling_zip2zip.Zip2ZipForCausalLM",
         "AutoModelForCausalLM": "modeling_zip2zip.Zip2ZipForCausalLM",
     }
     for name in ("configuration_zip2zip.py", "modeling_zip2zip.py", "lzw.py", "model.safetensors"):
