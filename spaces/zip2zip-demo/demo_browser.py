@@ -148,7 +148,8 @@ def run_tour(url: str, text: str, prompt: str, new_tokens: int, out_dir: str | o
         tour.screenshots["generate"] = _screenshot(page, out / "generate.png")
 
         page.get_by_role("tab", name="Results").click()
-        page.wait_for_selector(".results-plot img, #results-missing")
+        # Attached, not visible: plots below the fold are lazy images of no size until they load.
+        page.wait_for_selector(".results-plot img, #results-missing", state="attached")
         page.evaluate(
             "() => document.querySelectorAll('.results-plot img').forEach(i => { i.loading = 'eager'; })"
         )
