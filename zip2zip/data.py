@@ -369,7 +369,8 @@ def tokenize_example(
     """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
 
     Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
-    accepted; plain text ends with the end-of-sequence token unless the row's :data:`ENDS_DOCUMENT` is False. The example is cut into base-token segments (prompt | completion, or the turns of a chat when
+    accepted; plain text ends with the end-of-sequence token unless the row's :data:`ENDS_DOCUMENT` is False.
+    The example is cut into base-token segments (prompt | completion, or the turns of a chat when
     `assistant_only_loss`), and the segments are compressed with one shared codebook where no hypertoken spans a
     segment boundary (`LZWDecoder.encode_greedy`, as in `LZWCodec.encode_segments`). The prompt therefore keeps
     the codes it gets on its own, exactly what the model reads at generation time, and the completion mask is

@@ -255,13 +255,8 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         return loaded
 
     def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
-        """As transformers' `save_pretrained`; the folder's ``auto_map`` also names this class for ``AutoModel``.
-
-        Transformers' own causal LMs map ``AutoModel`` to their decoder without the head. A zip2zip model has
-        no such part: reading a hypertoken needs the input encoder, and the model's outputs (logits over base
-        ids and the row's hypertokens, ``hidden_states`` with ``output_hidden_states=True``) need the whole
-        model, so ``AutoModel`` loads the whole model, as remote-code repos without a headless class do.
-        """
+        """As transformers' `save_pretrained`; ``auto_map`` also maps ``AutoModel`` to this class: there is no
+        headless zip2zip model (reading and writing hypertokens needs both encoders), so it loads the whole model."""
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", f"{__name__.rpartition('.')[2]}.{type(self).__name__}")
         self.config.auto_map = auto_map
