@@ -106,6 +106,44 @@ def test_rows_are_independent_and_padding_does_not_matter(arch, position_mode):
                 torch.testing.assert_close(logits[at], alone, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("position_mode", ["compressed", "base"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_training_on_right_padded_rows_runs_causal_attention_with_the_same_loss_and_gradients(arch, position_mode):
+    """In training a right-padded batch reaches the decoder without its mask (attention can skip the blocks
+    above the diagonal); real positions, the loss and every gradient stay what the masked forward gives."""
+    model = make_model(arch, position_mode=position_mode)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    masks_seen = []
+    model.get_decoder().register_forward_pre_hook(
+        lambda module, args, kwargs: masks_seen.append(kwargs.get("attention_mask")), with_kwargs=True
+    )
+    rows = [compressed(model, 60, seed=0), compressed(model, 40, seed=1)]
+
+    def run(side, training):
+        ids, mask = pad_batch(rows, side)
+        model.train(training)
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+        out.loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        return out.logits.detach()[mask.bool()], out.loss.detach(), grads
+
+    masked = run("right", training=False)
+    causal = run("right", training=True)
+    assert masks_seen[0] is not None and masks_seen[1] is None
+    torch.testing.assert_close(causal[0], masked[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(causal[1], masked[1], rtol=1e-5, atol=1e-5)
+    assert causal[2].keys() == masked[2].keys() and len(masked[2]) > 10
+    for name, grad in masked[2].items():
+        torch.testing.assert_close(causal[2][name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    # Left padding needs the mask: training keeps it, and real positions are again those of eval.
+    left_eval, left_train = run("left", training=False), run("left", training=True)
+    assert masks_seen[3] is not None
+    torch.testing.assert_close(left_train[0], left_eval[0], rtol=1e-4, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- invariant 3
 
 

@@ -455,7 +455,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
 
         outputs = self.get_decoder()(
             inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
+            attention_mask=self._decoder_attention_mask(attention_mask, past_length, output_attentions),
             position_ids=position_ids,
             cache=cache,
             use_cache=use_cache,
@@ -537,6 +537,24 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 "input_ids contain hypertoken ids but no codebook= was passed with accept_limits="
             )
         return codebook, accept_limits, candidates
+
+    def _decoder_attention_mask(
+        self, attention_mask: torch.Tensor | None, past_length: int, output_attentions: bool | None
+    ) -> torch.Tensor | None:
+        """The mask the decoder gets: none for a right-padded training batch, so that attention runs causal.
+
+        With right padding a real position never sees a padded one under the causal mask alone, so dropping
+        the padding mask leaves every real position's output (and the loss, whose padded labels are `-100`)
+        exactly as it is, while attention kernels can skip the blocks above the diagonal instead of masking a
+        full square (on CPU this halves attention, about a third of a training step in bf16). Position ids
+        already come from the mask. Only in training: there nobody reads the outputs at padded positions.
+        """
+        if attention_mask is None or not self.training or past_length or output_attentions:
+            return attention_mask
+        mask = attention_mask.bool()
+        if mask.dim() != 2 or bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+            return attention_mask  # left padding or holes: the mask is needed
+        return None
 
     def _forward_position_ids(
         self,
