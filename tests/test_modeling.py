@@ -108,7 +108,9 @@ def test_rows_are_independent_and_padding_does_not_matter(arch, position_mode):
 
 @pytest.mark.parametrize("position_mode", ["compressed", "base"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_training_on_right_padded_rows_runs_causal_attention_with_the_same_loss_and_gradients(arch, position_mode):
+def test_training_on_right_padded_rows_runs_causal_attention_with_the_same_loss_and_gradients(
+    arch, position_mode
+):
     """In training a right-padded batch reaches the decoder without its mask (attention can skip the blocks
     above the diagonal); real positions, the loss and every gradient stay what the masked forward gives."""
     model = make_model(arch, position_mode=position_mode)
