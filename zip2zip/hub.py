@@ -71,6 +71,7 @@ CODE_FILES = (
     "stopping_zip2zip.py",
     "streamers_zip2zip.py",
     "lookup_zip2zip.py",
+    "loss_zip2zip.py",
     "tokenization_zip2zip.py",
     "tokenization_utils_zip2zip.py",
     "visualization_zip2zip.py",

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers import initialization as init
+from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids, vocab_fingerprint
@@ -41,6 +42,7 @@ from .encoders_zip2zip import (
 )
 from .generation_zip2zip import Zip2ZipGenerationMixin
 from .hypertokens_zip2zip import Zip2ZipEntryCache, Zip2ZipHypertokenMixin
+from .loss_zip2zip import chunked_causal_lm_loss
 from .lzw import LZWCodec
 
 logger = logging.getLogger(__name__)
@@ -583,7 +585,13 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             return None, None, None
         config = self.config
         vocab_size = config.base_vocab_size + config.max_codebook_size
-        lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
+        if self.loss_function is ForCausalLMLoss and "shift_labels" not in kwargs:
+            # The same loss without a float32 copy of the V + C wide logits (see loss_zip2zip.py).
+            lm_loss = chunked_causal_lm_loss(
+                logits, labels, kwargs.get("num_items_in_batch"), kwargs.get("ignore_index", -100)
+            )
+        else:
+            lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
         reconstruction_loss = None
         if self.reconstruction_head is not None and codebook is not None:
             reconstruction_loss = self.reconstruction_loss(codebook)

@@ -268,10 +268,10 @@ def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
         "save_total_limit": 2,
         "report_to": "none",
         "dataloader_pin_memory": on_gpu,
-        # On a CPU, bf16 kernels are built per tensor shape; rows padded to a multiple of 256 codes keep the
-        # shapes few (measured, 2 x ~800 codes, SmolLM2 LoRA: bf16 5.3 s vs fp32 5.5 s per step unpadded,
-        # 3.5 s vs 5.8 s padded to 256).
-        "pad_to_multiple_of": None if on_gpu else 256,
+        # No padding beyond the batch's longest row: in the trainer, bf16 steps on rows of changing length were
+        # as fast as padded ones or faster (2 x ~800 codes, SmolLM2 LoRA: 4.45 s unpadded, 4.73 s padded to a
+        # multiple of 64; benchmarks/README.md, "Training throughput").
+        "pad_to_multiple_of": None,
     }
     values.update(overrides)
     return Zip2ZipSFTConfig(**values)
