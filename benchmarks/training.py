@@ -20,12 +20,13 @@ difference is the hypertoken overhead, of which the hyper-encoders' forward pass
 collator's LZW work (codebook state per row) is timed separately; it runs in the data loader.
 
 Precision and adapter arms (``--arms``, all in the same rounds): ``zip2zip-fp32`` (LoRA, float32),
-``zip2zip-fp32-unpadded`` (the same without the recipe's padding of rows to a multiple of 256 codes, which
-only bf16 needs; the bf16 ratio is taken against the faster of the two float32 arms),
 ``zip2zip-bf16`` (LoRA, bf16 autocast with float32 master weights, the CPU recipe's default where the CPU has
-AVX512-BF16 or AMX), ``zip2zip-bf16-unpadded`` (the same without padding; the ratio takes the faster bf16 arm) and ``zip2zip-full-bf16`` (full fine-tuning, bf16 autocast); ``base`` runs in the precision
-of ``--base-precision``. The table gives base tokens per second and bytes per second of each arm and the
-ratios bf16 / fp32 and full / LoRA.
+AVX512-BF16 or AMX) and ``zip2zip-full-bf16`` (full fine-tuning, bf16 autocast); these pad rows to a
+multiple of ``--pad-to-multiple-of`` codes (default: the recipe's, no padding beyond the longest row).
+``zip2zip-fp32-unpadded`` and ``zip2zip-bf16-unpadded`` never pad, to compare a padding setting with none;
+the bf16 ratio takes each precision's faster arm. ``base`` runs in the precision of ``--base-precision``.
+The table gives base tokens per second and bytes per second of each arm and the ratios bf16 / fp32 and
+full / LoRA.
 
 Run: ``python benchmarks/training.py [--domain code] [--length 1024] [--batch 2] [--steps 3] [--device auto]``.
 Bars: zip2zip >= 1.15x the base's bytes per second on code (same precision); bf16 >= 1.8x fp32 on CPU.
@@ -370,7 +371,7 @@ def main() -> None:
         "--pad-to-multiple-of",
         type=int,
         default=None,
-        help="pad zip2zip rows to a multiple of this many codes (default: the recipe's, 256 on a CPU; 0 = off)",
+        help="pad zip2zip rows to a multiple of this many codes (default: the recipe's, none; 0 = off)",
     )
     parser.add_argument(
         "--threads",
