@@ -52,6 +52,8 @@ def test_no_target_gives_nan_like_cross_entropy_and_a_wrong_label_is_named():
         chunked_causal_lm_loss(logits, labels)
     with pytest.raises(ValueError, match="must be"):
         chunked_causal_lm_loss(logits[0], labels[0])
+    with pytest.raises(ValueError, match="chunk_rows must be a positive int, got 0"):
+        chunked_causal_lm_loss(logits, torch.zeros_like(labels), chunk_rows=0)
 
 
 def test_the_model_uses_it_unless_given_its_own_loss_function():
