@@ -15,20 +15,20 @@ def logits_and_labels(dtype, seed=0, batch=3, length=11, vocab=37):
     logits[..., 30:] = float("-inf")  # slots the decoder cannot accept
     logits[0, :, 28] = float("-inf")
     labels = torch.randint(0, 28, (batch, length), generator=g)
-    labels[0, 0] = 29  # a hypertoken target
+    labels[0, 1] = 29  # a hypertoken target (position 0 predicts label 1)
     labels[1, 7:] = -100  # right padding
     labels[2, :3] = -100  # a masked prompt
     return logits, labels
 
 
-@pytest.mark.parametrize("num_items", [None, 17])
+@pytest.mark.parametrize("num_items", [None, 17, "17 as a tensor"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
 def test_value_and_gradient_equal_transformers_loss(dtype, num_items, chunk_rows):
     logits, labels = logits_and_labels(dtype)
     ours_in = logits.clone().requires_grad_(True)
     ref_in = logits.clone().requires_grad_(True)
-    count = torch.tensor(num_items) if num_items is not None else None
+    count = torch.tensor(17) if num_items == "17 as a tensor" else num_items
     ours = chunked_causal_lm_loss(ours_in, labels, count, chunk_rows=chunk_rows)
     ref = ForCausalLMLoss(ref_in, labels, vocab_size=logits.shape[-1], num_items_in_batch=count)
     assert ours.dtype == torch.float32
@@ -56,12 +56,22 @@ def test_no_target_gives_nan_like_cross_entropy_and_a_wrong_label_is_named():
         chunked_causal_lm_loss(logits, torch.zeros_like(labels), chunk_rows=0)
 
 
-def test_the_model_uses_it_unless_given_its_own_loss_function():
+def test_the_model_uses_it_unless_given_its_own_loss_function(monkeypatch):
     from test_modeling import compressed, make_model
 
+    import zip2zip.modeling_zip2zip as modeling
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return chunked_causal_lm_loss(*args, **kwargs)
+
+    monkeypatch.setattr(modeling, "chunked_causal_lm_loss", counted)
     model = make_model("llama")
     ids = torch.tensor([compressed(model, 60)])
     out = model(input_ids=ids, labels=ids)
+    assert calls == [1]
     reference = ForCausalLMLoss(out.logits, ids, vocab_size=out.logits.shape[-1])
     torch.testing.assert_close(out.loss, reference, rtol=1e-6, atol=1e-6)
     model.loss_function = lambda logits, labels, vocab_size, **kwargs: torch.tensor(7.0)

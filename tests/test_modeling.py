@@ -109,32 +109,50 @@ def test_rows_are_independent_and_padding_does_not_matter(arch, position_mode):
 @pytest.mark.parametrize("position_mode", ["compressed", "base"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_training_on_right_padded_rows_runs_causal_attention_with_the_same_loss_and_gradients(
-    arch, position_mode
+    arch, position_mode, monkeypatch
 ):
-    """In training a right-padded batch reaches the decoder without its mask (attention can skip the blocks
-    above the diagonal); real positions, the loss and every gradient stay what the masked forward gives."""
+    """In training (the trainer's call: no cache), a right-padded batch with compressed positions reaches the
+    decoder without mask or position ids, so attention runs plainly causal; real positions, the loss and every
+    gradient stay what the masked forward gives. Base-stream positions, left padding and the caller's position
+    ids keep the mask."""
     model = make_model(arch, position_mode=position_mode)
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    masks_seen = []
+    seen = []
     model.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: masks_seen.append(kwargs.get("attention_mask")), with_kwargs=True
+        lambda module, args, kwargs: seen.append((kwargs.get("attention_mask"), kwargs.get("position_ids"))),
+        with_kwargs=True,
     )
+    sdpa_calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args, **kwargs):
+        if "is_causal" in kwargs:  # the decoder's attention (the hyper-encoders attend both ways)
+            sdpa_calls.append((kwargs.get("attn_mask") is None, bool(kwargs["is_causal"])))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
     rows = [compressed(model, 60, seed=0), compressed(model, 40, seed=1)]
 
-    def run(side, training):
+    def run(side, training, **kwargs):
         ids, mask = pad_batch(rows, side)
         model.train(training)
         model.zero_grad(set_to_none=True)
-        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+        sdpa_calls.clear()
+        labels = ids.masked_fill(mask == 0, -100)
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False, **kwargs)
         out.loss.backward()
         grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        return out.logits.detach()[mask.bool()], out.loss.detach(), grads
+        return out.logits.detach()[mask.bool()], out.loss.detach(), grads, list(sdpa_calls)
 
     masked = run("right", training=False)
     causal = run("right", training=True)
-    assert masks_seen[0] is not None and masks_seen[1] is None
+    dropped = position_mode == "compressed"
+    assert seen[0][0] is not None
+    assert (seen[1][0] is None and seen[1][1] is None) == dropped
+    if dropped and arch != "gemma3":  # gemma3's sliding-window layers need a mask of their own
+        assert causal[3] and all(no_mask and is_causal for no_mask, is_causal in causal[3]), causal[3]
     torch.testing.assert_close(causal[0], masked[0], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(causal[1], masked[1], rtol=1e-5, atol=1e-5)
     assert causal[2].keys() == masked[2].keys() and len(masked[2]) > 10
@@ -142,8 +160,13 @@ def test_training_on_right_padded_rows_runs_causal_attention_with_the_same_loss_
         torch.testing.assert_close(causal[2][name], grad, rtol=1e-4, atol=1e-5, msg=name)
     # Left padding needs the mask: training keeps it, and real positions are again those of eval.
     left_eval, left_train = run("left", training=False), run("left", training=True)
-    assert masks_seen[3] is not None
+    assert seen[3][0] is not None
     torch.testing.assert_close(left_train[0], left_eval[0], rtol=1e-4, atol=1e-4)
+    # So do position ids of the caller's (packed documents, say).
+    _, mask = pad_batch(rows, "right")
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    run("right", training=True, position_ids=positions)
+    assert seen[4][0] is not None and seen[4][1] is positions
 
 
 # ----------------------------------------------------------------------------- invariant 3

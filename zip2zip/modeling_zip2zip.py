@@ -451,13 +451,17 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             input_ids, attention_mask, past_length, codebook, accept_limits, candidates, codebook_input_embeds
         )
         inputs_embeds = self._embed_codes(input_ids, attention_mask, codebook, codebook_input_embeds)
-        position_ids = self._forward_position_ids(
-            input_ids, attention_mask, position_ids, codebook, past_length
-        )
+        decoder_mask = attention_mask
+        if self._runs_causal(attention_mask, position_ids, past_length, output_attentions):
+            decoder_mask = position_ids = None
+        else:
+            position_ids = self._forward_position_ids(
+                input_ids, attention_mask, position_ids, codebook, past_length
+            )
 
         outputs = self.get_decoder()(
             inputs_embeds=inputs_embeds,
-            attention_mask=self._decoder_attention_mask(attention_mask, past_length, output_attentions),
+            attention_mask=decoder_mask,
             position_ids=position_ids,
             cache=cache,
             use_cache=use_cache,
@@ -540,23 +544,30 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             )
         return codebook, accept_limits, candidates
 
-    def _decoder_attention_mask(
-        self, attention_mask: torch.Tensor | None, past_length: int, output_attentions: bool | None
-    ) -> torch.Tensor | None:
-        """The mask the decoder gets: none for a right-padded training batch, so that attention runs causal.
+    def _runs_causal(
+        self,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        past_length: int,
+        output_attentions: bool | None,
+    ) -> bool:
+        """Whether a training batch can reach the decoder without its mask and position ids (plain causal).
 
-        With right padding a real position never sees a padded one under the causal mask alone, so dropping
-        the padding mask leaves every real position's output (and the loss, whose padded labels are `-100`)
-        exactly as it is, while attention kernels can skip the blocks above the diagonal instead of masking a
-        full square (on CPU this halves attention, about a third of a training step in bf16). Position ids
-        already come from the mask. Only in training: there nobody reads the outputs at padded positions.
+        With right padding and compressed positions, a real position's id is its column and it never sees a
+        padded one under the causal mask alone, so dropping both leaves every real position's output (and the
+        loss, whose padded labels are `-100`) exactly as it is, while attention kernels skip the blocks above
+        the diagonal instead of masking a full square (on CPU, about a quarter of attention's time). Position
+        ids must go too: without a mask, transformers reads position ids that restart or repeat as packed
+        sequences and builds a mask again. Not with base-stream positions (they jump at hypertokens), position
+        ids of the caller's, left padding, a cache or returned attentions; and only in training, where nobody
+        reads the outputs at padded positions.
         """
-        if attention_mask is None or not self.training or past_length or output_attentions:
-            return attention_mask
+        if attention_mask is None or position_ids is not None or not self.training:
+            return False
+        if past_length or output_attentions or self.config.position_mode != "compressed":
+            return False
         mask = attention_mask.bool()
-        if mask.dim() != 2 or bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-            return attention_mask  # left padding or holes: the mask is needed
-        return None
+        return mask.dim() == 2 and not bool((mask[:, 1:] & ~mask[:, :-1]).any())
 
     def _forward_position_ids(
         self,
