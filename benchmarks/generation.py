@@ -213,8 +213,12 @@ def measure(
     for domain in domains:
         for p, prompt in enumerate(prompts[domain]):
             for r in range(repeats):
-                shift = r % len(configs)
-                order = configs[shift:] + configs[:shift]  # rotate, so no configuration always runs first
+                # Rotate, and reverse every other repeat, so that no configuration always runs first or always
+                # right after the same other one (a run measured a few percent slower right after another).
+                shift = (r // 2) % len(configs)
+                order = configs[shift:] + configs[:shift]
+                if r % 2:
+                    order = order[::-1]
                 for config in order:
                     result = one(config, prompt)
                     result["prompt"] = p
