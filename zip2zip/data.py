@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from transformers.data.data_collator import DataCollatorMixin
 
+from .codebook_state_zip2zip import codebook_state
 from .lzw import LZWCodec
-from .modeling_zip2zip import codebook_state
 
 logger = logging.getLogger(__name__)
 

@@ -72,6 +72,7 @@ CODE_FILES = (
     "streamers_zip2zip.py",
     "lookup_zip2zip.py",
     "loss_zip2zip.py",
+    "codebook_state_zip2zip.py",
     "tokenization_zip2zip.py",
     "tokenization_utils_zip2zip.py",
     "visualization_zip2zip.py",

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -33,6 +33,7 @@ from transformers import initialization as init
 from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from .codebook_state_zip2zip import codebook_state
 from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids, vocab_fingerprint
 from .encoders_zip2zip import (
     Zip2ZipEncoderLayer,
@@ -80,68 +81,6 @@ class Zip2ZipCausalLMOutputWithPast(CausalLMOutputWithPast):
 
     lm_loss: torch.FloatTensor | None = None
     reconstruction_loss: torch.FloatTensor | None = None
-
-
-# ----------------------------------------------------------------------------------------- codebook state
-
-
-def codebook_state(
-    codec: LZWCodec,
-    traces: Sequence[Any],
-    length: int,
-    columns: Sequence[Sequence[int]] | None = None,
-) -> dict[str, torch.Tensor]:
-    """The codebook-state tensors of a batch, from each row's LZW trace (``codec.trace(codes)``).
-
-    Args:
-        codec: the codec that made the traces (only its `max_subtokens` is read).
-        traces: one trace per row, of the row's codes (padding left out).
-        length: the padded row length `T`.
-        columns: for each row, the column of each traced code (e.g. the attended positions of a left-padded
-            row). Default: code `j` sits in column `j` (right padding).
-
-    Returns:
-        A dict of CPU LongTensors: `codebook` `(B, K, M)` (each row's entries in creation order, `-1` padded,
-        `K` = most entries in the batch), `accept_limits` `(B, T)` and `candidates` `(B, T, M)` (the state
-        *after* each code; see [`Zip2ZipForCausalLM`]). Columns without a code get limit 0 and no candidate.
-    """
-    M = codec.max_subtokens
-    B = len(traces)
-    limits = [[0] * length for _ in range(B)]
-    cand_rows: list[int] = []
-    cand_cols: list[int] = []
-    cand_entries: list[list[int]] = []
-    tables: list[list[list[int]]] = []
-    for b, trace in enumerate(traces):
-        n = len(trace.accept_limits) - 1
-        where = columns[b] if columns is not None else range(n)
-        if len(where) != n or (n and max(where) >= length):
-            raise ValueError(
-                f"row {b}: its trace holds {n} codes but {len(where)} columns (of {length}) were given for them; "
-                "pass one column per traced code, each below length"
-            )
-        row_limits = limits[b]
-        for j, t in enumerate(where):
-            row_limits[t] = trace.accept_limits[j + 1]
-            candidate = trace.candidates[j + 1]
-            if candidate is not None:
-                cand_rows.append(b)
-                cand_cols.append(t)
-                cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
-        tables.append(trace.codebook.table())
-    K = max((len(table) for table in tables), default=0)
-    codebook = torch.full((B, K, M), -1, dtype=torch.long)
-    for b, table in enumerate(tables):
-        if table:
-            codebook[b, : len(table)] = torch.tensor(table, dtype=torch.long)
-    candidates = torch.full((B, length, M), -1, dtype=torch.long)
-    if cand_entries:
-        candidates[cand_rows, cand_cols] = torch.tensor(cand_entries, dtype=torch.long)
-    return {
-        "codebook": codebook,
-        "accept_limits": torch.tensor(limits, dtype=torch.long).reshape(B, length),
-        "candidates": candidates,
-    }
 
 
 # ----------------------------------------------------------------------------------------- the model
