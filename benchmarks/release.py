@@ -24,7 +24,8 @@ the same process, on the same held-out text, with the same thread count:
 4. **The long run's curves** (``--run FOLDER``, the training run's ``--output``): held-out bits per byte per
    domain against the base tokens seen (``heldout.json``), the training batches' bits per byte (the newest
    checkpoint's ``trainer_state.json``), and a fit ``a + b * tokens^(-c)`` of the pooled held-out curve with
-   its extrapolation to 2x and 4x the tokens seen. What was read is kept in ``results.json``.
+   its extrapolation to 2x and 4x the tokens seen. What was read is kept in ``results.json``; ``--run``
+   naming such a ``results.json`` reuses its curves.
 5. **Plots** of the above (matplotlib, Agg).
 
 The bars (the release issue's, for one run and the same windows for base and zip2zip):
@@ -503,6 +504,8 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
     the training batches. Only the numbers are kept, so ``--render-only`` can redraw without the folder.
     """
     folder = Path(folder)
+    if folder.is_file() and folder.suffix == ".json":
+        return _curves_of_earlier_report(folder)
     path = folder / "heldout.json"
     if not path.is_file():
         raise SystemExit(
@@ -540,6 +543,21 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
             [entry["base_tokens_seen"] for entry in heldout], [entry["heldout_bpb"] for entry in heldout]
         ),
     }
+
+
+def _curves_of_earlier_report(path: Path) -> dict[str, Any]:
+    """The curves an earlier report kept (its ``training_run``), for when the run's folder is gone."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise SystemExit(f"--run {path}: not valid JSON ({error})") from None
+    curves = report.get("training_run") if isinstance(report, dict) else None
+    if not isinstance(curves, dict) or not curves.get("heldout"):
+        raise SystemExit(
+            f"--run {path}: no training_run curves in it; pass a results.json that this script wrote with --run "
+            "FOLDER, or the training run's --output folder"
+        )
+    return curves
 
 
 def _training_batches(folder: Path) -> tuple[str | None, list[dict[str, float]]]:
@@ -1513,7 +1531,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--run",
         default=None,
         metavar="FOLDER",
-        help="the long training run's output folder (heldout.json, checkpoint-*/): its curves and their fit",
+        help="the long training run's output folder (heldout.json, checkpoint-*/): its curves and their fit; "
+        "or a results.json this script wrote earlier, whose curves are kept (when the folder is gone)",
     )
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"), help="the Markdown report to write")
     parser.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -365,6 +366,17 @@ def test_too_few_points_give_no_fit_and_say_so(release, tmp_path):
 def test_a_folder_without_heldout_json_is_named(release, tmp_path):
     with pytest.raises(SystemExit, match=r"no heldout\.json there; pass the --output folder"):
         release.read_training_run(tmp_path)
+
+
+def test_an_earlier_report_gives_back_its_curves(release, tmp_path):
+    """When the run's folder is gone, the curves an earlier results.json kept are reused as they were."""
+    curves = release.read_training_run(write_run(tmp_path / "run", points=6))
+    report = tmp_path / "results.json"
+    report.write_text(json.dumps({"run": {}, "training_run": curves}))
+    assert release.read_training_run(report) == json.loads(json.dumps(curves))
+    report.write_text(json.dumps({"run": {}}))
+    with pytest.raises(SystemExit, match="no training_run curves in it"):
+        release.read_training_run(report)
 
 
 # ------------------------------------------------------------------------------------- the card's summary
