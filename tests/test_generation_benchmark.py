@@ -1,0 +1,77 @@
+"""The generation benchmark's lookup bound: the fewest passes any prompt lookup could take (no model needed)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+GENERATION = Path(__file__).resolve().parents[1] / "benchmarks" / "generation.py"
+
+
+@pytest.fixture(scope="module")
+def generation():
+    spec = importlib.util.spec_from_file_location("zip2zip_generation_benchmark", GENERATION)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _occurs_before(text: list[int], run: list[int]) -> bool:
+    """Whether ``run`` can be copied from ``text`` (the copy may overlap its own end)."""
+    joined = text + run
+    return any(joined[s : s + len(run)] == run for s in range(len(text)))
+
+
+def slow_bound(prompt, output, k, expand=lambda u: (u,)):
+    """Every way of splitting the output into passes, the best one (exponential in theory, fine when tiny)."""
+    prefix = [[t for u in prompt for t in expand(u)]]
+    for unit in output:
+        prefix.append(prefix[-1] + list(expand(unit)))
+
+    @functools.cache
+    def best(i: int) -> int:
+        if i >= len(output):
+            return 0
+        options = []
+        for j in range(i, min(i + k, len(output)) + 1):  # accept output[i:j], then one more unit
+            run = prefix[j][len(prefix[i]) :]
+            if j > i and not _occurs_before(prefix[i], run):
+                break
+            options.append(1 + best(j + 1))
+        return min(options)
+
+    return best(0)
+
+
+def test_a_copy_of_the_prompt_takes_one_pass_per_k_plus_one_units(generation):
+    prompt = list(range(100, 140))
+    assert generation.lookup_bound(prompt, prompt[5:30], num_units=10) == 3  # 25 units: 11 + 11 + 3
+    assert generation.lookup_bound(prompt, [1, 2, 3, 4], num_units=10) == 4  # nothing to copy: one per unit
+
+
+def test_copies_may_overlap_their_own_end(generation):
+    # "1 2" then "1 2 1 2 ...": each pass copies 10 units from text it is itself writing, as LZ77 does.
+    assert generation.lookup_bound([1, 2], [1, 2] * 10, num_units=10) == 2
+
+
+def test_codes_are_copied_by_their_text(generation):
+    expand = {5: (1, 2, 3), 6: (2, 3), 7: (9,), 8: (3, 9)}.__getitem__
+    # code 6's text occurs inside code 5's: it is accepted, and code 7 comes with it in the same pass.
+    assert generation.lookup_bound([5], [6, 7], num_units=10, expand=expand) == 1
+    # 8's text "3 9" only exists once 7 is written: 7 is the bonus of pass one, 8 is copyable in pass two.
+    assert generation.lookup_bound([5], [7, 8, 7], num_units=10, expand=expand) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), max_size=8),
+    st.lists(st.integers(0, 3), min_size=1, max_size=10),
+    st.integers(1, 4),
+)
+def test_the_greedy_bound_is_the_best_split(generation, prompt, output, k):
+    assert generation.lookup_bound(prompt, output, num_units=k) == slow_bound(prompt, output, k)
