@@ -54,6 +54,7 @@ import argparse
 import bisect
 import datetime
 import functools
+import itertools
 import json
 import math
 import os
@@ -543,6 +544,42 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
             [entry["base_tokens_seen"] for entry in heldout], [entry["heldout_bpb"] for entry in heldout]
         ),
     }
+
+
+def read_control_run(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The control run's curves (``--control-run``, else ``--control``'s folder when it has ``heldout.json``)."""
+    folder = args.control_run
+    if folder is None and args.control and (Path(args.control) / "heldout.json").is_file():
+        folder = args.control
+    if folder is None:
+        return None
+    curves = read_training_run(folder)
+    curves["planned_steps"] = _planned_steps(Path(folder))
+    return curves
+
+
+def _planned_steps(folder: Path) -> int | None:
+    """The run's total steps (``max_steps`` of its newest checkpoint), to say how far a running control is."""
+    found = sorted(
+        (int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()
+    )
+    for _, checkpoint in reversed(found):
+        try:
+            return int(
+                json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["max_steps"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def at_equal_tokens(curve: list[dict[str, Any]], tokens: float, key: str) -> float | None:
+    """``key`` of a held-out curve at ``tokens`` base tokens seen, linear between its points (None outside)."""
+    points = [(e["base_tokens_seen"], e[key]) for e in curve if key in e]
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t0 <= tokens <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (tokens - t0) / (t1 - t0)
+    return None
 
 
 def _curves_of_earlier_report(path: Path) -> dict[str, Any]:
@@ -1239,14 +1276,50 @@ def _curves_section(report: dict[str, Any], link: Any) -> list[str]:
             + " | ".join(cells)
             + " |"
         )
-    lines += [
-        "",
-        fit_sentence(curves["fit"], heldout),
-        "",
-        f"![training curves]({link('training_curves.png')})",
-        "",
-    ]
+    lines += ["", fit_sentence(curves["fit"], heldout), ""]
+    lines += _control_curve_lines(report.get("control_run"), heldout, domains)
+    lines += [f"![training curves]({link('training_curves.png')})", ""]
     return lines
+
+
+def _control_curve_lines(
+    control: dict[str, Any] | None, heldout: list[dict[str, Any]], domains: list[str]
+) -> list[str]:
+    """The control's held-out points beside the long run's at the same base tokens (its curve interpolated)."""
+    if not control:
+        return []
+    points = control["heldout"]
+    last = points[-1].get("step", "?")
+    planned = control.get("planned_steps")
+    progress = (
+        f"finished ({last} steps)"
+        if planned is not None and last == planned
+        else f"at step {last} of {planned if planned is not None else '?'}, still training when read"
+    )
+    keys = ["heldout_bpb"] + [f"heldout_bpb_{d}" for d in domains]
+    lines = [
+        "### Beside the no-compression control (M = 1)",
+        "",
+        f"The control's own held-out curve, read from `{control['folder']}` on {control['read']} ({progress}): "
+        "the same recipe, texts and base tokens per step with `max_subtokens=1`, scored on the same held-out "
+        "texts. Each cell is zip2zip / control at the control's base tokens seen (zip2zip's curve interpolated "
+        "between its points), so the ratio is what compression costs at equal training; below 1 it gains.",
+        "",
+        "| control step | base tokens seen | pooled | " + " | ".join(domains) + " |",
+        "|---:|---:|---:|" + "---:|" * len(domains),
+    ]
+    for entry in points:
+        cells = []
+        for key in keys:
+            ours = at_equal_tokens(heldout, entry["base_tokens_seen"], key)
+            theirs = entry.get(key)
+            cells.append(
+                f"{ours / theirs:.3f}x ({ours:.3f} / {theirs:.3f})" if ours is not None and theirs else ""
+            )
+        lines.append(
+            f"| {entry.get('step', '')} | {entry['base_tokens_seen']:,} | " + " | ".join(cells) + " |"
+        )
+    return [*lines, ""]
 
 
 def heldout_domains(heldout: list[dict[str, Any]]) -> list[str]:
@@ -1322,7 +1395,9 @@ def plot(report: dict[str, Any], assets: Path) -> None:
     plt.close(fig)
 
     if report.get("training_run"):
-        plot_training_curves(report["training_run"], assets / "training_curves.png")
+        plot_training_curves(
+            report["training_run"], assets / "training_curves.png", control=report.get("control_run")
+        )
 
 
 def plot_bits_per_byte(report: dict[str, Any], path: Path) -> None:
@@ -1354,16 +1429,37 @@ def plot_bits_per_byte(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_training_curves(curves: dict[str, Any], path: Path) -> None:
-    """Left: held-out bits per byte per domain and pooled against base tokens seen. Right: the pooled curve,
-    the training batches' bits per byte and the fit extended to 4x the tokens seen."""
+def plot_training_curves(curves: dict[str, Any], path: Path, control: dict[str, Any] | None = None) -> None:
+    """Left: held-out bits per byte per domain and pooled against base tokens seen. Middle: the pooled curve,
+    the training batches' bits per byte and the fit extended to 4x the tokens seen. Right, with the control's
+    curves: pooled and unseen-domain curves of both runs."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     heldout = curves["heldout"]
     tokens = [e["base_tokens_seen"] / 1e6 for e in heldout]
     pooled = [e["heldout_bpb"] for e in heldout]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    if control:
+        fig, (left, right, beside) = plt.subplots(1, 3, figsize=(17, 4))
+        for run, label, style in ((heldout, "zip2zip", "-"), (control["heldout"], "control (M = 1)", "--")):
+            for key, name, color in (
+                ("heldout_bpb", "pooled", "black"),
+                (f"heldout_bpb_{UNSEEN_DOMAIN}", f"{UNSEEN_DOMAIN} (unseen)", "tab:red"),
+            ):
+                points = [(e["base_tokens_seen"] / 1e6, e[key]) for e in run if key in e]
+                beside.plot(
+                    [t for t, _ in points],
+                    [v for _, v in points],
+                    style,
+                    color=color,
+                    marker=".",
+                    label=f"{label}, {name}",
+                )
+        beside.set_title("zip2zip against the no-compression control")
+        axes = (left, right, beside)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+        axes = (left, right)
     for domain in heldout_domains(heldout):
         points = [
             (e["base_tokens_seen"] / 1e6, e["heldout_bpb_" + domain])
@@ -1404,7 +1500,7 @@ def plot_training_curves(curves: dict[str, Any], path: Path) -> None:
                 xytext=(0, 6),
             )
     right.set_title("pooled held-out curve, training batches and fit")
-    for ax in (left, right):
+    for ax in axes:
         ax.set_xlabel("base tokens seen (millions)")
         ax.set_ylabel("bits per byte")
         ax.grid(alpha=0.3)
@@ -1534,6 +1630,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the long training run's output folder (heldout.json, checkpoint-*/): its curves and their fit; "
         "or a results.json this script wrote earlier, whose curves are kept (when the folder is gone)",
     )
+    parser.add_argument(
+        "--control-run",
+        default=None,
+        metavar="FOLDER",
+        help="the control's training output folder: its held-out curve beside the long run's, compared at equal "
+        "base tokens (default: --control's folder when it holds heldout.json; works with --render-only, also "
+        "while the control still trains)",
+    )
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"), help="the Markdown report to write")
     parser.add_argument(
         "--assets", default=None, help="folder of plots and raw data (default: results/release beside --out)"
@@ -1605,6 +1709,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = resolve_settings(args)
     folder = resolve_model(args.model)
     curves = read_training_run(args.run) if args.run else None  # fail on a wrong folder before measuring
+    control_curves = read_control_run(args)
     assets.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
@@ -1625,6 +1730,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report: dict[str, Any] = {"run": describe_run(args, folder, settings, models), "timings": {}}
     if curves:
         report["training_run"] = curves
+    if control_curves:
+        report["control_run"] = control_curves
     sections = (
         ("bits_per_byte", lambda: measure_bits_per_byte(models, settings)),
         ("generation", lambda: measure_generation(models, settings)),
@@ -1650,7 +1757,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
-    """Redraw the report from ``results.json``; with ``--run``, re-read the run's curves into it first."""
+    """Redraw the report from ``results.json``; with ``--run`` / ``--control-run``, re-read those curves first."""
     if args.control:
         raise SystemExit(
             f"--control {args.control} needs a measuring run (the control is scored beside the others); drop "
@@ -1664,6 +1771,10 @@ def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
     report = json.loads(path.read_text(encoding="utf-8"))
     if args.run:
         report["training_run"] = read_training_run(args.run)
+    control_curves = read_control_run(args)
+    if control_curves:
+        report["control_run"] = control_curves
+    if args.run or control_curves:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     write_outputs(report, out, assets)
     print(f"rewrote {out} from {path}", file=sys.stderr)

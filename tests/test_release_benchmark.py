@@ -317,6 +317,65 @@ def write_run(folder: Path, points: int) -> Path:
     return folder
 
 
+def write_control(folder: Path) -> Path:
+    """A control run still training: held-out points between the long run's, and its planned 800 steps."""
+    entries = [
+        {
+            "step": step,
+            "base_tokens_seen": t,
+            "heldout_bpb": 1.0,
+            "heldout_bpb_code": 1.2,
+            "heldout_bpb_go": 2.0,
+        }
+        for step, t in ((0, 0), (150, 375_000), (400, 1_000_000))
+    ]
+    (folder / "checkpoint-400").mkdir(parents=True)
+    (folder / "heldout.json").write_text(json.dumps(entries))
+    (folder / "checkpoint-400" / "trainer_state.json").write_text(
+        json.dumps({"max_steps": 800, "log_history": [{"step": 400, "loss": 3.0, "num_base_tokens": 1e6}]})
+    )
+    return folder
+
+
+def test_control_curves_sit_beside_the_run_at_equal_tokens(release, tmp_path):
+    control = write_control(tmp_path / "m1")
+    curves = release.read_control_run(release.parse_args(["--control", str(control)]))
+    assert curves["planned_steps"] == 800 and len(curves["heldout"]) == 3
+    run = release.read_training_run(write_run(tmp_path / "run", points=6))
+    # 375,000 tokens lie between the run's points at 250,000 (2.0) and 500,000 (1 + 0.5 / sqrt(0.5)).
+    between = release.at_equal_tokens(run["heldout"], 375_000, "heldout_bpb")
+    assert between == pytest.approx((2.0 + law(500_000)) / 2)
+    assert release.at_equal_tokens(run["heldout"], 1e9, "heldout_bpb") is None  # beyond the run: no guess
+
+    report = synthetic_report(release, AT_THE_BARS)
+    report["training_run"], report["control_run"] = run, curves
+    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    assert "### Beside the no-compression control (M = 1)" in text
+    assert "at step 400 of 800, still training when read" in text
+    assert (
+        "| 400 | 1,000,000 | 1.500x (1.500 / 1.000) | 1.250x (1.500 / 1.200) | 1.250x (2.500 / 2.000) |"
+        in text
+    )
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    release.plot_training_curves(run, assets / "training_curves.png", control=curves)
+    assert (assets / "training_curves.png").stat().st_size > 1000
+
+
+def test_render_only_reads_the_control_curves_into_the_report(release, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    report = synthetic_report(release, AT_THE_BARS)
+    report["run"]["shipped"] = False  # a shipped-model report would also rewrite the package's card summary
+    report["training_run"] = release.read_training_run(write_run(tmp_path / "run", points=6))
+    (assets / "results.json").write_text(json.dumps(report))
+    control = write_control(tmp_path / "m1")
+    out = tmp_path / "RESULTS.md"
+    release.main(["--render-only", "--control-run", str(control), "--out", str(out), "--assets", str(assets)])
+    assert json.loads((assets / "results.json").read_text())["control_run"]["planned_steps"] == 800
+    assert "### Beside the no-compression control (M = 1)" in out.read_text()
+
+
 def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
     curves = release.read_training_run(write_run(tmp_path / "run", points=6))
     assert curves["checkpoint"] == "checkpoint-10"  # the newest by number, not by name
