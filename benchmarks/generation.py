@@ -100,6 +100,11 @@ def load_prompts(tokenizer, domain: str, count: int, length: int) -> list[list[i
 
     prompts = []
     corpus, repeated = ("code", COPY_TOKENS) if domain == "copy" else (domain, 0)
+    if length <= repeated:
+        raise ValueError(
+            f"copy prompts end with the document's first {repeated} base tokens again, so they need more than "
+            f"{repeated} base tokens; got --prompt-tokens {length}"
+        )
     for doc in load_corpus(corpus, split="heldout"):
         ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
         if len(ids) >= length + 16:
@@ -154,9 +159,10 @@ def lookup_bound(
     num_units: int,
     expand: Callable[[int], Sequence[int]] | None = None,
 ) -> int:
-    """The fewest decoding passes any prompt lookup could need to write ``output`` after ``prompt``.
+    """The fewest forward passes any prompt lookup could need to write ``output`` after ``prompt``.
 
-    A pass verifies up to ``num_units`` proposed units (base tokens, or codes with ``expand`` giving each
+    The prefill is the first pass: it writes the first unit and, as in transformers' assisted decoding and
+    zip2zip's lookup, already verifies a proposal. A pass verifies up to ``num_units`` proposed units (base tokens, or codes with ``expand`` giving each
     code's base tokens) and keeps the model's next unit too. Whatever a lookup proposes is copied from the
     row's text so far, so a pass can at best accept the longest run of next units whose text occurs in that
     text (a copy may overlap its own end, as LZ77's do). Taking the longest such run each pass is optimal
@@ -305,8 +311,8 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
     over prompts and repeats), seconds and bytes/s (the fastest run of each prompt, summed). zip2zip runs also
     get ``compression``, the base tokens its generated codes stand for per code (from
     ``last_generation_stats``), and lookup runs the proposed and accepted codes; ``ratio`` is zip2zip's median
-    step time over the base model's; ``lookup_bound_passes`` is :func:`lookup_bound` plus the prefill, summed
-    over prompts (comparable with ``forward_passes``).
+    step time over the base model's; ``lookup_bound_passes`` is :func:`lookup_bound` summed over prompts
+    (comparable with ``forward_passes``: the prefill is a bound pass too, it writes the first unit).
     """
     domains = tuple(results)
     configs = tuple(results[domains[0]]) if domains else ()
@@ -332,7 +338,7 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
                 / sum(x["seconds"] for x in chosen),
             }
             if all("lookup_bound" in x for x in chosen):
-                row[config]["lookup_bound_passes"] = sum(x["lookup_bound"] + 1 for x in chosen)
+                row[config]["lookup_bound_passes"] = sum(x["lookup_bound"] for x in chosen)
             stats = [x["stats"] for x in chosen if "stats" in x]
             if stats:
                 codes = sum(sum(s["codes"]) for s in stats)

@@ -497,7 +497,7 @@ def measure_multiple_choice(
 # ============================================================================== the long run's curves
 
 
-def read_training_run(folder: str | Path) -> dict[str, Any]:
+def read_training_run(folder: str | Path, option: str = "--run", key: str = "training_run") -> dict[str, Any]:
     """The held-out and training-batch curves of a training run's ``--output`` folder, and the fit.
 
     ``heldout.json`` holds one entry per held-out evaluation (base tokens seen, pooled and per-domain strict
@@ -506,18 +506,18 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
     """
     folder = Path(folder)
     if folder.is_file() and folder.suffix == ".json":
-        return _curves_of_earlier_report(folder)
+        return _curves_of_earlier_report(folder, option, key)
     path = folder / "heldout.json"
     if not path.is_file():
         raise SystemExit(
-            f"--run {folder}: no heldout.json there; pass the --output folder of examples/train_smollm2.py "
+            f"{option} {folder}: no heldout.json there; pass the --output folder of examples/train_smollm2.py "
             "(it writes heldout.json at every held-out evaluation)"
         )
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise SystemExit(
-            f"--run {folder}: {path} is not valid JSON ({error}); rerun once it is rewritten"
+            f"{option} {folder}: {path} is not valid JSON ({error}); rerun once it is rewritten"
         ) from None
     heldout = sorted(
         (
@@ -532,7 +532,7 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
         key=lambda entry: entry["base_tokens_seen"],
     )
     if not heldout:
-        raise SystemExit(f"--run {folder}: {path} has no entry with base_tokens_seen and heldout_bpb")
+        raise SystemExit(f"{option} {folder}: {path} has no entry with base_tokens_seen and heldout_bpb")
     checkpoint, train = _training_batches(folder)
     return {
         "folder": str(folder),
@@ -547,15 +547,27 @@ def read_training_run(folder: str | Path) -> dict[str, Any]:
 
 
 def read_control_run(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The control run's curves (``--control-run``, else ``--control``'s folder when it has ``heldout.json``)."""
+    """The control run's curves (``--control-run``, else ``--control``'s folder when it has ``heldout.json``);
+    ``--control-run`` may also name an earlier results.json, whose control curves are kept."""
     folder = args.control_run
     if folder is None and args.control and (Path(args.control) / "heldout.json").is_file():
         folder = args.control
     if folder is None:
         return None
-    curves = read_training_run(folder)
+    if Path(folder).is_file():
+        return read_training_run(folder, "--control-run", "control_run")
+    curves = read_training_run(folder, "--control-run" if args.control_run else "--control")
     curves["planned_steps"] = _planned_steps(Path(folder))
     return curves
+
+
+def _warn_without_run(report: dict[str, Any]) -> None:
+    if not report.get("training_run"):
+        print(
+            "warning: the control's curve is kept but not shown: section 4 compares it with the long run's curve, "
+            "which this report lacks (add --run FOLDER or --run results.json)",
+            file=sys.stderr,
+        )
 
 
 def _planned_steps(folder: Path) -> int | None:
@@ -576,23 +588,25 @@ def _planned_steps(folder: Path) -> int | None:
 def at_equal_tokens(curve: list[dict[str, Any]], tokens: float, key: str) -> float | None:
     """``key`` of a held-out curve at ``tokens`` base tokens seen, linear between its points (None outside)."""
     points = [(e["base_tokens_seen"], e[key]) for e in curve if key in e]
+    if len(points) == 1 and points[0][0] == tokens:
+        return points[0][1]
     for (t0, v0), (t1, v1) in itertools.pairwise(points):
         if t0 <= tokens <= t1:
             return v0 if t1 == t0 else v0 + (v1 - v0) * (tokens - t0) / (t1 - t0)
     return None
 
 
-def _curves_of_earlier_report(path: Path) -> dict[str, Any]:
-    """The curves an earlier report kept (its ``training_run``), for when the run's folder is gone."""
+def _curves_of_earlier_report(path: Path, option: str, key: str) -> dict[str, Any]:
+    """The curves an earlier report kept (its ``key``), for when the run's folder is gone."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise SystemExit(f"--run {path}: not valid JSON ({error})") from None
-    curves = report.get("training_run") if isinstance(report, dict) else None
+        raise SystemExit(f"{option} {path}: not valid JSON ({error})") from None
+    curves = report.get(key) if isinstance(report, dict) else None
     if not isinstance(curves, dict) or not curves.get("heldout"):
         raise SystemExit(
-            f"--run {path}: no training_run curves in it; pass a results.json that this script wrote with --run "
-            "FOLDER, or the training run's --output folder"
+            f"{option} {path}: no {key} curves in it; pass a results.json that this script wrote with "
+            f"{option} FOLDER, or the run's --output folder"
         )
     return curves
 
@@ -1291,11 +1305,12 @@ def _control_curve_lines(
     points = control["heldout"]
     last = points[-1].get("step", "?")
     planned = control.get("planned_steps")
-    progress = (
-        f"finished ({last} steps)"
-        if planned is not None and last == planned
-        else f"at step {last} of {planned if planned is not None else '?'}, still training when read"
-    )
+    if planned is None:
+        progress = f"last point at step {last}; its planned length was not found"
+    elif isinstance(last, int) and last >= planned:
+        progress = f"finished, {planned} steps"
+    else:
+        progress = f"at step {last} of {planned}, still training when read"
     keys = ["heldout_bpb"] + [f"heldout_bpb_{d}" for d in domains]
     lines = [
         "### Beside the no-compression control (M = 1)",
@@ -1732,6 +1747,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report["training_run"] = curves
     if control_curves:
         report["control_run"] = control_curves
+        _warn_without_run(report)
     sections = (
         ("bits_per_byte", lambda: measure_bits_per_byte(models, settings)),
         ("generation", lambda: measure_generation(models, settings)),
@@ -1774,6 +1790,7 @@ def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
     control_curves = read_control_run(args)
     if control_curves:
         report["control_run"] = control_curves
+        _warn_without_run(report)
     if args.run or control_curves:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     write_outputs(report, out, assets)

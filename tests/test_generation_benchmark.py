@@ -75,3 +75,40 @@ def test_codes_are_copied_by_their_text(generation):
 )
 def test_the_greedy_bound_is_the_best_split(generation, prompt, output, k):
     assert generation.lookup_bound(prompt, output, num_units=k) == slow_bound(prompt, output, k)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), max_size=6),
+    st.lists(st.integers(0, 5), min_size=1, max_size=8),
+    st.integers(1, 3),
+    st.lists(st.lists(st.integers(0, 2), min_size=1, max_size=3), min_size=6, max_size=6),
+)
+def test_the_greedy_bound_is_the_best_split_of_codes(generation, prompt, output, k, table):
+    """Codes count as the text they stand for: a code of several base tokens is copied by its text."""
+    expand = [tuple(entry) for entry in table].__getitem__
+    assert generation.lookup_bound(prompt, output, num_units=k, expand=expand) == slow_bound(
+        prompt, output, k, expand
+    )
+
+
+def test_the_bound_counts_passes_as_forward_passes_do(generation):
+    """Plain decoding of n units takes n forward passes (the prefill writes the first): nothing to copy, the
+    bound is n too, never more than what decoding without lookup did."""
+    prompt, output = [1, 2, 3], list(range(100, 128))
+    bound = generation.lookup_bound(prompt, output, num_units=10)
+    run = {"prompt": 0, "output": output, "text": "x" * 28, "seconds": 1.0, "steps": len(output) - 1}
+    run.update(intervals=[0.01] * len(output), lookup_bound=bound)
+    rows = generation.summarize({"code": {"base": [run]}})
+    assert rows[0]["base"]["forward_passes"] == len(output) == rows[0]["base"]["lookup_bound_passes"]
+
+
+def test_copy_prompts_repeat_the_start_of_a_document(generation):
+    class Words:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [len(word) for word in text.split()]}
+
+    prompt = generation.load_prompts(Words(), "copy", 1, 100)[0]
+    assert len(prompt) == 100 and prompt[36:72] == prompt[:36]  # the document from its start again
+    with pytest.raises(ValueError, match="need more than 64 base tokens"):
+        generation.load_prompts(Words(), "copy", 1, 64)

@@ -376,6 +376,30 @@ def test_render_only_reads_the_control_curves_into_the_report(release, tmp_path)
     assert "### Beside the no-compression control (M = 1)" in out.read_text()
 
 
+def test_control_curves_from_an_earlier_report_and_a_finished_control(release, tmp_path):
+    curves = release.read_control_run(
+        release.parse_args(["--control-run", str(write_control(tmp_path / "m1"))])
+    )
+    report = tmp_path / "results.json"
+    report.write_text(json.dumps({"training_run": {"heldout": [{"x": 1}]}, "control_run": curves}))
+    again = release.read_control_run(release.parse_args(["--control-run", str(report)]))
+    assert again == json.loads(json.dumps(curves))  # the control's curves, not the long run's
+    report.write_text(json.dumps({"training_run": curves}))
+    with pytest.raises(SystemExit, match=r"--control-run .*no control_run curves in it"):
+        release.read_control_run(release.parse_args(["--control-run", str(report)]))
+    with pytest.raises(SystemExit, match=r"--control-run .*: no heldout\.json there"):
+        release.read_control_run(release.parse_args(["--control-run", str(tmp_path)]))
+
+    run = release.read_training_run(write_run(tmp_path / "run", points=6))
+    curves["planned_steps"] = 400
+    lines = release._control_curve_lines(curves, run["heldout"], ["code", "go"])
+    assert "finished, 400 steps" in lines[2]
+    curves["planned_steps"] = None
+    assert (
+        "its planned length was not found" in release._control_curve_lines(curves, run["heldout"], ["go"])[2]
+    )
+
+
 def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
     curves = release.read_training_run(write_run(tmp_path / "run", points=6))
     assert curves["checkpoint"] == "checkpoint-10"  # the newest by number, not by name
