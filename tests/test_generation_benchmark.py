@@ -112,3 +112,70 @@ def test_copy_prompts_repeat_the_start_of_a_document(generation):
     assert len(prompt) == 100 and prompt[36:72] == prompt[:36]  # the document from its start again
     with pytest.raises(ValueError, match="need more than 64 base tokens"):
         generation.load_prompts(Words(), "copy", 1, 64)
+
+
+# --------------------------------------------------------------------------- where the extra bits go
+
+BITS = Path(__file__).resolve().parents[1] / "benchmarks" / "bits_by_target.py"
+
+
+@pytest.fixture(scope="module")
+def bits_module():
+    spec = importlib.util.spec_from_file_location("zip2zip_bits_by_target_benchmark", BITS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_target_kinds_tell_first_use_from_reuse(bits_module):
+    kinds = bits_module.target_kinds([5, 120, 7, 120, 121, 120], base_vocab_size=100)
+    assert kinds == [
+        "base token",
+        "hypertoken, first use",
+        "base token",
+        "hypertoken, reused",
+        "hypertoken, first use",
+        "hypertoken, reused",
+    ]
+
+
+def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_thread):
+    """Split by target kind, the bits are still each model's whole strict score on the same windows."""
+    import math
+
+    from _tiny_models import tiny_base_model
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+    from zip2zip.evaluation import bits_per_byte
+
+    base_tok = tiny_bpe_tokenizer()
+    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=0).eval()
+    model = Zip2ZipForCausalLM.from_base(
+        base,
+        tokenizer=base_tok,
+        max_codebook_size=64,
+        max_subtokens=4,
+        encoder_hidden_size=16,
+        encoder_num_heads=2,
+        encoder_intermediate_size=32,
+    ).eval()
+    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    texts = [
+        "the cat sat on the mat. the cat sat on the hat. the cat sat" * 3,
+        "def add(a, b):\n    return a + b\n",
+    ]
+    result = bits_module.bits_by_target(model, tok, base, base_tok, texts, max_length=48)
+    parts = result["parts"]
+    zip_score = bits_per_byte(model, tok, texts, max_length=48)
+    base_score = bits_per_byte(base, base_tok, texts, max_length=48)
+    assert sum(p["codes"] for p in parts.values()) == zip_score.codes
+    assert parts["base token"]["codes"] == zip_score.codes - zip_score.hypertokens
+    assert parts["hypertoken, reused"]["codes"] > 0  # the repeated sentence reuses entries
+    assert sum(p["base_tokens"] for p in parts.values()) == zip_score.base_tokens == base_score.base_tokens
+    assert result["bytes"] == zip_score.bytes
+    assert result["zip_bits_per_byte"] == pytest.approx(zip_score.bits_per_byte, rel=1e-5)
+    assert result["base_bits_per_byte"] == pytest.approx(base_score.bits_per_byte, rel=1e-5)
+    for p in parts.values():
+        assert p["excess_bits"] == pytest.approx(p["zip_bits"] - p["base_bits"])
+        assert 0.0 <= p["hypertoken_mass"] <= 1.0 and not math.isnan(p["zip_bits"])
