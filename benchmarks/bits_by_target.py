@@ -10,7 +10,12 @@ part the base model's bits for the same base tokens of the same windows:
 * **hypertoken, reused**: a hypertoken emitted again, i.e. a repeat of a repeat.
 
 ``excess`` is zip2zip's bits minus the base's on those tokens; the parts add up to the whole strict score of
-each model (the same numbers ``bits_per_byte`` gives). "hypertoken mass" is the probability the model put on
+each model (the same numbers ``bits_per_byte`` gives). Each excess splits in two: on the **first token**
+(zip2zip's ``-log q1``, the probability that the next code *starts with* the target's first base token, summed
+over every code that does, against the base's bits for that token) and on the **rest** (choosing this code
+among those starting with that token, against the base's bits for the target's other tokens). A large first-
+token excess means the model does not see what comes; a large rest excess, that it does but expects another
+length of match. "hypertoken mass" is the probability the model put on
 hypertokens (of any id) at those positions: how much it expected to copy there.
 
 Run: ``python benchmarks/bits_by_target.py [--model FOLDER | shipped] [--domains code,prose,go] [--chars 3000]
@@ -73,14 +78,14 @@ def bits_by_target(
     Windows are those of ``zip2zip.evaluation.Scorer`` with ``max_length`` positions (the base model scores the
     same base-token windows, so its bits are those of its own strict score on the texts).
     """
+    from zip2zip.distillation import first_token_log_probs
     from zip2zip.evaluation import Scorer
 
     scorer = Scorer(zip_model, zip_tokenizer, max_length)
     codec, prefix = scorer.codec, scorer.prefix_id
     V = codec.base_vocab_size
-    parts = {
-        kind: {"codes": 0, "base_tokens": 0, "zip_bits": 0.0, "base_bits": 0.0, "mass": 0.0} for kind in KINDS
-    }
+    fields = ("zip_bits", "base_bits", "first_token_zip_bits", "first_token_base_bits", "mass")
+    parts = {kind: {"codes": 0, "base_tokens": 0, **dict.fromkeys(fields, 0.0)} for kind in KINDS}
     n_bytes = 0
     for text in texts:
         n_bytes += len(text.encode("utf-8"))
@@ -91,6 +96,9 @@ def bits_by_target(
             base_logprobs, _ = _target_logprobs(base_model, [prefix, *window])
             _, codebook = codec.decode_with_codebook(codes)
             hyper_mass = zip_rows[:, V:].exp().sum(-1)
+            first_ids = torch.tensor([entry[0] for entry in codebook.entries], dtype=torch.long)
+            # log q1: the probability that the next code starts with a base token, whatever its length
+            first_logprobs = first_token_log_probs(zip_rows, first_ids.expand(len(codes), -1), V)
             position = 0
             for i, (code, kind) in enumerate(zip(codes, target_kinds(codes, V))):
                 length = len(codebook.expand(code)) if code >= V else 1
@@ -102,11 +110,16 @@ def bits_by_target(
                     base_logprobs[position : position + length].double().sum()
                 ) / math.log(2)
                 part["mass"] += float(hyper_mass[i])
+                first = codebook.expand(code)[0]
+                part["first_token_zip_bits"] -= float(first_logprobs[i, first]) / math.log(2)
+                part["first_token_base_bits"] -= float(base_logprobs[position]) / math.log(2)
                 position += length
             if position != len(window):
                 raise AssertionError(f"codes expand to {position} base tokens, the window has {len(window)}")
     for part in parts.values():
         part["excess_bits"] = part["zip_bits"] - part["base_bits"]
+        part["first_token_excess_bits"] = part["first_token_zip_bits"] - part["first_token_base_bits"]
+        part["rest_excess_bits"] = part["excess_bits"] - part["first_token_excess_bits"]
         part["hypertoken_mass"] = part.pop("mass") / part["codes"] if part["codes"] else 0.0
     zip_bits = sum(p["zip_bits"] for p in parts.values())
     base_bits = sum(p["base_bits"] for p in parts.values())
@@ -121,9 +134,9 @@ def bits_by_target(
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     print(
         "| domain | target | codes | base tokens | zip2zip bits | base bits | excess bits | excess per code | "
-        "share of the excess | hypertoken mass |"
+        "share of the excess | on the first token | on the rest | hypertoken mass |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for domain, result in results.items():
         excess = sum(p["excess_bits"] for p in result["parts"].values())
         for kind, p in result["parts"].items():
@@ -132,12 +145,12 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
             print(
                 f"| {domain} | {kind} | {p['codes']} | {p['base_tokens']} | {p['zip_bits']:.0f} | "
                 f"{p['base_bits']:.0f} | {p['excess_bits']:+.0f} | {per_code:+.2f} | {share} | "
-                f"{p['hypertoken_mass']:.2f} |"
+                f"{p['first_token_excess_bits']:+.0f} | {p['rest_excess_bits']:+.0f} | {p['hypertoken_mass']:.2f} |"
             )
         ratio = result["zip_bits_per_byte"] / result["base_bits_per_byte"]
         print(
             f"| {domain} | all ({result['bytes']:,} bytes) | | | {result['zip_bits_per_byte']:.4f} bits/byte | "
-            f"{result['base_bits_per_byte']:.4f} bits/byte | {ratio:.3f}x | | | |"
+            f"{result['base_bits_per_byte']:.4f} bits/byte | {ratio:.3f}x | | | | | |"
         )
 
 

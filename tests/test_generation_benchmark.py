@@ -179,3 +179,9 @@ def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_th
     for p in parts.values():
         assert p["excess_bits"] == pytest.approx(p["zip_bits"] - p["base_bits"])
         assert 0.0 <= p["hypertoken_mass"] <= 1.0 and not math.isnan(p["zip_bits"])
+        # "starts with the first token" is likelier than "is this code"; one token costs less than all of them
+        assert 0.0 <= p["first_token_zip_bits"] <= p["zip_bits"] + 1e-6
+        assert 0.0 <= p["first_token_base_bits"] <= p["base_bits"] + 1e-6
+        assert p["first_token_excess_bits"] + p["rest_excess_bits"] == pytest.approx(p["excess_bits"])
+    reused = parts["hypertoken, reused"]
+    assert reused["first_token_base_bits"] < reused["base_bits"]  # several base tokens per reused hypertoken
