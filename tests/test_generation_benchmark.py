@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
-from pathlib import Path
 
 import pytest
+from _benchmarks import load_benchmark
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-GENERATION = Path(__file__).resolve().parents[1] / "benchmarks" / "generation.py"
 
 
 @pytest.fixture(scope="module")
 def generation():
-    spec = importlib.util.spec_from_file_location("zip2zip_generation_benchmark", GENERATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("generation.py")
 
 
 def _occurs_before(text: list[int], run: list[int]) -> bool:
@@ -116,15 +110,10 @@ def test_copy_prompts_repeat_the_start_of_a_document(generation):
 
 # --------------------------------------------------------------------------- where the extra bits go
 
-BITS = Path(__file__).resolve().parents[1] / "benchmarks" / "bits_by_target.py"
-
 
 @pytest.fixture(scope="module")
 def bits_module():
-    spec = importlib.util.spec_from_file_location("zip2zip_bits_by_target_benchmark", BITS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bits_by_target.py")
 
 
 def test_target_kinds_tell_first_use_from_reuse(bits_module):

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-RELEASE = Path(__file__).resolve().parents[1] / "benchmarks" / "release.py"
+from _benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def release():
-    spec = importlib.util.spec_from_file_location("zip2zip_release_benchmark", RELEASE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("release.py")
 
 
 def code_doc(n: int) -> str:
