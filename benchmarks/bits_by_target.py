@@ -101,7 +101,8 @@ def bits_by_target(
             first_logprobs = first_token_log_probs(zip_rows, first_ids.expand(len(codes), -1), V)
             position = 0
             for i, (code, kind) in enumerate(zip(codes, target_kinds(codes, V))):
-                length = len(codebook.expand(code)) if code >= V else 1
+                phrase = codebook.expand(code)
+                length = len(phrase)
                 part = parts[kind]
                 part["codes"] += 1
                 part["base_tokens"] += length
@@ -110,8 +111,7 @@ def bits_by_target(
                     base_logprobs[position : position + length].double().sum()
                 ) / math.log(2)
                 part["mass"] += float(hyper_mass[i])
-                first = codebook.expand(code)[0]
-                part["first_token_zip_bits"] -= float(first_logprobs[i, first]) / math.log(2)
+                part["first_token_zip_bits"] -= float(first_logprobs[i, phrase[0]]) / math.log(2)
                 part["first_token_base_bits"] -= float(base_logprobs[position]) / math.log(2)
                 position += length
             if position != len(window):
