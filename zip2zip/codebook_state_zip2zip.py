@@ -36,6 +36,8 @@ def codebook_state(
         A dict of CPU LongTensors: `codebook` `(B, K, M)` (each row's entries in creation order, `-1` padded,
         `K` = most entries in the batch), `accept_limits` `(B, T)` and `candidates` `(B, T, M)` (the state
         *after* each code; see [`Zip2ZipForCausalLM`]). Columns without a code get limit 0 and no candidate.
+        When the traces were made with ``exclusions=True``, also `excluded_codes` `(B, T, E)`: the codes a
+        canonical stream could not have after each code, `-1` padded.
     """
     M = codec.max_subtokens
     B = len(traces)
@@ -44,6 +46,8 @@ def codebook_state(
     cand_cols: list[int] = []
     cand_entries: list[list[int]] = []
     tables: list[list[list[int]]] = []
+    with_exclusions = bool(traces) and all(trace.excluded is not None for trace in traces)
+    excluded: list[tuple[int, int, list[int]]] = []
     for b, trace in enumerate(traces):
         n = len(trace.accept_limits) - 1
         where = columns[b] if columns is not None else range(n)
@@ -60,6 +64,8 @@ def codebook_state(
                 cand_rows.append(b)
                 cand_cols.append(t)
                 cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
+            if with_exclusions and trace.excluded[j + 1]:
+                excluded.append((b, t, trace.excluded[j + 1]))
         tables.append(trace.codebook.table())
     K = max((len(table) for table in tables), default=0)
     codebook = torch.full((B, K, M), -1, dtype=torch.long)
@@ -69,8 +75,15 @@ def codebook_state(
     candidates = torch.full((B, length, M), -1, dtype=torch.long)
     if cand_entries:
         candidates[cand_rows, cand_cols] = torch.tensor(cand_entries, dtype=torch.long)
-    return {
+    state = {
         "codebook": codebook,
         "accept_limits": torch.tensor(limits, dtype=torch.long).reshape(B, length),
         "candidates": candidates,
     }
+    if with_exclusions:
+        E = max((len(codes) for _, _, codes in excluded), default=0)
+        table = torch.full((B, length, E), -1, dtype=torch.long)
+        for b, t, codes in excluded:
+            table[b, t, : len(codes)] = torch.tensor(codes, dtype=torch.long)
+        state["excluded_codes"] = table
+    return state

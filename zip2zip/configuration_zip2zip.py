@@ -109,6 +109,13 @@ class Zip2ZipConfig(PreTrainedConfig):
             `"compressed"`: each code takes the next position; `"base"`: each code sits at the base-stream
             index of its last constituent (zip2zip++), so relative distances mean what they meant in
             pretraining.
+        canonical_mask (`bool`, *optional*, defaults to `False`):
+            Also give `-inf` to every code that would make the stream non-canonical: after a code `c`, any code
+            starting with a base id `x` for which `c + x` is in the codebook (the LZW encoder would have emitted
+            that entry instead). The model then puts no probability on streams the encoder never writes, so the
+            strict likelihood of a text is its exact likelihood, and generation writes canonical streams. Not
+            applied to the first code after a prompt or context (it starts a new segment), nor where a label
+            breaks the rule (segment boundaries inside training rows).
         reconstruction_loss_weight (`float`, *optional*, defaults to 0.0):
             Weight of the auxiliary reconstruction loss (paper Eq. 3, lambda = 0.1 there): a small decoder
             predicts each hypertoken's constituents from its input embedding. `0` builds no decoder.
@@ -144,6 +151,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     encoder_hidden_act: str = "gelu"
     encoder_layer_norm_eps: float = 1e-5
     position_mode: str = "compressed"
+    canonical_mask: bool = False
     reconstruction_loss_weight: float = 0.0
     reconstruction_max_entries: int = 512
     initializer_range: float | None = None
@@ -217,6 +225,10 @@ class Zip2ZipConfig(PreTrainedConfig):
                     f"Zip2ZipConfig.encoder_hidden_size={width} is not divisible by encoder_num_heads={heads}; "
                     "pick a head count that divides the encoder width"
                 )
+        if not isinstance(self.canonical_mask, bool):
+            raise ValueError(
+                f"Zip2ZipConfig.canonical_mask must be True or False, got {self.canonical_mask!r}"
+            )
         weight = self.reconstruction_loss_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ValueError(f"Zip2ZipConfig.reconstruction_loss_weight must be a float >= 0, got {weight!r}")

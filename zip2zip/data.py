@@ -444,6 +444,8 @@ class Zip2ZipDataCollator(DataCollatorMixin):
         return_codebook: build the codebook state (recommended); without it the model rebuilds it.
         pad_to_multiple_of: pad the length to a multiple of this.
         return_base_ids: also return the base-token rows and the code-to-base alignment (for distillation).
+        canonical_mask: also return `excluded_codes`, for a model with `config.canonical_mask` (the model masks
+            them; where a training row breaks the rule, at a segment boundary, its label lifts the mask).
     """
 
     pad_token_id: int
@@ -452,6 +454,7 @@ class Zip2ZipDataCollator(DataCollatorMixin):
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
     return_base_ids: bool = False
+    canonical_mask: bool = False
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [list(example["input_ids"]) for example in examples]
@@ -474,7 +477,7 @@ class Zip2ZipDataCollator(DataCollatorMixin):
             labels[b, :n] = torch.tensor(label_row, dtype=torch.long)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         if self.return_codebook or self.return_base_ids:
-            traces = _traces(self.codec, rows)
+            traces = _traces(self.codec, rows, self.canonical_mask and self.return_codebook)
             if self.return_codebook:
                 batch.update(codebook_state(self.codec, traces, T))
             if self.return_base_ids:
@@ -486,14 +489,14 @@ class Zip2ZipDataCollator(DataCollatorMixin):
 
     def codebook_state(self, rows: Sequence[Sequence[int]], length: int) -> dict[str, torch.Tensor]:
         """Codebook, accept limits and candidates of right-padded rows (the model's `prepare_codebook` layout)."""
-        return codebook_state(self.codec, _traces(self.codec, rows), length)
+        return codebook_state(self.codec, _traces(self.codec, rows, self.canonical_mask), length)
 
 
-def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]]) -> list[Any]:
+def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]], exclusions: bool = False) -> list[Any]:
     traces = []
     for b, row in enumerate(rows):
         try:
-            traces.append(codec.trace(row))
+            traces.append(codec.trace(row, exclusions=exclusions))
         except ValueError as error:
             raise ValueError(f"example {b} of the batch does not decode: {error}") from None
     return traces

@@ -20,7 +20,8 @@ Scoring conventions (one set, used by :func:`bits_per_byte`, ``zip2zip eval`` an
   constituents one by one). We score only the *canonical* stream, the one the LZW encoder produces, with
   the model's full ``V + C`` softmax (slots the decoder could not accept are ``-inf``). The probability of
   the text is at least that of its canonical stream, so the bits per byte reported here are an upper bound
-  for the zip2zip model and exact for the base model.
+  for the zip2zip model and exact for the base model. A model with ``canonical_mask`` puts no probability on
+  any other stream, so for it the bound is exact too.
 * **Bits per byte** of a set of texts = (sum over texts of ``-log2 p``) / (sum of their UTF-8 bytes): the
   same aggregation as lm-eval's ``bits_per_byte`` metric, so ``zip2zip eval`` and lm-eval agree.
 * **Continuation probability** (lm-eval ``loglikelihood(context, continuation)``): context and continuation
@@ -198,20 +199,40 @@ class Scorer:
             for row, i in enumerate(chunk):
                 ids[row, : len(sequences[i])] = torch.tensor(sequences[i], dtype=torch.long)
                 mask[row, : len(sequences[i])] = 1
-            ids, mask = ids.to(device), mask.to(device)
-            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            for row, i in enumerate(chunk):
-                start, end = int(starts[i]), len(sequences[i])
-                if start < 1:
+            for i in chunk:
+                if starts[i] < 1:
                     raise ValueError(
                         "the first code of a sequence has nothing to be predicted from (start >= 1)"
                     )
+            ids, mask = ids.to(device), mask.to(device)
+            extra = self._segment_start_exclusions(ids, mask, [int(starts[i]) for i in chunk])
+            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False, **extra).logits
+            for row, i in enumerate(chunk):
+                start, end = int(starts[i]), len(sequences[i])
                 logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
                 targets = ids[row, start:end]
                 picked = logprobs.gather(-1, targets[:, None]).squeeze(-1)
                 greedy = bool((logprobs.argmax(-1) == targets).all())
                 results[i] = (float(picked.double().sum()), greedy)
         return results
+
+    def _segment_start_exclusions(
+        self, ids: torch.Tensor, mask: torch.Tensor, starts: Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """For a model with ``canonical_mask``: its exclusions, lifted where the scored codes begin.
+
+        A continuation is compressed apart from its context (a new segment), so its first code may start a
+        phrase the context's last code could extend; the model must not rule that code out.
+        """
+        config = self.model.config
+        if not (self.is_zip2zip and getattr(config, "canonical_mask", False)):
+            return {}
+        excluded = self.model.prepare_codebook(ids, mask).get("excluded_codes")
+        if excluded is None:
+            return {}
+        for row, start in enumerate(starts):
+            excluded[row, start - 1] = -1
+        return {"excluded_codes": excluded}
 
     # ------------------------------------------------------------------ texts (bits per byte)
 

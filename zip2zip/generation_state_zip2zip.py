@@ -109,6 +109,7 @@ class Zip2ZipGenerationState:
         self.C = config.max_codebook_size
         self.M = config.max_subtokens
         self.base_positions = config.position_mode == "base"
+        self.canonical = bool(getattr(config, "canonical_mask", False))
         self.max_new_base_tokens = max_new_base_tokens
         self.decoders: list[LZWDecoder] = []
         self.columns = 0
@@ -116,6 +117,7 @@ class Zip2ZipGenerationState:
         self.phrases: list[list[tuple[int, ...]]] = []
         self.limits: list[list[int]] = []
         self.candidates: list[list[tuple[int, ...] | None]] = []
+        self.excluded: list[list[list[int]]] = []  # codes a canonical stream could not have after each column
         self.positions: list[list[int]] = []
         self.base_end: list[list[int]] = []  # base ids decoded up to and including each column
         self.attended: list[int] = []
@@ -156,12 +158,12 @@ class Zip2ZipGenerationState:
                 "a zip2zip generation state serves one generate() call"
             )
         if input_ids.shape[1] > self.columns:
-            self._feed_columns(input_ids[:, self.columns :].tolist(), None)
+            self._feed_columns(input_ids[:, self.columns :].tolist(), None, generated=True)
 
     def push(self, tokens: torch.Tensor, column: int) -> None:
         """Feed `tokens` (one code per row) as `column`, unless that column was fed already."""
         if column == self.columns:
-            self._feed_columns([[int(t)] for t in tokens.reshape(-1).tolist()], None)
+            self._feed_columns([[int(t)] for t in tokens.reshape(-1).tolist()], None, generated=True)
         elif column > self.columns:
             raise ValueError(f"generation state is at column {self.columns}, cannot feed column {column}")
 
@@ -193,6 +195,7 @@ class Zip2ZipGenerationState:
             self.phrases,
             self.limits,
             self.candidates,
+            self.excluded,
             self.positions,
             self.base_end,
             self.codes,
@@ -215,6 +218,7 @@ class Zip2ZipGenerationState:
         self._in_written = [set() for _ in range(rows)]
         self.limits = [[] for _ in range(rows)]
         self.candidates = [[] for _ in range(rows)]
+        self.excluded = [[] for _ in range(rows)]
         self.positions = [[] for _ in range(rows)]
         self.base_end = [[] for _ in range(rows)]
         self.attended = [0] * rows
@@ -223,16 +227,20 @@ class Zip2ZipGenerationState:
         mask = None
         if attention_mask is not None and attention_mask.dim() == 2:
             mask = attention_mask[:, -input_ids.shape[1] :].bool().tolist()
-        self._feed_columns(input_ids.tolist(), mask)
+        self._feed_columns(input_ids.tolist(), mask, generated=False)
         self.prompt_columns = self.columns
         self.prompt_base = [ends[-1] if ends else 0 for ends in self.base_end]
 
-    def _feed_columns(self, ids: list[list[int]], mask: list[list[bool]] | None) -> None:
+    def _feed_columns(self, ids: list[list[int]], mask: list[list[bool]] | None, generated: bool) -> None:
+        """Feed columns of codes. The canonical rule starts after the first generated code: the prompt was
+        compressed on its own, so the code after it may begin a phrase the prompt's last code could extend."""
         V = self.V
+        canonical = self.canonical and generated
         width = len(ids[0]) if ids else 0
         for b, row in enumerate(ids):
             decoder = self.decoders[b]
             phrases, limits, candidates = self.phrases[b], self.limits[b], self.candidates[b]
+            excluded = self.excluded[b]
             positions, base_end = self.positions[b], self.base_end[b]
             row_mask = mask[b] if mask is not None else None
             self.codes[b].extend(row)
@@ -243,6 +251,7 @@ class Zip2ZipGenerationState:
                     phrases.append(())
                     limits.append(0)
                     candidates.append(None)
+                    excluded.append([])
                     positions.append(0)
                     base_end.append(total)
                     continue
@@ -257,6 +266,7 @@ class Zip2ZipGenerationState:
                 phrases.append(step.phrase)
                 limits.append(decoder.accept_limit)
                 candidates.append(decoder.candidate)
+                excluded.append(decoder.excluded_next(code) if canonical else [])
                 positions.append(total - 1 if self.base_positions else self.attended[b] - 1)
                 base_end.append(total)
         self.columns += width
@@ -319,7 +329,22 @@ class Zip2ZipGenerationState:
                 for row in self.candidates
             ]
             inputs["candidates"] = torch.tensor(table, dtype=torch.long, device=device)
+        if self.canonical:
+            inputs["excluded_codes"] = self.excluded_codes(length, device)
         return inputs
+
+    def excluded_codes(self, length: int, device: torch.device) -> torch.Tensor:
+        """`(B, length, E)` codes masked after each of the last `length` columns (`-1` padded; see
+        `Zip2ZipConfig.canonical_mask`). Empty for prompt columns: the rule starts after the first generated code."""
+        start = self.columns - length
+        rows = [row[start:] for row in self.excluded]
+        E = max((len(codes) for row in rows for codes in row), default=0)
+        table = torch.full((len(rows), length, E), -1, dtype=torch.long)
+        for b, row in enumerate(rows):
+            for t, codes in enumerate(row):
+                if codes:
+                    table[b, t, : len(codes)] = torch.tensor(codes, dtype=torch.long)
+        return table.to(device)
 
     def _embed_outputs(self, device: torch.device) -> None:
         """Output vectors of the entries created since the last call and of changed candidates.

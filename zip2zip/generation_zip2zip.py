@@ -348,6 +348,10 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         length = model_inputs["input_ids"].shape[1]
         if cache is None:
             model_inputs["position_ids"] = None
+            if state.canonical:
+                # The forward rebuilds the codebook state from the whole sequence but cannot know where the
+                # prompt ended; the canonical rule starts after it.
+                model_inputs["excluded_codes"] = state.excluded_codes(length, self.device)
             return model_inputs
         model_inputs.update(state.model_inputs(length, self.device))
         return model_inputs

@@ -130,6 +130,9 @@ class DecodeTrace:
     codebook: Codebook
     accept_limits: list[int]
     candidates: list[tuple[int, ...] | None]
+    excluded: list[list[int]] | None = None
+    """With ``trace(codes, exclusions=True)``: ``excluded[t]`` are the codes a canonical stream could not have
+    at position ``t``, given code ``t - 1`` (:meth:`LZWDecoder.excluded_next`; nothing at ``t = 0``)."""
 
 
 class _State:
@@ -388,16 +391,29 @@ class LZWCodec:
         """Decode every sequence of a batch independently."""
         return map_batch(self.decode, batch)
 
-    def trace(self, codes: Iterable[int]) -> DecodeTrace:
-        """Decode ``codes`` and record, for every position, what the decoder could accept there."""
+    def trace(self, codes: Iterable[int], exclusions: bool = False) -> DecodeTrace:
+        """Decode ``codes`` and record, for every position, what the decoder could accept there.
+
+        ``exclusions=True`` also records what a canonical stream could not have there (``excluded``).
+        """
         decoder = LZWDecoder(self)
         limits: list[int] = []
         candidates: list[tuple[int, ...] | None] = []
         spans: list[int] = []
-        codes = decoder._run_checked(codes, limits, candidates, spans)
+        excluded = None
+        if exclusions:
+            codes, error = int_prefix(codes, "code")
+            excluded = [[]]
+            for code in codes:
+                decoder._run_checked([code], limits, candidates, spans)
+                excluded.append(decoder.excluded_next(code))
+            if error is not None:
+                raise error
+        else:
+            codes = decoder._run_checked(codes, limits, candidates, spans)
         limits.append(decoder.accept_limit)
         candidates.append(decoder.candidate)
-        return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates)
+        return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates, excluded)
 
     def batch_trace(self, batch: Iterable[Iterable[int]]) -> list[DecodeTrace]:
         """:meth:`trace` for every sequence of a batch."""

@@ -30,6 +30,14 @@ class LZWDecoder:
         self._state = _State(codec.base_vocab_size)
         self.base_ids: list[int] = []
         self.num_codes = 0
+        self._reset_index()
+
+    def _reset_index(self) -> None:
+        # Built on demand by `excluded_next` (only canonical masking needs it): each phrase's extensions
+        # (node -> last base ids of its children) and the hypertokens starting with each base id.
+        self._indexed = 0
+        self._extensions: dict[int, list[int]] = {}
+        self._starting_with: dict[int, list[int]] = {}
 
     def copy(self) -> LZWDecoder:
         other = LZWDecoder.__new__(LZWDecoder)
@@ -37,6 +45,7 @@ class LZWDecoder:
         other._state = self._state.copy()
         other.base_ids = list(self.base_ids)
         other.num_codes = self.num_codes
+        other._reset_index()
         return other
 
     @property
@@ -87,6 +96,45 @@ class LZWDecoder:
                 return False
         V = self.codec.base_vocab_size
         return 0 <= code < V + self.accept_limit
+
+    def excluded_next(self, previous: int) -> list[int]:
+        """Codes that cannot come next in a *canonical* stream, given that `previous` was the last code fed.
+
+        The LZW encoder ends a phrase only where it cannot extend it, so after a code `c` it never emits a
+        code starting with a base id `x` for which `c + x` is an entry (it would have emitted that entry, or a
+        longer one). These codes are such base ids `x` and every hypertoken (the one a code may use in its
+        own step included) that starts with one. A stream is canonical (``encode(decode(codes)) == codes``)
+        exactly when none of its codes is excluded by the one before it.
+        """
+        self._index_entries()
+        extensions = self._extensions.get(previous)
+        if not extensions:
+            return []
+        excluded: list[int] = []
+        starting_with = self._starting_with
+        for x in extensions:
+            excluded.append(x)
+            excluded.extend(starting_with.get(x, ()))
+        candidate = self.candidate
+        if candidate is not None and candidate[0] in extensions:
+            excluded.append(self._state.next_id)
+        return excluded
+
+    def _index_entries(self) -> None:
+        state = self._state
+        entries = state.entries
+        if self._indexed == len(entries):
+            return
+        V = self.codec.base_vocab_size
+        children = state.children
+        for k in range(self._indexed, len(entries)):
+            entry = entries[k]
+            parent = entry[0]
+            for x in entry[1:-1]:
+                parent = children[parent * V + x]
+            self._extensions.setdefault(parent, []).append(entry[-1])
+            self._starting_with.setdefault(entry[0], []).append(V + k)
+        self._indexed = len(entries)
 
     def feed(self, code: int) -> DecodeStep:
         """Decode one code; returns its base ids and the entries it created.

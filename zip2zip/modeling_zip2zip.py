@@ -128,6 +128,10 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
       codebook entries (from [`~Zip2ZipForCausalLM.embed_codebook`] and
       [`~Zip2ZipForCausalLM.unembed_codebook`], or from [`~Zip2ZipForCausalLM.encode_entries`] through a
       [`Zip2ZipEntryCache`]), so generation embeds each new entry once.
+    - `excluded_codes`: `(batch, seq, E)` LongTensor, `-1` padded: codes that get `-inf` at position `t` on top
+      of that mask. With `config.canonical_mask` these are the codes that would make the stream
+      non-canonical (built with the codebook state; see [`LZWDecoder.excluded_next`]); given explicitly,
+      they are masked whatever the config says.
 
     Example:
 
@@ -339,7 +343,9 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 [t for t, keep in enumerate(masks[b]) if keep] if masks is not None else list(range(T))
             )
             try:
-                traces.append(codec.trace([ids[b][t] for t in row_columns]))
+                traces.append(
+                    codec.trace([ids[b][t] for t in row_columns], exclusions=self.config.canonical_mask)
+                )
             except ValueError as error:
                 raise ValueError(f"row {b} of input_ids (attended codes only): {error}") from None
             columns.append(row_columns)
@@ -366,6 +372,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         candidates: torch.LongTensor | None = None,
         codebook_input_embeds: torch.FloatTensor | None = None,
         codebook_output_embeds: torch.FloatTensor | None = None,
+        excluded_codes: torch.LongTensor | None = None,
         past_key_values: Any = None,
         **kwargs: Any,
     ) -> Zip2ZipCausalLMOutputWithPast | tuple:
@@ -386,8 +393,15 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_inputs(input_ids, inputs_embeds, attention_mask)
         past_length = cache.get_seq_length() if cache is not None else 0
-        codebook, accept_limits, candidates = self._codebook_inputs(
-            input_ids, attention_mask, past_length, codebook, accept_limits, candidates, codebook_input_embeds
+        codebook, accept_limits, candidates, excluded_codes = self._codebook_inputs(
+            input_ids,
+            attention_mask,
+            past_length,
+            codebook,
+            accept_limits,
+            candidates,
+            codebook_input_embeds,
+            excluded_codes,
         )
         inputs_embeds = self._embed_codes(input_ids, attention_mask, codebook, codebook_input_embeds)
         decoder_mask = attention_mask
@@ -413,9 +427,14 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         if keep is not None:
             hidden_states, accept_limits = hidden_states[:, keep], accept_limits[:, keep]
             candidates = candidates[:, keep] if candidates is not None else None
+        if excluded_codes is not None:
+            excluded_codes = _lift_where_labelled(excluded_codes, labels)
+            excluded_codes = excluded_codes[:, keep] if keep is not None else excluded_codes
         logits = self.compute_logits(
             hidden_states, codebook, accept_limits, candidates, codebook_output_embeds
         )
+        if excluded_codes is not None:
+            logits = _mask_codes(logits, excluded_codes)
         loss, lm_loss, reconstruction_loss = self._losses(logits, labels, codebook, **kwargs)
 
         output = Zip2ZipCausalLMOutputWithPast(
@@ -454,8 +473,16 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         accept_limits: torch.Tensor | None,
         candidates: torch.Tensor | None,
         codebook_input_embeds: torch.Tensor | None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        excluded_codes: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The codebook state forward works with: the one given (checked), or rebuilt from the whole sequence."""
+        if excluded_codes is not None and (
+            excluded_codes.dim() != 3 or excluded_codes.shape[:2] != input_ids.shape
+        ):
+            raise ValueError(
+                f"excluded_codes has shape {tuple(excluded_codes.shape)}, expected {tuple(input_ids.shape)} + (E,) "
+                "(the codes masked at each input position, -1 padded)"
+            )
         if codebook is not None:
             self._check_codebook(codebook, "codebook")
         if accept_limits is None:
@@ -467,7 +494,9 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             state = self.prepare_codebook(input_ids, attention_mask)
             if codebook is not None:
                 self._check_same_codebook(codebook, state["codebook"])
-            return state["codebook"], state["accept_limits"], state["candidates"]
+            if excluded_codes is None:
+                excluded_codes = state.get("excluded_codes")
+            return state["codebook"], state["accept_limits"], state["candidates"], excluded_codes
         if accept_limits.shape != input_ids.shape:
             raise ValueError(
                 f"accept_limits has shape {tuple(accept_limits.shape)}, expected {tuple(input_ids.shape)} "
@@ -481,7 +510,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             raise ValueError(
                 "input_ids contain hypertoken ids but no codebook= was passed with accept_limits="
             )
-        return codebook, accept_limits, candidates
+        return codebook, accept_limits, candidates, excluded_codes
 
     def _runs_causal(
         self,
@@ -563,6 +592,30 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 f"(< {V}) and hypertoken slots (max_codebook_size={C}); the tokenizer's base_vocab_size / "
                 "max_codebook_size must match the model config"
             )
+
+
+def _lift_where_labelled(excluded_codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """`excluded_codes` without the positions whose target (the next label) is one of them.
+
+    A training row can break the canonical rule where one segment ends and the next begins (a prompt and its
+    completion are compressed apart); its target there must keep a finite score.
+    """
+    if labels is None or excluded_codes.shape[-1] == 0:
+        return excluded_codes
+    targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100).to(excluded_codes.device)
+    hit = (excluded_codes == targets[..., None]).any(-1) & (targets >= 0)
+    return excluded_codes.masked_fill(hit[..., None], -1) if bool(hit.any()) else excluded_codes
+
+
+def _mask_codes(logits: torch.Tensor, excluded_codes: torch.Tensor) -> torch.Tensor:
+    """`logits` with `-inf` at every `(b, t, excluded_codes[b, t, e])` (entries `< 0` are padding)."""
+    rows, cols, slots = (excluded_codes >= 0).nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return logits
+    return logits.index_put(
+        (rows, cols, excluded_codes[rows, cols, slots].to(logits.device)),
+        logits.new_tensor(float("-inf")),
+    )
 
 
 def _config_default(name: str) -> Any:

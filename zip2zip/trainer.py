@@ -220,6 +220,7 @@ class Zip2ZipSFTTrainer(SFTTrainer):
                 model.codec,
                 pad_to_multiple_of=pad_multiple,
                 return_base_ids=args.uses_teacher,
+                canonical_mask=bool(getattr(model.config, "canonical_mask", False)),
             )
 
         # Assistant-only masks are built by our tokenisation (turn segments), not by TRL's template patching
