@@ -101,6 +101,28 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) != path
 
 
+def test_new_model_code_gets_a_new_assembly_with_the_same_weights_digest(tmp_path, monkeypatch) -> None:
+    """The assembled folder carries the model code (trust_remote_code): a package whose code changed must not
+    serve the old copy, while the release numbers stay tied to the weights alone."""
+    from zip2zip.hub import CODE_FILES
+
+    source = tmp_path / "ship"
+    source.mkdir()
+    (source / defaults.SHIPPED_SETTINGS_FILENAME).write_text("{}")
+    (source / defaults.DELTA_FILENAME).write_bytes(b"weights")
+    package = Path(defaults.__file__).resolve().parent
+    key, weights = defaults._assembly_key(source), defaults._files_digest(source)
+    edited = tmp_path / "package"
+    edited.mkdir()
+    for name in CODE_FILES:
+        (edited / name).write_bytes((package / name).read_bytes())
+    monkeypatch.setattr(defaults, "__file__", str(edited / "shipped.py"))
+    assert defaults._assembly_key(source) == key
+    (edited / "lzw.py").write_bytes((package / "lzw.py").read_bytes() + b"\n# edited\n")
+    assert defaults._assembly_key(source) != key
+    assert defaults._files_digest(source) == weights
+
+
 def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> None:
     base_dir, run_dir = tmp_path / "base", tmp_path / "run"
     base_tok = tiny_bpe_tokenizer()

@@ -84,12 +84,12 @@ def shipped_zip2zip_path(
     ``AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)`` loads it. Built on the first call
     (about 20 s on two cores) from ``source`` (default: :func:`shipped_checkpoint_dir`) and the base model at
     ``base_path`` (default: :func:`default_base_path`), then cached under a name that carries a hash of the
-    shipped files, so new weights never reuse an old assembly.
+    shipped files and of the model code, so new weights or new code never reuse an old assembly.
     """
     source = Path(source) if source is not None else shipped_checkpoint_dir()
     if _shipped_files(source) is None:
         return None
-    target = cache_root() / f"{SHIPPED_MODEL_NAME}-{_files_digest(source)}"
+    target = cache_root() / f"{SHIPPED_MODEL_NAME}-{_assembly_key(source)}"
     if is_complete(target):
         return str(target)
     base_path = base_path or default_base_path()
@@ -269,11 +269,26 @@ def _zip2zip_setting_names() -> list[str]:
 
 
 def _files_digest(source: Path) -> str:
+    """Hash of the shipped files: what the release summary's numbers are tied to."""
     import hashlib
 
     digest = hashlib.sha256(ASSEMBLY_VERSION.encode())
     for name in (*(_shipped_files(source) or ()), SHIPPED_SETTINGS_FILENAME):
         digest.update((source / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _assembly_key(source: Path) -> str:
+    """Hash of the shipped files and of the model code an assembled folder carries (its ``trust_remote_code``
+    files): a package with other code assembles anew instead of serving an old copy of the code."""
+    import hashlib
+
+    from .hub import CODE_FILES
+
+    digest = hashlib.sha256(_files_digest(source).encode())
+    package = Path(__file__).resolve().parent
+    for name in CODE_FILES:
+        digest.update((package / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
