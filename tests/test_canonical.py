@@ -14,6 +14,7 @@ import random
 
 import pytest
 import torch
+from _benchmarks import load_benchmark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_generation import PROMPTS, build
@@ -237,3 +238,25 @@ def test_the_flag_is_validated_and_saved(tiny, tmp_path):
         expected = _switch(model, True)(input_ids=ids).logits
         _switch(model, False)
         assert torch.equal(loaded(input_ids=ids).logits, expected)
+
+
+def test_the_benchmark_compares_both_masks_on_the_same_text(tiny):
+    bench = load_benchmark("canonical_mask.py")
+    model, tok = tiny
+    base = model.language_model
+    texts = {"cats": [PROMPTS[0] * 3], "code": [PROMPTS[1] * 3]}
+    bits = bench.compare_bits(model, tok, base, tok.base, texts, max_length=96)
+    assert model.config.canonical_mask is False, "the model's setting is restored"
+    for domain, row in bits.items():
+        assert row["mask on"] < row["mask off"]
+        assert row["base"] == pytest.approx(
+            Scorer(base, tok.base, 96).score_texts(texts[domain]).bits_per_byte
+        )
+    prompts = {"cats": [tok.base(PROMPTS[0] * 2, add_special_tokens=False)["input_ids"]]}
+    generations = bench.compare_generations(model, base, tok.base, prompts, new_tokens=24)
+    rows = generations["cats"]
+    assert set(rows) == {"base", "mask off", "mask on"}
+    assert rows["mask on"]["non_canonical_share"] == 0.0
+    for name in ("mask off", "mask on"):
+        assert rows[name]["base_tokens_per_code"] >= 1.0 and 0.0 <= rows[name]["hypertoken_share"] <= 1.0
+        assert math.isfinite(rows[name]["base_bits_per_byte"])
