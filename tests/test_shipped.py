@@ -98,7 +98,9 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     (shipped / defaults.SHIPPED_SETTINGS_FILENAME).write_text(
         (shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text().replace('"steps": 4', '"steps": 5')
     )
-    assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) != path
+    newer = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    assert newer != path and defaults.is_complete(newer)
+    assert not Path(path).exists(), "the assembly it replaces is removed (0.5 GB for the real model)"
 
 
 def test_new_model_code_gets_a_new_assembly_with_the_same_weights_digest(tmp_path, monkeypatch) -> None:

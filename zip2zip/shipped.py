@@ -97,7 +97,37 @@ def shipped_zip2zip_path(
     with writer_lock(target):  # also removes what an interrupted assembly left
         if not is_complete(target):
             _assemble_shipped(source, base_path, target)
+            _remove_replaced_assemblies(source, target)
     return str(target)
+
+
+def _remove_replaced_assemblies(source: Path, target: Path) -> list[Path]:
+    """Remove the other assemblies of ``source`` in the cache (older weights or older code, 0.5 GB each).
+
+    Only folders whose marker names this same ``source`` go: another installation of the package (another
+    environment sharing the cache) keeps its own. Each is removed under its writer lock.
+    """
+    removed = []
+    for folder in sorted(target.parent.glob(f"{SHIPPED_MODEL_NAME}-*")):
+        if folder == target or not folder.is_dir() or folder.is_symlink() or not is_complete(folder):
+            continue
+        try:
+            marker = json.loads((folder / MARKER_FILENAME).read_text())
+        except (OSError, ValueError):
+            continue
+        if marker.get("kind") != "shipped zip2zip model" or marker.get("source") != str(source):
+            continue
+        with writer_lock(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        (folder.parent / f"{folder.name}.lock").unlink(missing_ok=True)
+        removed.append(folder)
+    if removed:
+        logger.warning(
+            "Removed %d earlier assembly(ies) of the shipped model: %s",
+            len(removed),
+            ", ".join(f.name for f in removed),
+        )
+    return removed
 
 
 def pack_zip2zip_checkpoint(
