@@ -73,6 +73,12 @@ def main() -> None:
     parser.add_argument("--position-mode", choices=("compressed", "base"))
     parser.add_argument("--tie-encoders", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--reconstruction-weight", type=float, dest="reconstruction_loss_weight")
+    parser.add_argument(
+        "--canonical-mask",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train (and ship) with Zip2ZipConfig.canonical_mask: no probability on non-canonical code streams",
+    )
     args = parser.parse_args()
     preset = recipe.get_preset(args.preset).replace(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(recipe.TrainingPreset)}
@@ -86,6 +92,7 @@ def main() -> None:
         "position_mode",
         "tie_encoders",
         "reconstruction_loss_weight",
+        "canonical_mask",
     ):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)

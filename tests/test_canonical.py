@@ -260,3 +260,35 @@ def test_the_benchmark_compares_both_masks_on_the_same_text(tiny):
     for name in ("mask off", "mask on"):
         assert rows[name]["base_tokens_per_code"] >= 1.0 and 0.0 <= rows[name]["hypertoken_share"] <= 1.0
         assert math.isfinite(rows[name]["base_bits_per_byte"])
+
+
+def test_the_trainer_trains_and_evaluates_with_the_mask(tmp_path):
+    from _tiny_tokenizers import TRAINING_TEXT
+    from _training import build as build_trainable
+    from _training import config
+    from datasets import Dataset
+
+    from zip2zip.trainer import Zip2ZipSFTTrainer
+
+    model, tok = build_trainable(canonical_mask=True)
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": text[:30]}],
+            "completion": [{"role": "assistant", "content": text[30:]}],
+        }
+        for text in TRAINING_TEXT * 2
+    ]
+    data = Dataset.from_list(rows)
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, max_steps=2, eval_strategy="no"),
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tok,
+    )
+    assert trainer.data_collator.canonical_mask
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert "excluded_codes" in batch and bool((batch["excluded_codes"] >= 0).any())
+    history = trainer.train()
+    assert math.isfinite(history.training_loss)
+    assert math.isfinite(trainer.evaluate()["eval_loss"])
