@@ -11,7 +11,7 @@ model of canonical streams only. This script measures, for one model with the ma
   8-grams (the release benchmark's loop measure), and the base model's bits per byte of the continuation given
   the prompt (how natural the base model finds the text); the base model's own continuations for reference.
 
-Run: ``python benchmarks/canonical_mask.py [--model FOLDER | shipped] [--domains code,prose,go] [--chars 8000]
+Run: ``python benchmarks/canonical_mask.py [--model FOLDER] [--domains code,prose,go] [--chars 8000]
 [--prompts 6] [--threads 2] [--json FILE] [--png FILE]``.
 """
 
@@ -238,7 +238,7 @@ def plot(results: dict[str, Any], path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="shipped", help="a zip2zip model folder, or 'shipped'")
+    parser.add_argument("--model", default=None, help="a zip2zip model folder (default: the shipped one)")
     parser.add_argument("--domains", default="code,prose,go", help="held-out corpora scored in bits per byte")
     parser.add_argument("--generation-domains", default="code,prose", help="held-out corpora of the prompts")
     parser.add_argument("--chars", type=int, default=8000, help="held-out characters per domain")
@@ -255,19 +255,14 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     sys.path.insert(0, str(HERE))
-    from generation import load_prompts, load_zip2zip
-    from release import heldout_texts
-
-    from zip2zip.defaults import load_default_base_model, load_default_tokenizer, shipped_zip2zip_path
+    from generation import load_prompts
+    from release import heldout_texts, load_models, resolve_model
 
     hf_logging.set_verbosity_error()
-    folder = shipped_zip2zip_path() if args.model == "shipped" else args.model
-    if folder is None:
-        parser.error("--model shipped: no trained checkpoint ships here")
-    base_tokenizer = load_default_tokenizer()
-    zip_model, zip_tokenizer = load_zip2zip(folder, base_tokenizer)
-    base_model = load_default_base_model().eval()
-    zip_model.eval()
+    folder = resolve_model(args.model)
+    models = load_models(folder)
+    base_model, base_tokenizer = models["base"].eval(), models["base_tokenizer"]
+    zip_model, zip_tokenizer = models["zip"].eval(), models["zip_tokenizer"]
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     texts = {domain: heldout_texts(domain, args.chars) for domain in domains}
     prompts = {

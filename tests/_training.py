@@ -19,6 +19,19 @@ def build(seed: int = 0, arch: str = "llama", **settings):
     return zip2zip_from_base(base, tokenizer=base_tok, **settings)
 
 
+def prompt_completion_dataset(texts) -> Dataset:
+    """Conversational prompt/completion rows: each text's first 30 characters asked, the rest answered."""
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": text[:30]}],
+                "completion": [{"role": "assistant", "content": text[30:]}],
+            }
+            for text in texts
+        ]
+    )
+
+
 def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
     """Three quick CPU steps, no saving, no reporting; ``overrides`` win."""
     values = {

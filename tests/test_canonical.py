@@ -265,20 +265,12 @@ def test_the_benchmark_compares_both_masks_on_the_same_text(tiny):
 def test_the_trainer_trains_and_evaluates_with_the_mask(tmp_path):
     from _tiny_tokenizers import TRAINING_TEXT
     from _training import build as build_trainable
-    from _training import config
-    from datasets import Dataset
+    from _training import config, prompt_completion_dataset
 
     from zip2zip.trainer import Zip2ZipSFTTrainer
 
     model, tok = build_trainable(canonical_mask=True)
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": text[:30]}],
-            "completion": [{"role": "assistant", "content": text[30:]}],
-        }
-        for text in TRAINING_TEXT * 2
-    ]
-    data = Dataset.from_list(rows)
+    data = prompt_completion_dataset(TRAINING_TEXT * 2)
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=config(tmp_path, max_steps=2, eval_strategy="no"),

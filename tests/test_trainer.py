@@ -13,7 +13,7 @@ import pytest
 import torch
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
-from _training import build, config, one_step_update
+from _training import build, config, one_step_update, prompt_completion_dataset
 from datasets import Dataset
 
 from zip2zip.trainer import (
@@ -351,14 +351,7 @@ def test_lora_targets_base_projections_only(arch):
 
 def test_eval_and_conversational_prompt_completion(tmp_path):
     model, tok = build()
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": text[:30]}],
-            "completion": [{"role": "assistant", "content": text[30:]}],
-        }
-        for text in TRAINING_TEXT * 2
-    ]
-    data = Dataset.from_list(rows)
+    data = prompt_completion_dataset(TRAINING_TEXT * 2)
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=config(tmp_path, max_steps=2, eval_strategy="no"),
