@@ -110,9 +110,12 @@ def test_max_subtokens_one_generates_what_the_base_model_generates():
 # ----------------------------------------------------------------------------- invariant 2
 
 
-@pytest.mark.parametrize("position_mode", ["compressed", "base"])
-def test_batched_greedy_equals_one_at_a_time(position_mode):
+@pytest.mark.parametrize(
+    ("position_mode", "canonical"), [("compressed", False), ("base", False), ("compressed", True)]
+)
+def test_batched_greedy_equals_one_at_a_time(position_mode, canonical):
     model, tok = build(position_mode=position_mode)
+    model.config.canonical_mask = canonical
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     P = enc["input_ids"].shape[1]
     batched = model.generate(**enc, max_new_tokens=16, do_sample=False, return_dict_in_generate=True)
