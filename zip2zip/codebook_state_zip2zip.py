@@ -14,7 +14,7 @@ import torch
 
 from .lzw import LZWCodec
 
-__all__ = ["codebook_state"]
+__all__ = ["codebook_state", "lift_where_labelled", "mask_codes", "padded_table"]
 
 
 def codebook_state(
@@ -47,7 +47,7 @@ def codebook_state(
     cand_entries: list[list[int]] = []
     tables: list[list[list[int]]] = []
     with_exclusions = bool(traces) and all(trace.excluded is not None for trace in traces)
-    excluded: list[tuple[int, int, list[int]]] = []
+    excluded = [[[] for _ in range(length)] for _ in range(B)] if with_exclusions else []
     for b, trace in enumerate(traces):
         n = len(trace.accept_limits) - 1
         where = columns[b] if columns is not None else range(n)
@@ -64,8 +64,8 @@ def codebook_state(
                 cand_rows.append(b)
                 cand_cols.append(t)
                 cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
-            if with_exclusions and trace.excluded[j + 1]:
-                excluded.append((b, t, trace.excluded[j + 1]))
+            if with_exclusions:
+                excluded[b][t] = trace.excluded[j + 1]
         tables.append(trace.codebook.table())
     K = max((len(table) for table in tables), default=0)
     codebook = torch.full((B, K, M), -1, dtype=torch.long)
@@ -81,9 +81,41 @@ def codebook_state(
         "candidates": candidates,
     }
     if with_exclusions:
-        E = max((len(codes) for _, _, codes in excluded), default=0)
-        table = torch.full((B, length, E), -1, dtype=torch.long)
-        for b, t, codes in excluded:
-            table[b, t, : len(codes)] = torch.tensor(codes, dtype=torch.long)
-        state["excluded_codes"] = table
+        state["excluded_codes"] = padded_table(excluded)
     return state
+
+
+def padded_table(rows: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
+    """`(B, T, E)` LongTensor of `B` rows of `T` id lists each, `-1` padded to the longest list (`E`)."""
+    E = max((len(ids) for row in rows for ids in row), default=0)
+    T = len(rows[0]) if rows else 0
+    table = torch.full((len(rows), T, E), -1, dtype=torch.long)
+    for b, row in enumerate(rows):
+        for t, ids in enumerate(row):
+            if ids:
+                table[b, t, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return table
+
+
+def lift_where_labelled(excluded_codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """`excluded_codes` without the positions whose target (the next label) is one of them.
+
+    A training row can break the canonical rule where one segment ends and the next begins (a prompt and its
+    completion are compressed apart); its target there must keep a finite score.
+    """
+    if labels is None or excluded_codes.shape[-1] == 0:
+        return excluded_codes
+    targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100).to(excluded_codes.device)
+    hit = (excluded_codes == targets[..., None]).any(-1) & (targets >= 0)
+    return excluded_codes.masked_fill(hit[..., None], -1) if bool(hit.any()) else excluded_codes
+
+
+def mask_codes(logits: torch.Tensor, excluded_codes: torch.Tensor) -> torch.Tensor:
+    """`logits` with `-inf` at every `(b, t, excluded_codes[b, t, e])` (entries `< 0` are padding)."""
+    rows, cols, slots = (excluded_codes >= 0).nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return logits
+    return logits.index_put(
+        (rows, cols, excluded_codes[rows, cols, slots].to(logits.device)),
+        logits.new_tensor(float("-inf")),
+    )

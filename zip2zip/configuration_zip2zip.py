@@ -11,8 +11,10 @@ library and transformers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -260,6 +262,30 @@ def _default_heads(base_heads: int, width: int) -> int:
 
 # Markers a vocabulary puts in front of a word-initial piece (byte-level BPE, SentencePiece, plain space).
 _WORD_START_MARKERS = ("Ġ", "▁", " ")
+
+
+def never_merged_ids(
+    text_config: Any, base_tokenizer: Any = None, protect_digits: bool | None = None
+) -> list[int]:
+    """The ids a model built on ``text_config`` keeps from merging: [`default_disabled_ids`] of the tokenizer, or,
+    without one, only the config's bos/eos/pad ids (with a warning: chat markers would merge)."""
+    if protect_digits is None:
+        protect_digits = next(
+            f.default for f in dataclasses.fields(Zip2ZipConfig) if f.name == "protect_digits"
+        )
+    if base_tokenizer is not None:
+        return default_disabled_ids(base_tokenizer, bool(protect_digits))
+    ids = []
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        value = getattr(text_config, name, None)
+        ids.extend([] if value is None else [value] if isinstance(value, int) else [int(v) for v in value])
+    warnings.warn(
+        "from_base got a model object without `tokenizer=` or `disabled_ids=`: only the config's "
+        f"bos/eos/pad ids {sorted(set(ids))} are kept from merging; pass the base tokenizer so "
+        "special and chat tokens are protected too",
+        stacklevel=3,
+    )
+    return ids
 
 
 def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> list[int]:

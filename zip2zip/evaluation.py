@@ -219,7 +219,8 @@ class Scorer:
     def _segment_start_exclusions(
         self, ids: torch.Tensor, mask: torch.Tensor, starts: Sequence[int]
     ) -> dict[str, torch.Tensor]:
-        """For a model with ``canonical_mask``: its exclusions, lifted where the scored codes begin.
+        """For a model with ``canonical_mask``: its codebook state, with the exclusions lifted where the scored
+        codes begin (handed to the model, which then does not rebuild it).
 
         A continuation is compressed apart from its context (a new segment), so its first code may start a
         phrase the context's last code could extend; the model must not rule that code out.
@@ -227,12 +228,10 @@ class Scorer:
         config = self.model.config
         if not (self.is_zip2zip and getattr(config, "canonical_mask", False)):
             return {}
-        excluded = self.model.prepare_codebook(ids, mask).get("excluded_codes")
-        if excluded is None:
-            return {}
+        state = self.model.prepare_codebook(ids, mask)
         for row, start in enumerate(starts):
-            excluded[row, start - 1] = -1
-        return {"excluded_codes": excluded}
+            state["excluded_codes"][row, start - 1] = -1
+        return state
 
     # ------------------------------------------------------------------ texts (bits per byte)
 

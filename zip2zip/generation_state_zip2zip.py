@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .codebook_state_zip2zip import padded_table
 from .lzw import LZWDecoder
 
 __all__ = ["Zip2ZipGenerationState", "Zip2ZipGenerationStats", "Zip2ZipStateSnapshot"]
@@ -337,14 +338,7 @@ class Zip2ZipGenerationState:
         """`(B, length, E)` codes masked after each of the last `length` columns (`-1` padded; see
         `Zip2ZipConfig.canonical_mask`). Empty for prompt columns: the rule starts after the first generated code."""
         start = self.columns - length
-        rows = [row[start:] for row in self.excluded]
-        E = max((len(codes) for row in rows for codes in row), default=0)
-        table = torch.full((len(rows), length, E), -1, dtype=torch.long)
-        for b, row in enumerate(rows):
-            for t, codes in enumerate(row):
-                if codes:
-                    table[b, t, : len(codes)] = torch.tensor(codes, dtype=torch.long)
-        return table.to(device)
+        return padded_table([row[start:] for row in self.excluded]).to(device)
 
     def _embed_outputs(self, device: torch.device) -> None:
         """Output vectors of the entries created since the last call and of changed candidates.

@@ -18,10 +18,8 @@ transformers, the standard library and its sibling files, with flat relative imp
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,8 +31,8 @@ from transformers import initialization as init
 from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .codebook_state_zip2zip import codebook_state
-from .configuration_zip2zip import Zip2ZipConfig, default_disabled_ids, vocab_fingerprint
+from .codebook_state_zip2zip import codebook_state, lift_where_labelled, mask_codes
+from .configuration_zip2zip import Zip2ZipConfig, never_merged_ids, vocab_fingerprint
 from .encoders_zip2zip import (
     Zip2ZipEncoderLayer,
     Zip2ZipHyperEncoder,
@@ -288,23 +286,8 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 f"{type(base).__name__} has no output embedding (get_output_embeddings() is None): pass a causal LM "
                 "with an LM head (an AutoModelForCausalLM), not a bare decoder"
             )
-        protect_digits = bool(zip2zip_settings.get("protect_digits", _config_default("protect_digits")))
         if disabled_ids is None:
-            if tokenizer is not None:
-                disabled_ids = default_disabled_ids(tokenizer, protect_digits)
-            else:
-                text = base.config
-                disabled_ids = [
-                    i
-                    for name in ("bos_token_id", "eos_token_id", "pad_token_id")
-                    for i in _as_id_list(getattr(text, name, None))
-                ]
-                warnings.warn(
-                    "from_base got a model object without `tokenizer=` or `disabled_ids=`: only the config's "
-                    f"bos/eos/pad ids {sorted(set(disabled_ids))} are kept from merging; pass the base tokenizer so "
-                    "special and chat tokens are protected too",
-                    stacklevel=2,
-                )
+            disabled_ids = never_merged_ids(base.config, tokenizer, zip2zip_settings.get("protect_digits"))
         if tokenizer is not None:
             zip2zip_settings.setdefault("base_vocab_fingerprint", vocab_fingerprint(tokenizer))
         rows = base.get_input_embeddings().weight.shape[0]
@@ -428,13 +411,13 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             hidden_states, accept_limits = hidden_states[:, keep], accept_limits[:, keep]
             candidates = candidates[:, keep] if candidates is not None else None
         if excluded_codes is not None:
-            excluded_codes = _lift_where_labelled(excluded_codes, labels)
+            excluded_codes = lift_where_labelled(excluded_codes, labels)
             excluded_codes = excluded_codes[:, keep] if keep is not None else excluded_codes
         logits = self.compute_logits(
             hidden_states, codebook, accept_limits, candidates, codebook_output_embeds
         )
         if excluded_codes is not None:
-            logits = _mask_codes(logits, excluded_codes)
+            logits = mask_codes(logits, excluded_codes)
         loss, lm_loss, reconstruction_loss = self._losses(logits, labels, codebook, **kwargs)
 
         output = Zip2ZipCausalLMOutputWithPast(
@@ -594,35 +577,6 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             )
 
 
-def _lift_where_labelled(excluded_codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """`excluded_codes` without the positions whose target (the next label) is one of them.
-
-    A training row can break the canonical rule where one segment ends and the next begins (a prompt and its
-    completion are compressed apart); its target there must keep a finite score.
-    """
-    if labels is None or excluded_codes.shape[-1] == 0:
-        return excluded_codes
-    targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100).to(excluded_codes.device)
-    hit = (excluded_codes == targets[..., None]).any(-1) & (targets >= 0)
-    return excluded_codes.masked_fill(hit[..., None], -1) if bool(hit.any()) else excluded_codes
-
-
-def _mask_codes(logits: torch.Tensor, excluded_codes: torch.Tensor) -> torch.Tensor:
-    """`logits` with `-inf` at every `(b, t, excluded_codes[b, t, e])` (entries `< 0` are padding)."""
-    rows, cols, slots = (excluded_codes >= 0).nonzero(as_tuple=True)
-    if rows.numel() == 0:
-        return logits
-    return logits.index_put(
-        (rows, cols, excluded_codes[rows, cols, slots].to(logits.device)),
-        logits.new_tensor(float("-inf")),
-    )
-
-
-def _config_default(name: str) -> Any:
-    """The class default of a `Zip2ZipConfig` field."""
-    return next(f.default for f in dataclasses.fields(Zip2ZipConfig) if f.name == name)
-
-
 def _kept_positions(logits_to_keep: int | torch.Tensor, length: int, device: torch.device) -> Any:
     """Positions whose logits to compute: `None` for all, a slice or a 1D index tensor otherwise."""
     if isinstance(logits_to_keep, torch.Tensor):
@@ -634,14 +588,6 @@ def _kept_positions(logits_to_keep: int | torch.Tensor, length: int, device: tor
     if logits_to_keep == 0 or logits_to_keep >= length:
         return None
     return slice(length - logits_to_keep, None)
-
-
-def _as_id_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
-    return [int(v) for v in value]
 
 
 Zip2ZipForCausalLM.register_for_auto_class("AutoModelForCausalLM")
