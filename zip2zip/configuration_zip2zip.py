@@ -11,7 +11,6 @@ library and transformers.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import warnings
@@ -270,9 +269,7 @@ def never_merged_ids(
     """The ids a model built on ``text_config`` keeps from merging: [`default_disabled_ids`] of the tokenizer, or,
     without one, only the config's bos/eos/pad ids (with a warning: chat markers would merge)."""
     if protect_digits is None:
-        protect_digits = next(
-            f.default for f in dataclasses.fields(Zip2ZipConfig) if f.name == "protect_digits"
-        )
+        protect_digits = Zip2ZipConfig.protect_digits
     if base_tokenizer is not None:
         return default_disabled_ids(base_tokenizer, bool(protect_digits))
     ids = []

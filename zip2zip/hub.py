@@ -74,6 +74,7 @@ CODE_FILES = (
     "loss_zip2zip.py",
     "codebook_state_zip2zip.py",
     "tokenization_zip2zip.py",
+    "tokenization_decoding_zip2zip.py",
     "tokenization_utils_zip2zip.py",
     "visualization_zip2zip.py",
     "lzw.py",
