@@ -72,6 +72,19 @@ def main() -> None:
     parser.add_argument("--encoder-init", choices=("residual", "mean", "random"))
     parser.add_argument("--position-mode", choices=("compressed", "base"))
     parser.add_argument("--tie-encoders", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument(
+        "--protect-whitespace",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="never merge whitespace-only tokens (Zip2ZipConfig.protect_whitespace; recipe default)",
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="continue from a trained zip2zip model folder ('shipped': the packaged one) instead of the untrained "
+        "wrapper; its architecture is kept, and of the zip2zip settings only the codec's protect_* flags and "
+        "--canonical-mask may change",
+    )
     parser.add_argument("--reconstruction-weight", type=float, dest="reconstruction_loss_weight")
     parser.add_argument(
         "--canonical-mask",
@@ -93,6 +106,7 @@ def main() -> None:
         "tie_encoders",
         "reconstruction_loss_weight",
         "canonical_mask",
+        "protect_whitespace",
     ):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -105,7 +119,11 @@ def main() -> None:
     from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
 
     torch.manual_seed(args.seed)
-    model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
+    if args.init_from:
+        given = {key: getattr(args, key) for key in settings if getattr(args, key, None) is not None}
+        model, tokenizer = warm_start(args.init_from, given)
+    else:
+        model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
@@ -136,6 +154,39 @@ def main() -> None:
         )
         out = reloaded.generate(**batch, max_new_tokens=48, do_sample=False)
         print(tok.decode(out[0], skip_special_tokens=True))
+
+
+def warm_start(folder: str, changes: dict):
+    """A trained zip2zip model and its tokenizer to continue training from, with ``changes`` to its settings.
+
+    ``folder`` is a zip2zip model folder or ``shipped`` (the packaged model, assembled on the embedded base).
+    Codec changes go through ``zip2zip.conversion.change_codec`` (the never-merged ids are recomputed, so the
+    model and the tokenizer agree); ``canonical_mask`` may change too. Settings that shape the weights may not.
+    """
+    from zip2zip.conversion import change_codec
+    from zip2zip.defaults import load_default_tokenizer
+    from zip2zip.modeling_zip2zip import Zip2ZipForCausalLM
+    from zip2zip.shipped import shipped_zip2zip_path
+
+    path = shipped_zip2zip_path() if folder == "shipped" else folder
+    if path is None or not os.path.isdir(path):
+        raise SystemExit(
+            f"--init-from {folder}: no zip2zip model folder there (and none ships with this checkout)"
+        )
+    model = Zip2ZipForCausalLM.from_pretrained(path, dtype=torch.float32)
+    changes = {k: v for k, v in changes.items() if getattr(model.config, k) != v}
+    allowed = ("protect_digits", "protect_whitespace", "canonical_mask")
+    refused = sorted(set(changes) - set(allowed))
+    if refused:
+        raise SystemExit(
+            f"--init-from {folder}: {refused} would change the trained weights' shapes or meaning; only "
+            f"{list(allowed)} can change"
+        )
+    if "canonical_mask" in changes:
+        model.config.canonical_mask = changes.pop("canonical_mask")
+    tokenizer = change_codec(model, load_default_tokenizer(), **changes)
+    print(f"warm start from {path}: {len(model.config.disabled_ids)} never-merged ids, changed: {changes}")
+    return model, tokenizer
 
 
 def heldout_texts(chars: int) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import tiny_bpe_tokenizer
 from transformers import GPT2Config
@@ -55,15 +56,22 @@ def test_a_tokenizer_built_without_a_config_matches_the_default_model(smollm2_to
 
 
 @pytest.mark.parametrize("protect_digits", [False, True])
-def test_model_and_tokenizer_disable_the_same_ids_on_smollm2(smollm2_tokenizer, protect_digits):
+@pytest.mark.parametrize("protect_whitespace", [False, True])
+def test_model_and_tokenizer_disable_the_same_ids_on_smollm2(
+    smollm2_tokenizer, protect_digits, protect_whitespace
+):
     base = tiny_base_model(vocab_size=len(smollm2_tokenizer))
-    model = Zip2ZipForCausalLM.from_base(
-        base, tokenizer=smollm2_tokenizer, protect_digits=protect_digits, max_codebook_size=8
-    )
-    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer, protect_digits=protect_digits, max_codebook_size=8)
+    flags = {"protect_digits": protect_digits, "protect_whitespace": protect_whitespace}
+    model = Zip2ZipForCausalLM.from_base(base, tokenizer=smollm2_tokenizer, max_codebook_size=8, **flags)
+    tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer, max_codebook_size=8, **flags)
     assert model.config.disabled_ids == tok.disabled_ids
-    assert (len(tok.disabled_ids) > 17) is protect_digits  # SmolLM2: 17 special tokens, then the 10 digits
+    # SmolLM2: 17 special tokens, the 10 digits, 166 whitespace-only tokens
+    assert len(tok.disabled_ids) == 17 + 10 * protect_digits + 166 * protect_whitespace
+    assert model.config.protect_whitespace is protect_whitespace
     tok.check_compatible(model.config)
+    if protect_whitespace:
+        other = Zip2ZipTokenizer.from_base(smollm2_tokenizer, model.config, protect_whitespace=False)
+        assert "protect_whitespace" in codec_mismatches(model.config, other)
 
 
 def test_codec_mismatches_reads_configs_tokenizers_and_saved_json(tmp_path):
@@ -84,3 +92,36 @@ def test_codec_mismatches_reads_configs_tokenizers_and_saved_json(tmp_path):
     saved = [json.loads((tmp_path / name).read_text()) for name in ("config.json", "tokenizer_config.json")]
     assert codec_mismatches(*saved) == expected
     assert codec_mismatches(saved[0], {}) == {}  # nothing to compare
+
+
+def test_change_codec_reads_a_model_under_other_settings(smollm2_tokenizer):
+    from zip2zip.conversion import change_codec
+
+    model = Zip2ZipForCausalLM.from_base(
+        tiny_base_model(vocab_size=len(smollm2_tokenizer)),
+        tokenizer=smollm2_tokenizer,
+        max_codebook_size=64,
+        encoder_num_layers=1,
+    ).eval()
+    code = "if x:\n\t\treturn y\n\t\tif x:\n\t\treturn y\n" * 3
+    tok = change_codec(model, smollm2_tokenizer, protect_whitespace=True, max_subtokens=2)
+    assert model.config.protect_whitespace and model.config.max_subtokens == 2
+    assert (
+        model.config.disabled_ids == default_disabled_ids(smollm2_tokenizer, True, True) == tok.disabled_ids
+    )
+    tok.check_compatible(model.config)
+    batch = tok(code, return_tensors="pt", return_codebook=True)
+    assert all(len(entry) <= 2 for entry in batch["codebook"][0].tolist() if entry[0] >= 0)
+    assert tok.decode(batch["input_ids"][0]) == code
+    logits = model(input_ids=batch["input_ids"]).logits
+    assert torch.isfinite(logits.max(-1).values).all()
+    # back to the settings it was built with: the same codes as a tokenizer made for them from scratch
+    back = change_codec(model, smollm2_tokenizer, protect_whitespace=False, max_subtokens=4)
+    fresh = Zip2ZipTokenizer.from_base(smollm2_tokenizer, max_codebook_size=64)
+    assert back(code)["input_ids"] == fresh(code)["input_ids"] != tok(code)["input_ids"]
+    with pytest.raises(ValueError, match="at most 4 base tokens"):
+        change_codec(model, smollm2_tokenizer, max_subtokens=5)
+    with pytest.raises(ValueError, match="max_codebook_size"):
+        change_codec(model, smollm2_tokenizer, max_codebook_size=32)
+    with pytest.raises(ValueError, match="not the model's"):
+        change_codec(model, tiny_bpe_tokenizer(), protect_whitespace=True)

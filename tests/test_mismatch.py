@@ -24,7 +24,14 @@ from zip2zip.configuration_zip2zip import codec_mismatches, vocab_fingerprint
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PROMPT = "the cat sat on the mat. the cat sat on the hat."
-FIELDS = ("max_subtokens", "max_codebook_size", "disabled_ids", "protect_digits", "base_vocab_size")
+FIELDS = (
+    "max_subtokens",
+    "max_codebook_size",
+    "disabled_ids",
+    "protect_digits",
+    "protect_whitespace",
+    "base_vocab_size",
+)
 
 
 def other_vocabulary() -> Tokenizer:
@@ -66,7 +73,7 @@ def tampered_value(field: str, tokenizer_config: dict):
     value = tokenizer_config[field]
     if field == "disabled_ids":
         return [i for i in value if i != max(value)]  # un-protect one digit (pad stays disabled)
-    if field == "protect_digits":
+    if field in ("protect_digits", "protect_whitespace"):
         return not value
     if field == "base_vocab_size":
         return value + 4

@@ -337,6 +337,32 @@ def test_default_disabled_ids(smollm2_tokenizer):
     assert out["input_ids"].count(z.convert_tokens_to_ids("1")) == 18  # every digit stays a single id
 
 
+def test_protect_whitespace_keeps_layout_out_of_hypertokens(smollm2_tokenizer):
+    plain = default_disabled_ids(smollm2_tokenizer, protect_digits=True)
+    protected = default_disabled_ids(smollm2_tokenizer, protect_digits=True, protect_whitespace=True)
+    added = sorted(set(protected) - set(plain))
+    texts = smollm2_tokenizer.convert_tokens_to_string
+    assert added and all(not texts([t]).strip() for t in smollm2_tokenizer.convert_ids_to_tokens(added))
+    vocab = smollm2_tokenizer.get_vocab()
+    for layout in ("Ġ", "Ċ", "ĉĉ", "ĊĠĠĠ"):  # " ", "\n", "\t\t", "\n   "
+        assert vocab[layout] in added
+    for word in ("Ġthe", "(", "Ġ{"):  # a word, a bracket, a space glued to a symbol: these still merge
+        assert vocab[word] not in protected
+    z = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {"protect_whitespace": True})
+    assert z.protect_whitespace and z.disabled_ids == protected
+    code = "func f() {\n\tif err != nil {\n\t\treturn err\n\t}\n}\n" * 4
+    out = z(code, return_codebook=True)
+    assert out["codebook"] and all(not set(entry) & set(added) for entry in out["codebook"])
+    assert z.decode(out["input_ids"]) == code
+    # the same text merges its indentation without the setting, so the setting is what keeps it out
+    free = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {})
+    assert any(set(entry) & set(added) for entry in free(code, return_codebook=True)["codebook"])
+    reloaded = Zip2ZipTokenizer.from_base(
+        smollm2_tokenizer, {"disabled_ids": protected, "protect_whitespace": True}
+    )
+    assert reloaded(code)["input_ids"] == out["input_ids"]
+
+
 def test_special_tokens_and_vocab(tok):
     base = tok.base
     assert len(tok) == len(base) and tok.vocab_size == base.vocab_size

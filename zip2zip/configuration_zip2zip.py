@@ -30,11 +30,19 @@ __all__ = [
     "folder_mismatch_message",
     "read_setting",
     "vocab_fingerprint",
+    "whitespace_ids",
 ]
 
 # The codec settings, with these exact names, on the tokenizer, in tokenizer_config.json and on the model
 # config. A tokenizer and a model whose settings differ build different codebooks from the same ids.
-CODEC_SETTINGS = ("base_vocab_size", "max_codebook_size", "max_subtokens", "disabled_ids", "protect_digits")
+CODEC_SETTINGS = (
+    "base_vocab_size",
+    "max_codebook_size",
+    "max_subtokens",
+    "disabled_ids",
+    "protect_digits",
+    "protect_whitespace",
+)
 
 _POOLINGS = ("mean", "first", "last")
 _INITS = ("residual", "mean", "random")
@@ -63,11 +71,18 @@ class Zip2ZipConfig(PreTrainedConfig):
             exactly the base model.
         disabled_ids (`list[int]`, *optional*):
             Base ids that are never merged (pad, bos/eos, special and chat tokens, digits when
-            `protect_digits`). Must match the tokenizer's, or codebooks disagree.
+            `protect_digits`, whitespace when `protect_whitespace`). Must match the tokenizer's, or codebooks
+            disagree.
         protect_digits (`bool`, *optional*, defaults to `True`):
             Whether digit tokens were added to `disabled_ids` (zip2zip++ finding: arithmetic improves when
             numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`
             (see [`default_disabled_ids`]).
+        protect_whitespace (`bool`, *optional*, defaults to `False`):
+            Whether whitespace-only tokens (spaces, tabs, newlines and their runs) were added to `disabled_ids`.
+            Indentation is layout: how deep the next line sits depends on nesting the model has to infer, and a
+            merged run of it ("newline + two tabs + `if`") makes the model choose that depth and the following
+            word in one code. On a language it never trained on, most of the extra bits were in such choices.
+            Recorded for the tokenizer, like `protect_digits`.
         base_vocab_fingerprint (`str`, *optional*):
             [`vocab_fingerprint`] of the base tokenizer the model was built with (`from_base` records it): the
             tokenizer records its own, and loading, `generate(tokenizer=...)` and training refuse a tokenizer
@@ -140,6 +155,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     max_subtokens: int = 4
     disabled_ids: list[int] | None = None
     protect_digits: bool = True
+    protect_whitespace: bool = False
     base_vocab_fingerprint: str | None = None
     encoder_num_layers: int = 2
     encoder_num_heads: int | None = None
@@ -264,14 +280,19 @@ _WORD_START_MARKERS = ("Ġ", "▁", " ")
 
 
 def never_merged_ids(
-    text_config: Any, base_tokenizer: Any = None, protect_digits: bool | None = None
+    text_config: Any,
+    base_tokenizer: Any = None,
+    protect_digits: bool | None = None,
+    protect_whitespace: bool | None = None,
 ) -> list[int]:
     """The ids a model built on ``text_config`` keeps from merging: [`default_disabled_ids`] of the tokenizer, or,
     without one, only the config's bos/eos/pad ids (with a warning: chat markers would merge)."""
     if protect_digits is None:
         protect_digits = Zip2ZipConfig.protect_digits
+    if protect_whitespace is None:
+        protect_whitespace = Zip2ZipConfig.protect_whitespace
     if base_tokenizer is not None:
-        return default_disabled_ids(base_tokenizer, bool(protect_digits))
+        return default_disabled_ids(base_tokenizer, bool(protect_digits), bool(protect_whitespace))
     ids = []
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         value = getattr(text_config, name, None)
@@ -285,7 +306,9 @@ def never_merged_ids(
     return ids
 
 
-def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> list[int]:
+def default_disabled_ids(
+    base_tokenizer: Any, protect_digits: bool = False, protect_whitespace: bool = False
+) -> list[int]:
     """The base ids that must never be merged into hypertokens, sorted.
 
     Every special and added token (chat markers, pad, bos/eos, unk): a merged eos could not stop generation,
@@ -293,7 +316,8 @@ def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> l
     boundaries. With ``protect_digits`` also every vocabulary token made only of ASCII digits, optionally
     behind one word-start marker (``Ġ12``, ``▁7``): numbers are then never merged, which the zip2zip++
     experiments found to help arithmetic. (SmolLM2 splits numbers into single digits, so that adds the ten
-    ids ``0``..``9``; Llama-3 vocabularies hold every 1-3 digit piece.)
+    ids ``0``..``9``; Llama-3 vocabularies hold every 1-3 digit piece.) With ``protect_whitespace`` also every
+    token whose text is only whitespace (``" "``, ``"\\t\\t"``, ``"\\n    "``: 166 of SmolLM2's ids).
 
     `Zip2ZipForCausalLM.from_base` and `Zip2ZipTokenizer` both call this, so a model and a tokenizer built
     from the same base agree.
@@ -308,7 +332,20 @@ def default_disabled_ids(base_tokenizer: Any, protect_digits: bool = False) -> l
             body = token[1:] if token[:1] in _WORD_START_MARKERS else token
             if body and body.isascii() and body.isdigit():
                 ids.add(index)
+    if protect_whitespace:
+        ids.update(whitespace_ids(base_tokenizer))
     return sorted(i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i >= 0)
+
+
+def whitespace_ids(base_tokenizer: Any) -> list[int]:
+    """The ids of the vocabulary tokens whose text is only whitespace (spaces, tabs, newlines, their runs)."""
+    vocab = base_tokenizer.get_vocab()
+    ids = sorted(index for index in vocab.values() if isinstance(index, int) and index >= 0)
+    texts = [
+        base_tokenizer.convert_tokens_to_string([token])
+        for token in base_tokenizer.convert_ids_to_tokens(ids)
+    ]
+    return [index for index, text in zip(ids, texts, strict=True) if text and not text.strip()]
 
 
 def read_setting(settings: Any, name: str) -> Any:
@@ -355,7 +392,11 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
         mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
         if mine != theirs:
             mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
-    for name, kind in (("protect_digits", bool), ("base_vocab_fingerprint", str)):
+    for name, kind in (
+        ("protect_digits", bool),
+        ("protect_whitespace", bool),
+        ("base_vocab_fingerprint", str),
+    ):
         mine, theirs = read_setting(model, name), read_setting(tokenizer, name)
         if mine is not None and theirs is not None and kind(mine) != kind(theirs):
             mismatches[name] = (kind(mine), kind(theirs))

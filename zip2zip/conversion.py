@@ -19,7 +19,10 @@ from .loading import is_zip2zip_model as is_zip2zip
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "READING_SETTINGS",
     "as_zip2zip_tokenizer",
+    "built_max_subtokens",
+    "change_codec",
     "core_model",
     "ensure_zero_init",
     "is_peft_model",
@@ -69,6 +72,61 @@ def zip2zip_from_base(
     model = Zip2ZipForCausalLM.from_base(base_model_or_path, tokenizer=tokenizer, dtype=dtype, **settings)
     ensure_zero_init(model)
     return model, Zip2ZipTokenizer.from_base(tokenizer, model.config)
+
+
+# The codec settings a trained model can be read (or further trained) under without new weights: fewer base
+# tokens per hypertoken (the hyper-encoders know every shorter length) and other never-merged ids. The rest shape
+# the weights: the codebook size fixes the logits' width.
+READING_SETTINGS = ("max_subtokens", "protect_digits", "protect_whitespace")
+
+
+def change_codec(model: Any, base_tokenizer: Any, **changes: Any) -> Any:
+    """Change a zip2zip model's codec settings in place and return the `Zip2ZipTokenizer` that matches them.
+
+    ``changes`` are :data:`READING_SETTINGS`: ``max_subtokens`` up to the model's own, ``protect_digits``,
+    ``protect_whitespace``. A smaller ``max_subtokens`` is for reading: set it back before saving, since the saved
+    weights keep the slots of :func:`built_max_subtokens`. The never-merged ids are recomputed from ``base_tokenizer`` (the model's base
+    tokenizer), so the model and the returned tokenizer build the same codebooks. Use it to read a trained
+    model with less compression (``benchmarks/codec_settings.py``) or to continue training it under another
+    codec (``examples/train_smollm2.py --init-from``).
+    """
+    from .configuration_zip2zip import default_disabled_ids, vocab_fingerprint
+    from .tokenization_zip2zip import Zip2ZipTokenizer
+
+    config = core_model(model).config
+    unknown = sorted(set(changes) - set(READING_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"change_codec cannot change {unknown}: they shape the trained weights; only {list(READING_SETTINGS)} "
+            "can change after training"
+        )
+    built = built_max_subtokens(model)
+    subtokens = changes.get("max_subtokens", config.max_subtokens)
+    if isinstance(subtokens, bool) or not isinstance(subtokens, int) or not 1 <= subtokens <= built:
+        raise ValueError(
+            f"max_subtokens={subtokens!r}: the model was built for hypertokens of at most {built} base tokens, "
+            f"so pass an int in 1..{built}"
+        )
+    fingerprint = getattr(config, "base_vocab_fingerprint", None)
+    if fingerprint is not None and fingerprint != vocab_fingerprint(base_tokenizer):
+        raise ValueError(
+            f"base_tokenizer's vocabulary (fingerprint {vocab_fingerprint(base_tokenizer)}) is not the model's "
+            f"({fingerprint}); pass the base tokenizer the model was made from"
+        )
+    for name, value in changes.items():
+        setattr(config, name, value)
+    config.disabled_ids = default_disabled_ids(
+        base_tokenizer, bool(config.protect_digits), bool(config.protect_whitespace)
+    )
+    return Zip2ZipTokenizer.from_base(base_tokenizer, config)
+
+
+def built_max_subtokens(model: Any) -> int:
+    """The longest hypertoken a model's weights know: its input encoder's constituent slots (the config's ``M``
+    when the encoder has no per-slot embedding). A model read with a smaller ``M`` must be saved with this one."""
+    core = core_model(model)
+    slots = getattr(getattr(core, "input_encoder", None), "slot_embeddings", None)
+    return int(slots.num_embeddings) if slots is not None else int(core.config.max_subtokens)
 
 
 def ensure_zero_init(model: nn.Module) -> None:

@@ -327,6 +327,7 @@ def render_model_card(
             "max_codebook_size",
             "max_subtokens",
             "protect_digits",
+            "protect_whitespace",
             "encoder_num_layers",
             "position_mode",
         )

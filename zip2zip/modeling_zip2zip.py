@@ -257,7 +257,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 saved with it.
             tokenizer: the base tokenizer, used to find the ids that must never merge
                 ([`default_disabled_ids`]: special, added, pad/bos/eos/unk tokens, and digits unless
-                `protect_digits=False`). Loaded from the path when a path is given.
+                `protect_digits=False`; whitespace with `protect_whitespace=True`). Loaded from the path when a path is given.
             disabled_ids: the never-merged ids, overriding what the tokenizer gives.
             dtype: dtype to load a base model from a path in.
             **zip2zip_settings: any [`Zip2ZipConfig`] field (`max_codebook_size`, `max_subtokens`,
@@ -287,7 +287,12 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 "with an LM head (an AutoModelForCausalLM), not a bare decoder"
             )
         if disabled_ids is None:
-            disabled_ids = never_merged_ids(base.config, tokenizer, zip2zip_settings.get("protect_digits"))
+            disabled_ids = never_merged_ids(
+                base.config,
+                tokenizer,
+                zip2zip_settings.get("protect_digits"),
+                zip2zip_settings.get("protect_whitespace"),
+            )
         if tokenizer is not None:
             zip2zip_settings.setdefault("base_vocab_fingerprint", vocab_fingerprint(tokenizer))
         rows = base.get_input_embeddings().weight.shape[0]

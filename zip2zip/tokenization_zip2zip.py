@@ -81,6 +81,7 @@ __all__ = [
 DEFAULT_MAX_CODEBOOK_SIZE: int = Zip2ZipConfig.max_codebook_size
 DEFAULT_MAX_SUBTOKENS: int = Zip2ZipConfig.max_subtokens
 DEFAULT_PROTECT_DIGITS: bool = Zip2ZipConfig.protect_digits
+DEFAULT_PROTECT_WHITESPACE: bool = Zip2ZipConfig.protect_whitespace
 
 
 class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
@@ -98,6 +99,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         max_subtokens: ``M``, the most base tokens one hypertoken stands for (1 disables merging).
         disabled_ids: base ids never merged; defaults to :func:`default_disabled_ids`. Must contain pad.
         protect_digits: with ``disabled_ids`` unset, also never merge digit tokens.
+        protect_whitespace: with ``disabled_ids`` unset, also never merge whitespace-only tokens.
         base_tokenizer_config: the base tokenizer's special tokens and Python-level settings (saved).
         base_vocab_fingerprint: the fingerprint recorded when the tokenizer was saved; a base tokenizer whose
             vocabulary has another one (an edited or replaced ``base_tokenizer.json``) is refused.
@@ -130,6 +132,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         max_subtokens: int = DEFAULT_MAX_SUBTOKENS,
         disabled_ids: Sequence[int] | None = None,
         protect_digits: bool = DEFAULT_PROTECT_DIGITS,
+        protect_whitespace: bool = DEFAULT_PROTECT_WHITESPACE,
         base_tokenizer_config: dict[str, Any] | None = None,
         base_vocab_fingerprint: str | None = None,
         base_tokenizer: Any = None,
@@ -164,11 +167,13 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             max_subtokens=max_subtokens,
             disabled_ids=None if disabled_ids is None else [int(i) for i in disabled_ids],
             protect_digits=bool(protect_digits),
+            protect_whitespace=bool(protect_whitespace),
             base_tokenizer_config=self._base_tokenizer_config,
             base_vocab_fingerprint=base_vocab_fingerprint,
             **kwargs,
         )
         self._protect_digits = bool(protect_digits)
+        self._protect_whitespace = bool(protect_whitespace)
         if base_vocab_fingerprint is not None and base_vocab_fingerprint != self.base_vocab_fingerprint:
             raise ValueError(
                 f"base_vocab_fingerprint: the tokenizer was saved with a base vocabulary of fingerprint "
@@ -187,7 +192,9 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
                 "of embedding rows (model.get_input_embeddings().num_embeddings), or leave it unset."
             )
         if disabled_ids is None:
-            disabled = set(default_disabled_ids(base, protect_digits)) | set(self._special_ids())
+            disabled = set(default_disabled_ids(base, protect_digits, protect_whitespace)) | set(
+                self._special_ids()
+            )
         else:
             disabled = {int(i) for i in disabled_ids}
         pad_id = self.pad_token_id
@@ -213,7 +220,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
 
         ``config`` is the model's ``Zip2ZipConfig`` or any object or dict with the codec settings
         (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``,
-        ``protect_digits``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
+        ``protect_digits``, ``protect_whitespace``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
         :func:`default_disabled_ids`, a missing ``base_vocab_size`` to ``len(base tokenizer)``.
         Other keyword arguments (``padding_side``, ``pad_token``...) go to the tokenizer.
         """
@@ -259,6 +266,11 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     def protect_digits(self) -> bool:
         """Whether digit tokens were added to the default disabled ids."""
         return self._protect_digits
+
+    @property
+    def protect_whitespace(self) -> bool:
+        """Whether whitespace-only tokens were added to the default disabled ids."""
+        return self._protect_whitespace
 
     @property
     def base_vocab_fingerprint(self) -> str:

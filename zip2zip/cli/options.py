@@ -44,6 +44,13 @@ def add_codec_arguments(group: Any) -> None:
         default=None,
         help=f"never merge digit tokens (default {'on' if ZIP2ZIP_SETTINGS['protect_digits'] else 'off'})",
     )
+    group.add_argument(
+        "--protect-whitespace",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="never merge whitespace-only tokens (default "
+        f"{'on' if ZIP2ZIP_SETTINGS.get('protect_whitespace') else 'off'})",
+    )
 
 
 def codec_options(title: str = "codec (the recipe's values unless given)") -> argparse.ArgumentParser:
@@ -55,7 +62,7 @@ def codec_options(title: str = "codec (the recipe's values unless given)") -> ar
 
 def codec_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The codec settings given on the command line (unset ones are left to the recipe)."""
-    names = ("max_codebook_size", "max_subtokens", "protect_digits")
+    names = ("max_codebook_size", "max_subtokens", "protect_digits", "protect_whitespace")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
