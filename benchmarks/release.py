@@ -537,16 +537,36 @@ def read_training_run(folder: str | Path, option: str = "--run", key: str = "tra
     if not heldout:
         raise SystemExit(f"{option} {folder}: {path} has no entry with base_tokens_seen and heldout_bpb")
     checkpoint, train = _training_batches(folder)
+    warm_start = _warm_start(folder)
+    offset = int((warm_start or {}).get("base_tokens_seen") or 0)
+    for entry in heldout:
+        entry["base_tokens_seen"] += offset
+    for row in train:
+        row["base_tokens"] += offset
     return {
         "folder": str(folder),
         "read": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "checkpoint": checkpoint,
+        "warm_start": warm_start,
         "heldout": heldout,
         "train": train,
         "fit": fit_power_law(
             [entry["base_tokens_seen"] for entry in heldout], [entry["heldout_bpb"] for entry in heldout]
         ),
     }
+
+
+def _warm_start(folder: Path) -> dict[str, Any] | None:
+    """``warm_start.json`` of a run that continued from a trained model (``train_smollm2.py --init-from``):
+    its curves then count the base tokens that model had seen before the run."""
+    path = folder / "warm_start.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise SystemExit(f"--run {folder}: {path} is not valid JSON ({error})") from None
+    return record if isinstance(record, dict) else None
 
 
 def read_control_run(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -1283,6 +1303,7 @@ def _curves_section(report: dict[str, Any], link: Any) -> list[str]:
         f"`{curves['checkpoint']}`). The held-out numbers are the run's own: strict bits per byte on its own "
         "held-out texts and windows, not section 1's, so they show the trend, not the bars.",
         "",
+        *_warm_start_lines(curves.get("warm_start")),
         "| step | base tokens seen | pooled | " + " | ".join(domains) + " |",
         "|---:|---:|---:|" + "---:|" * len(domains),
     ]
@@ -1297,6 +1318,29 @@ def _curves_section(report: dict[str, Any], link: Any) -> list[str]:
     lines += _control_curve_lines(report.get("control_run"), heldout, domains)
     lines += [f"![training curves]({link('training_curves.png')})", ""]
     return lines
+
+
+def _warm_start_lines(record: dict[str, Any] | None) -> list[str]:
+    """What a continued run started from; its steps are its own, its base tokens count the earlier ones."""
+    if not record:
+        return []
+    seen = record.get("base_tokens_seen")
+    before = (
+        f"{seen:,} base tokens, {record.get('global_step')} steps"
+        if seen
+        else "an unrecorded number of tokens"
+    )
+    changes = (
+        ", ".join(f"`{k}={v}`" for k, v in (record.get("changes") or {}).items()) or "no setting changed"
+    )
+    return [
+        f"The run continued from a trained model (`--init-from {record.get('init_from')}`: {before}, trained with "
+        f"`{record.get('command') or 'an unrecorded command'}`), with {changes}, on a new learning-rate schedule. "
+        "Steps count from the continuation's start; base tokens seen include the earlier run's, so the curves "
+        "sit where the weights' training was. The earlier run's own curves are in `first_run_curves.json` beside "
+        "this report's plots when it was measured before.",
+        "",
+    ]
 
 
 def _control_curve_lines(

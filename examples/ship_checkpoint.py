@@ -84,6 +84,12 @@ def main() -> None:
         "base_tokens_seen": logged[-1].get("num_base_tokens") if logged else None,  # a running total
         "final_logged": logged[-1] if logged else {},
     }
+    warm_start = args.run_dir / "warm_start.json"  # a run that continued a trained model (--init-from)
+    if warm_start.is_file():
+        record = json.loads(warm_start.read_text())
+        provenance["warm_start"] = record
+        if provenance["base_tokens_seen"] is not None and record.get("base_tokens_seen"):
+            provenance["base_tokens_seen"] += record["base_tokens_seen"]  # what the weights saw in all
     out = pack_zip2zip_checkpoint(args.run_dir, args.out, provenance=provenance)
     results = args.results
     results.mkdir(parents=True, exist_ok=True)

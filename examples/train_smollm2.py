@@ -26,6 +26,11 @@ the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does: 
 the low-rank deltas of a full fine-tune), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
 --num_processes 2 examples/train_smollm2.py --preset gpu``.
 
+``--init-from FOLDER`` (or ``shipped``) continues from a trained zip2zip model instead of the untrained wrapper,
+on a new learning-rate schedule of ``--steps``; it may change the codec's never-merged ids
+(``--protect-whitespace``) and ``--canonical-mask``, nothing that shapes the weights. It records where it started
+in ``OUT/warm_start.json``, so ``benchmarks/release.py --run OUT`` counts the tokens seen before.
+
 The equivalent command line: ``zip2zip train --output OUT --preset cpu``. ``--max-subtokens 1`` trains the
 no-compression control (the same recipe and data, no hypertokens), the fair reference for the quality a zip2zip
 model keeps.
@@ -121,7 +126,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     if args.init_from:
         given = {key: getattr(args, key) for key in settings if getattr(args, key, None) is not None}
-        model, tokenizer = warm_start(args.init_from, given)
+        model, tokenizer = warm_start(args.init_from, given, args.output)
     else:
         model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
     trainer = Zip2ZipSFTTrainer(
@@ -156,7 +161,7 @@ def main() -> None:
         print(tok.decode(out[0], skip_special_tokens=True))
 
 
-def warm_start(folder: str, changes: dict):
+def warm_start(folder: str, changes: dict, output: str):
     """A trained zip2zip model and its tokenizer to continue training from, with ``changes`` to its settings.
 
     ``folder`` is a zip2zip model folder or ``shipped`` (the packaged model, assembled on the embedded base).
@@ -186,7 +191,34 @@ def warm_start(folder: str, changes: dict):
         model.config.canonical_mask = changes.pop("canonical_mask")
     tokenizer = change_codec(model, load_default_tokenizer(), **changes)
     print(f"warm start from {path}: {len(model.config.disabled_ids)} never-merged ids, changed: {changes}")
+    write_warm_start_record(output, folder, path, changes)
     return model, tokenizer
+
+
+def write_warm_start_record(output: str, folder: str, path: str, changes: dict) -> None:
+    """``OUTPUT/warm_start.json``: where the run started and how far that model had trained, so that curves of
+    the run (``benchmarks/release.py --run``) count the base tokens the weights saw before it."""
+    import json
+
+    from zip2zip.shipped import SHIPPED_SETTINGS_FILENAME, shipped_checkpoint_dir
+
+    record_file = shipped_checkpoint_dir() / SHIPPED_SETTINGS_FILENAME if folder == "shipped" else None
+    provenance = (
+        json.loads(record_file.read_text())["provenance"] if record_file and record_file.is_file() else {}
+    )
+    record = {
+        "init_from": folder,
+        "path": str(path),
+        "changes": changes,
+        "base_tokens_seen": provenance.get("base_tokens_seen"),
+        "global_step": provenance.get("global_step"),
+        "command": provenance.get("command"),
+    }
+    os.makedirs(output, exist_ok=True)
+    target = os.path.join(output, "warm_start.json")
+    if not os.path.exists(target):  # a resumed run keeps the record of its start
+        with open(target, "w") as handle:
+            json.dump(record, handle, indent=1)
 
 
 def heldout_texts(chars: int) -> dict[str, list[str]]:

@@ -416,6 +416,20 @@ def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
     assert "not a measurement" in sentence
 
 
+def test_a_continued_run_counts_the_tokens_seen_before_it(release, tmp_path):
+    folder = write_run(tmp_path / "run", points=6)
+    record = {"init_from": "shipped", "changes": {"protect_whitespace": True}, "base_tokens_seen": 4_000_000}
+    record.update(global_step=2000, command="examples/train_smollm2.py --preset cpu-long")
+    (folder / "warm_start.json").write_text(json.dumps(record))
+    curves = release.read_training_run(folder)
+    assert [e["base_tokens_seen"] for e in curves["heldout"]][:2] == [4_000_000, 4_250_000]
+    assert [e["step"] for e in curves["heldout"]][:2] == [0, 100]  # steps stay the run's own
+    assert curves["train"][-1]["base_tokens"] == 4_020_000.0 and curves["warm_start"] == record
+    text = "\n".join(release._warm_start_lines(curves["warm_start"]))
+    assert "`--init-from shipped`: 4,000,000 base tokens, 2000 steps" in text
+    assert "`protect_whitespace=True`" in text
+
+
 def test_fit_power_law_without_scipy_uses_the_grid(release, monkeypatch):
     import builtins
 
@@ -491,6 +505,7 @@ def test_summary_carries_the_bars_and_reaches_the_card(release):
         max_codebook_size=2048,
         max_subtokens=4,
         protect_digits=True,
+        protect_whitespace=False,
         encoder_num_layers=2,
         position_mode="compressed",
         disabled_ids=[0, 1],

@@ -21,6 +21,7 @@ CONFIG = SimpleNamespace(
     max_codebook_size=2048,
     max_subtokens=4,
     protect_digits=True,
+    protect_whitespace=False,
     encoder_num_layers=2,
     position_mode="compressed",
     disabled_ids=[0, 1, 2],

@@ -210,6 +210,16 @@ def write_shipped_readme(out: Path, record: dict[str, Any]) -> None:
         f"- optimizer steps: {provenance.get('global_step')}, rows per step: {provenance.get('train_batch_size')}",
         f"- base tokens seen: {int(provenance.get('base_tokens_seen') or 0):,}",
     ]
+    warm = provenance.get("warm_start") or {}
+    if warm:
+        changes = (
+            ", ".join(f"{k}={v}" for k, v in (warm.get("changes") or {}).items()) or "no setting changed"
+        )
+        run.append(
+            f"- continued from a trained model ({warm.get('init_from')}: {int(warm.get('base_tokens_seen') or 0):,} "
+            f"base tokens, {warm.get('global_step')} steps, `{warm.get('command')}`) with {changes}; the steps "
+            "above are the continuation's, the tokens both runs'"
+        )
     final = provenance.get("final_logged") or {}
     if final:
         run.append(
