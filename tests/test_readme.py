@@ -33,6 +33,7 @@ def test_every_block_is_covered():
         "AutoModelForCausalLM.from_pretrained(repo",
         'from_base("path-or-id")',
         "LZWCodec(",
+        "change_codec(",
         "load_zip2zip()",
     )
     assert len(BLOCKS) == len(markers)
@@ -75,6 +76,18 @@ def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys):
 def test_the_codec_block():
     ids = tiny_bpe_tokenizer()("the cat sat on the mat. the cat sat on the mat.")["input_ids"]
     exec(compile(_block("LZWCodec("), "README.md", "exec"), {"ids": ids})
+
+
+def test_the_change_codec_block(tiny_base):
+    from transformers import AutoTokenizer
+
+    from zip2zip import Zip2ZipForCausalLM
+
+    model = Zip2ZipForCausalLM.from_base(str(tiny_base), max_codebook_size=64)
+    namespace = {"model": model, "base_tokenizer": AutoTokenizer.from_pretrained(tiny_base)}
+    exec(compile(_block("change_codec("), "README.md", "exec"), namespace)
+    assert model.config.protect_whitespace and namespace["tok"].protect_whitespace
+    assert set(namespace["tok"].disabled_ids) == set(model.config.disabled_ids)
 
 
 @pytest.mark.slow

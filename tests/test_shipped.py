@@ -209,7 +209,12 @@ def test_the_shipped_readme_says_where_a_continued_run_started(tmp_path):
 
     warm = {"init_from": "shipped", "changes": {"protect_whitespace": True}, "base_tokens_seen": 4_077_813}
     warm.update(global_step=2000, command="examples/train_smollm2.py --preset cpu-long")
-    provenance = {"command": "continue", "global_step": 1000, "base_tokens_seen": 6_100_000, "warm_start": warm}
+    provenance = {
+        "command": "continue",
+        "global_step": 1000,
+        "base_tokens_seen": 6_100_000,
+        "warm_start": warm,
+    }
     write_shipped_readme(tmp_path, {"zip2zip": dict(SETTINGS), "provenance": provenance})
     text = (tmp_path / "README.md").read_text()
     assert "- base tokens seen: 6,100,000" in text
