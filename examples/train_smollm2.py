@@ -168,7 +168,7 @@ def warm_start(folder: str, changes: dict, output: str):
     Codec changes go through ``zip2zip.conversion.change_codec`` (the never-merged ids are recomputed, so the
     model and the tokenizer agree); ``canonical_mask`` may change too. Settings that shape the weights may not.
     """
-    from zip2zip.conversion import change_codec
+    from zip2zip.conversion import READING_SETTINGS, change_codec
     from zip2zip.defaults import load_default_tokenizer
     from zip2zip.modeling_zip2zip import Zip2ZipForCausalLM
     from zip2zip.shipped import shipped_zip2zip_path
@@ -180,7 +180,8 @@ def warm_start(folder: str, changes: dict, output: str):
         )
     model = Zip2ZipForCausalLM.from_pretrained(path, dtype=torch.float32)
     changes = {k: v for k, v in changes.items() if getattr(model.config, k) != v}
-    allowed = ("protect_digits", "protect_whitespace", "canonical_mask")
+    # a shorter M is for reading only (the saved weights keep M slots); the mask changes no weight
+    allowed = (*(name for name in READING_SETTINGS if name != "max_subtokens"), "canonical_mask")
     refused = sorted(set(changes) - set(allowed))
     if refused:
         raise SystemExit(

@@ -81,8 +81,9 @@ class Zip2ZipConfig(PreTrainedConfig):
             Whether whitespace-only tokens (spaces, tabs, newlines and their runs) were added to `disabled_ids`.
             Indentation is layout: how deep the next line sits depends on nesting the model has to infer, and a
             merged run of it ("newline + two tabs + `if`") makes the model choose that depth and the following
-            word in one code. On a language it never trained on, most of the extra bits were in such choices.
-            Recorded for the tokenizer, like `protect_digits`.
+            word in one code. It costs compression (benchmarks/README.md, "Codec settings at inference"); on Go,
+            tab-indented and unseen in training, it brought the shipped model closest to its base. Recorded for
+            the tokenizer, like `protect_digits`.
         base_vocab_fingerprint (`str`, *optional*):
             [`vocab_fingerprint`] of the base tokenizer the model was built with (`from_base` records it): the
             tokenizer records its own, and loading, `generate(tokenizer=...)` and training refuse a tokenizer
@@ -339,8 +340,7 @@ def default_disabled_ids(
 
 def whitespace_ids(base_tokenizer: Any) -> list[int]:
     """The ids of the vocabulary tokens whose text is only whitespace (spaces, tabs, newlines, their runs)."""
-    vocab = base_tokenizer.get_vocab()
-    ids = sorted(index for index in vocab.values() if isinstance(index, int) and index >= 0)
+    ids = sorted(base_tokenizer.get_vocab().values())
     texts = [
         base_tokenizer.convert_tokens_to_string([token])
         for token in base_tokenizer.convert_ids_to_tokens(ids)

@@ -84,11 +84,11 @@ def change_codec(model: Any, base_tokenizer: Any, **changes: Any) -> Any:
     """Change a zip2zip model's codec settings in place and return the `Zip2ZipTokenizer` that matches them.
 
     ``changes`` are :data:`READING_SETTINGS`: ``max_subtokens`` up to the model's own, ``protect_digits``,
-    ``protect_whitespace``. A smaller ``max_subtokens`` is for reading: set it back before saving, since the saved
-    weights keep the slots of :func:`built_max_subtokens`. The never-merged ids are recomputed from ``base_tokenizer`` (the model's base
-    tokenizer), so the model and the returned tokenizer build the same codebooks. Use it to read a trained
-    model with less compression (``benchmarks/codec_settings.py``) or to continue training it under another
-    codec (``examples/train_smollm2.py --init-from``).
+    ``protect_whitespace``. A smaller ``max_subtokens`` is for reading: set it back before saving, since the
+    saved weights keep the slots of :func:`built_max_subtokens`. The never-merged ids are recomputed from
+    ``base_tokenizer`` (the model's base tokenizer), so the model and the returned tokenizer build the same
+    codebooks. Use it to read a trained model with less compression (``benchmarks/codec_settings.py``) or to
+    continue training it under another codec (``examples/train_smollm2.py --init-from``).
     """
     from .configuration_zip2zip import default_disabled_ids, vocab_fingerprint
     from .tokenization_zip2zip import Zip2ZipTokenizer
