@@ -350,6 +350,47 @@ def load_control(folder: str, base_tokenizer: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def read_carried_control(path: str) -> dict[str, Any]:
+    """The control's scores from an earlier ``results.json`` (``--control FILE``), for when its folder is gone.
+
+    The control's weights do not change with the zip2zip model, so its scores on the same texts and windows
+    stay true; :func:`check_carried_control` checks that they are the same before they are shown.
+    """
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        scores, run = earlier["bits_per_byte"]["control"], earlier["run"]["control"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"--control {path}: not a results.json with the control's scores ({error!r}); pass the control's "
+            "folder or a results.json of a run that measured it"
+        ) from None
+    when = f"{earlier['run'].get('date')}, commit {earlier['run'].get('commit')}"
+    carried_from = run.get("carried_from") or f"{path} (measured {when})"
+    return {"scores": scores, "run": {**run, "carried_from": carried_from}}
+
+
+def check_carried_control(carried: dict[str, Any], compared: dict[str, Any]) -> dict[str, Any]:
+    """The carried control's scores, once every domain is shown to cover the bytes and base tokens this run's
+    base model read, in windows of the same length."""
+    scores = carried["scores"]
+    if scores.get("max_length") != compared["max_length"]:
+        raise SystemExit(
+            f"--control: the control was scored in windows of {scores.get('max_length')} positions, this run "
+            f"uses {compared['max_length']}; measure it again (pass its folder) or use the same --max-length"
+        )
+    for domain, entry in compared["domains"].items():
+        base = entry["base"]
+        mine = (scores["domains"].get(domain) or {}).get("zip2zip") or {}
+        same = all(mine.get(key) == base.get(key) for key in ("bytes", "base_tokens", "texts"))
+        if not same:
+            raise SystemExit(
+                f"--control: on {domain} the carried control read {mine.get('bytes')} bytes / "
+                f"{mine.get('base_tokens')} base tokens, this run {base['bytes']} / {base['base_tokens']}: other "
+                "texts; measure the control again (pass its folder)"
+            )
+    return {**scores, "carried_from": carried["run"]["carried_from"]}
+
+
 @functools.cache
 def load_generation_module() -> Any:
     """``benchmarks/generation.py``, imported as a sibling module (this folder is on ``sys.path``)."""
@@ -405,6 +446,8 @@ def measure_bits_per_byte(models: dict[str, Any], settings: dict[str, Any]) -> d
             progress=True,
             description=f"the no-compression control on {compared['description']}",
         )
+    elif models.get("carried_control") is not None:
+        result["control"] = check_carried_control(models["carried_control"], compared)
     whole = {}
     for domain in DOMAINS:
         docs = texts[domain] if settings["quick"] else load_corpus(domain, split="heldout")
@@ -762,7 +805,7 @@ def describe_run(
         "control": (
             {"folder": args.control, "model_settings": model_settings(models["control"].config)}
             if models.get("control") is not None
-            else None
+            else models.get("carried_control", {}).get("run")
         ),
         "base": f"SmolLM2-135M-Instruct (embedded), {models['base_path']}",
         "threads": torch.get_num_threads(),
@@ -845,7 +888,8 @@ def _control_cell(control: dict[str, Any] | None) -> str:
     if not control:
         return "not measured"
     settings = ", ".join(f"{k}={v}" for k, v in control["model_settings"].items())
-    return f"`{control['folder']}` ({settings})"
+    carried = f"; its scores carried from {control['carried_from']}" if control.get("carried_from") else ""
+    return f"`{control['folder']}` ({settings}){carried}"
 
 
 def _run_cell(curves: dict[str, Any] | None) -> str:
@@ -1683,7 +1727,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="FOLDER",
         help="the no-compression control (same recipe and tokens, max_subtokens=1), scored beside base and "
-        f"zip2zip; train it with `{CONTROL_COMMAND}`",
+        f"zip2zip; train it with `{CONTROL_COMMAND}`; or a results.json this script wrote earlier, whose control "
+        "scores are kept when the control's folder is gone (checked to be on the same texts and windows)",
     )
     parser.add_argument(
         "--run",
@@ -1787,7 +1832,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_items(items, items_path)
 
     models = load_models(folder)
-    if args.control:
+    if args.control and Path(args.control).is_file():
+        models["carried_control"] = read_carried_control(args.control)
+    elif args.control:
         models["control"], models["control_tokenizer"] = load_control(args.control, models["base_tokenizer"])
     report: dict[str, Any] = {"run": describe_run(args, folder, settings, models), "timings": {}}
     if curves:

@@ -96,3 +96,23 @@ def test_a_delta_for_another_architecture_is_refused():
     untrained, _ = _pair()
     with pytest.raises(ValueError, match="does not fit this model"):
         apply_low_rank_delta(untrained, {"language_model.nothing.weight" + UP: torch.zeros(2, 1)})
+
+
+def test_a_delta_applied_in_part_interpolates_the_base_weights_only():
+    untrained, trained = _pair()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for param in trained.parameters():
+            param += 0.01 * torch.randn_like(param)  # every tensor changes: matrices, norms, hyper-encoders
+    delta = extract_low_rank_delta(trained, untrained, budget=10**8, dtype=torch.float32)
+    fresh, _ = _pair()
+    apply_low_rank_delta(fresh, delta.tensors, scale=0.25)
+    before, after = _params(untrained), _params(trained)
+    for name, param in _params(fresh).items():
+        if name.startswith("language_model."):
+            expected = before[name] + 0.25 * (after[name] - before[name])
+        else:
+            expected = after[name]  # no base to step back to
+        torch.testing.assert_close(param, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="in part"):
+        apply_low_rank_delta(fresh, delta.tensors, scale=0.0)

@@ -312,6 +312,36 @@ def write_run(folder: Path, points: int) -> Path:
     return folder
 
 
+def test_a_control_whose_folder_is_gone_is_carried_from_an_earlier_report(release, tmp_path):
+    control = {"code": 1.0, "prose": 1.02, "math": 1.2, "go": 1.1}
+    earlier = tmp_path / "results.json"
+    earlier.write_text(json.dumps(synthetic_report(release, AT_THE_BARS, control=control)))
+    carried = release.read_carried_control(str(earlier))
+    assert carried["run"]["carried_from"] == f"{earlier} (measured 2026-01-02 03:04 UTC, commit abc1234)"
+    compared = synthetic_report(release, AT_THE_BARS)["bits_per_byte"]["compared"]
+    scores = release.check_carried_control(carried, compared)
+    assert scores["domains"]["go"]["zip2zip"]["bits_per_byte"] == 1.1
+    report = synthetic_report(release, AT_THE_BARS, control=control)
+    report["run"]["control"] = carried["run"]
+    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    assert f"`/runs/m1` (max_subtokens=1); its scores carried from {earlier} (measured" in text
+    assert "| go | 4,000 | 1.0000 | 1.1000 |" in text
+    # carried again, it still names where it was measured
+    report["bits_per_byte"]["control"] = scores
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(report))
+    assert release.read_carried_control(str(again))["run"]["carried_from"] == carried["run"]["carried_from"]
+    # other texts or other windows are refused
+    compared["domains"]["go"]["base"]["bytes"] = 3999
+    with pytest.raises(SystemExit, match="on go the carried control read 4000 bytes"):
+        release.check_carried_control(carried, compared)
+    compared["max_length"] = 512
+    with pytest.raises(SystemExit, match="windows of 1024 positions"):
+        release.check_carried_control(carried, compared)
+    with pytest.raises(SystemExit, match=r"not a results\.json with the control's scores"):
+        release.read_carried_control(str(tmp_path / "RESULTS.md"))
+
+
 def write_control(folder: Path) -> Path:
     """A control run still training: held-out points between the long run's, and its planned 800 steps."""
     entries = [

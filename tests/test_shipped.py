@@ -168,6 +168,25 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
     torch.testing.assert_close(assembled[finite], trained[finite], atol=2e-2, rtol=1e-2)
     assert AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True).config.trained
 
+    # shipped at half scale: a new assembly whose base weights sit halfway, the hyper-encoders whole
+    (shipped / "release_results.json").write_text("{}")
+    defaults.set_delta_scale(0.5, {"how": "Chosen for the test."}, source=shipped)
+    assert not (shipped / "release_results.json").exists()
+    readme = (shipped / "README.md").read_text()
+    assert "applied at scale 0.5" in readme and "Chosen for the test." in readme
+    half = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    assert half != path and not Path(path).exists()  # the whole-scale assembly was replaced
+    untrained, _ = defaults._untrained_model(SETTINGS, str(base_dir))
+    whole, _ = defaults.build_shipped_model(shipped, scale=1.0, base_path=str(base_dir))
+    scaled = dict(AutoModelForCausalLM.from_pretrained(half, trust_remote_code=True).named_parameters())
+    before, after = dict(untrained.named_parameters()), dict(whole.named_parameters())
+    for name, param in scaled.items():
+        expected = (before[name] + after[name]) / 2 if name.startswith("language_model.") else after[name]
+        torch.testing.assert_close(param, expected, atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(before[n], after[n]) for n in scaled if n.startswith("language_model."))
+    with pytest.raises(ValueError, match="in part"):
+        defaults.set_delta_scale(1.5, source=shipped)
+
 
 def test_nothing_ships_without_the_files(tmp_path) -> None:
     assert defaults.shipped_zip2zip_path(source=tmp_path) is None

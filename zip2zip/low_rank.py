@@ -151,10 +151,21 @@ def _allocate_ranks(
     return {name: int(counts[index]) for index, name in enumerate(names)}
 
 
-def apply_low_rank_delta(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    """Turn ``model`` (the untrained zip2zip model of the base) into the trained one, in place."""
+def apply_low_rank_delta(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float = 1.0) -> None:
+    """Turn ``model`` (the untrained zip2zip model of the base) into the trained one, in place.
+
+    ``scale`` below 1 moves the base language model only part of the way: every weight of it becomes
+    ``base + scale * (trained - base)`` (the factors' product scaled, the whole tensors interpolated), while
+    zip2zip's own modules, which have no base to return to, are set whole. Interpolating a fine-tune toward its
+    base keeps more of what the base knew about text the fine-tune never saw (Wortsman et al. 2022, WiSE-FT);
+    ``benchmarks/delta_scale.py`` measures what each scale gives and costs.
+    """
     import torch
 
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(
+            f"scale={scale}: the delta can be applied in part (0 < scale < 1) or whole (1), nothing else"
+        )
     params = dict(model.named_parameters())
     factors = {name[: -len(UP)] for name in tensors if name.endswith(UP)}
     names = set(tensors) - {n + UP for n in factors} - {n + DOWN for n in factors}
@@ -167,7 +178,11 @@ def apply_low_rank_delta(model: nn.Module, tensors: dict[str, torch.Tensor]) -> 
         )
     with torch.no_grad():
         for name in names:
-            params[name].copy_(tensors[name].to(params[name].dtype))
+            value = tensors[name].to(params[name].dtype)
+            if name.startswith("language_model.") and scale != 1.0:
+                params[name].lerp_(value, scale)
+            else:
+                params[name].copy_(value)
         for name in factors:
             up, down = tensors[name + UP].float(), tensors[name + DOWN].float()
-            params[name].add_((up @ down).to(params[name].dtype))
+            params[name].add_((scale * (up @ down)).to(params[name].dtype))

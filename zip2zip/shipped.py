@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SHIPPED_MODEL_NAME",
     "SHIPPED_SETTINGS_FILENAME",
+    "build_shipped_model",
     "pack_zip2zip_checkpoint",
+    "set_delta_scale",
     "shipped_checkpoint_dir",
     "shipped_zip2zip_path",
     "write_shipped_readme",
@@ -237,6 +239,17 @@ def write_shipped_readme(out: Path, record: dict[str, Any]) -> None:
             f"- held-out strict bits per byte of the trained weights (before packing): {heldout.get('heldout_bpb', float('nan')):.4f} pooled "
             f"({domains})"
         )
+    scale = record.get("delta_scale", 1.0)
+    scaled = []
+    if scale != 1.0:
+        chosen = (record.get("delta_scale_selection") or {}).get("how", "")
+        scaled = [
+            f"The delta is applied at scale {scale} (`delta_scale`): each weight of the base language model sits at",
+            f"base + {scale} x (trained - base), a step back toward the base that keeps more of what it knew about",
+            "text the run never saw (weight interpolation, WiSE-FT); the hyper-encoders are whole.",
+            *([chosen] if chosen else []),
+            "",
+        ]
     lines = [
         "# zip2zip-SmolLM2-135M (shipped weights)",
         "",
@@ -244,6 +257,7 @@ def write_shipped_readme(out: Path, record: dict[str, Any]) -> None:
         f"the zip2zip settings (`{SHIPPED_SETTINGS_FILENAME}`). `zip2zip.defaults.shipped_zip2zip_path()` assembles the full",
         "model from them and the embedded base model (once, cached) and returns a `trust_remote_code` folder.",
         "",
+        *scaled,
         "## Training run",
         "",
         *run,
@@ -332,31 +346,76 @@ def _assembly_key(source: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def build_shipped_model(
+    source: str | os.PathLike[str] | None = None, scale: float | None = None, base_path: str | None = None
+) -> tuple[Any, Any]:
+    """The trained zip2zip model and its tokenizer built in memory from shipped weights (float32, eval mode).
+
+    ``scale`` (default: the ``delta_scale`` the settings record, else 1) is how far a low-rank delta moves the
+    base language model from its base (:func:`zip2zip.low_rank.apply_low_rank_delta`); an adapter is merged
+    whole. :func:`shipped_zip2zip_path` saves what this returns; ``benchmarks/delta_scale.py`` compares scales.
+    """
+    source = Path(source) if source is not None else shipped_checkpoint_dir()
+    files = _shipped_files(source)
+    if files is None:
+        raise FileNotFoundError(
+            f"{source} holds no shipped weights ({SHIPPED_SETTINGS_FILENAME} with {DELTA_FILENAME} or an adapter)"
+        )
+    record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
+    scale = record.get("delta_scale", 1.0) if scale is None else scale
+    model, tokenizer = _untrained_model(record["zip2zip"], base_path)
+    if DELTA_FILENAME in files:
+        from safetensors.torch import load_file
+
+        from .low_rank import apply_low_rank_delta
+
+        apply_low_rank_delta(model, load_file(str(source / DELTA_FILENAME)), scale=scale)
+        return model.eval(), tokenizer
+    if scale != 1.0:
+        raise ValueError(f"delta_scale={scale} needs low-rank delta weights; {source} ships a PEFT adapter")
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(source)).merge_and_unload().eval(), tokenizer
+
+
+def set_delta_scale(
+    scale: float, selection: dict[str, Any] | None = None, source: str | os.PathLike[str] | None = None
+) -> Path:
+    """Record in the shipped settings that the delta is applied at ``scale`` (see :func:`build_shipped_model`).
+
+    ``selection`` says how the scale was chosen (the benchmark, its data and rule), for the record and the
+    README. The release summary is removed: it measured other weights. The assembly key changes with the
+    settings file, so the next :func:`shipped_zip2zip_path` assembles the scaled model.
+    """
+    source = Path(source) if source is not None else shipped_checkpoint_dir()
+    if _shipped_files(source) != (DELTA_FILENAME,):
+        raise ValueError(f"{source} ships no low-rank delta ({DELTA_FILENAME}); only a delta can be scaled")
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"scale={scale}: a delta is applied in part (0 < scale < 1) or whole (1)")
+    path = source / SHIPPED_SETTINGS_FILENAME
+    record = json.loads(path.read_text())
+    record["delta_scale"] = scale
+    if selection is not None:
+        record["delta_scale_selection"] = selection
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    (source / RELEASE_SUMMARY_FILENAME).unlink(missing_ok=True)
+    write_shipped_readme(source, record)
+    return source
+
+
 def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
     """Untrained zip2zip model of the base + the shipped weights (adapter merged, or low-rank deltas added),
     saved through a temporary folder."""
     started = time.perf_counter()
     logger.warning("Assembling the shipped zip2zip model into %s (once, about 20 s)", target)
     record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
-    files = _shipped_files(source) or ()
     workdir = make_temporary_folder(target)
     try:
-        model, tokenizer = _untrained_model(record["zip2zip"], base_path)
-        if DELTA_FILENAME in files:
-            from safetensors.torch import load_file
-
-            from .low_rank import apply_low_rank_delta
-
-            apply_low_rank_delta(model, load_file(str(source / DELTA_FILENAME)))
-            merged = model
-        else:
-            from peft import PeftModel
-
-            merged = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
+        merged, tokenizer = build_shipped_model(source, base_path=base_path)
         merged.config.trained = True
         merged.float().eval().save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
-        if DELTA_FILENAME not in files:
+        if DELTA_FILENAME not in (_shipped_files(source) or ()):
             # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
             (workdir / "adapter").mkdir()
             for name in _ADAPTER_FILES:
@@ -367,6 +426,7 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
             "source": str(source),
             "source_digest": _files_digest(source),
             "base_model": record.get("base_model", HUB_MODEL_ID),
+            "delta_scale": record.get("delta_scale", 1.0),
             "assembly_seconds": round(time.perf_counter() - started, 1),
         }
         (workdir / MARKER_FILENAME).write_text(json.dumps(marker, indent=2) + "\n")
