@@ -12,8 +12,13 @@ The rule, fixed before looking: the scale with the lowest mean over all domains 
 domain counting once (so the unseen one counts as much as any trained one). ``--write`` records the chosen
 scale in the shipped settings (:func:`zip2zip.shipped.set_delta_scale`); rerun ``benchmarks/release.py`` after.
 
+With ``--prompts N`` it also continues the first N long-enough held-out code and prose documents greedily (384
+base tokens of prompt, 128 new, as ``release.py`` does) with the base model and at every scale, and reports the
+share of repeated 8-grams of each continuation (``release.repeated_ngram_share``): a step toward the base can
+bring back the base's loops. The rule does not use it; it is there to be read beside the choice.
+
 Run: ``python benchmarks/delta_scale.py [--scales 1,0.9,...] [--chars 16000] [--skip 8000] [--threads 2]
-[--json FILE] [--png FILE] [--write]``.
+[--prompts 8] [--json FILE] [--png FILE] [--write]``.
 """
 
 from __future__ import annotations
@@ -97,6 +102,41 @@ def measure(
     return results
 
 
+def measure_loops(scales: list[float], count: int) -> dict[str, Any]:
+    """Mean repeated-8-gram share of greedy code and prose continuations: the base's and at every scale."""
+    sys.path.insert(0, str(HERE))
+    from release import load_generation_module, repeated_ngram_share
+
+    from zip2zip.defaults import load_default_base_model, load_default_tokenizer
+    from zip2zip.shipped import build_shipped_model
+
+    generation = load_generation_module()
+    tokenizer = load_default_tokenizer()
+    prompts = {d: generation.load_prompts(tokenizer, d, count, 384) for d in ("code", "prose")}
+    base = load_default_base_model().eval()
+    loops: dict[str, Any] = {}
+    for scale in (None, *scales):
+        model, zip_tokenizer = build_shipped_model(scale=scale if scale is not None else 1.0)
+        config = "base" if scale is None else "zip2zip"
+        runs = generation.measure(
+            base,
+            model,
+            tokenizer,
+            prompts,
+            new_tokens=128,
+            repeats=1,
+            codec=zip_tokenizer.codec,
+            configs=(config,),
+        )["results"]
+        row = {}
+        for domain, by_config in runs.items():
+            shares = [repeated_ngram_share(run["output"]) for run in by_config[config]]
+            row[domain] = {"mean": sum(shares) / len(shares), "per_prompt": shares}
+        loops["base" if scale is None else scale] = row
+        print(f"loops, {'base' if scale is None else f'scale {scale}'}: ", row, flush=True)
+    return loops
+
+
 def print_table(results: dict[str, Any], chosen: float) -> None:
     domains = list(results["base"])
     print("\n| scale | " + " | ".join(domains) + " | mean log ratio |")
@@ -106,6 +146,13 @@ def print_table(results: dict[str, Any], chosen: float) -> None:
         mark = " (chosen)" if scale == chosen else ""
         cells = " | ".join(f"{rows[d]['ratio']:.3f}x" for d in domains)
         print(f"| {scale}{mark} | {cells} | {mean:+.4f} |")
+    loops = results.get("loops")
+    if loops:
+        print("\nrepeated 8-grams of greedy continuations (mean over prompts):\n")
+        print("| | code | prose |\n|---|---:|---:|")
+        for name, row in loops.items():
+            label = name if name == "base" else f"scale {name}"
+            print(f"| {label} | {row['code']['mean']:.1%} | {row['prose']['mean']:.1%} |")
 
 
 def plot(results: dict[str, Any], chosen: float, path: str) -> None:
@@ -139,6 +186,7 @@ def main() -> None:
     )
     parser.add_argument("--max-length", type=int, default=1024, help="positions per scored window")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--prompts", type=int, default=0, help="greedy continuations per domain (0 = none)")
     parser.add_argument("--json", default=str(HERE / "results" / "delta_scale.json"), help="numbers file")
     parser.add_argument("--png", default=str(HERE / "delta_scale.png"), help="plot file ('' = none)")
     parser.add_argument(
@@ -155,6 +203,8 @@ def main() -> None:
     results = {"settings": vars(args), "rule": RULE, **measure(scales, texts, args.max_length)}
     chosen = choose_scale(results)
     results["chosen"] = chosen
+    if args.prompts:
+        results["loops"] = measure_loops(scales, args.prompts)
     print_table(results, chosen)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

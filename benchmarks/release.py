@@ -103,7 +103,8 @@ MIN_FIT_POINTS = 4  # held-out points (with tokens seen > 0) a three-parameter c
 
 FULL = {
     "eval_chars": 8_000,
-    "prompts": 2,
+    # greedy loops are all-or-nothing per prompt: two prompts per domain made the repeated-8-gram bar a coin flip
+    "prompts": 8,
     "prompt_tokens": 384,
     "new_tokens": 128,
     "repeats": 1,
@@ -801,6 +802,7 @@ def describe_run(
         "model": folder,
         "shipped": args.model is None,
         "model_digest": assembled_digest(folder) if args.model is None else None,
+        "delta_scale": assembled_marker(folder).get("delta_scale") if args.model is None else None,
         "model_settings": model_settings(config),
         "control": (
             {"folder": args.control, "model_settings": model_settings(models["control"].config)}
@@ -827,14 +829,30 @@ def model_settings(config: Any) -> dict[str, Any]:
     return {name: getattr(config, name) for name in names if getattr(config, name, None) is not None}
 
 
-def assembled_digest(folder: str) -> str | None:
-    """The digest of the shipped files an assembled shipped model was built from (its marker), or None."""
+def assembled_marker(folder: str) -> dict[str, Any]:
+    """The marker of an assembled shipped model (what it was built from), or {} for any other folder."""
     from zip2zip.defaults import MARKER_FILENAME
 
     try:
-        return json.loads((Path(folder) / MARKER_FILENAME).read_text(encoding="utf-8")).get("source_digest")
+        marker = json.loads((Path(folder) / MARKER_FILENAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def assembled_digest(folder: str) -> str | None:
+    """The digest of the shipped files an assembled shipped model was built from (its marker), or None."""
+    return assembled_marker(folder).get("source_digest")
+
+
+def backfill_delta_scale(run: dict[str, Any]) -> None:
+    """A report written before ``delta_scale`` was recorded: read it from the measured assembly's marker, if
+    that folder is still the one measured (same digest)."""
+    if "delta_scale" in run or not run.get("model_digest"):
+        return
+    marker = assembled_marker(run["model"])
+    if marker.get("source_digest") == run["model_digest"] and "delta_scale" in marker:
+        run["delta_scale"] = marker["delta_scale"]
 
 
 def verdict(ok: bool | None) -> str:
@@ -861,7 +879,9 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| zip2zip model | `{run['model']}` ({', '.join(f'{k}={v}' for k, v in run['model_settings'].items())}) |",
+        f"| zip2zip model | `{run['model']}` ({', '.join(f'{k}={v}' for k, v in run['model_settings'].items())})"
+        + _scale_words(run.get("delta_scale"))
+        + " |",
         f"| base model | {run['base']} |",
         f"| machine | {run['cpu']}; load average at start {_load(run['load_average'])} |",
         f"| versions | {', '.join(f'{k} {v}' for k, v in run['versions'].items())} |",
@@ -882,6 +902,12 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
     lines += _mc_section(report, link)
     lines += _curves_section(report, link)
     return "\n".join(lines) + "\n"
+
+
+def _scale_words(scale: float | None) -> str:
+    if scale is None or scale == 1.0:
+        return ""
+    return f"; its low-rank delta applied at scale {scale} (`delta_scale`, see benchmarks/README.md)"
 
 
 def _control_cell(control: dict[str, Any] | None) -> str:
@@ -1687,7 +1713,11 @@ def release_summary(report: dict[str, Any]) -> dict[str, Any]:
         },
         "multiple_choice": {"items": run["settings"]["mc_items"], "accuracy": accuracy},
         "training": (
-            {"base_tokens_seen": report["training_run"]["heldout"][-1]["base_tokens_seen"], "fit": fit}
+            {
+                "base_tokens_seen": report["training_run"]["heldout"][-1]["base_tokens_seen"],
+                "fit": fit,
+                "delta_scale": run.get("delta_scale"),
+            }
             if report.get("training_run")
             else None
         ),
@@ -1879,13 +1909,14 @@ def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
             f"--render-only: {path} does not exist; run the benchmark once without --render-only"
         )
     report = json.loads(path.read_text(encoding="utf-8"))
+    backfill_delta_scale(report["run"])
     if args.run:
         report["training_run"] = read_training_run(args.run)
     control_curves = read_control_run(args)
     if control_curves:
         report["control_run"] = control_curves
         _warn_without_run(report)
-    if args.run or control_curves:
+    if args.run or control_curves or "delta_scale" in report["run"]:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     write_outputs(report, out, assets)
     print(f"rewrote {out} from {path}", file=sys.stderr)

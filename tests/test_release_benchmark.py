@@ -342,6 +342,28 @@ def test_a_control_whose_folder_is_gone_is_carried_from_an_earlier_report(releas
         release.read_carried_control(str(tmp_path / "RESULTS.md"))
 
 
+def test_the_delta_scale_of_the_shipped_weights_is_reported(release, tmp_path):
+    from zip2zip.defaults import MARKER_FILENAME
+
+    report = synthetic_report(release, AT_THE_BARS)
+    assembled = tmp_path / "assembled"
+    assembled.mkdir()
+    report["run"]["model"] = str(assembled)
+    marker = {"source_digest": "d1g3st", "delta_scale": 0.9}
+    (assembled / MARKER_FILENAME).write_text(json.dumps(marker))
+    release.backfill_delta_scale(report["run"])  # an older report, its assembly still there
+    assert report["run"]["delta_scale"] == 0.9
+    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    assert "(max_subtokens=4); its low-rank delta applied at scale 0.9 (`delta_scale`" in text
+    # another assembly (other weights) in that folder says nothing about the measured ones
+    other = synthetic_report(release, AT_THE_BARS)
+    other["run"]["model"] = str(assembled)
+    marker["source_digest"] = "0ther"
+    (assembled / MARKER_FILENAME).write_text(json.dumps(marker))
+    release.backfill_delta_scale(other["run"])
+    assert "delta_scale" not in other["run"]
+
+
 def write_control(folder: Path) -> Path:
     """A control run still training: held-out points between the long run's, and its planned 800 steps."""
     entries = [

@@ -140,6 +140,11 @@ def test_card_states_the_fit_of_the_long_run():
         in text
     )
     assert "too few points" in card_text(summary(training={"base_tokens_seen": 10, "fit": None}))
+    scaled = card_text(summary(training={"base_tokens_seen": 10, "fit": None, "delta_scale": 0.9}))
+    assert "apply the training's change at scale 0.9: every base weight sits at base + 0.9 x" in scaled
+    assert "at scale" not in card_text(
+        summary(training={"base_tokens_seen": 10, "fit": None, "delta_scale": 1.0})
+    )
 
 
 def test_card_without_control_says_it_was_not_measured():

@@ -228,6 +228,13 @@ def _training_sentence(training: Mapping[str, Any] | None) -> str:
     if not training:
         return ""
     text = f"Trained on {training['base_tokens_seen']:,} base tokens."
+    scale = training.get("delta_scale")
+    if scale is not None and scale != 1.0:
+        text += (
+            f" The shipped weights apply the training's change at scale {scale}: every base weight sits at "
+            f"base + {scale} x (trained - base), chosen on development text to keep more of the base on text the "
+            "run never saw."
+        )
     fit = training.get("fit")
     if not fit:
         return text + " The held-out curve had too few points for a fit."

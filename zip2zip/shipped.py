@@ -6,7 +6,8 @@ changed plus the zip2zip settings, inside the package (``zip2zip/checkpoints/``)
 fine-tuned the whole model its low-rank deltas (:mod:`zip2zip.low_rank`: ``delta.safetensors``), because the
 full weights are too large for a package. :func:`shipped_zip2zip_path` assembles the full model
 from them and the embedded base model once and caches it like the base conversion;
-:func:`pack_zip2zip_checkpoint` turns a training run's output into those files.
+:func:`pack_zip2zip_checkpoint` turns a training run's output into those files. A delta may ship applied in
+part (``delta_scale`` in the settings, :func:`set_delta_scale`): the base weights a step back toward the base.
 """
 
 from __future__ import annotations
