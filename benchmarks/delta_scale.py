@@ -45,20 +45,14 @@ RULE = "lowest mean over the domains of log(zip2zip / base) strict bits per byte
 def development_texts(domain: str, skip: int, chars: int) -> list[str]:
     """Held-out documents after those the release benchmark reads (its first ``skip`` characters), ``chars`` in
     all, the last one cut: the same corpus and split, none of the same text."""
-    from zip2zip.corpora import load_corpus
+    from release import heldout_texts
 
-    texts: list[str] = []
-    seen = 0
-    for doc in load_corpus(domain, split="heldout"):
-        if seen < skip:  # release.heldout_texts reads these (the last of them in part)
-            seen += len(doc)
-            continue
-        texts.append(doc[: chars - sum(map(len, texts))])
-        if sum(map(len, texts)) >= chars:
-            return texts
-    raise SystemExit(
-        f"{domain}: its held-out split has under {skip + chars:,} characters; lower --skip or --chars"
-    )
+    texts = heldout_texts(domain, chars, skip=skip)
+    if sum(map(len, texts)) < chars:
+        raise SystemExit(
+            f"{domain}: its held-out split has under {skip + chars:,} characters; lower --skip or --chars"
+        )
+    return texts
 
 
 def choose_scale(results: dict[str, Any]) -> float:
@@ -104,7 +98,6 @@ def measure(
 
 def measure_loops(scales: list[float], count: int) -> dict[str, Any]:
     """Mean repeated-8-gram share of greedy code and prose continuations: the base's and at every scale."""
-    sys.path.insert(0, str(HERE))
     from release import load_generation_module, repeated_ngram_share
 
     from zip2zip.defaults import load_default_base_model, load_default_tokenizer
@@ -115,9 +108,9 @@ def measure_loops(scales: list[float], count: int) -> dict[str, Any]:
     prompts = {d: generation.load_prompts(tokenizer, d, count, 384) for d in ("code", "prose")}
     base = load_default_base_model().eval()
     loops: dict[str, Any] = {}
-    for scale in (None, *scales):
-        model, zip_tokenizer = build_shipped_model(scale=scale if scale is not None else 1.0)
-        config = "base" if scale is None else "zip2zip"
+    for index, scale in enumerate(scales):
+        model, zip_tokenizer = build_shipped_model(scale=scale)
+        configs = ("base", "zip2zip") if index == 0 else ("zip2zip",)  # the base's runs once
         runs = generation.measure(
             base,
             model,
@@ -126,14 +119,16 @@ def measure_loops(scales: list[float], count: int) -> dict[str, Any]:
             new_tokens=128,
             repeats=1,
             codec=zip_tokenizer.codec,
-            configs=(config,),
+            configs=configs,
         )["results"]
-        row = {}
-        for domain, by_config in runs.items():
-            shares = [repeated_ngram_share(run["output"]) for run in by_config[config]]
-            row[domain] = {"mean": sum(shares) / len(shares), "per_prompt": shares}
-        loops["base" if scale is None else scale] = row
-        print(f"loops, {'base' if scale is None else f'scale {scale}'}: ", row, flush=True)
+        for config in configs:
+            row = {}
+            for domain, by_config in runs.items():
+                shares = [repeated_ngram_share(run["output"]) for run in by_config[config]]
+                row[domain] = {"mean": sum(shares) / len(shares), "per_prompt": shares}
+            name = "base" if config == "base" else scale
+            loops[name] = row
+            print(f"loops, {'base' if config == 'base' else f'scale {scale}'}: ", row, flush=True)
     return loops
 
 
@@ -197,6 +192,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    sys.path.insert(0, str(HERE))  # release.py: the held-out texts and the generation measurement
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     texts = {domain: development_texts(domain, args.skip, args.chars) for domain in domains}

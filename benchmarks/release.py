@@ -299,13 +299,17 @@ def resolve_model(folder: str | None) -> str:
     )
 
 
-def heldout_texts(domain: str, chars: int) -> list[str]:
-    """Whole held-out documents in the corpus's fixed order until ``chars`` characters, the last one cut."""
+def heldout_texts(domain: str, chars: int, skip: int = 0) -> list[str]:
+    """Whole held-out documents in the corpus's fixed order until ``chars`` characters, the last one cut;
+    ``skip`` passes over the documents that ``heldout_texts(domain, skip)`` reads (whole, the last one too)."""
     from zip2zip.corpora import load_corpus
 
     texts: list[str] = []
     left = chars
     for doc in load_corpus(domain, split="heldout"):
+        if skip > 0:
+            skip -= len(doc)
+            continue
         texts.append(doc[:left])
         left -= len(texts[-1])
         if left <= 0:
@@ -795,14 +799,15 @@ def describe_run(
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     config = models["zip"].config
+    marker = assembled_marker(folder) if args.model is None else {}
     return {
         "command": "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
         "model": folder,
         "shipped": args.model is None,
-        "model_digest": assembled_digest(folder) if args.model is None else None,
-        "delta_scale": assembled_marker(folder).get("delta_scale") if args.model is None else None,
+        "model_digest": marker.get("source_digest"),
+        "delta_scale": marker.get("delta_scale"),
         "model_settings": model_settings(config),
         "control": (
             {"folder": args.control, "model_settings": model_settings(models["control"].config)}
@@ -845,14 +850,16 @@ def assembled_digest(folder: str) -> str | None:
     return assembled_marker(folder).get("source_digest")
 
 
-def backfill_delta_scale(run: dict[str, Any]) -> None:
+def backfill_delta_scale(run: dict[str, Any]) -> bool:
     """A report written before ``delta_scale`` was recorded: read it from the measured assembly's marker, if
-    that folder is still the one measured (same digest)."""
+    that folder is still the one measured (same digest). True when it filled it in."""
     if "delta_scale" in run or not run.get("model_digest"):
-        return
+        return False
     marker = assembled_marker(run["model"])
-    if marker.get("source_digest") == run["model_digest"] and "delta_scale" in marker:
-        run["delta_scale"] = marker["delta_scale"]
+    if marker.get("source_digest") != run["model_digest"] or "delta_scale" not in marker:
+        return False
+    run["delta_scale"] = marker["delta_scale"]
+    return True
 
 
 def verdict(ok: bool | None) -> str:
@@ -1909,14 +1916,14 @@ def render_only(args: argparse.Namespace, out: Path, assets: Path) -> None:
             f"--render-only: {path} does not exist; run the benchmark once without --render-only"
         )
     report = json.loads(path.read_text(encoding="utf-8"))
-    backfill_delta_scale(report["run"])
+    filled = backfill_delta_scale(report["run"])
     if args.run:
         report["training_run"] = read_training_run(args.run)
     control_curves = read_control_run(args)
     if control_curves:
         report["control_run"] = control_curves
         _warn_without_run(report)
-    if args.run or control_curves or "delta_scale" in report["run"]:
+    if args.run or control_curves or filled:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     write_outputs(report, out, assets)
     print(f"rewrote {out} from {path}", file=sys.stderr)

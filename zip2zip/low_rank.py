@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["LowRankDelta", "apply_low_rank_delta", "extract_low_rank_delta"]
+__all__ = ["LowRankDelta", "apply_low_rank_delta", "check_delta_scale", "extract_low_rank_delta"]
 
 _NOISE = 1e-5
 UP, DOWN = ".delta_up", ".delta_down"
@@ -151,6 +151,14 @@ def _allocate_ranks(
     return {name: int(counts[index]) for index, name in enumerate(names)}
 
 
+def check_delta_scale(scale: float) -> None:
+    """Refuse a scale :func:`apply_low_rank_delta` cannot apply."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(
+            f"scale={scale}: the delta can be applied in part (0 < scale < 1) or whole (1), nothing else"
+        )
+
+
 def apply_low_rank_delta(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float = 1.0) -> None:
     """Turn ``model`` (the untrained zip2zip model of the base) into the trained one, in place.
 
@@ -162,10 +170,7 @@ def apply_low_rank_delta(model: nn.Module, tensors: dict[str, torch.Tensor], sca
     """
     import torch
 
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(
-            f"scale={scale}: the delta can be applied in part (0 < scale < 1) or whole (1), nothing else"
-        )
+    check_delta_scale(scale)
     params = dict(model.named_parameters())
     factors = {name[: -len(UP)] for name in tensors if name.endswith(UP)}
     names = set(tensors) - {n + UP for n in factors} - {n + DOWN for n in factors}

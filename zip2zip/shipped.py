@@ -376,7 +376,7 @@ def build_shipped_model(
         raise ValueError(f"delta_scale={scale} needs low-rank delta weights; {source} ships a PEFT adapter")
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(source)).merge_and_unload().eval(), tokenizer
+    return PeftModel.from_pretrained(model, str(source)).merge_and_unload().float().eval(), tokenizer
 
 
 def set_delta_scale(
@@ -388,11 +388,12 @@ def set_delta_scale(
     README. The release summary is removed: it measured other weights. The assembly key changes with the
     settings file, so the next :func:`shipped_zip2zip_path` assembles the scaled model.
     """
+    from .low_rank import check_delta_scale
+
     source = Path(source) if source is not None else shipped_checkpoint_dir()
     if _shipped_files(source) != (DELTA_FILENAME,):
         raise ValueError(f"{source} ships no low-rank delta ({DELTA_FILENAME}); only a delta can be scaled")
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"scale={scale}: a delta is applied in part (0 < scale < 1) or whole (1)")
+    check_delta_scale(scale)
     path = source / SHIPPED_SETTINGS_FILENAME
     record = json.loads(path.read_text())
     record["delta_scale"] = scale
@@ -412,9 +413,9 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
     record = json.loads((source / SHIPPED_SETTINGS_FILENAME).read_text())
     workdir = make_temporary_folder(target)
     try:
-        merged, tokenizer = build_shipped_model(source, base_path=base_path)
+        merged, tokenizer = build_shipped_model(source, base_path=base_path)  # float32, eval mode
         merged.config.trained = True
-        merged.float().eval().save_pretrained(workdir, safe_serialization=True)
+        merged.save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
         if DELTA_FILENAME not in (_shipped_files(source) or ()):
             # The adapter beside the merged weights, as training writes it: a trained model's folder layout.
