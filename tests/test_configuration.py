@@ -40,10 +40,12 @@ def test_from_base_defaults_to_the_recipe():
     base_tok = tiny_bpe_tokenizer()
     model = Zip2ZipForCausalLM.from_base(tiny_base_model(vocab_size=len(base_tok)), tokenizer=base_tok)
     config = model.config
-    assert config.protect_digits is True and config.encoder_init == "mean"
+    assert config.protect_digits is True and config.protect_whitespace is True
+    assert config.encoder_init == "mean"
     assert config.encoder_hidden_size == config.text_config.hidden_size // 2
-    assert config.disabled_ids == default_disabled_ids(base_tok, protect_digits=True)
+    assert config.disabled_ids == default_disabled_ids(base_tok, protect_digits=True, protect_whitespace=True)
     assert base_tok.convert_tokens_to_ids("1") in config.disabled_ids
+    assert base_tok.convert_tokens_to_ids("\u010a") in config.disabled_ids  # a newline never merges
 
 
 def test_a_tokenizer_built_without_a_config_matches_the_default_model(smollm2_tokenizer):
@@ -52,6 +54,7 @@ def test_a_tokenizer_built_without_a_config_matches_the_default_model(smollm2_to
     tok = Zip2ZipTokenizer.from_base(smollm2_tokenizer)
     assert codec_mismatches(model.config, tok) == {}
     assert tok.protect_digits is recipe.ZIP2ZIP_SETTINGS["protect_digits"]
+    assert tok.protect_whitespace is recipe.ZIP2ZIP_SETTINGS["protect_whitespace"]
     tok.check_compatible(model.config)
 
 
@@ -102,6 +105,7 @@ def test_change_codec_reads_a_model_under_other_settings(smollm2_tokenizer):
         tokenizer=smollm2_tokenizer,
         max_codebook_size=64,
         encoder_num_layers=1,
+        protect_whitespace=False,
     ).eval()
     code = "if x:\n\t\treturn y\n\t\tif x:\n\t\treturn y\n" * 3
     tok = change_codec(model, smollm2_tokenizer, protect_whitespace=True, max_subtokens=2)
@@ -117,7 +121,7 @@ def test_change_codec_reads_a_model_under_other_settings(smollm2_tokenizer):
     assert torch.isfinite(logits.max(-1).values).all()
     # back to the settings it was built with: the same codes as a tokenizer made for them from scratch
     back = change_codec(model, smollm2_tokenizer, protect_whitespace=False, max_subtokens=4)
-    fresh = Zip2ZipTokenizer.from_base(smollm2_tokenizer, max_codebook_size=64)
+    fresh = Zip2ZipTokenizer.from_base(smollm2_tokenizer, max_codebook_size=64, protect_whitespace=False)
     assert back(code)["input_ids"] == fresh(code)["input_ids"] != tok(code)["input_ids"]
     with pytest.raises(ValueError, match="at most 4 base tokens"):
         change_codec(model, smollm2_tokenizer, max_subtokens=5)

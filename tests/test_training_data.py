@@ -286,3 +286,65 @@ def test_pieces_that_go_on_train_without_end_of_sequence(tmp_path, tiny):
     assert rows[TRAINING_TEXT[1]][-1] == tok.eos_token_id
     assert ENDS_DOCUMENT not in trainer.train_dataset.column_names
     trainer.train()
+
+
+LONG_TEXT = "".join(f"line {i}: the cat sat on the mat, the dog sat on the log\n" for i in range(60))
+
+
+def _base_ids_of_rows(tok, rows):
+    ids = []
+    for row in rows:
+        ids += tok.codec.decode(row["input_ids"])
+    return ids
+
+
+def test_a_long_text_is_split_into_rows_not_truncated(tmp_path, tiny):
+    model, tok = tiny
+    trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48)
+    rows = list(trainer.train_dataset)
+    whole = tok.base(LONG_TEXT)["input_ids"] + [tok.eos_token_id]
+    assert len(rows) > 3
+    assert all(len(row["input_ids"]) <= 48 for row in rows)
+    # every base token of the text is trained on, once, in order: the rows join back to the text
+    assert _base_ids_of_rows(tok, rows) == whole
+    assert sum(row["num_base_tokens"] for row in rows) == len(whole)
+    # only the text's last row ends with end-of-sequence; the others end at a line end
+    assert [row["input_ids"][-1] == tok.eos_token_id for row in rows] == [False] * (len(rows) - 1) + [True]
+    for row in rows[:-1]:
+        assert tok.decode(row["input_ids"]).endswith("\n")
+    # each row is compressed with a codebook of its own (it is read from its start)
+    for row in rows:
+        assert tok.codec.encode(tok.codec.decode(row["input_ids"])) == row["input_ids"]
+
+
+def test_splitting_can_be_turned_off_and_truncation_is_reported(tmp_path, tiny, caplog):
+    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+        trainer = make_trainer(
+            tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48, split_long_texts=False
+        )
+    model, tok = tiny
+    (row,) = list(trainer.train_dataset)
+    whole = len(tok.base(LONG_TEXT)["input_ids"]) + 1
+    dropped = whole - row["num_base_tokens"]
+    assert len(row["input_ids"]) == 48 and dropped > 0
+    assert f"{dropped} of {whole} base tokens" in caplog.text
+    assert "num_dropped_base_tokens" not in trainer.train_dataset.column_names
+
+
+def test_truncated_completions_are_reported(tmp_path, tiny, caplog):
+    data = Dataset.from_dict({"prompt": ["the cat", "the dog"], "completion": [LONG_TEXT, " sat."]})
+    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+        trainer = make_trainer(tmp_path, tiny, data, max_length=40)
+    assert len(trainer.train_dataset) == 2  # prompt/completion rows are truncated, never split
+    assert "truncated 1 of the 2 rows" in caplog.text
+
+
+def test_describe_rows_counts_rows_tokens_and_passes(tmp_path, tiny):
+    from zip2zip.data import describe_rows
+
+    trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48)
+    rows = trainer.train_dataset
+    text = describe_rows(rows, rows_per_step=4, steps=3)
+    tokens = sum(rows["num_base_tokens"])
+    assert f"{rows.num_rows:,} rows ({tokens:,} base tokens)" in text
+    assert f"{12 / rows.num_rows:.2f} times" in text

@@ -77,7 +77,7 @@ class Zip2ZipConfig(PreTrainedConfig):
             Whether digit tokens were added to `disabled_ids` (zip2zip++ finding: arithmetic improves when
             numbers are never merged). Recorded for the tokenizer; the ids themselves are in `disabled_ids`
             (see [`default_disabled_ids`]).
-        protect_whitespace (`bool`, *optional*, defaults to `False`):
+        protect_whitespace (`bool`, *optional*, defaults to `True`):
             Whether whitespace-only tokens (spaces, tabs, newlines and their runs) were added to `disabled_ids`.
             Indentation is layout: how deep the next line sits depends on nesting the model has to infer, and a
             merged run of it ("newline + two tabs + `if`") makes the model choose that depth and the following
@@ -156,7 +156,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     max_subtokens: int = 4
     disabled_ids: list[int] | None = None
     protect_digits: bool = True
-    protect_whitespace: bool = False
+    protect_whitespace: bool = True
     base_vocab_fingerprint: str | None = None
     encoder_num_layers: int = 2
     encoder_num_heads: int | None = None

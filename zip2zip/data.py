@@ -24,15 +24,20 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BASE_COLUMNS",
+    "DROPPED_COLUMN",
     "ENDS_DOCUMENT",
     "STAT_COLUMNS",
     "Zip2ZipDataCollator",
     "base_alignment",
     "base_alignment_from_inputs",
     "check_example",
+    "describe_rows",
     "drop_empty_rows",
     "reject_empty_dataset",
+    "tokenize_batch",
     "tokenize_example",
+    "tokenize_rows",
+    "warn_dropped_text",
 ]
 
 ENDS_DOCUMENT = "ends_document"
@@ -43,6 +48,9 @@ STAT_COLUMNS: tuple[str, ...] = ("num_base_tokens", "num_target_bytes")
 """Per-example statistics that dataset preparation adds beside `input_ids` and `labels`: the base tokens the
 row stands for (compression ratio) and the UTF-8 bytes its loss targets stand for (bits per byte). The collator
 turns them into tensors; `compute_loss` takes them out before calling the model."""
+
+DROPPED_COLUMN = "num_dropped_base_tokens"
+"""Base tokens of an example that `max_length` cut off; the trainer sums it into one warning, then drops it."""
 
 BASE_COLUMNS: tuple[str, ...] = ("base_input_ids", "base_attention_mask", "base_positions")
 """What :class:`Zip2ZipDataCollator` adds with `return_base_ids` (the teacher's rows); never given to the model."""
@@ -366,6 +374,164 @@ def tokenize_example(
     max_length: int | None = None,
     chat_template: str | None = None,
 ) -> dict[str, Any]:
+    """One training row of `example` (the first of :func:`tokenize_rows` with `split_long_texts=False`).
+
+    The row also carries `num_dropped_base_tokens`: the base tokens that `max_length` cut off.
+    """
+    return tokenize_rows(
+        example,
+        tokenizer,
+        dataset_text_field=dataset_text_field,
+        completion_only_loss=completion_only_loss,
+        assistant_only_loss=assistant_only_loss,
+        max_length=max_length,
+        chat_template=chat_template,
+        split_long_texts=False,
+    )[0]
+
+
+def tokenize_batch(batch: dict[str, list[Any]], tokenizer: Any, **kwargs: Any) -> dict[str, list[Any]]:
+    """:func:`tokenize_rows` over a batch of examples (for `Dataset.map(batched=True)`): rows may outnumber examples."""
+    names = list(batch)
+    out: dict[str, list[Any]] = {}
+    for values in zip(*(batch[name] for name in names), strict=True):
+        for row in tokenize_rows(dict(zip(names, values, strict=True)), tokenizer, **kwargs):
+            for key, value in row.items():
+                out.setdefault(key, []).append(value)
+    return out
+
+
+def tokenize_rows(
+    example: dict[str, Any],
+    tokenizer: Any,
+    *,
+    dataset_text_field: str = "text",
+    completion_only_loss: bool = True,
+    assistant_only_loss: bool = False,
+    max_length: int | None = None,
+    chat_template: str | None = None,
+    split_long_texts: bool = True,
+) -> list[dict[str, Any]]:
+    """The training rows of one example: one row, or with `split_long_texts` a plain text cut into several.
+
+    A plain text longer than `max_length` codes is cut at line ends into consecutive rows of at most
+    `max_length` codes, each compressed with a codebook of its own (each row is a sequence the model reads from
+    its start), so that no text is dropped; only the text's last row carries the end-of-sequence token. A row
+    is cut at the last line end that keeps it at least half full, else at the code limit. Prompt/completion and
+    chat examples are truncated (their prompt is context the completion needs); `num_dropped_base_tokens` counts
+    what truncation cut off.
+    """
+    plain = not ("prompt" in example and "completion" in example) and "messages" not in example
+    if not (split_long_texts and plain and max_length is not None):
+        return [_tokenize_one(example, tokenizer, dataset_text_field, completion_only_loss,
+                              assistant_only_loss, max_length, chat_template)]  # fmt: skip
+    empty = _raw_empty_field(example, dataset_text_field)
+    if empty is not None:
+        raise ValueError(
+            f"the example has nothing to train on: its {empty!r} field is {example[empty]!r}; drop it "
+            "(Zip2ZipSFTTrainer skips such rows and counts them)"
+        )
+    ((ids, _),) = _segments(example, tokenizer, dataset_text_field, True, False, chat_template)
+    base = _base_tokenizer(tokenizer)
+    line_ends = {x for x in set(ids) if "\n" in base.decode([x])}
+    rows = []
+    for start, end in _row_bounds(tokenizer.codec, ids, max_length, line_ends):
+        rows.append(_row([(ids[start:end], True)], tokenizer.codec, base, None))
+    return rows
+
+
+def warn_dropped_text(dataset: Any, dataset_name: str = "train", max_length: int | None = None) -> Any:
+    """`dataset` without its :data:`DROPPED_COLUMN`, after one warning with the base tokens truncation dropped.
+
+    A streamed dataset warns at its first truncated row (its total is not known before training).
+    """
+    columns = dataset.column_names or []
+    if DROPPED_COLUMN not in columns:
+        return dataset
+    if not hasattr(dataset, "num_rows"):
+        return dataset.map(_StreamedDropWarning(dataset_name, max_length), remove_columns=[DROPPED_COLUMN])
+    dropped = dataset[DROPPED_COLUMN]
+    cut = sum(1 for x in dropped if x)
+    if cut:
+        kept = sum(dataset["num_base_tokens"])
+        lost = sum(dropped)
+        logger.warning(
+            "max_length=%s codes truncated %d of the %d rows of the %s dataset: %d of %d base tokens (%.1f%%) are "
+            "dropped. Plain texts are split into rows instead (split_long_texts=True); prompt/completion and chat "
+            "rows are truncated: raise max_length or shorten those examples",
+            max_length,
+            cut,
+            dataset.num_rows,
+            dataset_name,
+            lost,
+            kept + lost,
+            100 * lost / max(1, kept + lost),
+        )
+    return dataset.remove_columns(DROPPED_COLUMN)
+
+
+class _StreamedDropWarning:
+    def __init__(self, dataset_name: str, max_length: int | None) -> None:
+        self.dataset_name, self.max_length, self.warned = dataset_name, max_length, False
+
+    def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
+        if example[DROPPED_COLUMN] and not self.warned:
+            self.warned = True
+            logger.warning(
+                "max_length=%s codes truncates rows of the streamed %s dataset (the first lost %d base tokens); "
+                "raise max_length or shorten those examples",
+                self.max_length,
+                self.dataset_name,
+                example[DROPPED_COLUMN],
+            )
+        return example
+
+
+def describe_rows(dataset: Any, rows_per_step: int, steps: int) -> str:
+    """What a run will see: rows, base tokens and passes over them (for a map-style dataset of training rows)."""
+    if not hasattr(dataset, "num_rows"):
+        return f"{steps} steps of {rows_per_step} rows from a streamed dataset"
+    rows = dataset.num_rows
+    tokens = sum(dataset["num_base_tokens"]) if "num_base_tokens" in dataset.column_names else None
+    epochs = steps * rows_per_step / max(1, rows)
+    seen = f"{tokens:,} base tokens" if tokens is not None else "base tokens not counted"
+    return f"{rows:,} rows ({seen}); {steps} steps of {rows_per_step} rows read them {epochs:.2f} times"
+
+
+def _row_bounds(codec: LZWCodec, ids: list[int], max_length: int, line_ends: set[int]) -> list[tuple[int, int]]:
+    """Base-id ranges of consecutive rows of at most `max_length` codes each, cut after line-end tokens."""
+    reach = max_length * codec.max_subtokens + codec.max_subtokens  # base ids the first max_length codes can span
+    bounds = []
+    start = 0
+    while start < len(ids):
+        window = ids[start : start + reach]
+        decoder = codec.new_decoder()
+        codes = decoder.encode_greedy(window)[:max_length]
+        replay = codec.new_decoder()
+        ends, position = [], start
+        for code in codes:
+            position += len(replay.feed(code).phrase)
+            ends.append(position)
+        end = ends[-1]
+        if end < len(ids):  # the text goes on: prefer a line end that keeps the row at least half full
+            for k in range(len(ends) - 1, len(ends) // 2 - 1, -1):
+                if ids[ends[k] - 1] in line_ends:
+                    end = ends[k]
+                    break
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def _tokenize_one(
+    example: dict[str, Any],
+    tokenizer: Any,
+    dataset_text_field: str,
+    completion_only_loss: bool,
+    assistant_only_loss: bool,
+    max_length: int | None,
+    chat_template: str | None,
+) -> dict[str, Any]:
     """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
 
     Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
@@ -387,10 +553,16 @@ def tokenize_example(
             f"the example has nothing to train on: its {empty!r} field is {example[empty]!r}; drop it "
             "(Zip2ZipSFTTrainer skips such rows and counts them)"
         )
-    codec: LZWCodec = tokenizer.codec
     segments = _segments(
         example, tokenizer, dataset_text_field, completion_only_loss, assistant_only_loss, chat_template
     )
+    return _row(segments, tokenizer.codec, _base_tokenizer(tokenizer), max_length)
+
+
+def _row(
+    segments: list[tuple[list[int], bool]], codec: LZWCodec, base: Any, max_length: int | None
+) -> dict[str, Any]:
+    """Compress `(ids, trained)` segments with one shared codebook into a training row (truncated to `max_length`)."""
     decoder = codec.new_decoder()
     codes: list[int] = []
     labels: list[int] = []
@@ -413,13 +585,13 @@ def tokenize_example(
     phrases = [replay.feed(code).phrase for code in codes]
     spans = [len(phrase) for phrase in phrases]
     target_ids = [x for t in range(1, len(codes)) if labels[t] != -100 for x in phrases[t]]
-    base = _base_tokenizer(tokenizer)
     text = base.decode(target_ids, skip_special_tokens=True) if target_ids else ""
     return {
         "input_ids": codes,
         "labels": labels,
         "num_base_tokens": sum(spans),
         "num_target_bytes": len(text.encode("utf-8")),
+        DROPPED_COLUMN: len(decoder.base_ids) - sum(spans),
     }
 
 

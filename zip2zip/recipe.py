@@ -57,6 +57,9 @@ ZIP2ZIP_SETTINGS: dict[str, Any] = {
     "reconstruction_loss_weight": 0.0,
     # zip2zip++: arithmetic improves when numbers are never merged.
     "protect_digits": True,
+    # Indentation and line breaks are layout the model must infer; merged into words they cost more than their
+    # compression gives (benchmarks/README.md, "Codec settings at inference"). The shipped model reads this way.
+    "protect_whitespace": True,
 }
 
 DOMAINS: tuple[str, ...] = ("code", "prose", "math", "multilingual")
@@ -89,20 +92,14 @@ class TrainingPreset:
     lora_alpha: int = dataclasses.field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = dataclasses.field(default=0.0, metadata={"help": "LoRA dropout."})
     docs_per_domain: int | None = dataclasses.field(
-        default=400, metadata={"help": "Training documents read per domain (None = all of them)."}
+        default=400,
+        metadata={"help": "Training documents (whole files or pages) read per domain (None = all of them)."},
     )
     mix: str = dataclasses.field(
         default="study", metadata={"help": "Domain shares of the training data: a name in recipe.MIXES."}
     )
     max_passes: float = dataclasses.field(
         default=1.0, metadata={"help": "Times the scarcest domain (for its share) may be read."}
-    )
-    piece_chars: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "Split documents at line ends into pieces of at most this many characters, so that rows "
-            "of max_length codes train on the whole text (None = whole documents, truncated to max_length)."
-        },
     )
     gradient_checkpointing: bool = dataclasses.field(
         default=False, metadata={"help": "Recompute activations (memory for speed)."}
@@ -134,8 +131,6 @@ class TrainingPreset:
             )
         if not self.max_passes > 0:
             raise ValueError(f"TrainingPreset.max_passes must be > 0, got {self.max_passes!r}")
-        if self.piece_chars is not None and self.piece_chars < 64:
-            raise ValueError(f"TrainingPreset.piece_chars must be >= 64 or None, got {self.piece_chars!r}")
 
     def replace(self, **changes: Any) -> TrainingPreset:
         """A copy with `changes` (`None` values are ignored, so parsed command-line flags can be passed as is)."""
@@ -149,7 +144,6 @@ class TrainingPreset:
             domains,
             mix=self.mix,
             max_passes=self.max_passes,
-            piece_chars=self.piece_chars,
         )
 
     @property
@@ -165,9 +159,8 @@ class TrainingPreset:
 PRESETS: dict[str, TrainingPreset] = {
     # Two CPU cores: rows of 512 codes, batch 4, full fine-tuning, bf16 autocast where the CPU has it.
     "cpu": TrainingPreset(steps=200, batch_size=4, max_length=512),
-    # The release run on two CPU cores: the same steps' shape for 2000 steps on the long mix (every domain read
-    # at most twice) cut into pieces of 2200 characters (459 codes on average, a third cut at 512): about 2070
-    # base tokens per step, 4.1M in all, 0.86 of a pass over the data.
+    # The release-v2 run on two CPU cores: the same steps' shape for 2000 steps on the long mix (every domain read
+    # at most twice), whole documents split by the trainer into rows of at most 512 codes.
     "cpu-long": TrainingPreset(
         steps=2000,
         batch_size=4,
@@ -175,20 +168,31 @@ PRESETS: dict[str, TrainingPreset] = {
         docs_per_domain=None,
         mix="long",
         max_passes=2.0,
-        piece_chars=2200,
     ),
-    # One recent GPU: the paper's batch (~32k base tokens per step: 16 rows x 1024 codes x 2 accumulation
+    # Long context, continuing a trained model (`--init-from`): rows of up to 2048 codes (a quarter of SmolLM2's
+    # 8192-token context at the recipe's compression), two per step, half the learning rates of a fresh run.
+    "cpu-long-context": TrainingPreset(
+        steps=1500,
+        batch_size=1,
+        grad_accum=2,
+        max_length=2048,
+        lr=5e-5,
+        encoder_lr=1.5e-4,
+        docs_per_domain=None,
+        mix="long",
+        max_passes=2.0,
+    ),
+    # One recent GPU: the paper's batch (~32k base tokens per step: 8 rows x 2048 codes x 2 accumulation
     # steps). The project's corpora, not the GPU, bound the run: at four passes of the long mix they hold
-    # about 9M base tokens, 280 such steps (the paper trained on 100M+ tokens from the Hub).
+    # about 9M base tokens, about 280 such steps (the paper trained on 100M+ tokens from the Hub).
     "gpu": TrainingPreset(
         steps=280,
-        batch_size=16,
+        batch_size=8,
         grad_accum=2,
-        max_length=1024,
+        max_length=2048,
         docs_per_domain=None,
         mix="long",
         max_passes=4.0,
-        piece_chars=3600,
     ),
 }
 
@@ -294,71 +298,45 @@ def training_mix(
     *,
     mix: str | dict[str, float] = "study",
     max_passes: float = 1.0,
-    piece_chars: int | None = None,
 ):
-    """The project's corpora sampled to a mix's proportions and shuffled, as a `datasets.Dataset`.
+    """The project's corpora sampled to a mix's shares of characters and shuffled, as a `datasets.Dataset`.
 
-    `domains` default to every domain of the mix. The scarcest domain (relative to its share) is read
-    `max_passes` times (whole passes, then a prefix) and
-    the others are cut, or repeated, to match it. With `piece_chars`, documents are then cut at line ends into
-    pieces of at most that many characters, and the column ``ends_document`` (:data:`zip2zip.data.ENDS_DOCUMENT`)
-    marks each document's last piece: only those end with the end-of-sequence token in training.
+    Each text is a whole document: a source file, a handbook page, a run of a manual
+    (:func:`zip2zip.corpora.load_files`), so its end-of-sequence token marks where a real document ends; the
+    trainer splits a text longer than `max_length` codes into rows at line ends
+    (`Zip2ZipSFTConfig.split_long_texts`). `docs_per_domain` caps the documents read per domain; `domains`
+    default to every domain of the mix. The scarcest domain (its characters relative to its share) is read
+    `max_passes` times (whole passes, then a prefix), and every other domain gets the characters of its share:
+    whole passes over its documents, then a prefix of them.
     """
     from datasets import Dataset
 
-    from .corpora import load_corpus
-    from .data import ENDS_DOCUMENT
+    from .corpora import load_files
 
     table = MIXES[mix] if isinstance(mix, str) else mix
     domains = tuple(table) if domains is None else domains
     unknown = sorted(set(domains) - set(table))
     if unknown:
         raise ValueError(f"domains {unknown} have no share in the mix {table}; give each domain a share")
-    corpora = {domain: load_corpus(domain, "train", max_docs=docs_per_domain) for domain in domains}
-    shares = {domain: table[domain] for domain in domains}
-    total = min(len(texts) * max_passes / shares[domain] for domain, texts in corpora.items() if texts)
+    corpora = {domain: load_files(domain, "train", max_files=docs_per_domain) for domain in domains}
+    chars = {domain: sum(map(len, texts)) for domain, texts in corpora.items()}
+    total = min(chars[domain] * max_passes / table[domain] for domain in domains if chars[domain])
     texts: list[str] = []
-    for domain, share in shares.items():
-        texts += _passes(corpora[domain], int(total * share))
-    if piece_chars is None:
-        return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
-    # Only a document's last piece ends it (an end-of-sequence token follows it in training).
-    pieces, ends = [], []
-    for text in texts:
-        cut = split_at_lines(text, piece_chars)
-        pieces += cut
-        ends += [False] * (len(cut) - 1) + [True]
-    return Dataset.from_dict({"text": pieces, ENDS_DOCUMENT: ends}).shuffle(seed=seed)
+    for domain in domains:
+        texts += _passes(corpora[domain], total * table[domain])
+    return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
 
 
-def _passes(docs: list[str], count: int) -> list[str]:
-    """`count` documents: whole passes over `docs` in order, then a prefix."""
-    if not docs:
+def _passes(docs: list[str], chars: float) -> list[str]:
+    """Documents holding about `chars` characters: whole passes over `docs` in order, then a prefix."""
+    size = sum(map(len, docs))
+    if not size:
         return []
-    whole, rest = divmod(count, len(docs))
-    return docs * whole + docs[:rest]
-
-
-def split_at_lines(text: str, max_chars: int) -> list[str]:
-    """`text` cut into consecutive pieces of at most `max_chars` characters, at line ends where possible.
-
-    Joining the pieces gives `text` back; a line longer than `max_chars` is cut inside.
-    """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > max_chars:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:max_chars])
-            line = line[max_chars:]
-        if len(current) + len(line) > max_chars:
-            pieces.append(current)
-            current = ""
-        current += line
-    if current:
-        pieces.append(current)
-    return pieces
+    whole, rest = divmod(chars, size)
+    picked = docs * int(whole)
+    for doc in docs:
+        if rest < len(doc) / 2:
+            break
+        picked.append(doc)
+        rest -= len(doc)
+    return picked

@@ -22,9 +22,10 @@ class Zip2ZipSFTConfig(SFTConfig):
     r"""
     [`~trl.SFTConfig`] for [`Zip2ZipSFTTrainer`].
 
-    Everything in `SFTConfig` keeps its meaning, with three differences that follow from LZW:
+    Everything in `SFTConfig` keeps its meaning, with these differences:
 
-    - `max_length` counts **compressed** tokens (codes), as `SFTConfig` does after tokenisation.
+    - `max_length` counts **compressed** tokens (codes), as `SFTConfig` does after tokenisation. A plain text
+      longer than that is split at line ends into several rows (`split_long_texts`), not truncated.
     - `packing=True`, `padding_free=True` and `eval_packing=True` are rejected: packing concatenates examples,
       which would merge their per-sequence codebooks.
     - `bf16` left unset means bf16 autocast (float32 master weights) where the hardware computes bf16 natively
@@ -110,6 +111,14 @@ class Zip2ZipSFTConfig(SFTConfig):
         default=None,
         metadata={
             "help": "Stop after this much process CPU time in training steps; the LR schedule spans it."
+        },
+    )
+
+    split_long_texts: bool = field(
+        default=True,
+        metadata={
+            "help": "Split plain texts longer than max_length codes at line ends into several rows instead of "
+            "truncating them."
         },
     )
 

@@ -43,7 +43,9 @@ from .data import (
     base_alignment,
     drop_empty_rows,
     reject_empty_dataset,
+    tokenize_batch,
     tokenize_example,
+    warn_dropped_text,
 )
 from .distillation import (
     FrozenBaseTeacher,
@@ -346,7 +348,8 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
             dataset = drop_empty_rows(dataset, text_field, dataset_name)
             columns = dataset.column_names or list(next(iter(dataset)).keys())
             dataset = dataset.map(
-                tokenize_example,
+                tokenize_batch,
+                batched=True,
                 fn_kwargs={
                     "tokenizer": processing_class,
                     "dataset_text_field": text_field,
@@ -354,10 +357,13 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
                     "assistant_only_loss": self._assistant_only_loss,
                     "max_length": args.max_length,
                     "chat_template": None,
+                    "split_long_texts": args.split_long_texts,
                 },
-                remove_columns=[c for c in columns if c not in ("input_ids", "labels", *STAT_COLUMNS)],
-                **map_kwargs,
+                remove_columns=columns,
+                # a stream is read row by row, so that a bad row fails when it comes, not a batch early
+                **(map_kwargs or {"batch_size": 1}),
             )
+            dataset = warn_dropped_text(dataset, dataset_name, args.max_length)
         dataset = super()._prepare_dataset(dataset, processing_class, args, False, None, dataset_name)
         reject_empty_dataset(
             dataset, dataset_name, f" left with a trained token within max_length={args.max_length}"

@@ -221,7 +221,7 @@ def load_training_data(
 
     extra = {}
     if preset is not None:
-        extra = {"mix": preset.mix, "max_passes": preset.max_passes, "piece_chars": preset.piece_chars}
+        extra = {"mix": preset.mix, "max_passes": preset.max_passes}
     return training_mix(
         docs_per_domain=docs_per_domain, seed=seed, domains=tuple(domains) if domains else None, **extra
     )
@@ -234,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
     from ..conversion import zip2zip_from_base
     from ..long_runs import last_complete_checkpoint
     from ..recipe import cpu_supports_bf16, lora_config, training_config
+    from ..data import describe_rows
     from ..trainer import Zip2ZipSFTTrainer
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -286,9 +287,10 @@ def run(args: argparse.Namespace) -> int:
         processing_class=tokenizer,
         peft_config=lora_config(model, preset),
     )
+    rows = describe_rows(trainer.train_dataset, preset.batch_size * preset.grad_accum, preset.steps)
     note(
-        f"training {preset.steps} steps of {preset.batch_size}x{preset.grad_accum} rows of {preset.max_length} "
-        f"codes on {len(dataset)} texts ({'bf16' if config.bf16 else 'float32'}, "
+        f"training {preset.steps} steps of {preset.batch_size}x{preset.grad_accum} rows of up to "
+        f"{preset.max_length} codes on {len(dataset)} texts: {rows} ({'bf16' if config.bf16 else 'float32'}, "
         f"{'LoRA r=' + str(preset.lora_r) if preset.lora_r else 'full fine-tuning'})"
     )
     result = trainer.train(resume_from_checkpoint=resume)
