@@ -25,7 +25,9 @@ def test_one_pass_of_the_study_mix_is_the_scarcest_domain_in_full():
     for domain in recipe.MIX:
         files = set(load_files(domain, "train", max_files=20))
         shares[domain] = sum(len(t) for t in data["text"] if t in files)
-    scarcest = min(recipe.MIX, key=lambda d: sum(map(len, load_files(d, "train", max_files=20))) / recipe.MIX[d])
+    scarcest = min(
+        recipe.MIX, key=lambda d: sum(map(len, load_files(d, "train", max_files=20))) / recipe.MIX[d]
+    )
     # the scarcest domain for its share: every one of its documents, once
     assert sorted(t for t in data["text"] if t in set(load_files(scarcest, "train", max_files=20))) == sorted(
         load_files(scarcest, "train", max_files=20)

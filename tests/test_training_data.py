@@ -299,7 +299,7 @@ def _base_ids_of_rows(tok, rows):
 
 
 def test_a_long_text_is_split_into_rows_not_truncated(tmp_path, tiny):
-    model, tok = tiny
+    _model, tok = tiny
     trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48)
     rows = list(trainer.train_dataset)
     whole = tok.base(LONG_TEXT)["input_ids"] + [tok.eos_token_id]
@@ -322,7 +322,7 @@ def test_splitting_can_be_turned_off_and_truncation_is_reported(tmp_path, tiny, 
         trainer = make_trainer(
             tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48, split_long_texts=False
         )
-    model, tok = tiny
+    _model, tok = tiny
     (row,) = list(trainer.train_dataset)
     whole = len(tok.base(LONG_TEXT)["input_ids"]) + 1
     dropped = whole - row["num_base_tokens"]

@@ -498,9 +498,13 @@ def describe_rows(dataset: Any, rows_per_step: int, steps: int) -> str:
     return f"{rows:,} rows ({seen}); {steps} steps of {rows_per_step} rows read them {epochs:.2f} times"
 
 
-def _row_bounds(codec: LZWCodec, ids: list[int], max_length: int, line_ends: set[int]) -> list[tuple[int, int]]:
+def _row_bounds(
+    codec: LZWCodec, ids: list[int], max_length: int, line_ends: set[int]
+) -> list[tuple[int, int]]:
     """Base-id ranges of consecutive rows of at most `max_length` codes each, cut after line-end tokens."""
-    reach = max_length * codec.max_subtokens + codec.max_subtokens  # base ids the first max_length codes can span
+    reach = (
+        max_length * codec.max_subtokens + codec.max_subtokens
+    )  # base ids the first max_length codes can span
     bounds = []
     start = 0
     while start < len(ids):

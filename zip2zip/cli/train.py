@@ -232,9 +232,9 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
     from ..conversion import zip2zip_from_base
+    from ..data import describe_rows
     from ..long_runs import last_complete_checkpoint
     from ..recipe import cpu_supports_bf16, lora_config, training_config
-    from ..data import describe_rows
     from ..trainer import Zip2ZipSFTTrainer
 
     if args.device == "cuda" and not torch.cuda.is_available():
