@@ -1,6 +1,6 @@
 """Where a zip2zip model's extra bits go: strict bits per byte split by the kind of each target code.
 
-The strict score of a zip2zip model (``zip2zip.evaluation``) sums, over every code of each window, the model's
+The strict score of a zip2zip model (``zip2zip.evaluation.scoring``) sums, over every code of each window, the model's
 log-probability of that code. This script splits that sum by what the target code is, and puts beside each
 part the base model's bits for the same base tokens of the same windows:
 
@@ -18,7 +18,7 @@ token excess means the model does not see what comes; a large rest excess, that 
 length of match. "hypertoken mass" is the probability the model put on
 hypertokens (of any id) at those positions: how much it expected to copy there.
 
-Run: ``python benchmarks/bits_by_target.py [--model FOLDER | shipped] [--domains code,prose,go] [--chars 3000]
+Run: ``python -m benchmarks.bits_by_target [--model FOLDER | shipped] [--domains code,prose,go] [--chars 3000]
 [--threads 1] [--json FILE] [--png FILE]``. Held-out texts: the release benchmark's (whole held-out documents
 up to ``--chars`` characters per domain).
 """
@@ -28,16 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(HERE.parent))
+from benchmarks.common import heldout_texts
 
 KINDS = ("base token", "hypertoken, first use", "hypertoken, reused")
 
@@ -75,11 +72,11 @@ def bits_by_target(
     """Per kind of target: codes, base tokens, zip2zip's bits, the base's bits on the same tokens, and the mean
     probability zip2zip put on hypertokens there; plus the texts' bytes and both totals.
 
-    Windows are those of ``zip2zip.evaluation.Scorer`` with ``max_length`` positions (the base model scores the
+    Windows are those of ``zip2zip.evaluation.scoring.Scorer`` with ``max_length`` positions (the base model scores the
     same base-token windows, so its bits are those of its own strict score on the texts).
     """
-    from zip2zip.distillation import first_token_log_probs
-    from zip2zip.evaluation import Scorer
+    from zip2zip.evaluation.scoring import Scorer
+    from zip2zip.trainer.distillation import first_token_log_probs
 
     scorer = Scorer(zip_model, zip_tokenizer, max_length)
     codec, prefix = scorer.codec, scorer.prefix_id
@@ -198,10 +195,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    sys.path.insert(0, str(HERE))
-    from release import heldout_texts
-
-    from zip2zip.defaults import load_default_base_model, load_default_tokenizer, shipped_zip2zip_path
+    from zip2zip.bundled.base import load_default_base_model, load_default_tokenizer
+    from zip2zip.bundled.shipped import shipped_zip2zip_path
 
     hf_logging.set_verbosity_error()
     folder = shipped_zip2zip_path() if args.model == "shipped" else args.model

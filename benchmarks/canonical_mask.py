@@ -11,7 +11,7 @@ model of canonical streams only. This script measures, for one model with the ma
   8-grams (the release benchmark's loop measure), and the base model's bits per byte of the continuation given
   the prompt (how natural the base model finds the text); the base model's own continuations for reference.
 
-Run: ``python benchmarks/canonical_mask.py [--model FOLDER] [--domains code,prose,go] [--chars 8000]
+Run: ``python -m benchmarks.canonical_mask [--model FOLDER] [--domains code,prose,go] [--chars 8000]
 [--prompts 6] [--threads 2] [--json FILE] [--png FILE]``.
 """
 
@@ -21,16 +21,13 @@ import argparse
 import json
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(HERE.parent))
+from benchmarks.common import heldout_texts, load_models, load_prompts, repeated_ngram_share, resolve_model
 
 MODES = (False, True)
 COLORS = {"base": "tab:gray", "mask off": "tab:blue", "mask on": "tab:orange"}
@@ -49,7 +46,7 @@ def compare_bits(
     max_length: int,
 ) -> dict[str, dict[str, float]]:
     """Per domain: the base model's strict bits per byte and the zip2zip model's with the mask off and on."""
-    from zip2zip.evaluation import Scorer
+    from zip2zip.evaluation.scoring import Scorer
 
     saved = zip_model.config.canonical_mask
     results = {}
@@ -93,10 +90,6 @@ def compare_generations(
     new_tokens: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per domain and per model (base, mask off, mask on): the statistics of greedy continuations (see above)."""
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    from release import repeated_ngram_share
-
     codec = zip_model.codec
     V = codec.base_vocab_size
     eos = base_tokenizer.eos_token_id
@@ -253,10 +246,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from transformers.utils import logging as hf_logging
-
-    sys.path.insert(0, str(HERE))
-    from generation import load_prompts
-    from release import heldout_texts, load_models, resolve_model
 
     hf_logging.set_verbosity_error()
     folder = resolve_model(args.model)

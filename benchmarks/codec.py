@@ -4,10 +4,10 @@ Windows of 1024 base tokens of real code and prose are tokenized with the SmolLM
 side in one run, each is timed (median over repeats, in base tokens per second):
 
 * ``bpe``: the base tokenizer's own ``__call__`` on the window's text (what every request pays anyway);
-* ``ours encode`` / ``ours decode``: :class:`zip2zip.lzw.LZWCodec`, one sequence at a time;
+* ``ours encode`` / ``ours decode``: :class:`zip2zip.model.lzw.LZWCodec`, one sequence at a time;
 * ``rust encode`` / ``rust batch_encode``: ``zip2zip-compression==0.3.4`` (``pip install .[bench]``).
 
-Run: ``python benchmarks/codec.py [--windows 64] [--repeats 7]``.
+Run: ``python -m benchmarks.codec [--windows 64] [--repeats 7]``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from zip2zip.lzw import LZWCodec
+from zip2zip.model.lzw import LZWCodec
 
 WINDOW = 1024
 
@@ -27,7 +27,7 @@ def load_windows(tokenizer, domain: str, count: int) -> list[tuple[str, list[int
     Documents are tokenized and concatenated (a blank line between them) before cutting windows, so short
     documents contribute too.
     """
-    from zip2zip.corpora import load_corpus
+    from zip2zip.corpora.store import load_corpus
 
     windows: list[tuple[str, list[int]]] = []
     stream: list[int] = []
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--max-subtokens", type=int, default=4)
     args = parser.parse_args()
 
-    from zip2zip.defaults import load_default_tokenizer
+    from zip2zip.bundled.base import load_default_tokenizer
 
     tokenizer = load_default_tokenizer()
     disabled = sorted(set(tokenizer.all_special_ids))

@@ -12,7 +12,7 @@ Each setting is one point of compression against bits per byte per domain; the p
 that lies below the line through the others buys more quality per unit of compression given up. The weights
 are the same throughout: a setting the model was not trained with measures how far its training carries.
 
-Run: ``python benchmarks/codec_settings.py [--model FOLDER] [--domains code,prose,go] [--chars 8000]
+Run: ``python -m benchmarks.codec_settings [--model FOLDER] [--domains code,prose,go] [--chars 8000]
 [--subtokens 4,3,2,1] [--threads 2] [--json FILE] [--png FILE]``.
 """
 
@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(HERE.parent))
+from benchmarks.common import heldout_texts, load_models, resolve_model
 
 MARKERS = {False: "o", True: "s"}
 
@@ -48,7 +45,7 @@ def compare_settings(
 ) -> dict[str, Any]:
     """Per domain: the base's strict bits per byte, and per setting the zip2zip model's and its compression."""
     from zip2zip.conversion import change_codec
-    from zip2zip.evaluation import Scorer
+    from zip2zip.evaluation.scoring import Scorer
 
     config = zip_model.config
     trained = {"max_subtokens": config.max_subtokens, "protect_whitespace": config.protect_whitespace}
@@ -141,9 +138,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from transformers.utils import logging as hf_logging
-
-    sys.path.insert(0, str(HERE))
-    from release import heldout_texts, load_models, resolve_model
 
     hf_logging.set_verbosity_error()
     folder = resolve_model(args.model)

@@ -12,7 +12,7 @@ Reported per domain, context, codebook size C and merge size M:
 * ``reduction`` = 1 - codes / base tokens, in percent (the paper's Table 9 metric);
 * bytes per token, before and after (the paper's Table 2 metric, UTF-8 bytes of the text).
 
-Run: ``python benchmarks/compression.py [--tokens 200000] [--json out.json] [--plot benchmarks/compression.png]``.
+Run: ``python -m benchmarks.compression [--tokens 200000] [--json out.json] [--plot benchmarks/compression.png]``.
 Missing corpus sources are fetched (Debian packages, see zip2zip.corpora) or the domain is skipped with a
 message saying what is missing.
 """
@@ -28,8 +28,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zip2zip.corpora import DOMAINS, CorpusUnavailableError, ensure_sources, languages, load_files
-from zip2zip.lzw import LZWCodec
+from zip2zip.corpora.debian import CorpusUnavailableError
+from zip2zip.corpora.store import ensure_sources, languages, load_files
+from zip2zip.model.lzw import LZWCodec
+from zip2zip.recipe import DOMAINS
 
 HERE = Path(__file__).resolve().parent
 # The per-language table uses the released Phi-3.5 recipe's codec settings (and the longest context).
@@ -87,7 +89,7 @@ def compressed_length(codec: LZWCodec, streams: list[list[int]], context: int) -
 
 
 def run(args: argparse.Namespace) -> dict:
-    from zip2zip.defaults import DefaultModelUnavailableError, load_default_tokenizer
+    from zip2zip.bundled.base import DefaultModelUnavailableError, load_default_tokenizer
 
     try:
         tokenizer = load_default_tokenizer()

@@ -2,7 +2,7 @@
 
 The shipped model is its base plus a low-rank delta. Applied at ``scale`` < 1, every weight of the base
 language model sits at ``base + scale * (trained - base)`` while the hyper-encoders stay whole
-(:func:`zip2zip.low_rank.apply_low_rank_delta`). Interpolating a fine-tune toward its base keeps more of the
+(:func:`zip2zip.bundled.low_rank.apply_low_rank_delta`). Interpolating a fine-tune toward its base keeps more of the
 base on text the fine-tune never saw (WiSE-FT, Wortsman et al. 2022) and costs some of what it learnt; this
 script measures both, per domain, in strict bits per byte over the base model's.
 
@@ -10,14 +10,14 @@ The scale is chosen on **development** text, never on what ``benchmarks/RESULTS.
 the held-out documents that come after the ones the release benchmark scores (its first ``--skip`` characters).
 The rule, fixed before looking: the scale with the lowest mean over all domains of log(zip2zip / base), every
 domain counting once (so the unseen one counts as much as any trained one). ``--write`` records the chosen
-scale in the shipped settings (:func:`zip2zip.shipped.set_delta_scale`); rerun ``benchmarks/release.py`` after.
+scale in the shipped settings (:func:`zip2zip.bundled.packing.set_delta_scale`); rerun ``python -m benchmarks.release`` after.
 
 With ``--prompts N`` it also continues the first N long-enough held-out code and prose documents greedily (384
-base tokens of prompt, 128 new, as ``release.py`` does) with the base model and at every scale, and reports the
-share of repeated 8-grams of each continuation (``release.repeated_ngram_share``): a step toward the base can
+base tokens of prompt, 128 new, as ``benchmarks.release`` does) with the base model and at every scale, and reports the
+share of repeated 8-grams of each continuation (``benchmarks.common.repeated_ngram_share``): a step toward the base can
 bring back the base's loops. The rule does not use it; it is there to be read beside the choice.
 
-Run: ``python benchmarks/delta_scale.py [--scales 1,0.9,...] [--chars 16000] [--skip 8000] [--threads 2]
+Run: ``python -m benchmarks.delta_scale [--scales 1,0.9,...] [--chars 16000] [--skip 8000] [--threads 2]
 [--prompts 8] [--json FILE] [--png FILE] [--write]``.
 """
 
@@ -26,18 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(HERE.parent))
+from benchmarks import generation
+from benchmarks.common import DOMAINS, heldout_texts, load_prompts, repeated_ngram_share
 
-DOMAINS = ("code", "prose", "math", "multilingual", "go")
+HERE = Path(__file__).resolve().parent
 SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 RULE = "lowest mean over the domains of log(zip2zip / base) strict bits per byte on development text"
 
@@ -45,8 +43,6 @@ RULE = "lowest mean over the domains of log(zip2zip / base) strict bits per byte
 def development_texts(domain: str, skip: int, chars: int) -> list[str]:
     """Held-out documents after those the release benchmark reads (its first ``skip`` characters), ``chars`` in
     all, the last one cut: the same corpus and split, none of the same text."""
-    from release import heldout_texts
-
     texts = heldout_texts(domain, chars, skip=skip)
     if sum(map(len, texts)) < chars:
         raise SystemExit(
@@ -67,9 +63,9 @@ def choose_scale(results: dict[str, Any]) -> float:
 def measure(
     scales: list[float], texts: dict[str, list[str]], max_length: int, source: Any = None
 ) -> dict[str, Any]:
-    from zip2zip.defaults import load_default_base_model, load_default_tokenizer
-    from zip2zip.evaluation import Scorer
-    from zip2zip.shipped import build_shipped_model
+    from zip2zip.bundled.base import load_default_base_model, load_default_tokenizer
+    from zip2zip.bundled.shipped import build_shipped_model
+    from zip2zip.evaluation.scoring import Scorer
 
     base_tokenizer = load_default_tokenizer()
     base_model = load_default_base_model().eval()
@@ -98,14 +94,11 @@ def measure(
 
 def measure_loops(scales: list[float], count: int) -> dict[str, Any]:
     """Mean repeated-8-gram share of greedy code and prose continuations: the base's and at every scale."""
-    from release import load_generation_module, repeated_ngram_share
+    from zip2zip.bundled.base import load_default_base_model, load_default_tokenizer
+    from zip2zip.bundled.shipped import build_shipped_model
 
-    from zip2zip.defaults import load_default_base_model, load_default_tokenizer
-    from zip2zip.shipped import build_shipped_model
-
-    generation = load_generation_module()
     tokenizer = load_default_tokenizer()
-    prompts = {d: generation.load_prompts(tokenizer, d, count, 384) for d in ("code", "prose")}
+    prompts = {d: load_prompts(tokenizer, d, count, 384) for d in ("code", "prose")}
     base = load_default_base_model().eval()
     loops: dict[str, Any] = {}
     for index, scale in enumerate(scales):
@@ -192,7 +185,6 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    sys.path.insert(0, str(HERE))  # release.py: the held-out texts and the generation measurement
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     texts = {domain: development_texts(domain, args.skip, args.chars) for domain in domains}
@@ -213,7 +205,7 @@ def main() -> None:
 
 def record_choice(results: dict[str, Any]) -> Path:
     """Write the chosen scale and how it was chosen into the shipped settings (``--write``)."""
-    from zip2zip.shipped import set_delta_scale
+    from zip2zip.bundled.packing import set_delta_scale
 
     settings, scales = results["settings"], [float(s) for s in results["scales"]]
     domains = list(results["base"])

@@ -13,21 +13,16 @@ into the codec (codebook, accept limits and candidates from the ids), the hyper-
 of the hypertokens used, output vectors of every codebook entry and KwKwK candidate), the base model on
 ``inputs_embeds``, and the output layer (LM head, slot scores, mask).
 
-Run: ``python benchmarks/forward.py [--windows 4] [--repeats 5] [--dtype float32] [--threads 1]``.
+Run: ``python -m benchmarks.forward [--windows 4] [--repeats 5] [--dtype float32] [--threads 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 WINDOW = 1024
 
@@ -35,7 +30,7 @@ WINDOW = 1024
 def load_windows(tokenizer, domain: str, count: int) -> list[list[int]]:
     """Up to ``count`` windows of exactly ``WINDOW`` base ids from a held-out corpus."""
     try:
-        from zip2zip.corpora import load_corpus
+        from zip2zip.corpora.store import load_corpus
 
         docs = load_corpus(domain, split="heldout")
     except Exception as error:  # corpora need their sources; code falls back to the stdlib
@@ -81,7 +76,7 @@ def paired_medians(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def time_window(model, base, ids: list[int], repeats: int) -> dict[str, float]:
-    from zip2zip.modeling_zip2zip import _encode_distinct
+    from zip2zip.model.modeling_zip2zip import _encode_distinct
 
     codes = model.codec.encode(ids)
     base_ids = torch.tensor([ids])
@@ -145,7 +140,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from zip2zip import Zip2ZipForCausalLM
-    from zip2zip.defaults import load_default_base_model, load_default_tokenizer
+    from zip2zip.bundled.base import load_default_base_model, load_default_tokenizer
 
     dtype = getattr(torch, args.dtype)
     tokenizer = load_default_tokenizer()

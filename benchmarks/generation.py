@@ -40,9 +40,9 @@ code: at most 0.8x the forward passes and 0.85x the time; on the open-ended chat
 at most 1.05x the time of zip2zip alone. With an untrained model the number of steps stays close to the base
 model's; a trained checkpoint is what reduces it.
 
-Run: ``python benchmarks/generation.py [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``;
+Run: ``python -m benchmarks.generation [--prompts 2] [--repeats 2] [--threads 1] [--model FOLDER] [--png FILE]``;
 ``--encoder-hidden-size`` and ``--tie-encoders`` override the recipe's shape of the untrained model.
-:func:`measure` is the measuring part on its own (``benchmarks/release.py`` calls it).
+:func:`measure` is the measuring part on its own (``benchmarks.release`` calls it).
 """
 
 from __future__ import annotations
@@ -51,15 +51,13 @@ import argparse
 import itertools
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-# Run from a checkout: import the package next to this folder rather than whatever is installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import load_prompts, load_zip2zip
 
 CONFIGS = ("base", "pld", "zip2zip", "lookup")
 # Measured on request (--configs): prompt lookup matching the row's code stream instead of its base-token text.
@@ -72,46 +70,6 @@ LABELS = {
     "lookup-codes": "zip2zip + lookup (match codes)",
 }
 DOMAINS = ("code", "prose", "chat")
-# The ``copy`` prompts end with the document's first this many base tokens again.
-COPY_TOKENS = 64
-CHAT_QUESTIONS = (
-    "Write a short story about a lighthouse keeper who finds a message in a bottle.",
-    "What are the pros and cons of working from home? Explain in detail.",
-    "Describe how you would plan a week-long trip through the mountains.",
-)
-
-
-def load_prompts(tokenizer, domain: str, count: int, length: int) -> list[list[int]]:
-    """The first ``length`` base ids of the first ``count`` held-out documents that are long enough; for
-    ``chat``, the chat template around the first ``count`` of :data:`CHAT_QUESTIONS` (``length`` unused); for
-    ``copy``, the first ``length - COPY_TOKENS`` base ids of a held-out code document, then its first
-    :data:`COPY_TOKENS` again."""
-    from zip2zip.corpora import load_corpus
-
-    if domain == "chat":
-        return [
-            list(
-                tokenizer.apply_chat_template(
-                    [{"role": "user", "content": question}], add_generation_prompt=True, return_dict=True
-                )["input_ids"]
-            )
-            for question in CHAT_QUESTIONS[:count]
-        ]
-
-    prompts = []
-    corpus, repeated = ("code", COPY_TOKENS) if domain == "copy" else (domain, 0)
-    if length <= repeated:
-        raise ValueError(
-            f"copy prompts end with the document's first {repeated} base tokens again, so they need more than "
-            f"{repeated} base tokens; got --prompt-tokens {length}"
-        )
-    for doc in load_corpus(corpus, split="heldout"):
-        ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
-        if len(ids) >= length + 16:
-            prompts.append(ids[: length - repeated] + ids[:repeated])
-            if len(prompts) == count:
-                break
-    return prompts
 
 
 class StepClock:
@@ -395,27 +353,6 @@ def lookup_bars(rows: list[dict]) -> list[str]:
     return lines
 
 
-def load_zip2zip(folder: str, tokenizer):
-    """A trained zip2zip model and its tokenizer from ``folder``, checked to share ``tokenizer``'s vocabulary.
-
-    The prompts are base ids of the default tokenizer; a model built on another vocabulary would read them as
-    different text, so that is refused rather than measured.
-    """
-    from zip2zip.evaluation import is_zip2zip_model, load_model_and_tokenizer
-
-    model, zip_tokenizer = load_model_and_tokenizer(folder)
-    if not is_zip2zip_model(model):
-        raise SystemExit(f"--model {folder}: not a zip2zip model (config.json model_type is not 'zip2zip')")
-    base_tokenizer = getattr(zip_tokenizer, "base", None)
-    if base_tokenizer is None or base_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise SystemExit(
-            f"--model {folder}: its base tokenizer differs from SmolLM2-135M-Instruct's; this benchmark compares "
-            "against the embedded SmolLM2 and needs a zip2zip model made from it"
-        )
-    zip_tokenizer.check_compatible(model.config)
-    return model, zip_tokenizer
-
-
 def recipe_settings() -> dict:
     """The zip2zip settings of the training recipe (``zip2zip.recipe``): the architecture we train."""
     from zip2zip.recipe import ZIP2ZIP_SETTINGS
@@ -474,7 +411,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from zip2zip import Zip2ZipForCausalLM
-    from zip2zip.defaults import default_base_path, load_default_base_model, load_default_tokenizer
+    from zip2zip.bundled.base import default_base_path, load_default_base_model, load_default_tokenizer
 
     hf_logging.set_verbosity_error()
     tokenizer = load_default_tokenizer()
@@ -482,7 +419,7 @@ def main() -> None:
     if args.model and (args.encoder_hidden_size or args.tie_encoders is not None):
         parser.error("--encoder-hidden-size and --tie-encoders shape the untrained model; --model is trained")
     if args.model == "shipped":
-        from zip2zip.defaults import shipped_zip2zip_path
+        from zip2zip.bundled.shipped import shipped_zip2zip_path
 
         args.model = shipped_zip2zip_path() or parser.error(
             "--model shipped: no trained checkpoint ships here"

@@ -31,7 +31,7 @@ on the base projections, encoders trained in full; each differs from ``residual`
 ========================  =================================================================================
 
 Held-out set: the first documents of each domain's held-out split (code, prose, math, multilingual), each
-domain cut to ``--eval-chars`` characters, scored with ``zip2zip.evaluation.bits_per_byte`` in windows of
+domain cut to ``--eval-chars`` characters, scored with ``zip2zip.evaluation.scoring.bits_per_byte`` in windows of
 ``--eval-length`` positions (a fresh codebook per window; only the canonical LZW stream is scored, so the
 zip2zip number is an upper bound). Training bytes seen = UTF-8 bytes of the trained rows' loss targets.
 
@@ -42,9 +42,9 @@ plot (``OUT/learning.png``) from the logs.
 
 Run (the pilot, then the study, on 2 CPU cores):
 
-    python benchmarks/learning.py --out benchmarks/results/learning-pilot --steps 30 --eval-every 10 \\
+    python -m benchmarks.learning --out benchmarks/results/learning-pilot --steps 30 --eval-every 10 \\
         --batch 2 --length 256 --variants paper,residual,distill
-    nice -n 10 python benchmarks/learning.py --out benchmarks/results/learning --steps 200 --eval-every 25
+    nice -n 10 python -m benchmarks.learning --out benchmarks/results/learning --steps 200 --eval-every 25
 
 Bar (issue 9): at an equal number of steps, the best variant's gap to the base model's bits per byte is at
 least 10% smaller than ``paper``'s.
@@ -119,14 +119,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def training_texts(docs_per_domain: int, seed: int) -> list[str]:
     """The recipe's training mix (``zip2zip.recipe``), so the study trains on what the recipe does."""
-    from zip2zip.recipe import training_mix
+    from zip2zip.corpora.mixing import training_mix
 
     return list(training_mix(docs_per_domain, seed)["text"])
 
 
 def heldout_texts(chars: int) -> list[str]:
     """Per domain, held-out documents joined (in the corpus's fixed order) and cut to ``chars`` characters."""
-    from zip2zip.corpora import load_corpus
+    from zip2zip.corpora.store import load_corpus
 
     texts = []
     for domain in DOMAINS:
@@ -145,7 +145,7 @@ def heldout_texts(chars: int) -> list[str]:
 def score(model, tokenizer, texts: list[str], max_length: int) -> dict[str, float]:
     """Strict bits per byte (and compression) of ``texts``; the shared evaluator when present."""
     try:
-        from zip2zip.evaluation import bits_per_byte
+        from zip2zip.evaluation.scoring import bits_per_byte
     except ImportError:  # an older checkout: the same scheme, written out
         return _local_bits_per_byte(model, tokenizer, texts, max_length)
     result = bits_per_byte(model, tokenizer, texts, max_length=max_length)
@@ -204,7 +204,7 @@ class HeldOutEvaluator(TrainerCallback):
         self.train_seconds = 0.0
 
     def _evaluate(self, step: int) -> None:
-        from zip2zip.conversion import core_model
+        from zip2zip.utils.peft import core_model
 
         model = core_model(self.trainer.model)
         was_training = model.training
@@ -273,7 +273,7 @@ def base_score(out: Path, args, texts: list[str]) -> dict:
         return cached
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zip2zip.defaults import default_base_path
+    from zip2zip.bundled.base import default_base_path
 
     model = AutoModelForCausalLM.from_pretrained(default_base_path()).eval()
     tokenizer = AutoTokenizer.from_pretrained(default_base_path())
@@ -286,14 +286,12 @@ def base_score(out: Path, args, texts: list[str]) -> dict:
 def run_variant(name: str, out: Path, args, train: list[str], heldout: list[str]) -> None:
     from datasets import Dataset
 
-    from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import (
-        Zip2ZipSFTConfig,
-        Zip2ZipSFTTrainer,
-        default_lora_config,
-        last_complete_checkpoint,
-        zip2zip_from_base,
-    )
+    from zip2zip.bundled.base import default_base_path
+    from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.trainer.callbacks import last_complete_checkpoint
+    from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+    from zip2zip.utils.peft import default_lora_config
 
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)

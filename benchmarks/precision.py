@@ -12,7 +12,7 @@ Agreement: the mean absolute gap between the two curves' moving averages (``--wi
 after the first window, for bf16 vs fp32 against fp32 vs fp32-seed1. bf16 agrees within noise when its gap
 is no larger than the seed gap. Writes ``results/precision/precision.json`` and ``precision.png``.
 
-Run: ``python benchmarks/precision.py [--steps 50] [--batch 2] [--length 256]`` (resumable: finished runs are
+Run: ``python -m benchmarks.precision [--steps 50] [--batch 2] [--length 256]`` (resumable: finished runs are
 kept in the JSON).
 """
 
@@ -32,9 +32,10 @@ RUNS = {"fp32": (False, 0), "bf16": (True, 0), "fp32-seed1": (False, 1)}
 def train_curve(bf16: bool, seed: int, args) -> dict:
     """Per-step training loss of the recipe for ``args.steps`` steps."""
     from zip2zip import recipe
+    from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
-    from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer.presets import training_data
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     preset = recipe.get_preset("cpu").replace(
         steps=args.steps, batch_size=args.batch, max_length=args.length, docs_per_domain=args.docs
@@ -54,7 +55,7 @@ def train_curve(bf16: bool, seed: int, args) -> dict:
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=config,
-        train_dataset=preset.training_data(seed=0),
+        train_dataset=training_data(preset, seed=0),
         processing_class=tokenizer,
         peft_config=recipe.lora_config(model, preset),
     )

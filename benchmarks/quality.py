@@ -6,7 +6,7 @@ steps cost more. This one gives every variant the same **process CPU time** for 
 every eighth of the budget:
 
 - held-out **strict bits per byte** on the four project domains (code, prose, math, multilingual) and on an
-  **unseen** domain, the Go standard library (``zip2zip.corpora.UNSEEN_DOMAINS``: no training mix contains
+  **unseen** domain, the Go standard library (``zip2zip.corpora.sources.UNSEEN_DOMAINS``: no training mix contains
   Go), next to the base model's on the same bytes;
 - the **next-base-token gap** on code and prose: at every compressed position, the zip2zip model's probability
   that the next code *starts with* the true next base token (``q1``, ``zip2zip.distillation``) against the base
@@ -36,8 +36,8 @@ continues, finished variants are skipped. ``--report`` rebuilds ``OUT/results.md
 ``OUT/quality.png`` from the logs. Other work on the machine slows a run down but barely changes its CPU
 seconds, which is why the budget is CPU time and not wall time.
 
-    nice -n 10 python benchmarks/quality.py                      # the study, in order of the table
-    python benchmarks/quality.py --report
+    nice -n 10 python -m benchmarks.quality                      # the study, in order of the table
+    python -m benchmarks.quality --report
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def heldout_texts(chars: int) -> dict[str, str]:
     """Per domain, held-out documents joined in the corpus's fixed order and cut to ``chars`` characters."""
-    from zip2zip.corpora import load_corpus
+    from zip2zip.corpora.store import load_corpus
 
     texts = {}
     for domain in DOMAINS:
@@ -100,10 +100,10 @@ def next_token_gap_terms(model, tokenizer, text: str, max_length: int) -> tuple[
     """Sum of ``-log q1`` of the true next base token over the compressed positions of ``text``, their count,
     and per window the base positions they align to (for the base model's side).
 
-    Windows as in ``zip2zip.evaluation``: ``max_length - 1`` base tokens after a bos/eos prefix, each
+    Windows as in ``zip2zip.evaluation.scoring``: ``max_length - 1`` base tokens after a bos/eos prefix, each
     compressed alone.
     """
-    from zip2zip.distillation import first_token_log_probs, hypertoken_first_ids
+    from zip2zip.trainer.distillation import first_token_log_probs, hypertoken_first_ids
 
     codec, base = tokenizer.codec, tokenizer.base
     prefix = base.bos_token_id if base.bos_token_id is not None else base.eos_token_id
@@ -142,7 +142,7 @@ def base_gap_terms(base_model, windows) -> float:
 
 def score(model, tokenizer, texts: dict[str, str], max_length: int, base_gap: dict | None) -> dict[str, Any]:
     """Strict bits per byte per domain (pooled too) and, with the base model's gap terms, the q1 gap."""
-    from zip2zip.evaluation import bits_per_byte
+    from zip2zip.evaluation.scoring import bits_per_byte
 
     result: dict[str, Any] = {"domains": {}}
     total_bits, total_bytes = 0.0, 0
@@ -172,8 +172,8 @@ def base_reference(out: Path, texts: dict[str, str], max_length: int) -> dict:
         return cached
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
-    from zip2zip.defaults import default_base_path
 
     base_model = AutoModelForCausalLM.from_pretrained(default_base_path()).eval()
     tokenizer = AutoTokenizer.from_pretrained(default_base_path())
@@ -235,7 +235,7 @@ class BudgetEvaluator(TrainerCallback):
         return self.log.get("cpu_at_resume", 0.0) + self._cpu
 
     def evaluate(self, step: int) -> None:
-        from zip2zip.conversion import core_model
+        from zip2zip.utils.peft import core_model
 
         model = core_model(self.trainer.model)
         was_training = model.training
@@ -295,9 +295,10 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
     from datasets import Dataset
 
     from zip2zip import recipe
+    from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
-    from zip2zip.defaults import default_base_path
-    from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
+    from zip2zip.trainer.callbacks import last_complete_checkpoint
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     spec = VARIANTS[name]
     folder = out / name

@@ -10,7 +10,7 @@ id, padding excluded).
 The base tokenizer's Rust backend spreads a batch over all cores while the LZW step is single-threaded
 Python, so the ratio grows with the core count: quote it with the machine's core count (printed).
 
-Run: ``python benchmarks/tokenizer.py [--docs 64] [--repeats 21]``. Exits with status 1 if the bar is missed.
+Run: ``python -m benchmarks.tokenizer [--docs 64] [--repeats 21]``. Exits with status 1 if the bar is missed.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def _local_texts() -> list[str]:
 def _corpus_texts() -> list[str]:
     """The project's held-out corpora (code, prose, math, multilingual), interleaved; else :func:`_local_texts`."""
     try:
-        from zip2zip.corpora import DOMAINS, load_corpus
+        from zip2zip.corpora.store import load_corpus
+        from zip2zip.recipe import DOMAINS
 
         per_domain = [load_corpus(domain, split="heldout", max_docs=300) for domain in DOMAINS]
     except Exception as error:  # corpora not built and not buildable here
@@ -94,8 +95,8 @@ def main() -> int:
     parser.add_argument("--max-subtokens", type=int, default=4)
     args = parser.parse_args()
 
-    from zip2zip.defaults import load_default_tokenizer
-    from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer
+    from zip2zip.bundled.base import load_default_tokenizer
+    from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
     base = load_default_tokenizer()
     tok = Zip2ZipTokenizer.from_base(

@@ -28,7 +28,7 @@ the bf16 ratio takes each precision's faster arm. ``base`` runs in the precision
 The table gives base tokens per second and bytes per second of each arm and the ratios bf16 / fp32 and
 full / LoRA.
 
-Run: ``python benchmarks/training.py [--domain code] [--length 1024] [--batch 2] [--steps 3] [--device auto]``.
+Run: ``python -m benchmarks.training [--domain code] [--length 1024] [--batch 2] [--steps 3] [--device auto]``.
 Bars: zip2zip >= 1.15x the base's bytes per second on code (same precision); bf16 >= 1.8x fp32 on CPU.
 """
 
@@ -120,7 +120,7 @@ def _sync() -> None:
 
 def load_rows(tokenizer, domain: str, length: int, count: int) -> list[list[int]]:
     """``count`` rows of exactly ``length`` base ids from the domain's training corpus (documents joined)."""
-    from zip2zip.corpora import load_corpus
+    from zip2zip.corpora.store import load_corpus
 
     rows: list[list[int]] = []
     stream: list[int] = []
@@ -135,7 +135,7 @@ def load_rows(tokenizer, domain: str, length: int, count: int) -> list[list[int]
 
 
 def config(out: str, args, bf16: bool = False, pad: bool = True, **extra):
-    from zip2zip.trainer import Zip2ZipSFTConfig
+    from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
 
     return Zip2ZipSFTConfig(
         output_dir=out,
@@ -159,7 +159,7 @@ def config(out: str, args, bf16: bool = False, pad: bool = True, **extra):
 
 
 def lora(model, args):
-    from zip2zip.trainer import default_lora_config
+    from zip2zip.utils.peft import default_lora_config
 
     return default_lora_config(model, r=args.lora_r, alpha=2 * args.lora_r)
 
@@ -194,7 +194,7 @@ def run_base(base_path: str, rows: list[list[int]], args, bf16: bool) -> list[fl
 
 
 def build_zip2zip(base_path: str, args):
-    from zip2zip.trainer import zip2zip_from_base
+    from zip2zip.conversion import zip2zip_from_base
 
     torch.manual_seed(0)
     return zip2zip_from_base(
@@ -228,7 +228,7 @@ def run_zip2zip(
 ) -> tuple[list[float], dict]:
     from datasets import Dataset
 
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     model, tok = build_zip2zip(base_path, args)
     data = Dataset.from_list(compress(rows, tok))
@@ -270,7 +270,7 @@ def breakdown(base_path: str, rows: list[list[int]], args) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from zip2zip.trainer import Zip2ZipDataCollator
+    from zip2zip.trainer.data import Zip2ZipDataCollator
 
     device = torch.device(args.device)
     batch_rows = rows[: args.batch]
@@ -385,14 +385,15 @@ def main() -> None:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.pad_to_multiple_of is None:
-        from zip2zip.recipe import PRESETS, training_config
+        from zip2zip.recipe import PRESETS
+        from zip2zip.trainer.presets import training_config
 
         preset = PRESETS["cpu" if args.device == "cpu" else "gpu"]
         args.pad_to_multiple_of = training_config(preset, "/tmp/zip2zip-bench-config").pad_to_multiple_of or 0
 
     from transformers import AutoTokenizer
 
-    from zip2zip.defaults import default_base_path
+    from zip2zip.bundled.base import default_base_path
 
     base_path = default_base_path()
     tok = AutoTokenizer.from_pretrained(base_path)

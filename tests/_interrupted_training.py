@@ -24,7 +24,9 @@ from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset
 
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, last_complete_checkpoint
+from zip2zip.trainer.callbacks import last_complete_checkpoint
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 
 def pause_in_save(trainer: Zip2ZipSFTTrainer, step: int, marker: Path) -> None:

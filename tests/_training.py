@@ -7,7 +7,10 @@ from _tiny_models import tiny_base_model
 from _tiny_tokenizers import tiny_bpe_tokenizer
 from datasets import Dataset
 
-from zip2zip.trainer import Zip2ZipSFTConfig, Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+from zip2zip.conversion import zip2zip_from_base
+from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 
 def build(seed: int = 0, arch: str = "llama", **settings):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zip2zip import defaults
+from zip2zip.bundled import base as bundled_base
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def one_torch_thread():
 def smollm2_path() -> str:
     """Folder of the converted SmolLM2-135M-Instruct checkpoint; skips if the model package is missing."""
     try:
-        return defaults.default_base_path()
-    except defaults.DefaultModelUnavailableError as error:
+        return bundled_base.default_base_path()
+    except bundled_base.DefaultModelUnavailableError as error:
         pytest.skip(str(error))
 
 

@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM
 
 from zip2zip.conversion import zip2zip_from_base
 from zip2zip.loading import load_adapter
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,8 +64,7 @@ def test_an_adapter_without_settings_is_refused_with_the_layouts_named(tmp_path)
 
 @pytest.mark.slow
 def test_the_shipped_adapter_gives_the_shipped_model():
-    from zip2zip.defaults import shipped_zip2zip_path
-    from zip2zip.shipped import DELTA_FILENAME, shipped_checkpoint_dir
+    from zip2zip.bundled.shipped import DELTA_FILENAME, shipped_checkpoint_dir, shipped_zip2zip_path
 
     if (shipped_checkpoint_dir() / DELTA_FILENAME).is_file():
         pytest.skip("the shipped model is a full fine-tune (low-rank deltas): it has no adapter to load")

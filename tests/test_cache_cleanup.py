@@ -21,8 +21,13 @@ from _training import config
 from datasets import Dataset
 from safetensors.torch import load_file
 
-from zip2zip import defaults, shipped
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+from zip2zip.bundled import base as bundled_base
+from zip2zip.bundled import packing
+from zip2zip.bundled import shipped as bundled_shipped
+from zip2zip.conversion import zip2zip_from_base
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils import cache as cache_utils
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -61,13 +66,13 @@ def shipped_files(tmp_path: Path) -> tuple[Path, Path]:
     )
     trainer.train()
     trainer.save_model(str(run_dir))
-    return base_dir, shipped.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship")
+    return base_dir, packing.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship")
 
 
 def test_assembly_removes_what_a_killed_assembly_left(shipped_files, tmp_path, monkeypatch, caplog) -> None:
     base_dir, source = shipped_files
     monkeypatch.setenv("ZIP2ZIP_CACHE", str(tmp_path / "clean"))
-    reference = Path(shipped.shipped_zip2zip_path(source=source, base_path=str(base_dir)))
+    reference = Path(bundled_shipped.shipped_zip2zip_path(source=source, base_path=str(base_dir)))
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("ZIP2ZIP_CACHE", str(cache))
@@ -77,13 +82,15 @@ def test_assembly_removes_what_a_killed_assembly_left(shipped_files, tmp_path, m
         {"config.json": b"{}", "model.safetensors": b"\0" * 4096, "adapter/adapter_config.json": b"{"},
     )
     stale_file = plant(cache / f".{target.name}.tmp-k1lled02", {})  # an empty one, as mkdtemp leaves it
-    other_shipped = plant(cache / f".{shipped.SHIPPED_MODEL_NAME}-0123456789ab.tmp-other001", {"x": b"1"})
-    other_base = plant(cache / f".{defaults.DEFAULT_MODEL_DIRNAME}.tmp-other002", {"x": b"2"})
+    other_shipped = plant(
+        cache / f".{bundled_shipped.SHIPPED_MODEL_NAME}-0123456789ab.tmp-other001", {"x": b"1"}
+    )
+    other_base = plant(cache / f".{bundled_base.DEFAULT_MODEL_DIRNAME}.tmp-other002", {"x": b"2"})
     longer_name = plant(cache / f".{target.name}-v2.tmp-other003", {"x": b"3"})
 
-    with caplog.at_level(logging.WARNING, logger="zip2zip.defaults"):
-        path = shipped.shipped_zip2zip_path(source=source, base_path=str(base_dir))
-    assert path == str(target) and defaults.is_complete(path)
+    with caplog.at_level(logging.WARNING, logger="zip2zip.utils.cache"):
+        path = bundled_shipped.shipped_zip2zip_path(source=source, base_path=str(base_dir))
+    assert path == str(target) and cache_utils.is_complete(path)
     assert not stale.exists() and not stale_file.exists() and temporaries(target) == []
     assert other_shipped.exists() and other_base.exists() and longer_name.exists(), (
         "other targets are not ours"
@@ -108,13 +115,13 @@ def test_writer_lock_removes_only_its_targets_temporaries(tmp_path) -> None:
         plant(tmp_path / "model-abc.tmp-x", {}),  # not hidden: not a name make_temporary_folder gives
     ]
     live = None
-    with defaults.writer_lock(target):
+    with cache_utils.writer_lock(target):
         assert not any(p.exists() for p in ours) and not (tmp_path / ".model-abc.tmp-file").exists()
         assert all(p.exists() for p in kept)
-        live = defaults.make_temporary_folder(target)
+        live = cache_utils.make_temporary_folder(target)
         assert live.name.startswith(".model-abc.tmp-")
     assert (tmp_path / "model-abc.lock").exists() and live.exists()
-    with defaults.writer_lock(target):  # the next writer: the previous one died without cleaning up
+    with cache_utils.writer_lock(target):  # the next writer: the previous one died without cleaning up
         assert not live.exists()
 
 
@@ -122,16 +129,16 @@ def test_writer_lock_removes_only_its_targets_temporaries(tmp_path) -> None:
 def test_base_conversion_cleans_up_under_its_lock(tmp_path, monkeypatch) -> None:
     """A converter waiting for the lock removes what a killed converter left, then finds the finished copy."""
     try:
-        defaults.find_gguf()
-    except defaults.DefaultModelUnavailableError as error:
+        bundled_base.find_gguf()
+    except bundled_base.DefaultModelUnavailableError as error:
         pytest.skip(str(error))
     monkeypatch.setenv("ZIP2ZIP_CACHE", str(tmp_path))
-    target = tmp_path / defaults.DEFAULT_MODEL_DIRNAME
+    target = tmp_path / bundled_base.DEFAULT_MODEL_DIRNAME
     stale = plant(tmp_path / f".{target.name}.tmp-k1lled03", {"model.safetensors": b"\0" * 4096})
-    other = plant(tmp_path / f".{shipped.SHIPPED_MODEL_NAME}-0123456789ab.tmp-other004", {"x": b"4"})
+    other = plant(tmp_path / f".{bundled_shipped.SHIPPED_MODEL_NAME}-0123456789ab.tmp-other004", {"x": b"4"})
     results: list[str] = []
-    with defaults.file_lock(tmp_path / f"{target.name}.lock"):  # a converter at work
-        waiter = threading.Thread(target=lambda: results.append(defaults.default_base_path()))
+    with cache_utils.file_lock(tmp_path / f"{target.name}.lock"):  # a converter at work
+        waiter = threading.Thread(target=lambda: results.append(bundled_base.default_base_path()))
         waiter.start()
         deadline = time.monotonic() + 30
         while not _waits_in_file_lock(waiter):  # past the unlocked fast path, waiting for the lock
@@ -139,7 +146,10 @@ def test_base_conversion_cleans_up_under_its_lock(tmp_path, monkeypatch) -> None
             time.sleep(0.01)
         assert stale.exists(), "nothing may be removed before the lock is held"
         # The working converter finishes (its marker is written last).
-        plant(target, {defaults.MARKER_FILENAME: f'{{"version": "{defaults.CONVERSION_VERSION}"}}'.encode()})
+        plant(
+            target,
+            {cache_utils.MARKER_FILENAME: f'{{"version": "{cache_utils.CONVERSION_VERSION}"}}'.encode()},
+        )
     waiter.join(30)
     assert results == [str(target)]
     assert not stale.exists() and other.exists()
@@ -148,7 +158,7 @@ def test_base_conversion_cleans_up_under_its_lock(tmp_path, monkeypatch) -> None
 def _waits_in_file_lock(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident)
     while frame is not None:
-        if frame.f_code is defaults.file_lock.__wrapped__.__code__:
+        if frame.f_code is cache_utils.file_lock.__wrapped__.__code__:
             return True
         frame = frame.f_back
     return False

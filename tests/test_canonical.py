@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from test_generation import PROMPTS, build
 
 from zip2zip import Zip2ZipConfig, Zip2ZipDataCollator, Zip2ZipForCausalLM
-from zip2zip.evaluation import Scorer
-from zip2zip.lzw import LZWCodec
+from zip2zip.evaluation.scoring import Scorer
+from zip2zip.model.lzw import LZWCodec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -241,7 +241,7 @@ def test_the_flag_is_validated_and_saved(tiny, tmp_path):
 
 
 def test_the_benchmark_compares_both_masks_on_the_same_text(tiny):
-    bench = load_benchmark("canonical_mask.py")
+    bench = load_benchmark("canonical_mask")
     model, tok = tiny
     base = model.language_model
     texts = {"cats": [PROMPTS[0] * 3], "code": [PROMPTS[1] * 3]}
@@ -267,7 +267,7 @@ def test_the_trainer_trains_and_evaluates_with_the_mask(tmp_path):
     from _training import build as build_trainable
     from _training import config, prompt_completion_dataset
 
-    from zip2zip.trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     model, tok = build_trainable(canonical_mask=True)
     data = prompt_completion_dataset(TRAINING_TEXT * 2)

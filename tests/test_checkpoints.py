@@ -26,7 +26,9 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, last_complete_checkpoint
+from zip2zip.trainer.callbacks import last_complete_checkpoint
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

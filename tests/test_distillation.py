@@ -18,18 +18,12 @@ from _training import build as build_zip2zip
 from _training import config as trainer_config
 from datasets import Dataset
 
-from zip2zip.lzw import LZWCodec
-from zip2zip.trainer import (
-    Zip2ZipDataCollator,
-    Zip2ZipSFTConfig,
-    Zip2ZipSFTTrainer,
-    base_alignment,
-    default_lora_config,
-    first_token_distillation,
-    first_token_log_probs,
-    hypertoken_first_ids,
-    tokenize_example,
-)
+from zip2zip.model.lzw import LZWCodec
+from zip2zip.trainer.data import Zip2ZipDataCollator, base_alignment, tokenize_example
+from zip2zip.trainer.distillation import first_token_distillation, first_token_log_probs, hypertoken_first_ids
+from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

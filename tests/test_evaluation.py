@@ -12,12 +12,7 @@ from tests._tiny_models import tiny_base_model
 from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from tests.lm_eval_tasks.utils import rolling_texts
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-from zip2zip.evaluation import (
-    Scorer,
-    bits_per_byte,
-    compare_on_domains,
-    compression_statistics,
-)
+from zip2zip.evaluation.scoring import Scorer, bits_per_byte, compare_on_domains, compression_statistics
 
 TASKS = Path(__file__).parent / "lm_eval_tasks"
 TEXTS = [
@@ -156,7 +151,7 @@ def lm_eval_results(tiny):
     lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
-    from zip2zip.evaluation import Zip2ZipLM
+    from zip2zip.evaluation.harness import Zip2ZipLM
 
     base, base_tok, model, tok = tiny
     manager = TaskManager(include_path=str(TASKS), include_defaults=False)
@@ -219,7 +214,7 @@ def test_lm_eval_model_is_registered():
     pytest.importorskip("lm_eval")
     from lm_eval.api.registry import get_model
 
-    from zip2zip.evaluation import Zip2ZipLM
+    from zip2zip.evaluation.harness import Zip2ZipLM
 
     assert get_model("zip2zip") is Zip2ZipLM
 
@@ -309,7 +304,7 @@ def test_smollm2_lm_eval_matches_zip2zip_eval_to_three_decimals(smollm2_path, tm
     from lm_eval.tasks import TaskManager
 
     from zip2zip.cli import main
-    from zip2zip.trainer import zip2zip_from_base
+    from zip2zip.conversion import zip2zip_from_base
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

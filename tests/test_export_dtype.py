@@ -19,7 +19,7 @@ from _tiny_models import tiny_base_model
 from _tiny_tokenizers import tiny_bpe_tokenizer
 
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-from zip2zip.hub import export_dtype, export_repo
+from zip2zip.hub.export import export_dtype, export_repo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

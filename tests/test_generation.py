@@ -26,7 +26,7 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTextStreamer, Zip2ZipTokenizer
-from zip2zip.generation_zip2zip import Zip2ZipGenerateOutput, Zip2ZipGenerationStats
+from zip2zip.model.generation_zip2zip import Zip2ZipGenerateOutput, Zip2ZipGenerationStats
 
 C = 64
 SMALL = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 @pytest.fixture(scope="module")
 def generation():
-    return load_benchmark("generation.py")
+    return load_benchmark("generation")
 
 
 def _occurs_before(text: list[int], run: list[int]) -> bool:
@@ -97,15 +97,17 @@ def test_the_bound_counts_passes_as_forward_passes_do(generation):
     assert rows[0]["base"]["forward_passes"] == len(output) == rows[0]["base"]["lookup_bound_passes"]
 
 
-def test_copy_prompts_repeat_the_start_of_a_document(generation):
+def test_copy_prompts_repeat_the_start_of_a_document():
+    common = load_benchmark("common")
+
     class Words:
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [len(word) for word in text.split()]}
 
-    prompt = generation.load_prompts(Words(), "copy", 1, 100)[0]
+    prompt = common.load_prompts(Words(), "copy", 1, 100)[0]
     assert len(prompt) == 100 and prompt[36:72] == prompt[:36]  # the document from its start again
     with pytest.raises(ValueError, match="need more than 64 base tokens"):
-        generation.load_prompts(Words(), "copy", 1, 64)
+        common.load_prompts(Words(), "copy", 1, 64)
 
 
 # --------------------------------------------------------------------------- where the extra bits go
@@ -113,7 +115,7 @@ def test_copy_prompts_repeat_the_start_of_a_document(generation):
 
 @pytest.fixture(scope="module")
 def bits_module():
-    return load_benchmark("bits_by_target.py")
+    return load_benchmark("bits_by_target")
 
 
 def test_target_kinds_tell_first_use_from_reuse(bits_module):
@@ -136,7 +138,7 @@ def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_th
     from _tiny_tokenizers import tiny_bpe_tokenizer
 
     from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-    from zip2zip.evaluation import bits_per_byte
+    from zip2zip.evaluation.scoring import bits_per_byte
 
     base_tok = tiny_bpe_tokenizer()
     base = tiny_base_model("llama", vocab_size=len(base_tok), seed=0).eval()

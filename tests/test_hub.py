@@ -13,7 +13,10 @@ from tests._fresh_process import last_json_line, run_without_package
 from tests._tiny_models import tiny_base_model
 from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-from zip2zip.hub import CODE_FILES, ExportError, check_model_folder, export_repo, push_repo
+from zip2zip.evaluation.scoring import compare_on_domains
+from zip2zip.hub.export import check_model_folder, export_repo, push_repo
+from zip2zip.hub.model_card import ExportError
+from zip2zip.model import CODE_FILES
 
 PROMPT = "the cat sat on the mat. the cat sat on the"
 
@@ -48,8 +51,15 @@ def exported(saved, tmp_path_factory):
     }
     # float32: the fresh-process test compares greedy text with the in-memory float32 model (the bfloat16 default
     # is tested in test_export_dtype.py).
+    _, model, tok = saved
+    measurements = compare_on_domains(texts, model, tok)
     return export_repo(
-        folder, out, license="apache-2.0", base_model="org/tiny-base", measure_texts=texts, dtype="float32"
+        folder,
+        out,
+        license="apache-2.0",
+        base_model="org/tiny-base",
+        measurements=measurements,
+        dtype="float32",
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests._saved_models import TINY_SETTINGS, save_tiny_base, save_tiny_zip2zip
-from zip2zip import defaults, loading, shipped
+from zip2zip import loading
+from zip2zip.bundled import base as bundled_base
+from zip2zip.bundled import shipped as bundled_shipped
 from zip2zip.recipe import ZIP2ZIP_SETTINGS
 
 
@@ -59,8 +61,8 @@ def test_the_base_beside_a_zip2zip_model_is_the_folder_it_was_made_from(saved):
 
 def test_without_a_shipped_model_the_default_is_untrained_with_the_recipe_settings(saved, monkeypatch):
     base, _ = saved
-    monkeypatch.setattr(shipped, "shipped_zip2zip_path", lambda: None)
-    monkeypatch.setattr(defaults, "default_base_path", lambda: str(base))
+    monkeypatch.setattr(bundled_shipped, "shipped_zip2zip_path", lambda: None)
+    monkeypatch.setattr(bundled_base, "default_base_path", lambda: str(base))
     model, tokenizer, trained = loading.load_zip2zip(max_codebook_size=32)
     assert trained is False and not model.training
     expected = {**ZIP2ZIP_SETTINGS, "max_codebook_size": 32}
@@ -91,17 +93,10 @@ def test_unknown_settings_are_refused():
         loading.zip2zip_settings(max_codebok_size=8)
 
 
-def test_evaluation_keeps_its_loading_names():
-    from zip2zip import evaluation
-
-    assert evaluation.load_model_and_tokenizer is loading.load_model_and_tokenizer
-    assert evaluation.is_zip2zip_model is loading.is_zip2zip_model
-
-
 @pytest.mark.slow
 def test_the_default_is_the_shipped_trained_model(smollm2_path):
-    if shipped.shipped_zip2zip_path() is None:
-        pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
+    if bundled_shipped.shipped_zip2zip_path() is None:
+        pytest.skip("no trained checkpoint ships in zip2zip/bundled/checkpoints/")
     model, _, trained = loading.load_zip2zip()
     assert trained is True and loading.is_zip2zip_model(model)
     assert loading.base_model_path(model) == smollm2_path

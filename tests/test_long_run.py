@@ -11,8 +11,9 @@ from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset
 
-from zip2zip.long_runs import HeldOutScoreCallback, SaveEveryMinutesCallback
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, last_complete_checkpoint
+from zip2zip.trainer.callbacks import HeldOutScoreCallback, SaveEveryMinutesCallback, last_complete_checkpoint
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

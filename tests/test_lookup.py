@@ -15,8 +15,8 @@ from test_generation import PROMPTS, build
 from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
-from zip2zip.generation_state_zip2zip import Zip2ZipGenerationState
-from zip2zip.lookup_zip2zip import Zip2ZipCodeLookup
+from zip2zip.model.generation_state_zip2zip import Zip2ZipGenerationState
+from zip2zip.model.lookup_zip2zip import Zip2ZipCodeLookup
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -480,13 +480,13 @@ def test_last_generation_stats_are_per_thread(quiet):
 @pytest.mark.slow
 def test_shipped_model_greedy_with_lookup_equals_without_on_heldout_prompts(smollm2_path):
     """20 held-out prompts (4 per domain, the unseen Go included), 32 new base tokens each, code for code."""
-    from zip2zip.corpora import load_corpus
-    from zip2zip.defaults import shipped_zip2zip_path
-    from zip2zip.evaluation import load_model_and_tokenizer
+    from zip2zip.bundled.shipped import shipped_zip2zip_path
+    from zip2zip.corpora.store import load_corpus
+    from zip2zip.loading import load_model_and_tokenizer
 
     path = shipped_zip2zip_path()
     if path is None:
-        pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
+        pytest.skip("no trained checkpoint ships in zip2zip/bundled/checkpoints/")
     model, tok = load_model_and_tokenizer(path)
     model.eval()
     passes = steps = 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from zip2zip.loss_zip2zip import chunked_causal_lm_loss
+from zip2zip.model.loss_zip2zip import chunked_causal_lm_loss
 
 
 def logits_and_labels(dtype, seed=0, batch=3, length=11, vocab=37):
@@ -59,7 +59,7 @@ def test_no_target_gives_nan_like_cross_entropy_and_a_wrong_label_is_named():
 def test_the_model_uses_it_unless_given_its_own_loss_function(monkeypatch):
     from test_modeling import compressed, make_model
 
-    import zip2zip.modeling_zip2zip as modeling
+    import zip2zip.model.modeling_zip2zip as modeling
 
     calls = []
 

@@ -9,7 +9,7 @@ import torch
 from _tiny_models import tiny_base_model
 
 from zip2zip import Zip2ZipForCausalLM
-from zip2zip.low_rank import DOWN, UP, apply_low_rank_delta, extract_low_rank_delta
+from zip2zip.bundled.low_rank import DOWN, UP, apply_low_rank_delta, extract_low_rank_delta
 
 SETTINGS = {"max_codebook_size": 32, "max_subtokens": 3, "encoder_num_layers": 1}
 

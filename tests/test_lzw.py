@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zip2zip.lzw import LZWCodec, spans_to_positions
+from zip2zip.model.lzw import LZWCodec, spans_to_positions
 
 
 def reference_encode(ids, V, C, M, D):

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zip2zip.lzw import LZWCodec
+from zip2zip.model.lzw import LZWCodec
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NUMPY_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
@@ -325,13 +325,13 @@ def test_codec_runs_without_numpy_or_torch(tmp_path):
     import sys
     from pathlib import Path
 
-    import zip2zip.lzw
+    import zip2zip.model.lzw
 
     package = tmp_path / "codec"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("lzw.py", "lzw_inputs.py", "lzw_decoder.py"):
-        shutil.copy(Path(zip2zip.lzw.__file__).with_name(name), package / name)
+    for name in ("lzw.py", "lzw_inputs.py", "lzw_decoder.py", "lzw_state.py"):
+        shutil.copy(Path(zip2zip.model.lzw.__file__).with_name(name), package / name)
     script = (
         "import sys\n"
         "from codec import lzw\n"

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoModelForCausalLM, AutoTokenizer, TokenizersBackend, pipeline
 
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-from zip2zip.configuration_zip2zip import codec_mismatches, vocab_fingerprint
+from zip2zip.model.configuration_zip2zip import codec_mismatches, vocab_fingerprint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,7 +14,7 @@ from _tiny_models import ARCHITECTURES, VOCAB, tiny_base_model
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaModel
 
 from zip2zip import Zip2ZipConfig, Zip2ZipForCausalLM
-from zip2zip.lzw import LZWDecoder
+from zip2zip.model.lzw_decoder import LZWDecoder
 
 C = 40
 SMALL = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}
@@ -463,9 +463,9 @@ def test_model_file_imports_only_torch_transformers_stdlib():
     import ast
     import sys
 
-    from zip2zip.hub import CODE_FILES
+    from zip2zip.model import CODE_FILES
 
-    source = Path(__file__).parents[1] / "zip2zip" / "modeling_zip2zip.py"
+    source = Path(__file__).parents[1] / "zip2zip" / "model" / "modeling_zip2zip.py"
     siblings = {name.removesuffix(".py") for name in CODE_FILES}
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -485,7 +485,7 @@ def test_model_file_imports_only_torch_transformers_stdlib():
 def test_tokenizer_batches_feed_the_model_directly():
     from _tiny_tokenizers import tiny_bpe_tokenizer
 
-    from zip2zip.tokenization_zip2zip import Zip2ZipTokenizer
+    from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
     base_tokenizer = tiny_bpe_tokenizer()
     base = tiny_base_model("llama", vocab_size=len(base_tokenizer))
@@ -586,7 +586,7 @@ def test_encode_entries_equals_the_grouped_encoders_and_the_cache_encodes_once(t
 
 
 def test_codebook_state_is_what_prepare_codebook_returns():
-    from zip2zip.modeling_zip2zip import codebook_state
+    from zip2zip.model.modeling_zip2zip import codebook_state
 
     model = make_model("llama")
     rows = [compressed(model, 60, seed=0), compressed(model, 30, seed=1)]

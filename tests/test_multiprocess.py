@@ -30,7 +30,10 @@ SCRIPT = textwrap.dedent(
     from datasets import Dataset
     from _tiny_models import tiny_base_model
     from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
-    from zip2zip.trainer import Zip2ZipSFTConfig, Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+    from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+    from zip2zip.utils.peft import default_lora_config
+    from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
     out = sys.argv[1]
     base_tok = tiny_bpe_tokenizer()

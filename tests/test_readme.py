@@ -1,8 +1,8 @@
 """Every Python block of README.md runs as written, so the README cannot drift from the code.
 
-The blocks use placeholders a reader fills in (`repo`, `"path-or-id"`, `ds`, `ids`); here they are a tiny
-zip2zip repo exported in-process, a tiny base model folder, a tiny dataset and a few base ids, so each block
-runs in seconds. The block that loads the shipped model runs on the real one (slow).
+The blocks use placeholders a reader fills in (`"path-or-id"`, `ds`, `ids`, `model`); here they are a tiny base
+model folder, a tiny dataset and a few base ids, and the first block's shipped model is a tiny exported repo, so
+each block runs in seconds. The blocks that load the shipped model also run on the real one (slow).
 """
 
 from __future__ import annotations
@@ -59,17 +59,21 @@ def test_making_one_from_any_decoder(tiny_base, tmp_path, monkeypatch):
     assert (tmp_path / "out" / "final" / "adapter" / "adapter_config.json").is_file()
 
 
-def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys):
+def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys, monkeypatch):
     from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-    from zip2zip.hub import export_repo
+    from zip2zip.bundled import shipped
+    from zip2zip.hub.export import export_repo
 
     model = Zip2ZipForCausalLM.from_base(str(tiny_base), max_codebook_size=64)
     tok = Zip2ZipTokenizer.from_base(str(tiny_base), model.config)
     model.save_pretrained(tmp_path / "saved")
     tok.save_pretrained(tmp_path / "saved")
     repo = export_repo(tmp_path / "saved", tmp_path / "repo", base_model="tiny/base", license="apache-2.0")
+    monkeypatch.setattr(shipped, "shipped_zip2zip_path", lambda: str(repo))  # the block's first line
     code = _block("AutoModelForCausalLM.from_pretrained(repo")
-    exec(compile(code, "README.md", "exec"), {"repo": str(repo)})
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["repo"] == str(repo)
     assert "steps" in capsys.readouterr().out
 
 
@@ -83,11 +87,20 @@ def test_the_change_codec_block(tiny_base):
 
     from zip2zip import Zip2ZipForCausalLM
 
-    model = Zip2ZipForCausalLM.from_base(str(tiny_base), max_codebook_size=64)
+    model = Zip2ZipForCausalLM.from_base(str(tiny_base), max_codebook_size=64, protect_whitespace=False)
     namespace = {"model": model, "base_tokenizer": AutoTokenizer.from_pretrained(tiny_base)}
     exec(compile(_block("change_codec("), "README.md", "exec"), namespace)
     assert model.config.protect_whitespace and namespace["tok"].protect_whitespace
+    assert model.config.max_subtokens == 2 == namespace["tok"].max_subtokens
     assert set(namespace["tok"].disabled_ids) == set(model.config.disabled_ids)
+
+
+@pytest.mark.slow
+def test_the_first_block_runs_as_written_on_the_shipped_model(capsys):
+    namespace: dict = {}
+    exec(compile(_block("AutoModelForCausalLM.from_pretrained(repo"), "README.md", "exec"), namespace)
+    assert namespace["model"].config.model_type == "zip2zip"
+    assert "def fib(n):" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from zip2zip import recipe
-from zip2zip.recipe import TrainingPreset, training_mix
+from zip2zip.corpora.mixing import training_mix
+from zip2zip.recipe import TrainingPreset
+from zip2zip.trainer.presets import training_data
 
 
 def test_texts_are_whole_documents():
-    from zip2zip.corpora import load_files
+    from zip2zip.corpora.store import load_files
 
     data = training_mix(docs_per_domain=5, seed=0)
     files = {text for domain in recipe.MIX for text in load_files(domain, "train", max_files=5)}
@@ -18,7 +20,7 @@ def test_texts_are_whole_documents():
 
 
 def test_one_pass_of_the_study_mix_is_the_scarcest_domain_in_full():
-    from zip2zip.corpora import load_files
+    from zip2zip.corpora.store import load_files
 
     data = training_mix(docs_per_domain=20, seed=0)
     shares = {}
@@ -48,7 +50,7 @@ def test_more_passes_repeat_the_scarce_domain():
 
 def test_preset_training_data_reads_its_data_fields():
     preset = recipe.get_preset("cpu").replace(docs_per_domain=5, max_passes=1.5)
-    data = preset.training_data(seed=3)
+    data = training_data(preset, seed=3)
     assert data["text"] == training_mix(5, 3, max_passes=1.5)["text"]
 
 

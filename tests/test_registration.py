@@ -45,15 +45,17 @@ def test_import_zip2zip_imports_neither_torch_nor_transformers_and_every_public_
 
 
 @pytest.mark.parametrize(
-    "first_import",
+    "before, after",
     [
-        "from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer",
-        "from transformers import PreTrainedModel",  # imports the Auto module half-way through modeling_utils
-        "import transformers.models.auto",  # already loaded before zip2zip: registered at once
+        # transformers' Auto classes already imported: `import zip2zip` registers at once
+        ("import transformers.models.auto", ""),
+        # otherwise the explicit call, or the first zip2zip class the program touches, registers
+        ("", "zip2zip.register()"),
+        ("", "from zip2zip import Zip2ZipForCausalLM"),
+        ("", "zip2zip.Zip2ZipTokenizer"),
     ],
 )
-def test_auto_classes_load_a_local_zip2zip_folder_without_remote_code(zip2zip_folder, first_import):
-    before, after = (first_import, "") if "models.auto" in first_import else ("", first_import)
+def test_auto_classes_load_a_local_zip2zip_folder_without_remote_code(zip2zip_folder, before, after):
     result = run_python(
         f"import json\n{before}\nimport zip2zip\n{after}\n"
         "from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer\n"
@@ -64,10 +66,22 @@ def test_auto_classes_load_a_local_zip2zip_folder_without_remote_code(zip2zip_fo
         "print(json.dumps([type(o).__module__ + '.' + type(o).__name__ for o in (config, model, tokenizer)]))"
     )
     assert result == [
-        "zip2zip.configuration_zip2zip.Zip2ZipConfig",
-        "zip2zip.modeling_zip2zip.Zip2ZipForCausalLM",
-        "zip2zip.tokenization_zip2zip.Zip2ZipTokenizer",
+        "zip2zip.model.configuration_zip2zip.Zip2ZipConfig",
+        "zip2zip.model.modeling_zip2zip.Zip2ZipForCausalLM",
+        "zip2zip.model.tokenization_zip2zip.Zip2ZipTokenizer",
     ]
+
+
+def test_the_loaders_register_and_nothing_registers_behind_the_programs_back(zip2zip_folder):
+    result = run_python(
+        "import json, sys, zip2zip\n"
+        "from zip2zip.registration import is_registered\n"
+        "from transformers import AutoConfig\n"
+        "before = is_registered()\n"  # importing transformers afterwards changes nothing by itself
+        f"model, tok = zip2zip.load_model_and_tokenizer({str(zip2zip_folder)!r})\n"
+        "print(json.dumps([before, is_registered(), type(model).__name__]))"
+    )
+    assert result == [False, True, "Zip2ZipForCausalLM"]
 
 
 def test_auto_model_loads_the_whole_zip2zip_model_with_and_without_the_package(zip2zip_folder, tmp_path):

@@ -8,10 +8,26 @@ from pathlib import Path
 import pytest
 from _benchmarks import load_benchmark
 
+RELEASE_MODULES = (
+    "bars",
+    "cli",
+    "control",
+    "curves",
+    "items",
+    "plots",
+    "provenance",
+    "report",
+    "settings",
+    "summary",
+)
+
 
 @pytest.fixture(scope="module")
 def release():
-    return load_benchmark("release.py")
+    """The release benchmark's package, its modules loaded: ``release.items``, ``release.report``, ..."""
+    for module in RELEASE_MODULES:
+        load_benchmark(f"release.{module}")
+    return load_benchmark("release")
 
 
 def code_doc(n: int) -> str:
@@ -32,9 +48,9 @@ DOCS = {"code": [code_doc(n) for n in range(6)], "prose": [prose_doc(n) for n in
 
 
 def test_items_are_deterministic_and_well_formed(release):
-    items = release.build_next_line_items(DOCS, per_domain=10, seed=3)
-    assert items == release.build_next_line_items(DOCS, per_domain=10, seed=3)
-    assert items != release.build_next_line_items(DOCS, per_domain=10, seed=4)
+    items = release.items.build_next_line_items(DOCS, per_domain=10, seed=3)
+    assert items == release.items.build_next_line_items(DOCS, per_domain=10, seed=3)
+    assert items != release.items.build_next_line_items(DOCS, per_domain=10, seed=4)
     assert [item["domain"] for item in items] == ["code"] * 10 + ["prose"] * 10
     for item in items:
         choices, label = item["choices"], item["label"]
@@ -57,7 +73,7 @@ def test_items_are_deterministic_and_well_formed(release):
 
 
 def test_context_ends_where_the_answer_starts(release):
-    items = release.build_next_line_items(DOCS, per_domain=5, context_units=2)
+    items = release.items.build_next_line_items(DOCS, per_domain=5, context_units=2)
     code = next(item for item in items if item["domain"] == "code")
     assert code["context"].count("\n") >= 1  # two lines of context
     prose = next(item for item in items if item["domain"] == "prose")
@@ -67,7 +83,7 @@ def test_context_ends_where_the_answer_starts(release):
 
 def test_too_few_positions_says_what_to_do(release):
     with pytest.raises(ValueError, match="use fewer items"):
-        release.build_next_line_items({"code": DOCS["code"][:1]}, per_domain=1000)
+        release.items.build_next_line_items({"code": DOCS["code"][:1]}, per_domain=1000)
 
 
 # ------------------------------------------------------------------------------------- bars, report, summary
@@ -153,14 +169,21 @@ def synthetic_report(
             "seconds": 1.0,
             "tasks": {
                 task: {"acc": acc, "acc_stderr": 0.05, "acc_norm": acc, "acc_norm_stderr": 0.05, "items": 60}
-                for task in release.MC_TASKS.values()
+                for task in release.settings.MC_TASKS.values()
             },
         }
 
-    settings = {**release.FULL, "quick": quick, "mc_context": 4, "pld_tokens": 10, "seed": 0, "threads": 1}
+    settings = {
+        **release.settings.FULL,
+        "quick": quick,
+        "mc_context": 4,
+        "pld_tokens": 10,
+        "seed": 0,
+        "threads": 1,
+    }
     return {
         "run": {
-            "command": "python benchmarks/release.py",
+            "command": "python -m benchmarks.release",
             "date": "2026-01-02 03:04 UTC",
             "commit": "abc1234",
             "model": "/cache/shipped",
@@ -191,7 +214,7 @@ AT_THE_BARS = {"code": 1.10, "prose": 1.05, "math": 1.5, "go": 1.20}
 
 
 def test_bars_pass_exactly_at_their_limits(release):
-    bars = release._bars(synthetic_report(release, AT_THE_BARS))
+    bars = release.bars.release_bars(synthetic_report(release, AT_THE_BARS))
     assert len(bars) == 10
     assert [bar.met for bar in bars] == [True] * 10, [(b.name, b.value) for b in bars]
     assert all(bar.missed_by == "" for bar in bars)
@@ -213,7 +236,7 @@ def test_bars_miss_just_past_their_limits_and_say_by_how_much(release):
         zip_acc=0.649,
         zip_seconds=8.51,
     )
-    bars = release._bars(report)
+    bars = release.bars.release_bars(report)
     assert [bar.met for bar in bars] == [False] * 10
     assert [bar.missed_by for bar in bars] == [
         "0.001x",  # bits per byte code, prose, go: each 0.001x over its bar
@@ -227,25 +250,25 @@ def test_bars_miss_just_past_their_limits_and_say_by_how_much(release):
         "0.1 points",
         "0.001x",  # time 0.851x against 0.85x
     ]
-    summary = release._summary(report)
+    summary = release.report._summary(report)
     assert "0 of 10 measured bars met; missed: " in "\n".join(summary)
 
 
 def test_bars_without_the_unseen_domain_are_not_measured(release):
     report = synthetic_report(release, {"code": 1.0, "prose": 1.0})
-    go = next(bar for bar in release._bars(report) if "go (unseen)" in bar.name)
+    go = next(bar for bar in release.bars.release_bars(report) if "go (unseen)" in bar.name)
     assert go.met is None and go.measured == "not measured"
-    text = "\n".join(release._summary(report))
+    text = "\n".join(release.report._summary(report))
     assert "9 of 9 measured bars met (1 not measured in this run)." in text
 
 
 def test_render_without_control_or_run_says_how_to_get_them(release, tmp_path):
     report = synthetic_report(release, AT_THE_BARS)
-    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
     assert "| go | 4,000 | 1.0000 | 1.2000 | 1.200x | **PASS** (<= 1.20x) |" in text
     assert "| prose | 4,000 | 1.0000 | 1.0500 | 1.050x | **PASS** (<= 1.05x) |" in text
     assert "control (M = 1)" in text and "zip2zip / control" not in text
-    assert "was not measured in this run" in text and release.CONTROL_COMMAND in text
+    assert "was not measured in this run" in text and release.settings.CONTROL_COMMAND in text
     assert "The training run's curves were not read" in text
     assert (
         "| go | 3 | 1,000 | 1.250 | 20.0% | 4.00 -> 5.00 | none | none |" in text
@@ -256,8 +279,8 @@ def test_render_with_control_and_run(release, tmp_path):
     report = synthetic_report(
         release, AT_THE_BARS, control={"code": 1.0, "prose": 1.02, "math": 1.2, "go": 1.1}
     )
-    report["training_run"] = release.read_training_run(write_run(tmp_path / "run", points=6))
-    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    report["training_run"] = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
     header = next(line for line in text.splitlines() if line.startswith("| domain | bytes | bits/byte base"))
     assert "bits/byte control (M = 1)" in header and "zip2zip / control" in header
     assert "| code | 4,000 | 1.0000 | 1.0000 | 1.1000 | 1.100x | **PASS** (<= 1.10x) | 1.100x |" in text
@@ -267,8 +290,8 @@ def test_render_with_control_and_run(release, tmp_path):
     assert "| 0 | 0 | 2.0000 |" in text  # the untrained start is shown, though not fitted
     assets = tmp_path / "assets"
     assets.mkdir()
-    release.plot_bits_per_byte(report, assets / "bpb.png")
-    release.plot_training_curves(report["training_run"], assets / "training_curves.png")
+    release.plots.plot_bits_per_byte(report, assets / "bpb.png")
+    release.plots.plot_training_curves(report["training_run"], assets / "training_curves.png")
     assert (assets / "bpb.png").stat().st_size > 1000 and (
         assets / "training_curves.png"
     ).stat().st_size > 1000
@@ -316,34 +339,37 @@ def test_a_control_whose_folder_is_gone_is_carried_from_an_earlier_report(releas
     control = {"code": 1.0, "prose": 1.02, "math": 1.2, "go": 1.1}
     earlier = tmp_path / "results.json"
     earlier.write_text(json.dumps(synthetic_report(release, AT_THE_BARS, control=control)))
-    carried = release.read_carried_control(str(earlier))
+    carried = release.control.read_carried_control(str(earlier))
     assert carried["run"]["carried_from"] == f"{earlier} (measured 2026-01-02 03:04 UTC, commit abc1234)"
     compared = synthetic_report(release, AT_THE_BARS)["bits_per_byte"]["compared"]
-    scores = release.check_carried_control(carried, compared)
+    scores = release.control.check_carried_control(carried, compared)
     assert scores["domains"]["go"]["zip2zip"]["bits_per_byte"] == 1.1
     report = synthetic_report(release, AT_THE_BARS, control=control)
     report["run"]["control"] = carried["run"]
-    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
     assert f"`/runs/m1` (max_subtokens=1); its scores carried from {earlier} (measured" in text
     assert "| go | 4,000 | 1.0000 | 1.1000 |" in text
     # carried again, it still names where it was measured
     report["bits_per_byte"]["control"] = scores
     again = tmp_path / "again.json"
     again.write_text(json.dumps(report))
-    assert release.read_carried_control(str(again))["run"]["carried_from"] == carried["run"]["carried_from"]
+    assert (
+        release.control.read_carried_control(str(again))["run"]["carried_from"]
+        == carried["run"]["carried_from"]
+    )
     # other texts or other windows are refused
     compared["domains"]["go"]["base"]["bytes"] = 3999
     with pytest.raises(SystemExit, match="on go the carried control read 4000 bytes"):
-        release.check_carried_control(carried, compared)
+        release.control.check_carried_control(carried, compared)
     compared["max_length"] = 512
     with pytest.raises(SystemExit, match="windows of 1024 positions"):
-        release.check_carried_control(carried, compared)
+        release.control.check_carried_control(carried, compared)
     with pytest.raises(SystemExit, match=r"not a results\.json with the control's scores"):
-        release.read_carried_control(str(tmp_path / "RESULTS.md"))
+        release.control.read_carried_control(str(tmp_path / "RESULTS.md"))
 
 
 def test_the_delta_scale_of_the_shipped_weights_is_reported(release, tmp_path):
-    from zip2zip.defaults import MARKER_FILENAME
+    from zip2zip.utils.cache import MARKER_FILENAME
 
     report = synthetic_report(release, AT_THE_BARS)
     assembled = tmp_path / "assembled"
@@ -351,16 +377,16 @@ def test_the_delta_scale_of_the_shipped_weights_is_reported(release, tmp_path):
     report["run"]["model"] = str(assembled)
     marker = {"source_digest": "d1g3st", "delta_scale": 0.9}
     (assembled / MARKER_FILENAME).write_text(json.dumps(marker))
-    release.backfill_delta_scale(report["run"])  # an older report, its assembly still there
+    release.provenance.backfill_delta_scale(report["run"])  # an older report, its assembly still there
     assert report["run"]["delta_scale"] == 0.9
-    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
     assert "(max_subtokens=4); its low-rank delta applied at scale 0.9 (`delta_scale`" in text
     # another assembly (other weights) in that folder says nothing about the measured ones
     other = synthetic_report(release, AT_THE_BARS)
     other["run"]["model"] = str(assembled)
     marker["source_digest"] = "0ther"
     (assembled / MARKER_FILENAME).write_text(json.dumps(marker))
-    release.backfill_delta_scale(other["run"])
+    release.provenance.backfill_delta_scale(other["run"])
     assert "delta_scale" not in other["run"]
 
 
@@ -386,17 +412,19 @@ def write_control(folder: Path) -> Path:
 
 def test_control_curves_sit_beside_the_run_at_equal_tokens(release, tmp_path):
     control = write_control(tmp_path / "m1")
-    curves = release.read_control_run(release.parse_args(["--control", str(control)]))
+    curves = release.curves.read_control_run(release.cli.parse_args(["--control", str(control)]))
     assert curves["planned_steps"] == 800 and len(curves["heldout"]) == 3
-    run = release.read_training_run(write_run(tmp_path / "run", points=6))
+    run = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
     # 375,000 tokens lie between the run's points at 250,000 (2.0) and 500,000 (1 + 0.5 / sqrt(0.5)).
-    between = release.at_equal_tokens(run["heldout"], 375_000, "heldout_bpb")
+    between = release.curves.at_equal_tokens(run["heldout"], 375_000, "heldout_bpb")
     assert between == pytest.approx((2.0 + law(500_000)) / 2)
-    assert release.at_equal_tokens(run["heldout"], 1e9, "heldout_bpb") is None  # beyond the run: no guess
+    assert (
+        release.curves.at_equal_tokens(run["heldout"], 1e9, "heldout_bpb") is None
+    )  # beyond the run: no guess
 
     report = synthetic_report(release, AT_THE_BARS)
     report["training_run"], report["control_run"] = run, curves
-    text = release.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
     assert "### Beside the no-compression control (M = 1)" in text
     assert "at step 400 of 800, still training when read" in text
     assert (
@@ -405,7 +433,7 @@ def test_control_curves_sit_beside_the_run_at_equal_tokens(release, tmp_path):
     )
     assets = tmp_path / "assets"
     assets.mkdir()
-    release.plot_training_curves(run, assets / "training_curves.png", control=curves)
+    release.plots.plot_training_curves(run, assets / "training_curves.png", control=curves)
     assert (assets / "training_curves.png").stat().st_size > 1000
 
 
@@ -414,41 +442,44 @@ def test_render_only_reads_the_control_curves_into_the_report(release, tmp_path)
     assets.mkdir()
     report = synthetic_report(release, AT_THE_BARS)
     report["run"]["shipped"] = False  # a shipped-model report would also rewrite the package's card summary
-    report["training_run"] = release.read_training_run(write_run(tmp_path / "run", points=6))
+    report["training_run"] = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
     (assets / "results.json").write_text(json.dumps(report))
     control = write_control(tmp_path / "m1")
     out = tmp_path / "RESULTS.md"
-    release.main(["--render-only", "--control-run", str(control), "--out", str(out), "--assets", str(assets)])
+    release.cli.main(
+        ["--render-only", "--control-run", str(control), "--out", str(out), "--assets", str(assets)]
+    )
     assert json.loads((assets / "results.json").read_text())["control_run"]["planned_steps"] == 800
     assert "### Beside the no-compression control (M = 1)" in out.read_text()
 
 
 def test_control_curves_from_an_earlier_report_and_a_finished_control(release, tmp_path):
-    curves = release.read_control_run(
-        release.parse_args(["--control-run", str(write_control(tmp_path / "m1"))])
+    curves = release.curves.read_control_run(
+        release.cli.parse_args(["--control-run", str(write_control(tmp_path / "m1"))])
     )
     report = tmp_path / "results.json"
     report.write_text(json.dumps({"training_run": {"heldout": [{"x": 1}]}, "control_run": curves}))
-    again = release.read_control_run(release.parse_args(["--control-run", str(report)]))
+    again = release.curves.read_control_run(release.cli.parse_args(["--control-run", str(report)]))
     assert again == json.loads(json.dumps(curves))  # the control's curves, not the long run's
     report.write_text(json.dumps({"training_run": curves}))
     with pytest.raises(SystemExit, match=r"--control-run .*no control_run curves in it"):
-        release.read_control_run(release.parse_args(["--control-run", str(report)]))
+        release.curves.read_control_run(release.cli.parse_args(["--control-run", str(report)]))
     with pytest.raises(SystemExit, match=r"--control-run .*: no heldout\.json there"):
-        release.read_control_run(release.parse_args(["--control-run", str(tmp_path)]))
+        release.curves.read_control_run(release.cli.parse_args(["--control-run", str(tmp_path)]))
 
-    run = release.read_training_run(write_run(tmp_path / "run", points=6))
+    run = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
     curves["planned_steps"] = 400
-    lines = release._control_curve_lines(curves, run["heldout"], ["code", "go"])
+    lines = release.report._control_curve_lines(curves, run["heldout"], ["code", "go"])
     assert "finished, 400 steps" in lines[2]
     curves["planned_steps"] = None
     assert (
-        "its planned length was not found" in release._control_curve_lines(curves, run["heldout"], ["go"])[2]
+        "its planned length was not found"
+        in release.report._control_curve_lines(curves, run["heldout"], ["go"])[2]
     )
 
 
 def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
-    curves = release.read_training_run(write_run(tmp_path / "run", points=6))
+    curves = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
     assert curves["checkpoint"] == "checkpoint-10"  # the newest by number, not by name
     assert len(curves["train"]) == 10 and curves["train"][-1] == {
         "step": 10,
@@ -457,13 +488,13 @@ def test_read_training_run_keeps_the_numbers_and_fits(release, tmp_path):
         "loss": 3.0,
     }
     assert [e["base_tokens_seen"] for e in curves["heldout"]][:2] == [0, 250_000]
-    assert release.heldout_domains(curves["heldout"]) == ["code", "go"]
+    assert release.curves.heldout_domains(curves["heldout"]) == ["code", "go"]
     fit = curves["fit"]
     assert fit["points"] == 5 and fit["tokens_seen"] == 4_000_000
     assert fit["a"] == pytest.approx(1.0, abs=1e-3) and fit["c"] == pytest.approx(0.5, abs=1e-2)
     assert fit["extrapolated"]["2x"] == pytest.approx(law(8e6), abs=1e-3)
     assert fit["extrapolated"]["4x"] == pytest.approx(law(16e6), abs=1e-3)
-    sentence = release.fit_sentence(fit, curves["heldout"])
+    sentence = release.report.fit_sentence(fit, curves["heldout"])
     assert "over 5 points" in sentence and "at 2x the tokens seen (8.00M)" in sentence
     assert "not a measurement" in sentence
 
@@ -473,11 +504,11 @@ def test_a_continued_run_counts_the_tokens_seen_before_it(release, tmp_path):
     record = {"init_from": "shipped", "changes": {"protect_whitespace": True}, "base_tokens_seen": 4_000_000}
     record.update(global_step=2000, command="examples/train_smollm2.py --preset cpu-long")
     (folder / "warm_start.json").write_text(json.dumps(record))
-    curves = release.read_training_run(folder)
+    curves = release.curves.read_training_run(folder)
     assert [e["base_tokens_seen"] for e in curves["heldout"]][:2] == [4_000_000, 4_250_000]
     assert [e["step"] for e in curves["heldout"]][:2] == [0, 100]  # steps stay the run's own
     assert curves["train"][-1]["base_tokens"] == 4_020_000.0 and curves["warm_start"] == record
-    text = "\n".join(release._warm_start_lines(curves["warm_start"]))
+    text = "\n".join(release.report._warm_start_lines(curves["warm_start"]))
     assert "`--init-from shipped`: 4,000,000 base tokens, 2000 steps" in text
     assert "`protect_whitespace=True`" in text
 
@@ -494,7 +525,7 @@ def test_fit_power_law_without_scipy_uses_the_grid(release, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_scipy)
     tokens = [250_000 * 2**k for k in range(5)]
-    fit = release.fit_power_law(tokens, [law(t) for t in tokens])
+    fit = release.curves.fit_power_law(tokens, [law(t) for t in tokens])
     assert fit["method"].startswith("numpy grid")
     assert fit["c"] == pytest.approx(0.5, abs=0.02) and fit["extrapolated"]["4x"] == pytest.approx(
         law(16e6), abs=0.01
@@ -502,25 +533,25 @@ def test_fit_power_law_without_scipy_uses_the_grid(release, monkeypatch):
 
 
 def test_too_few_points_give_no_fit_and_say_so(release, tmp_path):
-    curves = release.read_training_run(write_run(tmp_path / "run", points=4))  # three after the start
+    curves = release.curves.read_training_run(write_run(tmp_path / "run", points=4))  # three after the start
     assert curves["fit"] is None
-    assert release.fit_sentence(None, curves["heldout"]).startswith("No fit: 3 held-out point(s)")
+    assert release.report.fit_sentence(None, curves["heldout"]).startswith("No fit: 3 held-out point(s)")
 
 
 def test_a_folder_without_heldout_json_is_named(release, tmp_path):
     with pytest.raises(SystemExit, match=r"no heldout\.json there; pass the --output folder"):
-        release.read_training_run(tmp_path)
+        release.curves.read_training_run(tmp_path)
 
 
 def test_an_earlier_report_gives_back_its_curves(release, tmp_path):
     """When the run's folder is gone, the curves an earlier results.json kept are reused as they were."""
-    curves = release.read_training_run(write_run(tmp_path / "run", points=6))
+    curves = release.curves.read_training_run(write_run(tmp_path / "run", points=6))
     report = tmp_path / "results.json"
     report.write_text(json.dumps({"run": {}, "training_run": curves}))
-    assert release.read_training_run(report) == json.loads(json.dumps(curves))
+    assert release.curves.read_training_run(report) == json.loads(json.dumps(curves))
     report.write_text(json.dumps({"run": {}}))
     with pytest.raises(SystemExit, match="no training_run curves in it"):
-        release.read_training_run(report)
+        release.curves.read_training_run(report)
 
 
 # ------------------------------------------------------------------------------------- the card's summary
@@ -529,7 +560,8 @@ def test_an_earlier_report_gives_back_its_curves(release, tmp_path):
 def test_summary_carries_the_bars_and_reaches_the_card(release):
     from types import SimpleNamespace
 
-    from zip2zip.model_card import RELEASE_SUMMARY_FORMAT, render_model_card
+    from zip2zip.bundled.release_summary import RELEASE_SUMMARY_FORMAT
+    from zip2zip.hub.model_card import render_model_card
 
     report = synthetic_report(
         release,
@@ -537,7 +569,7 @@ def test_summary_carries_the_bars_and_reaches_the_card(release):
         zip_acc=0.6,
         control={"code": 1.2, "prose": 1.0, "go": 1.1},
     )
-    summary = release.release_summary(report)
+    summary = release.summary.release_summary(report)
     assert summary["format"] == RELEASE_SUMMARY_FORMAT and summary["model_digest"] == "d1g3st"
     assert summary["bits_per_byte"]["domains"]["code"] == {
         "base": 1.0,
@@ -575,10 +607,10 @@ def test_summary_carries_the_bars_and_reaches_the_card(release):
 
 
 def test_summary_only_for_a_full_run_of_the_shipped_model(release):
-    from zip2zip.shipped import shipped_checkpoint_dir
+    from zip2zip.bundled.shipped import shipped_checkpoint_dir
 
     report = synthetic_report(release, AT_THE_BARS)
-    assert release.summary_folder(report) == shipped_checkpoint_dir()
-    assert release.summary_folder(synthetic_report(release, AT_THE_BARS, quick=True)) is None
+    assert release.summary.summary_folder(report) == shipped_checkpoint_dir()
+    assert release.summary.summary_folder(synthetic_report(release, AT_THE_BARS, quick=True)) is None
     report["run"]["shipped"] = False
-    assert release.summary_folder(report) is None
+    assert release.summary.summary_folder(report) is None

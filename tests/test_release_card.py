@@ -8,13 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from zip2zip.defaults import MARKER_FILENAME
-from zip2zip.model_card import (
+from zip2zip.bundled.release_summary import (
     RELEASE_SUMMARY_FILENAME,
     RELEASE_SUMMARY_FORMAT,
     load_release_summary,
-    render_model_card,
 )
+from zip2zip.hub.model_card import render_model_card
+from zip2zip.utils.cache import MARKER_FILENAME
 
 CONFIG = SimpleNamespace(
     base_vocab_size=49152,
@@ -30,12 +30,12 @@ CONFIG = SimpleNamespace(
 
 
 def summary(digest: str = "abc123", control: float | None = 1.30, **changes) -> dict:
-    """A release summary as benchmarks/release.py writes it: one bar met, one missed, one not measured."""
+    """A release summary as ``benchmarks.release`` writes it: one bar met, one missed, one not measured."""
     data = {
         "format": RELEASE_SUMMARY_FORMAT,
         "date": "2026-12-01 10:00 UTC",
         "commit": "f00ba47",
-        "command": "python benchmarks/release.py",
+        "command": "python -m benchmarks.release",
         "model_digest": digest,
         "quick": False,
         "bars": [
@@ -200,7 +200,7 @@ def test_the_shipped_summary_is_found_through_the_marker(tmp_path):
 def test_a_summary_of_other_weights_or_a_smoke_run_is_refused(tmp_path, caplog, written):
     source, folder = assembled(tmp_path)
     (source / RELEASE_SUMMARY_FILENAME).write_text(json.dumps(written))
-    with caplog.at_level("WARNING", logger="zip2zip.hub"):
+    with caplog.at_level("WARNING", logger="zip2zip.hub.export"):
         assert load_release_summary(folder) is None
     assert "skipped" in caplog.text
 
@@ -215,7 +215,7 @@ def test_export_of_an_assembled_model_renders_and_copies_the_summary(tmp_path):
     from tests._tiny_models import tiny_base_model
     from tests._tiny_tokenizers import tiny_bpe_tokenizer
     from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
-    from zip2zip.hub import export_repo
+    from zip2zip.hub.export import export_repo
 
     source, folder = assembled(tmp_path)
     base_tok = tiny_bpe_tokenizer()

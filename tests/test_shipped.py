@@ -19,8 +19,12 @@ from _training import config
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from zip2zip import shipped as defaults
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config, zip2zip_from_base
+from zip2zip.bundled import packing
+from zip2zip.bundled import shipped as bundled_shipped
+from zip2zip.conversion import zip2zip_from_base
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils import cache as cache_utils
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,16 +62,16 @@ def _logits(folder: str | Path, ids: torch.Tensor) -> torch.Tensor:
 def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, monkeypatch) -> None:
     base_dir, run_dir = trained_run
     monkeypatch.setenv("ZIP2ZIP_CACHE", str(tmp_path / "cache"))
-    shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", provenance={"steps": 4})
+    shipped = packing.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", provenance={"steps": 4})
 
     weights = shipped / "adapter_model.safetensors"
     full = run_dir / "adapter" / "adapter_model.safetensors"
     assert weights.stat().st_size < 0.6 * full.stat().st_size, "float16 should halve the adapter"
-    record = json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
+    record = json.loads((shipped / bundled_shipped.SHIPPED_SETTINGS_FILENAME).read_text())
     assert record["zip2zip"]["max_codebook_size"] == 64 and record["provenance"] == {"steps": 4}
 
-    path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
-    assert path is not None and defaults.is_complete(path)
+    path = bundled_shipped.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    assert path is not None and cache_utils.is_complete(path)
     assert Path(path).parent == tmp_path / "cache"
     assert (Path(path) / "adapter" / "adapter_model.safetensors").is_file(), "a trained model's layout"
 
@@ -91,38 +95,39 @@ def test_pack_and_assemble_reproduce_the_trained_model(trained_run, tmp_path, mo
     ).abs().max()
 
     # Cached: a second call reuses the folder; new weights get a new folder.
-    stamp = (Path(path) / defaults.MARKER_FILENAME).stat().st_mtime
+    stamp = (Path(path) / cache_utils.MARKER_FILENAME).stat().st_mtime
     time.sleep(0.01)
-    assert defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) == path
-    assert (Path(path) / defaults.MARKER_FILENAME).stat().st_mtime == stamp
-    (shipped / defaults.SHIPPED_SETTINGS_FILENAME).write_text(
-        (shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text().replace('"steps": 4', '"steps": 5')
+    assert bundled_shipped.shipped_zip2zip_path(source=shipped, base_path=str(base_dir)) == path
+    assert (Path(path) / cache_utils.MARKER_FILENAME).stat().st_mtime == stamp
+    (shipped / bundled_shipped.SHIPPED_SETTINGS_FILENAME).write_text(
+        (shipped / bundled_shipped.SHIPPED_SETTINGS_FILENAME).read_text().replace('"steps": 4', '"steps": 5')
     )
-    newer = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
-    assert newer != path and defaults.is_complete(newer)
+    newer = bundled_shipped.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    assert newer != path and cache_utils.is_complete(newer)
     assert not Path(path).exists(), "the assembly it replaces is removed (0.5 GB for the real model)"
 
 
 def test_new_model_code_gets_a_new_assembly_with_the_same_weights_digest(tmp_path, monkeypatch) -> None:
     """The assembled folder carries the model code (trust_remote_code): a package whose code changed must not
     serve the old copy, while the release numbers stay tied to the weights alone."""
-    from zip2zip.hub import CODE_FILES
+    import zip2zip.model
+    from zip2zip.model import CODE_FILES
 
     source = tmp_path / "ship"
     source.mkdir()
-    (source / defaults.SHIPPED_SETTINGS_FILENAME).write_text("{}")
-    (source / defaults.DELTA_FILENAME).write_bytes(b"weights")
-    package = Path(defaults.__file__).resolve().parent
-    key, weights = defaults._assembly_key(source), defaults._files_digest(source)
+    (source / bundled_shipped.SHIPPED_SETTINGS_FILENAME).write_text("{}")
+    (source / bundled_shipped.DELTA_FILENAME).write_bytes(b"weights")
+    package = zip2zip.model.CODE_DIR
+    key, weights = bundled_shipped._assembly_key(source), bundled_shipped._files_digest(source)
     edited = tmp_path / "package"
     edited.mkdir()
     for name in CODE_FILES:
         (edited / name).write_bytes((package / name).read_bytes())
-    monkeypatch.setattr(defaults, "__file__", str(edited / "shipped.py"))
-    assert defaults._assembly_key(source) == key
+    monkeypatch.setattr(bundled_shipped, "CODE_DIR", edited)
+    assert bundled_shipped._assembly_key(source) == key
     (edited / "lzw.py").write_bytes((package / "lzw.py").read_bytes() + b"\n# edited\n")
-    assert defaults._assembly_key(source) != key
-    assert defaults._files_digest(source) == weights
+    assert bundled_shipped._assembly_key(source) != key
+    assert bundled_shipped._files_digest(source) == weights
 
 
 def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> None:
@@ -146,18 +151,18 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
     (tmp_path / "ship" / "adapter_model.safetensors").write_bytes(b"old")
     # nor the release benchmark's summary of the old weights
     (tmp_path / "ship" / "release_results.json").write_text("{}")
-    shipped = defaults.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", base_path=str(base_dir))
+    shipped = packing.pack_zip2zip_checkpoint(run_dir, tmp_path / "ship", base_path=str(base_dir))
     assert sorted(p.name for p in shipped.iterdir()) == [
         "README.md",
-        defaults.DELTA_FILENAME,
-        defaults.SHIPPED_SETTINGS_FILENAME,
+        bundled_shipped.DELTA_FILENAME,
+        bundled_shipped.SHIPPED_SETTINGS_FILENAME,
     ]
     readme = (shipped / "README.md").read_text()
-    assert "fine-tuned in full" in readme and defaults.DELTA_FILENAME in readme
-    record = json.loads((shipped / defaults.SHIPPED_SETTINGS_FILENAME).read_text())
+    assert "fine-tuned in full" in readme and bundled_shipped.DELTA_FILENAME in readme
+    record = json.loads((shipped / bundled_shipped.SHIPPED_SETTINGS_FILENAME).read_text())
     assert record["low_rank_delta"]["matrices"] > 0 and record["low_rank_delta"]["kept_energy"] > 0.999
 
-    path = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    path = bundled_shipped.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
     from zip2zip import Zip2ZipTokenizer
 
     text = TRAINING_TEXT[0] + " " + TRAINING_TEXT[1]
@@ -170,14 +175,14 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
 
     # shipped at half scale: a new assembly whose base weights sit halfway, the hyper-encoders whole
     (shipped / "release_results.json").write_text("{}")
-    defaults.set_delta_scale(0.5, {"how": "Chosen for the test."}, source=shipped)
+    packing.set_delta_scale(0.5, {"how": "Chosen for the test."}, source=shipped)
     assert not (shipped / "release_results.json").exists()
     readme = (shipped / "README.md").read_text()
     assert "applied at scale 0.5" in readme and "Chosen for the test." in readme
-    half = defaults.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
+    half = bundled_shipped.shipped_zip2zip_path(source=shipped, base_path=str(base_dir))
     assert half != path and not Path(path).exists()  # the whole-scale assembly was replaced
-    untrained, _ = defaults._untrained_model(SETTINGS, str(base_dir))
-    whole, _ = defaults.build_shipped_model(shipped, scale=1.0, base_path=str(base_dir))
+    untrained, _ = bundled_shipped._untrained_model(SETTINGS, str(base_dir))
+    whole, _ = bundled_shipped.build_shipped_model(shipped, scale=1.0, base_path=str(base_dir))
     scaled = dict(AutoModelForCausalLM.from_pretrained(half, trust_remote_code=True).named_parameters())
     before, after = dict(untrained.named_parameters()), dict(whole.named_parameters())
     for name, param in scaled.items():
@@ -185,24 +190,24 @@ def test_a_full_fine_tune_ships_as_low_rank_deltas(tmp_path, monkeypatch) -> Non
         torch.testing.assert_close(param, expected, atol=1e-6, rtol=1e-5)
     assert any(not torch.equal(before[n], after[n]) for n in scaled if n.startswith("language_model."))
     with pytest.raises(ValueError, match="in part"):
-        defaults.set_delta_scale(1.5, source=shipped)
+        packing.set_delta_scale(1.5, source=shipped)
 
 
 def test_nothing_ships_without_the_files(tmp_path) -> None:
-    assert defaults.shipped_zip2zip_path(source=tmp_path) is None
+    assert bundled_shipped.shipped_zip2zip_path(source=tmp_path) is None
 
 
 def test_pack_names_what_is_missing(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"adapter_model\.safetensors"):
-        defaults.pack_zip2zip_checkpoint(tmp_path, tmp_path / "out")
+        packing.pack_zip2zip_checkpoint(tmp_path, tmp_path / "out")
 
 
 @pytest.mark.slow
 def test_the_shipped_checkpoint_loads_generates_and_exports(smollm2_path, tmp_path) -> None:
-    path = defaults.shipped_zip2zip_path()
+    path = bundled_shipped.shipped_zip2zip_path()
     if path is None:
-        pytest.skip("no trained checkpoint ships in zip2zip/checkpoints/")
-    from zip2zip.evaluation import load_model_and_tokenizer
+        pytest.skip("no trained checkpoint ships in zip2zip/bundled/checkpoints/")
+    from zip2zip.loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(path)
     assert model.config.max_codebook_size == 2048
@@ -215,7 +220,7 @@ def test_the_shipped_checkpoint_loads_generates_and_exports(smollm2_path, tmp_pa
     assert text.strip(), "the shipped model should continue the prompt"
 
     from zip2zip.cli import main
-    from zip2zip.hub import check_repo_folder
+    from zip2zip.hub.export import check_repo_folder
 
     assert main(["export", "shipped", str(tmp_path / "repo")]) == 0
     check_repo_folder(tmp_path / "repo")
@@ -224,7 +229,7 @@ def test_the_shipped_checkpoint_loads_generates_and_exports(smollm2_path, tmp_pa
 
 
 def test_the_shipped_readme_says_where_a_continued_run_started(tmp_path):
-    from zip2zip.shipped import write_shipped_readme
+    from zip2zip.bundled.packing import write_shipped_readme
 
     warm = {"init_from": "shipped", "changes": {"protect_whitespace": True}, "base_tokens_seen": 4_077_813}
     warm.update(global_step=2000, command="examples/train_smollm2.py --preset cpu-long")

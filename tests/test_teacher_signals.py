@@ -17,16 +17,14 @@ from _training import config as trainer_config
 from datasets import Dataset
 from transformers.trainer_utils import get_last_checkpoint
 
-from zip2zip.distillation import hidden_state_distillation, parse_layer_spec
-from zip2zip.optimization import GroupSchedule, budget_spent
-from zip2zip.recipe import cpu_supports_bf16
-from zip2zip.trainer import (
-    Zip2ZipDataCollator,
-    Zip2ZipSFTConfig,
-    Zip2ZipSFTTrainer,
-    default_lora_config,
-    tokenize_example,
-)
+from zip2zip.trainer.callbacks import budget_spent
+from zip2zip.trainer.data import Zip2ZipDataCollator, tokenize_example
+from zip2zip.trainer.distillation import hidden_state_distillation, parse_layer_spec
+from zip2zip.trainer.optimization import GroupSchedule
+from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.hardware import cpu_supports_bf16
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""zip2zip.text_files: the user's texts for `zip2zip train --data` and `zip2zip eval --data`."""
+"""zip2zip.corpora.text_files: the user's texts for `zip2zip train --data` and `zip2zip eval --data`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from zip2zip.text_files import iter_text_files, load_text_dataset, read_texts
+from zip2zip.corpora.text_files import iter_text_files, load_text_dataset, read_texts
 
 
 def test_folders_jsonl_and_saved_datasets_become_one_dataset(tmp_path):

@@ -22,7 +22,7 @@ from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer, tiny_wordlevel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zip2zip.tokenization_zip2zip import (
+from zip2zip.model.tokenization_zip2zip import (
     Zip2ZipTextIteratorStreamer,
     Zip2ZipTextStreamer,
     Zip2ZipTokenizer,
@@ -55,8 +55,9 @@ def make(base=None, **settings_) -> Zip2ZipTokenizer:
     settings_.setdefault("max_codebook_size", 64)
     settings_.setdefault("max_subtokens", 4)
     # The tests here count disabled ids on the tiny vocabulary: only the special tokens unless a test protects
-    # digits (the default, tested in test_configuration.py).
+    # digits or whitespace (both on by default, tested in test_configuration.py).
     settings_.setdefault("protect_digits", False)
+    settings_.setdefault("protect_whitespace", False)
     return Zip2ZipTokenizer.from_base(base if base is not None else tiny_bpe_tokenizer(), settings_)
 
 
@@ -72,7 +73,9 @@ def word_tok() -> Zip2ZipTokenizer:
 
 @pytest.fixture(scope="module")
 def smol(smollm2_tokenizer) -> Zip2ZipTokenizer:
-    return Zip2ZipTokenizer.from_base(smollm2_tokenizer, {"max_codebook_size": 2048, "max_subtokens": 4})
+    return Zip2ZipTokenizer.from_base(
+        smollm2_tokenizer, {"max_codebook_size": 2048, "max_subtokens": 4, "protect_whitespace": False}
+    )
 
 
 def unpadded(row, mask) -> list[int]:
@@ -330,7 +333,7 @@ def test_default_disabled_ids(smollm2_tokenizer):
     with_digits = default_disabled_ids(smollm2_tokenizer, protect_digits=True)
     digits = sorted(set(with_digits) - set(specials))
     assert sorted(smollm2_tokenizer.convert_ids_to_tokens(digits)) == list("0123456789")  # single digits only
-    z = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {"protect_digits": True})
+    z = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {"protect_digits": True, "protect_whitespace": False})
     assert z.disabled_ids == with_digits and z.protect_digits
     out = z("x = 31415926 + 31415926 + 31415926 " * 3, return_codebook=True)
     assert all(not set(entry) & set(digits) for entry in out["codebook"])  # digits are never merged
@@ -355,7 +358,7 @@ def test_protect_whitespace_keeps_layout_out_of_hypertokens(smollm2_tokenizer):
     assert out["codebook"] and all(not set(entry) & set(added) for entry in out["codebook"])
     assert z.decode(out["input_ids"]) == code
     # the same text merges its indentation without the setting, so the setting is what keeps it out
-    free = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {})
+    free = Zip2ZipTokenizer.from_base(smollm2_tokenizer, {"protect_whitespace": False})
     assert any(set(entry) & set(added) for entry in free(code, return_codebook=True)["codebook"])
     reloaded = Zip2ZipTokenizer.from_base(
         smollm2_tokenizer, {"disabled_ids": protected, "protect_whitespace": True}
@@ -476,6 +479,7 @@ def test_from_base_accepts_config_objects_dicts_and_paths(tmp_path):
         max_subtokens = 3
         disabled_ids = None
         protect_digits = False
+        protect_whitespace = False
 
     z = Zip2ZipTokenizer.from_base(tiny_bpe_tokenizer(), Config())
     assert (z.base_vocab_size, z.max_codebook_size, z.max_subtokens) == (512, 32, 3)

@@ -14,9 +14,10 @@ from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset
 
-from zip2zip.hub import export_repo
+from zip2zip.hub.export import export_repo
 from zip2zip.loading import is_trained
-from zip2zip.trainer import Zip2ZipSFTTrainer, default_lora_config
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -85,7 +86,7 @@ def test_an_untrained_folder_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_the_shipped_model_is_trained():
-    from zip2zip.defaults import shipped_zip2zip_path
+    from zip2zip.bundled.shipped import shipped_zip2zip_path
 
     path = shipped_zip2zip_path()
     assert path is not None and is_trained(path)

@@ -16,14 +16,10 @@ from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
 from _training import build, config, one_step_update, prompt_completion_dataset
 from datasets import Dataset
 
-from zip2zip.trainer import (
-    Zip2ZipDataCollator,
-    Zip2ZipSFTConfig,
-    Zip2ZipSFTTrainer,
-    default_lora_config,
-    lora_target_modules,
-    tokenize_example,
-)
+from zip2zip.trainer.data import Zip2ZipDataCollator, tokenize_example
+from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+from zip2zip.utils.peft import default_lora_config, lora_target_modules
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -54,7 +50,7 @@ def test_packing_and_padding_free_are_rejected(tmp_path):
 
 
 def test_cpu_config_defaults_to_bf16_only_where_the_cpu_computes_it(tmp_path):
-    from zip2zip.recipe import cpu_supports_bf16
+    from zip2zip.utils.hardware import cpu_supports_bf16
 
     args = Zip2ZipSFTConfig(str(tmp_path / "r"), report_to="none")
     if not torch.cuda.is_available():
@@ -400,17 +396,17 @@ def test_cli_train_runs_and_resumes(tmp_path, capsys):
 
 
 def test_cli_data_loader_reads_files_jsonl_and_saved_datasets(tmp_path):
-    from zip2zip.cli import _load_training_data
+    from zip2zip.cli.train import load_training_data
 
     (tmp_path / "a.txt").write_text("first document")
     (tmp_path / "b.jsonl").write_text(json.dumps({"body": "second"}) + "\n" + json.dumps({"body": "third"}))
     Dataset.from_dict({"body": ["fourth"]}).save_to_disk(str(tmp_path / "saved"))
-    data = _load_training_data(
+    data = load_training_data(
         [str(tmp_path / "saved"), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")], [], "body"
     )
     assert sorted(data["body"]) == ["first document", "fourth", "second", "third"]
     with pytest.raises(ValueError, match="no 'text' field"):
-        _load_training_data([str(tmp_path / "b.jsonl")], [], "text")
+        load_training_data([str(tmp_path / "b.jsonl")], [], "text")
 
 
 def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
@@ -479,7 +475,7 @@ def test_converting_evaluating_and_loading_never_import_trl():
     import sys
 
     script = (
-        "import sys, zip2zip, zip2zip.evaluation, zip2zip.conversion, zip2zip.loading, zip2zip.shipped\n"
+        "import sys, zip2zip, zip2zip.evaluation.scoring, zip2zip.conversion, zip2zip.loading, zip2zip.bundled.shipped\n"
         "from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer, zip2zip_from_base\n"
         "assert 'trl' not in sys.modules, [m for m in sys.modules if m.startswith('trl')][:5]\n"
     )

@@ -15,8 +15,9 @@ from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset, IterableDataset
 
-from zip2zip.data import check_example
-from zip2zip.trainer import Zip2ZipSFTTrainer, tokenize_example
+from zip2zip.trainer.data import tokenize_example
+from zip2zip.trainer.data_validation import check_example
+from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -46,7 +47,9 @@ def assistant(text: str) -> dict:
 
 def skip_warnings(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == "zip2zip.data" and "skipping" in r.getMessage()
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "zip2zip.trainer.data_validation" and "skipping" in r.getMessage()
     ]
 
 
@@ -141,7 +144,7 @@ def test_tokenize_example_refuses_bad_and_empty_examples(tiny):
 
 def test_empty_text_rows_are_skipped_counted_and_training_works(tmp_path, tiny, caplog):
     texts = [TRAINING_TEXT[0], "", TRAINING_TEXT[1], None, TRAINING_TEXT[2], ""]
-    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+    with caplog.at_level(logging.WARNING, logger="zip2zip.trainer.data"):
         trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": texts}))
     assert skip_warnings(caplog) == [
         "skipping 3 of the 6 rows of the train dataset: nothing to train on (3 with an empty 'text')"
@@ -165,7 +168,7 @@ def test_empty_rows_of_every_kind_are_skipped_with_their_field(tmp_path, tiny, c
     expected_kept = {"completion": 1, "messages": 2, "input_ids": 1}
     for field, data in datasets.items():
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+        with caplog.at_level(logging.WARNING, logger="zip2zip.trainer.data"):
             trainer = make_trainer(tmp_path, tiny, data)
         skipped = data.num_rows - expected_kept[field]
         assert skip_warnings(caplog) == [
@@ -228,7 +231,7 @@ def test_streamed_datasets_skip_empty_rows_and_refuse_all_empty_ones(tmp_path, t
         yield {"text": TRAINING_TEXT[1]}
         yield {"text": None}
 
-    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+    with caplog.at_level(logging.WARNING, logger="zip2zip.trainer.data"):
         trainer = make_trainer(tmp_path, tiny, IterableDataset.from_generator(rows))
         loss = trainer.train().training_loss
     assert math.isfinite(loss) and loss > 1.0
@@ -271,7 +274,7 @@ def test_each_preparation_step_is_labelled_once(tmp_path, tiny, monkeypatch):
 
 
 def test_pieces_that_go_on_train_without_end_of_sequence(tmp_path, tiny):
-    from zip2zip.data import ENDS_DOCUMENT
+    from zip2zip.trainer.data import ENDS_DOCUMENT
 
     model, tok = tiny
     data = Dataset.from_dict({"text": list(TRAINING_TEXT[:2]), ENDS_DOCUMENT: [False, True]})
@@ -318,7 +321,7 @@ def test_a_long_text_is_split_into_rows_not_truncated(tmp_path, tiny):
 
 
 def test_splitting_can_be_turned_off_and_truncation_is_reported(tmp_path, tiny, caplog):
-    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+    with caplog.at_level(logging.WARNING, logger="zip2zip.trainer.data"):
         trainer = make_trainer(
             tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48, split_long_texts=False
         )
@@ -333,14 +336,14 @@ def test_splitting_can_be_turned_off_and_truncation_is_reported(tmp_path, tiny, 
 
 def test_truncated_completions_are_reported(tmp_path, tiny, caplog):
     data = Dataset.from_dict({"prompt": ["the cat", "the dog"], "completion": [LONG_TEXT, " sat."]})
-    with caplog.at_level(logging.WARNING, logger="zip2zip.data"):
+    with caplog.at_level(logging.WARNING, logger="zip2zip.trainer.data"):
         trainer = make_trainer(tmp_path, tiny, data, max_length=40)
     assert len(trainer.train_dataset) == 2  # prompt/completion rows are truncated, never split
     assert "truncated 1 of the 2 rows" in caplog.text
 
 
 def test_describe_rows_counts_rows_tokens_and_passes(tmp_path, tiny):
-    from zip2zip.data import describe_rows
+    from zip2zip.trainer.data import describe_rows
 
     trainer = make_trainer(tmp_path, tiny, Dataset.from_dict({"text": [LONG_TEXT]}), max_length=48)
     rows = trainer.train_dataset

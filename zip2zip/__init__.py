@@ -1,31 +1,41 @@
 """zip2zip: inference-time adaptive tokenization for Hugging Face causal language models.
 
 Every public name is imported on first use, so ``import zip2zip`` (and the ``zip2zip`` command's ``--help``)
-does not import torch or transformers. The Auto classes still resolve model_type "zip2zip" to these classes:
-:mod:`zip2zip.registration` registers them as soon as the program imports transformers' Auto classes.
+imports neither torch nor transformers. The first use of a model, config or tokenizer class through
+``zip2zip.<name>`` registers them with transformers' Auto classes (:mod:`zip2zip.registration`), as does
+:func:`register`; so does ``import zip2zip`` itself when transformers' Auto classes are already imported.
+
+Layout, bottom to top (imports point down): ``model/`` (the code every exported Hub repo carries), ``utils/``,
+``recipe``, ``conversion``, ``corpora/``, ``bundled/`` (the embedded base and the shipped model), ``loading``,
+``evaluation/`` and ``hub/``, ``trainer/``, ``cli/``.
 """
 
 from typing import TYPE_CHECKING
 
-from .lzw import Codebook, DecodeTrace, LZWCodec, LZWDecoder
-from .registration import register_when_transformers_loads
+from zip2zip.model.lzw import LZWCodec
+from zip2zip.model.lzw_decoder import LZWDecoder
+from zip2zip.model.lzw_state import Codebook, DecodeTrace
+from zip2zip.registration import register, register_if_transformers_loaded
 
 if TYPE_CHECKING:
-    from .configuration_zip2zip import Zip2ZipConfig
-    from .conversion import zip2zip_from_base
-    from .data import Zip2ZipDataCollator
-    from .evaluation import bits_per_byte, compare_on_domains
-    from .hub import export_repo, push_repo
-    from .modeling_zip2zip import Zip2ZipCausalLMOutputWithPast, Zip2ZipForCausalLM
-    from .peft_utils import default_lora_config
-    from .sft_config import Zip2ZipSFTConfig
-    from .tokenization_zip2zip import (
+    from zip2zip.bundled.base import default_base_path
+    from zip2zip.bundled.shipped import shipped_zip2zip_path
+    from zip2zip.conversion import change_codec, zip2zip_from_base
+    from zip2zip.evaluation.scoring import bits_per_byte, compare_on_domains
+    from zip2zip.hub.export import export_repo, push_repo
+    from zip2zip.loading import load_adapter, load_model_and_tokenizer, load_zip2zip
+    from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
+    from zip2zip.model.modeling_zip2zip import Zip2ZipCausalLMOutputWithPast, Zip2ZipForCausalLM
+    from zip2zip.model.tokenization_zip2zip import (
         Zip2ZipTextIteratorStreamer,
         Zip2ZipTextStreamer,
         Zip2ZipTokenizer,
         default_disabled_ids,
     )
-    from .trainer import Zip2ZipSFTTrainer
+    from zip2zip.trainer.data import Zip2ZipDataCollator
+    from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+    from zip2zip.utils.peft import default_lora_config
 
 __all__ = [
     "Codebook",
@@ -42,49 +52,63 @@ __all__ = [
     "Zip2ZipTextStreamer",
     "Zip2ZipTokenizer",
     "bits_per_byte",
+    "change_codec",
     "compare_on_domains",
+    "default_base_path",
     "default_disabled_ids",
     "default_lora_config",
     "export_repo",
+    "load_adapter",
+    "load_model_and_tokenizer",
+    "load_zip2zip",
     "push_repo",
+    "register",
+    "shipped_zip2zip_path",
     "zip2zip_from_base",
 ]
 __version__ = "0.1.0"
 
 _LAZY_NAMES = {
-    "Zip2ZipConfig": "configuration_zip2zip",
-    "Zip2ZipCausalLMOutputWithPast": "modeling_zip2zip",
-    "Zip2ZipForCausalLM": "modeling_zip2zip",
-    "Zip2ZipTextIteratorStreamer": "tokenization_zip2zip",
-    "Zip2ZipTextStreamer": "tokenization_zip2zip",
-    "Zip2ZipTokenizer": "tokenization_zip2zip",
-    "default_disabled_ids": "tokenization_zip2zip",
-    "Zip2ZipDataCollator": "data",
-    "Zip2ZipSFTConfig": "sft_config",
-    "Zip2ZipSFTTrainer": "trainer",
-    "default_lora_config": "peft_utils",
+    "Zip2ZipConfig": "model.configuration_zip2zip",
+    "Zip2ZipCausalLMOutputWithPast": "model.modeling_zip2zip",
+    "Zip2ZipForCausalLM": "model.modeling_zip2zip",
+    "Zip2ZipTextIteratorStreamer": "model.tokenization_zip2zip",
+    "Zip2ZipTextStreamer": "model.tokenization_zip2zip",
+    "Zip2ZipTokenizer": "model.tokenization_zip2zip",
+    "default_disabled_ids": "model.tokenization_zip2zip",
+    "Zip2ZipDataCollator": "trainer.data",
+    "Zip2ZipSFTConfig": "trainer.sft_config",
+    "Zip2ZipSFTTrainer": "trainer.sft_trainer",
+    "default_lora_config": "utils.peft",
+    "change_codec": "conversion",
     "zip2zip_from_base": "conversion",
-    "bits_per_byte": "evaluation",
-    "compare_on_domains": "evaluation",
-    "export_repo": "hub",
-    "push_repo": "hub",
+    "default_base_path": "bundled.base",
+    "shipped_zip2zip_path": "bundled.shipped",
+    "load_adapter": "loading",
+    "load_model_and_tokenizer": "loading",
+    "load_zip2zip": "loading",
+    "bits_per_byte": "evaluation.scoring",
+    "compare_on_domains": "evaluation.scoring",
+    "export_repo": "hub.export",
+    "push_repo": "hub.export",
 }
-# Submodules that `import zip2zip` used to load eagerly stay reachable as attributes.
-_LAZY_SUBMODULES = ("configuration_zip2zip", "generation_zip2zip", "modeling_zip2zip", "tokenization_zip2zip")
+# Names whose use registers the Auto classes: they are what a program hands to transformers.
+_REGISTERING = {"Zip2ZipConfig", "Zip2ZipForCausalLM", "Zip2ZipTokenizer", "Zip2ZipSFTTrainer"}
 
 
 def __getattr__(name: str):
     import importlib
 
     if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
-    if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        value = getattr(importlib.import_module(f"zip2zip.{_LAZY_NAMES[name]}"), name)
+        if name in _REGISTERING:
+            register()
+        return value
     raise AttributeError(f"module 'zip2zip' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_LAZY_SUBMODULES})
+    return sorted({*globals(), *__all__})
 
 
-register_when_transformers_loads()
+register_if_transformers_loaded()

@@ -12,38 +12,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedModel
 
-from .loading import is_zip2zip_model as is_zip2zip
+from zip2zip.utils.peft import core_model
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "READING_SETTINGS",
-    "as_zip2zip_tokenizer",
-    "built_max_subtokens",
-    "change_codec",
-    "core_model",
-    "ensure_zero_init",
-    "is_peft_model",
-    "is_zip2zip",
-    "load_or_convert",
-    "zip2zip_from_base",
-]
-
-
-def is_peft_model(model: Any) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
-
-
-def core_model(model: Any) -> Any:
-    """The zip2zip model inside a PEFT wrapper (the model itself when unwrapped)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) and is_peft_model(model) else model
 
 
 def zip2zip_from_base(
@@ -58,8 +31,8 @@ def zip2zip_from_base(
     `reconstruction_loss_weight`, ...). The tokenizer defaults to the one saved with the base model; its special
     and added tokens become the codec's never-merged ids.
     """
-    from .modeling_zip2zip import Zip2ZipForCausalLM
-    from .tokenization_zip2zip import Zip2ZipTokenizer
+    from zip2zip.model.modeling_zip2zip import Zip2ZipForCausalLM
+    from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
     if tokenizer is None:
         if not isinstance(base_model_or_path, (str, os.PathLike)):
@@ -87,11 +60,11 @@ def change_codec(model: Any, base_tokenizer: Any, **changes: Any) -> Any:
     ``protect_whitespace``. A smaller ``max_subtokens`` is for reading: set it back before saving, since the
     saved weights keep the slots of :func:`built_max_subtokens`. The never-merged ids are recomputed from
     ``base_tokenizer`` (the model's base tokenizer), so the model and the returned tokenizer build the same
-    codebooks. Use it to read a trained model with less compression (``benchmarks/codec_settings.py``) or to
+    codebooks. Use it to read a trained model with less compression (``benchmarks.codec_settings``) or to
     continue training it under another codec (``examples/train_smollm2.py --init-from``).
     """
-    from .configuration_zip2zip import default_disabled_ids, vocab_fingerprint
-    from .tokenization_zip2zip import Zip2ZipTokenizer
+    from zip2zip.model.configuration_zip2zip import default_disabled_ids, vocab_fingerprint
+    from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
     config = core_model(model).config
     unknown = sorted(set(changes) - set(READING_SETTINGS))
@@ -155,37 +128,3 @@ def ensure_zero_init(model: nn.Module) -> None:
                 projection.weight.zero_()
                 if projection.bias is not None:
                     projection.bias.zero_()
-
-
-def load_or_convert(path: str, tokenizer: Any, args: Any) -> tuple[PreTrainedModel, Any]:
-    """`args` is the run's `Zip2ZipSFTConfig` (`trust_remote_code`, `model_init_kwargs`, `zip2zip_settings`). A zip2zip repo loads as it is; any other causal LM is converted with `from_base`."""
-    config = AutoConfig.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-    kwargs = dict(args.model_init_kwargs or {})
-    if config.model_type == "zip2zip":
-        kwargs.setdefault("trust_remote_code", args.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-        return model, tokenizer
-    model, zip_tokenizer = zip2zip_from_base(
-        path, tokenizer=tokenizer, dtype=kwargs.get("dtype"), **(args.zip2zip_settings or {})
-    )
-    return model, zip_tokenizer
-
-
-def as_zip2zip_tokenizer(tokenizer: Any, model: Any) -> Any:
-    from .tokenization_zip2zip import Zip2ZipTokenizer
-
-    if tokenizer is None:
-        path = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
-        if not path:
-            raise ValueError(
-                "processing_class is required when the model has no path to load its tokenizer from"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-    if getattr(tokenizer, "codec", None) is None:
-        tokenizer = Zip2ZipTokenizer.from_base(tokenizer, model.config)
-    check = getattr(tokenizer, "check_compatible", None)
-    if check is not None:
-        check(model.config)
-    return tokenizer

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import torch
 
+from zip2zip.bundled import base as bundled_base
+from zip2zip.bundled import shipped
+from zip2zip.recipe import ZIP2ZIP_SETTINGS
+from zip2zip.registration import register
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -29,7 +34,6 @@ __all__ = [
     "load_untrained_zip2zip",
     "load_zip2zip",
     "load_zip2zip_tokenizer",
-    "set_cpu_threads",
     "zip2zip_settings",
 ]
 
@@ -68,11 +72,10 @@ def is_trained(path_or_model: str | os.PathLike | Any) -> bool:
 def zip2zip_settings(**overrides: Any) -> dict[str, Any]:
     """The recipe's zip2zip settings (:data:`zip2zip.recipe.ZIP2ZIP_SETTINGS`) with ``overrides`` applied;
     ``None`` values are ignored, so unset command-line flags can be passed as they are."""
-    from .recipe import ZIP2ZIP_SETTINGS
 
     unknown = sorted(set(overrides) - set(ZIP2ZIP_SETTINGS))
     if unknown:
-        from .configuration_zip2zip import Zip2ZipConfig
+        from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
 
         known = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size"}
         unknown = sorted(set(unknown) - known)
@@ -91,6 +94,8 @@ def load_model_and_tokenizer(
     eval mode. A Hub id loads from the local Hugging Face cache when the machine is offline."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    register()
 
     path = os.fspath(path_or_id)
     if not os.path.isdir(path) and not _looks_like_hub_id(path):
@@ -123,10 +128,9 @@ def load_untrained_zip2zip(
 ) -> LoadedZip2Zip:
     """A fresh zip2zip model of ``base`` (default: the embedded SmolLM2) with the recipe's settings overridden
     by ``settings``: hyper-encoders initialised, not trained."""
-    from . import defaults
-    from .conversion import zip2zip_from_base
+    from zip2zip.conversion import zip2zip_from_base
 
-    base = os.fspath(base) if base is not None else defaults.default_base_path()
+    base = os.fspath(base) if base is not None else bundled_base.default_base_path()
     model, tokenizer = zip2zip_from_base(base, dtype=dtype, **zip2zip_settings(**settings))
     if device is not None:
         model.to(device)
@@ -145,7 +149,6 @@ def load_zip2zip(
     ``settings`` (``max_codebook_size``, ``max_subtokens``, ...) shape the untrained model; a saved model keeps
     its own, and a warning names any that differ. Raises ``ValueError`` when the model is not a zip2zip model.
     """
-    from . import shipped
 
     if path_or_id is None:
         path_or_id = shipped.shipped_zip2zip_path()
@@ -182,8 +185,7 @@ def load_adapter(
 
     from peft import PeftModel
 
-    from . import defaults
-    from .conversion import zip2zip_from_base
+    from zip2zip.conversion import zip2zip_from_base
 
     folder = Path(adapter_dir)
     if not (folder / "adapter_config.json").is_file():
@@ -197,7 +199,7 @@ def load_adapter(
                 f"{folder.parent / 'config.json'} is not a zip2zip config (model_type "
                 f"{config.get('model_type')!r}); the adapter's zip2zip settings are unknown"
             )
-        from .configuration_zip2zip import Zip2ZipConfig
+        from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
 
         own = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size", "trained"}
         settings = {key: value for key, value in config.items() if key in own}
@@ -206,7 +208,7 @@ def load_adapter(
             f"no zip2zip settings for the adapter in {folder}: expected zip2zip_settings.json beside it or a "
             "zip2zip config.json in its parent folder (the layouts the shipped checkpoint and training write)"
         )
-    base = os.fspath(base) if base is not None else defaults.default_base_path()
+    base = os.fspath(base) if base is not None else bundled_base.default_base_path()
     model, tokenizer = zip2zip_from_base(base, dtype=dtype, **settings)
     adapted = PeftModel.from_pretrained(model, os.fspath(folder))
     if merge:
@@ -220,10 +222,10 @@ def load_zip2zip_tokenizer(path_or_id: str | os.PathLike | None = None, **settin
     (default: the embedded SmolLM2's) wrapped with the recipe's codec settings overridden by ``settings``."""
     from transformers import AutoTokenizer
 
-    from . import defaults
-    from .tokenization_zip2zip import Zip2ZipTokenizer
+    from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
-    path = os.fspath(path_or_id) if path_or_id is not None else defaults.default_base_path()
+    register()
+    path = os.fspath(path_or_id) if path_or_id is not None else bundled_base.default_base_path()
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
     if hasattr(tokenizer, "codec"):  # a zip2zip tokenizer (ours or its remote-code copy)
         _warn_about_ignored_settings(tokenizer, settings, path)
@@ -234,15 +236,14 @@ def load_zip2zip_tokenizer(path_or_id: str | os.PathLike | None = None, **settin
 def base_model_path(model: Any) -> str | None:
     """The local folder of the base model ``model`` (a zip2zip model or its config) was made from, if known:
     the embedded default's folder when it is the base, else the folder recorded in the config if it exists."""
-    from . import defaults
 
     config = getattr(model, "config", model)
     text_config = getattr(config, "text_config", None)
     name = str(getattr(text_config, "_name_or_path", "") or "")
     if not name:
         return None
-    if defaults.DEFAULT_MODEL_DIRNAME in name or name == defaults.HUB_MODEL_ID:
-        return defaults.default_base_path()
+    if bundled_base.DEFAULT_MODEL_DIRNAME in name or name == bundled_base.HUB_MODEL_ID:
+        return bundled_base.default_base_path()
     return name if os.path.isfile(os.path.join(name, "config.json")) else None
 
 
@@ -258,22 +259,6 @@ def load_base_model(
     if path_or_id is None:
         return None
     return load_model_and_tokenizer(path_or_id, device=device, dtype=dtype)
-
-
-def set_cpu_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads to ``threads``, or by default to the cores other processes leave idle; return it.
-
-    On a shared machine torch's default (one thread per core) oversubscribes busy cores, and a small model
-    then decodes several times slower than on one thread (measured: 15 s vs 3 s for 24 SmolLM2 tokens).
-    """
-    import torch
-
-    if threads is None:
-        cores = os.cpu_count() or 1
-        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        threads = max(1, min(torch.get_num_threads(), cores - round(busy)))
-    torch.set_num_threads(max(1, int(threads)))
-    return torch.get_num_threads()
 
 
 def _looks_like_hub_id(name: str) -> bool:

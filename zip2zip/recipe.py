@@ -10,34 +10,20 @@ Two layers:
   defaults of `Zip2ZipConfig` itself, because the configuration file travels into Hub repos and may not
   import this module; a test keeps the two equal.
 - :class:`TrainingPreset` and :data:`PRESETS`: how to train it (optimiser, batch, LoRA, precision, data mix),
-  for a CPU machine and for one GPU; :func:`training_config` and :func:`lora_config` turn a preset into the
-  `Zip2ZipSFTConfig` and `LoraConfig` the trainer takes.
+  for a CPU machine and for one GPU; :mod:`zip2zip.trainer.presets` turns a preset into the `Zip2ZipSFTConfig`,
+  `LoraConfig` and training data the trainer takes.
+
+This module is plain settings: it imports neither torch nor transformers, so the command line's `--help` and the
+codec's defaults can read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 from dataclasses import dataclass
 from typing import Any
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "DOMAINS",
-    "LONG_MIX",
-    "MIX",
-    "MIXES",
-    "PRESETS",
-    "ZIP2ZIP_SETTINGS",
-    "TrainingPreset",
-    "cpu_supports_bf16",
-    "get_preset",
-    "lora_config",
-    "training_config",
-    "training_mix",
-]
+from zip2zip.utils.hardware import bf16_available
 
 ZIP2ZIP_SETTINGS: dict[str, Any] = {
     # The released zip2zip Phi-3.5 configuration: up to 4 base tokens per hypertoken, 2048 per sequence.
@@ -62,16 +48,23 @@ ZIP2ZIP_SETTINGS: dict[str, Any] = {
     "protect_whitespace": True,
 }
 
+
 DOMAINS: tuple[str, ...] = ("code", "prose", "math", "multilingual")
+
+
 # Share of each domain in the training mix (paper App. J: web 20%, code 25%, math 20%, chat 20%, multilingual
 # 15%; the project has no chat corpus, so prose takes the web and chat shares).
 MIX: dict[str, float] = {"code": 0.30, "prose": 0.35, "math": 0.20, "multilingual": 0.15}
+
+
 # The same mix cannot feed a long run: prose (the Debian handbook, 0.87M characters) is scarce, and at 35% the
 # whole mix holds about 0.7M base tokens. Long runs take the domains closer to what the corpora hold, each read
 # at most `max_passes` times (at two passes: about 16M characters, 4.4M base tokens).
 # Rust (corpora.EXTRA_DOMAINS) joins them: with Python its only programming language, the study's best model read
 # the unseen Go 1.29x worse than its base while matching the base on the other domains.
 LONG_MIX: dict[str, float] = {"code": 0.30, "rust": 0.20, "prose": 0.12, "math": 0.14, "multilingual": 0.24}
+
+
 MIXES: dict[str, dict[str, float]] = {"study": MIX, "long": LONG_MIX}
 
 
@@ -136,20 +129,10 @@ class TrainingPreset:
         """A copy with `changes` (`None` values are ignored, so parsed command-line flags can be passed as is)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-    def training_data(self, seed: int = 0, domains: tuple[str, ...] | None = None):
-        """The preset's training mix of the project's corpora (:func:`training_mix` with its data fields)."""
-        return training_mix(
-            self.docs_per_domain,
-            seed,
-            domains,
-            mix=self.mix,
-            max_passes=self.max_passes,
-        )
-
     @property
     def bf16_enabled(self) -> bool:
         """The precision this preset trains in here: its `bf16`, or the hardware's support when unset."""
-        return bool(self.bf16) if self.bf16 is not None else _bf16_available()
+        return bool(self.bf16) if self.bf16 is not None else bf16_available()
 
 
 # The quality-per-CPU-second study (benchmarks/README.md) decided the training: full fine-tuning in bf16 autocast
@@ -206,137 +189,3 @@ def get_preset(name: str | None = None) -> TrainingPreset:
     if name not in PRESETS:
         raise ValueError(f"unknown training preset {name!r}; choose from {sorted(PRESETS)}")
     return PRESETS[name]
-
-
-@functools.cache
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), where autocast pays.
-
-    Without it PyTorch emulates bf16 and autocast is slower than float32, so the recipe then trains in float32.
-    """
-    import torch
-
-    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        if check is not None and not check():
-            return False
-    except RuntimeError:
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return check is not None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _bf16_available() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    if cpu_supports_bf16():
-        return True
-    logger.warning(
-        "this CPU has no native bf16 matrix units (AVX512-BF16 or AMX): training in float32, about half the "
-        "speed of bf16 autocast on a CPU that has them"
-    )
-    return False
-
-
-def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
-    """The `Zip2ZipSFTConfig` of `preset`: cosine schedule over exactly `preset.steps`, checkpoints, precision.
-
-    `overrides` are further `Zip2ZipSFTConfig` fields (`save_steps`, `logging_steps`, `seed`, ...).
-    """
-    import torch
-
-    from .sft_config import Zip2ZipSFTConfig
-
-    on_gpu = torch.cuda.is_available()
-    values: dict[str, Any] = {
-        "output_dir": output_dir,
-        "max_steps": preset.steps,
-        "per_device_train_batch_size": preset.batch_size,
-        "gradient_accumulation_steps": preset.grad_accum,
-        "max_length": preset.max_length,
-        "learning_rate": preset.lr,
-        "encoder_learning_rate": preset.encoder_lr,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": preset.warmup,
-        "gradient_checkpointing": preset.gradient_checkpointing,
-        "bf16": preset.bf16_enabled,
-        "distillation_weight": preset.distillation_weight,
-        "logging_steps": 10,
-        "save_steps": 50,
-        "save_total_limit": 2,
-        "report_to": "none",
-        "dataloader_pin_memory": on_gpu,
-        # No padding beyond the batch's longest row: in the trainer, bf16 steps on rows of changing length were
-        # as fast as padded ones or faster (2 x ~800 codes, SmolLM2 LoRA: 4.45 s unpadded, 4.73 s padded to a
-        # multiple of 64; benchmarks/README.md, "Training throughput").
-        "pad_to_multiple_of": None,
-    }
-    values.update(overrides)
-    return Zip2ZipSFTConfig(**values)
-
-
-def lora_config(model: Any, preset: TrainingPreset):
-    """The preset's `LoraConfig` for `model` (adapters on the base projections, hyper-encoders in full);
-    `None` when the preset fine-tunes the whole model (`lora_r=0`)."""
-    if preset.lora_r == 0:
-        return None
-    from .peft_utils import default_lora_config
-
-    return default_lora_config(model, r=preset.lora_r, alpha=preset.lora_alpha, dropout=preset.lora_dropout)
-
-
-def training_mix(
-    docs_per_domain: int | None = 400,
-    seed: int = 0,
-    domains: tuple[str, ...] | None = None,
-    *,
-    mix: str | dict[str, float] = "study",
-    max_passes: float = 1.0,
-):
-    """The project's corpora sampled to a mix's shares of characters and shuffled, as a `datasets.Dataset`.
-
-    Each text is a whole document: a source file, a handbook page, a run of a manual
-    (:func:`zip2zip.corpora.load_files`), so its end-of-sequence token marks where a real document ends; the
-    trainer splits a text longer than `max_length` codes into rows at line ends
-    (`Zip2ZipSFTConfig.split_long_texts`). `docs_per_domain` caps the documents read per domain; `domains`
-    default to every domain of the mix. The scarcest domain (its characters relative to its share) is read
-    `max_passes` times (whole passes, then a prefix), and every other domain gets the characters of its share:
-    whole passes over its documents, then a prefix of them.
-    """
-    from datasets import Dataset
-
-    from .corpora import load_files
-
-    table = MIXES[mix] if isinstance(mix, str) else mix
-    domains = tuple(table) if domains is None else domains
-    unknown = sorted(set(domains) - set(table))
-    if unknown:
-        raise ValueError(f"domains {unknown} have no share in the mix {table}; give each domain a share")
-    corpora = {domain: load_files(domain, "train", max_files=docs_per_domain) for domain in domains}
-    chars = {domain: sum(map(len, texts)) for domain, texts in corpora.items()}
-    total = min(chars[domain] * max_passes / table[domain] for domain in domains if chars[domain])
-    texts: list[str] = []
-    for domain in domains:
-        texts += _passes(corpora[domain], total * table[domain])
-    return Dataset.from_dict({"text": texts}).shuffle(seed=seed)
-
-
-def _passes(docs: list[str], chars: float) -> list[str]:
-    """Documents holding about `chars` characters: whole passes over `docs` in order, then a prefix."""
-    size = sum(map(len, docs))
-    if not size:
-        return []
-    whole, rest = divmod(chars, size)
-    picked = docs * int(whole)
-    for doc in docs:
-        if rest < len(doc) / 2:
-            break
-        picked.append(doc)
-        rest -= len(doc)
-    return picked

@@ -1,4 +1,4 @@
-"""Loader of the local next-line tasks: the items ``benchmarks/release.py`` writes, read without any download.
+"""Loader of the local next-line tasks: the items ``python -m benchmarks.release`` writes, read without any download.
 
 lm-eval resolves ``dataset_kwargs.data_files`` against the working directory and downloads nothing for
 ``custom_dataset`` tasks, so the tasks read their items through :func:`load_next_line`. The items file is the
@@ -23,7 +23,7 @@ def load_next_line(items: str | None = None, domain: str | None = None, **_: Any
     path = Path(items) if items else DEFAULT_ITEMS
     if not path.is_file():
         raise FileNotFoundError(
-            f"next-line items {path} do not exist; build them with `python benchmarks/release.py` (they land "
+            f"next-line items {path} do not exist; build them with `python -m benchmarks.release` (they land "
             "in its results folder) or pass the file as task metadata {'items': PATH}"
         )
     with open(path, encoding="utf-8") as handle:

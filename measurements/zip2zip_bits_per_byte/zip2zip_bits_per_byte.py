@@ -6,7 +6,7 @@ Load it by path (it works offline; nothing is fetched from the Hub)::
     bpb = evaluate.load("measurements/zip2zip_bits_per_byte", module_type="measurement")
     bpb.compute(data=texts, model=model, tokenizer=tok)   # or model="folder"
 
-The number is ``zip2zip.evaluation.bits_per_byte``: the canonical code stream's log-likelihood (the base ids
+The number is ``zip2zip.evaluation.scoring.bits_per_byte``: the canonical code stream's log-likelihood (the base ids
 for a base model) in non-overlapping windows of ``max_length`` positions, each started by the bos (else eos)
 token, summed over texts and divided by their UTF-8 bytes. A base model and its zip2zip model are thus
 compared on exactly the same bytes; lm-eval's ``bits_per_byte`` with the ``zip2zip`` model class agrees.
@@ -54,7 +54,8 @@ class Zip2ZipBitsPerByte(evaluate.Measurement):
         max_length: int | None = None,
         batch_size: int = 1,
     ) -> dict[str, Any]:
-        from zip2zip.evaluation import bits_per_byte, load_model_and_tokenizer
+        from zip2zip.evaluation.scoring import bits_per_byte
+        from zip2zip.loading import load_model_and_tokenizer
 
         if model is None:
             raise ValueError("zip2zip_bits_per_byte needs model= (a model object or a local folder)")

@@ -7,7 +7,7 @@ Load it by path (it works offline; nothing is fetched from the Hub)::
     compression.compute(data=texts, tokenizer=tok)   # tok: a Zip2ZipTokenizer, or a folder holding one
 
 Texts are tokenized with the base tokenizer, cut into windows of ``max_length - 1`` base tokens (one model
-context each, as ``zip2zip.evaluation.bits_per_byte`` scores them), and each window is LZW-compressed on its
+context each, as ``zip2zip.evaluation.scoring.bits_per_byte`` scores them), and each window is LZW-compressed on its
 own. Returns the compression ratio (base tokens per code), the share of hypertokens among codes, bytes per
 code, and the raw counts.
 """
@@ -58,7 +58,7 @@ class Zip2ZipCompression(evaluate.Measurement):
         max_codebook_size: int = 2048,
         max_subtokens: int = 4,
     ) -> dict[str, Any]:
-        from zip2zip.evaluation import compression_statistics
+        from zip2zip.evaluation.scoring import compression_statistics
 
         if tokenizer is None:
             raise ValueError(

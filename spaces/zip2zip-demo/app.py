@@ -225,12 +225,12 @@ def _results_tab(results: ResultsPage | None) -> None:
     if results is None:
         gr.Markdown(
             "No measurements found (benchmarks/RESULTS.md, or RESULTS.md beside app.py). Regenerate them with "
-            "`python benchmarks/release.py`.",
+            "`python -m benchmarks.release`.",
             elem_id="results-missing",
         )
         return
     gr.Markdown(
-        "The shipped model against its base, measured once with `benchmarks/release.py` "
+        "The shipped model against its base, measured once with `benchmarks.release` "
         f"(`{Path(results.source).name}`):\n\n{results.intro}",
         elem_id="results-intro",
     )
@@ -261,8 +261,8 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Torch CPU threads for the page (:func:`zip2zip.loading.set_cpu_threads`: by default the idle cores)."""
-    from zip2zip.loading import set_cpu_threads
+    """Torch CPU threads for the page (:func:`zip2zip.utils.hardware.set_cpu_threads`: by default the idle cores)."""
+    from zip2zip.utils.hardware import set_cpu_threads
 
     return set_cpu_threads(threads)
 

@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from zip2zip.lzw import LZWCodec
+from zip2zip.model.lzw import LZWCodec
 
 MAX_TEXT_CHARS = 50_000
 """Longest text the page compresses (about 12,000 base tokens): keeps a CPU Space responsive."""

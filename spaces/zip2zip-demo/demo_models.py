@@ -2,7 +2,7 @@
 
 :func:`load_models` is the one place the demo loads models, through the package's shared loader
 (:mod:`zip2zip.loading`). Without arguments it uses what the package ships: the trained zip2zip model
-(``zip2zip.defaults.shipped_zip2zip_path()``) and the embedded SmolLM2-135M-Instruct base, offline. Given a
+(``zip2zip.bundled.shipped.shipped_zip2zip_path()``) and the embedded SmolLM2-135M-Instruct base, offline. Given a
 local folder or a Hub repo id of a zip2zip model it loads that (``trust_remote_code``) and its base model.
 """
 
@@ -35,7 +35,7 @@ def load_models(model: str | None = None, base: str | None = None) -> DemoModels
     line and the evaluation see the same models; the embedded SmolLM2 is used whenever the zip2zip model was
     made from SmolLM2-135M-Instruct, so the default needs no network.
     """
-    from zip2zip import defaults
+    from zip2zip.bundled import base as bundled_base
     from zip2zip.loading import load_base_model, load_zip2zip
 
     loaded = load_zip2zip(model)
@@ -47,7 +47,7 @@ def load_models(model: str | None = None, base: str | None = None) -> DemoModels
         name = "zip2zip-SmolLM2-135M (UNTRAINED: no trained model ships)"
     comparison = load_base_model(loaded.model, base)
     if comparison is None:
-        comparison = load_base_model(loaded.model, defaults.default_base_path())
+        comparison = load_base_model(loaded.model, bundled_base.default_base_path())
     base_model, base_tok = comparison
     return DemoModels(
         loaded.model.eval(),
@@ -55,6 +55,6 @@ def load_models(model: str | None = None, base: str | None = None) -> DemoModels
         base_model.eval(),
         base_tok,
         name=name,
-        base_name=base or defaults.HUB_MODEL_ID,
+        base_name=base or bundled_base.HUB_MODEL_ID,
         trained=loaded.trained,
     )

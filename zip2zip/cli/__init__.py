@@ -14,10 +14,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import compress, demo, export, generate, push, train
-from . import eval as eval_command  # the module of `zip2zip eval`; `eval` itself stays the builtin
-from .compress import compression_stats
-from .train import load_training_data as _load_training_data  # noqa: F401  (the former name)
+from zip2zip.cli import compress, demo, export, generate, push, train
+from zip2zip.cli import eval as eval_command  # the module of `zip2zip eval`; `eval` itself stays the builtin
+from zip2zip.cli.compress import compression_stats
 
 __all__ = ["COMMANDS", "build_parser", "compression_stats", "main"]
 

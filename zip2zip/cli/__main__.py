@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from zip2zip.cli import main
 
 sys.exit(main())

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from .models import load_tokenizer_or_exit
-from .options import codec_options, display_options
-from .output import print_stats_table, view_format
+from zip2zip.cli.models import load_tokenizer_or_exit
+from zip2zip.cli.options import codec_options, display_options
+from zip2zip.cli.output import print_stats_table, view_format
 
 __all__ = ["compression_stats", "first_chars", "register", "run"]
 

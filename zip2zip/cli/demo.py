@@ -7,11 +7,11 @@ import sys
 import time
 from typing import Any
 
-from ..recipe import DOMAINS
-from .compress import compression_stats, first_chars
-from .models import UNTRAINED_NOTE, load_base_or_exit, load_tokenizer_or_exit, load_zip2zip_or_exit
-from .options import display_options, model_options, threads_options
-from .output import note, print_stats_table, view_format
+from zip2zip.cli.compress import compression_stats, first_chars
+from zip2zip.cli.models import UNTRAINED_NOTE, load_base_or_exit, load_tokenizer_or_exit, load_zip2zip_or_exit
+from zip2zip.cli.options import display_options, model_options, threads_options
+from zip2zip.cli.output import note, print_stats_table, view_format
+from zip2zip.recipe import DOMAINS
 
 __all__ = ["register", "run"]
 
@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..corpora import CorpusUnavailableError, load_files
+    from zip2zip.corpora.debian import CorpusUnavailableError
+    from zip2zip.corpora.store import load_files
 
     note(
         "zip2zip demo: loading the tokenizer of the embedded SmolLM2-135M-Instruct (converted once, then cached)..."
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _held_out_prompts(tok: Any, prompt_tokens: int) -> list[tuple[str, str]]:
-    from ..corpora import CorpusUnavailableError, load_files
+    from zip2zip.corpora.debian import CorpusUnavailableError
+    from zip2zip.corpora.store import load_files
 
     prompts = []
     for domain in DOMAINS:
@@ -109,7 +111,7 @@ def _demo_generation(args: argparse.Namespace) -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from ..loading import set_cpu_threads
+    from zip2zip.utils.hardware import set_cpu_threads
 
     threads = set_cpu_threads(args.threads)
     note(f"\nLoading the base model and the zip2zip model ({threads} CPU thread(s))...")

@@ -8,10 +8,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..recipe import DOMAINS
-from .models import load_base_or_exit, load_zip2zip_or_exit
-from .options import model_options, threads_options
-from .output import note
+from zip2zip.cli.models import load_base_or_exit, load_zip2zip_or_exit
+from zip2zip.cli.options import model_options, threads_options
+from zip2zip.cli.output import note
+from zip2zip.recipe import DOMAINS
 
 __all__ = ["heldout_texts", "print_eval_table", "register", "run"]
 
@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
 
 def heldout_texts(domains: Sequence[str], samples: int) -> dict[str, list[str]]:
     """``samples`` held-out chunks per project domain (skipping domains whose source is unavailable)."""
-    from ..corpora import CorpusUnavailableError, load_corpus
+    from zip2zip.corpora.debian import CorpusUnavailableError
+    from zip2zip.corpora.store import load_corpus
 
     texts = {}
     for domain in domains:
@@ -66,7 +67,7 @@ def heldout_texts(domains: Sequence[str], samples: int) -> dict[str, list[str]]:
 
 
 def _file_texts(paths: Sequence[str], text_field: str) -> dict[str, list[str]]:
-    from ..text_files import read_texts
+    from zip2zip.corpora.text_files import read_texts
 
     try:
         return {os.path.splitext(os.path.basename(path))[0]: read_texts(path, text_field) for path in paths}
@@ -75,8 +76,8 @@ def _file_texts(paths: Sequence[str], text_field: str) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import compare_on_domains
-    from ..loading import set_cpu_threads
+    from zip2zip.evaluation.scoring import compare_on_domains
+    from zip2zip.utils.hardware import set_cpu_threads
 
     if args.data:
         texts = _file_texts(args.data, args.text_field)

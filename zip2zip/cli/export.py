@@ -7,8 +7,8 @@ import json
 import os
 from typing import Any
 
-from ..recipe import DOMAINS
-from .output import note
+from zip2zip.cli.output import note
+from zip2zip.recipe import DOMAINS
 
 __all__ = ["register", "run"]
 
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
             "(measured now on N held-out texts per domain); without either the card says that no quality measurement "
             "is included. The shipped model's card also carries the release benchmark's results of its weights "
             "(bars, bits per byte against the base, generation, next-line accuracy) when "
-            "`python benchmarks/release.py` measured them."
+            "`python -m benchmarks.release` measured them."
         ),
     )
     p.add_argument(
@@ -85,8 +85,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import RELEASE_SUMMARY_FILENAME, ExportError, export_repo
-    from ..loading import base_model_path, is_trained
+    from zip2zip.bundled.release_summary import RELEASE_SUMMARY_FILENAME
+    from zip2zip.cli.eval import heldout_texts
+    from zip2zip.hub.export import export_repo
+    from zip2zip.hub.model_card import ExportError
+    from zip2zip.loading import is_trained
 
     measurements = None
     if args.measurements:
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
     model_dir = args.model_dir
     if model_dir == "shipped":
-        from .. import shipped
+        from zip2zip.bundled import shipped
 
         model_dir = shipped.shipped_zip2zip_path()
         if model_dir is None:
@@ -109,14 +112,9 @@ def run(args: argparse.Namespace) -> int:
             )
     texts = None
     base_path = args.base_model_path
-    if args.measure:
-        from .eval import heldout_texts
-
+    if args.measure and measurements is None:
         texts = heldout_texts(args.domains, args.measure)
-        if base_path is None and os.path.isdir(model_dir):
-            from transformers import AutoConfig
-
-            base_path = base_model_path(AutoConfig.from_pretrained(model_dir, trust_remote_code=True))
+        measurements = measure(model_dir, base_path, texts, args.dtype)
     trained = args.trained
     if trained is None and os.path.isdir(model_dir):
         trained = is_trained(model_dir)
@@ -129,11 +127,8 @@ def run(args: argparse.Namespace) -> int:
             license=args.license,
             trained=trained,
             measurements=measurements,
-            measure_texts=texts,
-            base_model_path=base_path,
             template_path=args.card_template,
             overwrite=args.overwrite,
-            progress=True,
             dtype=args.dtype,
         )
     except ExportError as error:
@@ -146,3 +141,28 @@ def run(args: argparse.Namespace) -> int:
     elif not (measurements or texts):
         note("the card has no measurements; add them with --measure N or --measurements EVAL_JSON")
     return 0
+
+
+def measure(model_dir: str, base_path: str | None, texts: dict[str, list[str]], dtype: str | None) -> dict:
+    """Compression and bits per byte of the model, in the dtype it is exported in, beside its base model (the one
+    at ``base_path``, else the one its config names) on ``texts``: what the card's table shows."""
+    import torch
+    from transformers import AutoConfig
+
+    from zip2zip.evaluation.scoring import compare_on_domains
+    from zip2zip.hub.export import export_dtype
+    from zip2zip.loading import base_model_path, load_model_and_tokenizer
+
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
+    if base_path is None:
+        base_path = base_model_path(config)
+    model, tokenizer = load_model_and_tokenizer(model_dir, dtype=getattr(torch, export_dtype(config, dtype)))
+    base = load_model_and_tokenizer(base_path) if base_path else (None, None)
+    return compare_on_domains(
+        texts,
+        model.eval(),
+        tokenizer,
+        *base,
+        progress=True,
+        description=f"{sum(map(len, texts.values()))} texts, measured at export",
+    )

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from .models import load_zip2zip_or_exit
-from .options import display_options, model_options, threads_options
-from .output import note, view_format
+from zip2zip.cli.models import load_zip2zip_or_exit
+from zip2zip.cli.options import display_options, model_options, threads_options
+from zip2zip.cli.output import note, view_format
 
 __all__ = ["DEFAULT_MAX_NEW_BASE_TOKENS", "register", "run"]
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import TextStreamer
 
-    from ..loading import set_cpu_threads
+    from zip2zip.utils.hardware import set_cpu_threads
 
     prompt = args.prompt
     if prompt is None or prompt == "-":

@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .options import codec_settings
-from .output import note
+from zip2zip.cli.options import codec_settings
+from zip2zip.cli.output import note
 
 __all__ = ["UNTRAINED_NOTE", "load_base_or_exit", "load_tokenizer_or_exit", "load_zip2zip_or_exit"]
 
@@ -20,7 +20,7 @@ UNTRAINED_NOTE = (
 
 
 def _or_exit(command: str, load: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    from ..defaults import DefaultModelUnavailableError
+    from zip2zip.bundled.base import DefaultModelUnavailableError
 
     try:
         return load(*args, **kwargs)
@@ -30,7 +30,7 @@ def _or_exit(command: str, load: Callable[..., T], *args: Any, **kwargs: Any) ->
 
 def load_zip2zip_or_exit(command: str, args: argparse.Namespace, device: Any = None) -> Any:
     """`zip2zip.loading.load_zip2zip` for ``--model`` and the codec flags; notes an untrained model."""
-    from ..loading import load_zip2zip
+    from zip2zip.loading import load_zip2zip
 
     loaded = _or_exit(command, load_zip2zip, args.model, device=device, **codec_settings(args))
     if not loaded.trained:
@@ -40,12 +40,12 @@ def load_zip2zip_or_exit(command: str, args: argparse.Namespace, device: Any = N
 
 def load_base_or_exit(command: str, model: Any, path_or_id: str | None = None, device: Any = None) -> Any:
     """`zip2zip.loading.load_base_model`: ``(model, tokenizer)``, or ``None`` when no base is known."""
-    from ..loading import load_base_model
+    from zip2zip.loading import load_base_model
 
     return _or_exit(command, load_base_model, model, path_or_id, device=device)
 
 
 def load_tokenizer_or_exit(command: str, path_or_id: str | None, args: argparse.Namespace) -> Any:
-    from ..loading import load_zip2zip_tokenizer
+    from zip2zip.loading import load_zip2zip_tokenizer
 
     return _or_exit(command, load_zip2zip_tokenizer, path_or_id, **codec_settings(args))

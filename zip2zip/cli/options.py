@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..recipe import ZIP2ZIP_SETTINGS
+from zip2zip.recipe import ZIP2ZIP_SETTINGS
 
 __all__ = [
     "add_codec_arguments",

@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import ExportError, push_repo
+    from zip2zip.hub.export import push_repo
+    from zip2zip.hub.model_card import ExportError
 
     try:
         info = push_repo(

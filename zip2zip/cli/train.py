@@ -8,9 +8,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..recipe import PRESETS, ZIP2ZIP_SETTINGS
-from .options import add_codec_arguments, codec_settings
-from .output import note
+from zip2zip.cli.options import add_codec_arguments, codec_settings
+from zip2zip.cli.output import note
+from zip2zip.recipe import PRESETS, ZIP2ZIP_SETTINGS
 
 __all__ = ["load_training_data", "preset_of", "register", "run", "settings_of"]
 
@@ -171,7 +171,7 @@ def register(subparsers: Any) -> None:
 
 def preset_of(args: argparse.Namespace) -> Any:
     """The recipe's preset named by ``--preset`` (or picked for this machine) with the given flags applied."""
-    from ..recipe import get_preset
+    from zip2zip.recipe import get_preset
 
     return get_preset(args.preset).replace(
         steps=args.steps,
@@ -192,7 +192,7 @@ def preset_of(args: argparse.Namespace) -> Any:
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """``recipe.ZIP2ZIP_SETTINGS`` with the given model flags applied."""
-    from ..loading import zip2zip_settings
+    from zip2zip.loading import zip2zip_settings
 
     return zip2zip_settings(
         **codec_settings(args),
@@ -211,13 +211,13 @@ def load_training_data(
     seed: int = 0,
     preset: Any = None,
 ) -> Any:
-    """``paths`` read by `zip2zip.text_files.load_text_dataset`, or the recipe's training mix of ``domains``
+    """``paths`` read by `zip2zip.corpora.text_files.load_text_dataset`, or the recipe's training mix of ``domains``
     (with the mix, passes and document pieces of ``preset`` when given)."""
     if paths:
-        from ..text_files import load_text_dataset
+        from zip2zip.corpora.text_files import load_text_dataset
 
         return load_text_dataset(paths, text_field)
-    from ..recipe import training_mix
+    from zip2zip.corpora.mixing import training_mix
 
     extra = {}
     if preset is not None:
@@ -231,11 +231,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoConfig
 
-    from ..conversion import zip2zip_from_base
-    from ..data import describe_rows
-    from ..long_runs import last_complete_checkpoint
-    from ..recipe import cpu_supports_bf16, lora_config, training_config
-    from ..trainer import Zip2ZipSFTTrainer
+    from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.trainer.callbacks import last_complete_checkpoint
+    from zip2zip.trainer.data import describe_rows
+    from zip2zip.trainer.presets import lora_config, training_config
+    from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
+    from zip2zip.utils.hardware import cpu_supports_bf16
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("zip2zip train: --device cuda, but no CUDA device is visible; use --device cpu")
@@ -244,13 +245,13 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     base = args.base
     if base is None:
-        from ..defaults import default_base_path
+        from zip2zip.bundled.base import default_base_path
 
         base = default_base_path()
     # The hyper-encoders' initialisation: the same on every process and every resume.
     torch.manual_seed(args.seed)
     if AutoConfig.from_pretrained(base, trust_remote_code=True).model_type == "zip2zip":
-        from ..loading import load_model_and_tokenizer
+        from zip2zip.loading import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(base)
         model.train()

@@ -1,0 +1,1 @@
+"""Benchmarks of zip2zip, each run from the repository root as ``python -m benchmarks.NAME``."""

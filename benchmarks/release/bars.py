@@ -1,0 +1,197 @@
+"""The release bars, their verdicts, and the ratios of a report they judge."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from benchmarks.common import DOMAINS, repeated_ngram_share
+from benchmarks.release.settings import (
+    BAR_TOLERANCE,
+    BPB_BARS,
+    GENERATION_COMPRESSION_BAR,
+    GENERATION_DOMAINS,
+    HYPERTOKEN_SHARE_BAR,
+    MC_BASE_RUN,
+    MC_DOMAINS,
+    MC_POINTS_BAR,
+    MC_TASKS,
+    REPEAT_POINTS_BAR,
+    REPEATED_NGRAM,
+    SAME_WORK_TIME_BAR,
+    UNSEEN_DOMAIN,
+)
+
+
+def verdict(ok: bool | None) -> str:
+    """A bar's verdict in bold; ``None`` (the run did not measure it) is neither a pass nor a miss."""
+    return "**not measured**" if ok is None else "**PASS**" if ok else "**MISS**"
+
+
+class Bar(NamedTuple):
+    """One release bar: what it compares, the measured value (None: not in this run), the limit, the unit.
+
+    ``at_most`` says which side passes. Units: ``"x"`` a ratio, ``""`` a plain number, ``"%"`` a share
+    (stored as a fraction), ``"points"`` a difference of percentages.
+    """
+
+    name: str
+    value: float | None
+    limit: float
+    at_most: bool
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        if self.at_most:
+            return self.value <= self.limit + BAR_TOLERANCE
+        return self.value >= self.limit - BAR_TOLERANCE
+
+    def show(self, value: float) -> str:
+        if self.unit == "%":
+            return f"{value:.1%}"
+        if self.unit == "points":
+            return f"{value:+.1f} points"
+        return f"{value:.3f}{self.unit}"
+
+    @property
+    def measured(self) -> str:
+        return "not measured" if self.value is None else self.show(self.value)
+
+    @property
+    def missed_by(self) -> str:
+        """How far a missed bar is from its limit, in its unit; empty unless missed."""
+        if self.met is not False:
+            return ""
+        gap = abs(self.value - self.limit)
+        if self.unit == "%":
+            return f"{100 * gap:.1f} points"
+        if self.unit == "points":
+            return f"{gap:.1f} points"
+        return f"{gap:.3f}{self.unit}"
+
+
+def release_bars(report: dict[str, Any]) -> list[Bar]:
+    """Every bar of the release with its measured value (None where this report lacks the measurement)."""
+    domains = report["bits_per_byte"]["compared"]["domains"]
+    bars = []
+    for domain, limit in BPB_BARS.items():
+        label = f"{domain} (unseen)" if domain == UNSEEN_DOMAIN else domain
+        ratio = _bpb_ratio(domains.get(domain))
+        bars.append(
+            Bar(f"strict bits per byte zip2zip / base, {label} <= {limit:.2f}x", ratio, limit, True, "x")
+        )
+    rows = {row["domain"]: row for row in report["generation"]["rows"]}
+    code = rows.get("code", {}).get("zip2zip", {})
+    bars.append(
+        Bar(
+            f"own greedy continuations of code: base tokens per generated code >= {GENERATION_COMPRESSION_BAR:.2f}",
+            code.get("compression"),
+            GENERATION_COMPRESSION_BAR,
+            False,
+            "",
+        )
+    )
+    bars.append(
+        Bar(
+            f"own greedy continuations of code: hypertokens >= {HYPERTOKEN_SHARE_BAR:.0%} of emitted codes",
+            code.get("hypertoken_rate"),
+            HYPERTOKEN_SHARE_BAR,
+            False,
+            "%",
+        )
+    )
+    results = report["generation"]["results"]
+    for domain in GENERATION_DOMAINS:
+        shares = repeated_shares(results.get(domain, {}))
+        gap = 100 * (shares["zip2zip"] - shares["base"]) if "zip2zip" in shares and "base" in shares else None
+        bars.append(
+            Bar(
+                f"repeated {REPEATED_NGRAM}-grams of the continuations, {domain}: zip2zip - base <= "
+                f"+{REPEAT_POINTS_BAR:.0f} points",
+                gap,
+                REPEAT_POINTS_BAR,
+                True,
+                "points",
+            )
+        )
+    mc = report["multiple_choice"]
+    for domain in MC_DOMAINS:
+        task = MC_TASKS[domain]
+        try:
+            gap = 100 * (mc["zip2zip"]["tasks"][task]["acc"] - mc[MC_BASE_RUN]["tasks"][task]["acc"])
+        except KeyError:
+            gap = None
+        bars.append(
+            Bar(
+                f"lm-eval {task} accuracy zip2zip - base ({MC_BASE_RUN.split()[-1].strip('()')}) >= "
+                f"-{MC_POINTS_BAR:.0f} points",
+                gap,
+                -MC_POINTS_BAR,
+                False,
+                "points",
+            )
+        )
+    time_ratio = same_work_ratios(results).get("code", {}).get("time")
+    new_tokens = report["run"]["settings"]["new_tokens"]
+    bars.append(
+        Bar(
+            f"time for the same {new_tokens} new base tokens of code continuation zip2zip / base <= "
+            f"{SAME_WORK_TIME_BAR:.2f}x",
+            time_ratio,
+            SAME_WORK_TIME_BAR,
+            True,
+            "x",
+        )
+    )
+    return bars
+
+
+def _bpb_ratio(entry: dict[str, Any] | None, key: str = "base") -> float | None:
+    """zip2zip / ``key`` (base or control) bits per byte of one domain's entry, None when either is missing."""
+    if not entry or key not in entry or "zip2zip" not in entry:
+        return None
+    return entry["zip2zip"]["bits_per_byte"] / entry[key]["bits_per_byte"]
+
+
+def repeated_shares(configs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """Per generation config, the mean over its runs of :func:`repeated_ngram_share` of the continuation."""
+    shares = {}
+    for config, runs in configs.items():
+        values = [repeated_ngram_share(run["output"], REPEATED_NGRAM) for run in runs if "output" in run]
+        if values:
+            shares[config] = sum(values) / len(values)
+    return shares
+
+
+def bpb_domains(report: dict[str, Any]) -> list[str]:
+    """The domains this report scored, in :data:`DOMAINS` order (an older report may lack the unseen one)."""
+    scored = report["bits_per_byte"]["compared"]["domains"]
+    return [d for d in DOMAINS if d in scored] + [d for d in scored if d not in DOMAINS]
+
+
+def same_work_ratios(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per domain, zip2zip / base wall time and UTF-8 bytes over the same prompts (best run of each prompt).
+
+    Every run writes the same number of new base tokens, so the time ratio is the speed-up for equal work,
+    apart from what bytes/s adds by counting bytes of different texts.
+    """
+    ratios = {}
+    for domain, configs in results.items():
+        totals = {}
+        for config in ("base", "zip2zip"):
+            best: dict[Any, dict] = {}
+            for run in configs.get(config, []):
+                if run["prompt"] not in best or run["seconds"] < best[run["prompt"]]["seconds"]:
+                    best[run["prompt"]] = run
+            totals[config] = (
+                sum(r["seconds"] for r in best.values()),
+                sum(len(r["text"].encode()) for r in best.values()),
+            )
+        if totals["base"][0] and totals["base"][1]:
+            ratios[domain] = {
+                "time": totals["zip2zip"][0] / totals["base"][0],
+                "bytes": totals["zip2zip"][1] / totals["base"][1],
+            }
+    return ratios

@@ -1,0 +1,1 @@
+"""Scoring models on text: strict bits per byte, compression, and the lm-evaluation-harness model class."""

@@ -1,0 +1,1 @@
+"""Leaf helpers that import nothing else of zip2zip: the cache folder, hardware probes, PEFT helpers."""
