@@ -14,14 +14,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import compress, demo, export, generate, push, train
+from . import compress, demo, export, generate, push, serve, train
 from . import eval as eval_command  # the module of `zip2zip eval`; `eval` itself stays the builtin
 from .compress import compression_stats
 from .train import load_training_data as _load_training_data  # noqa: F401  (the former name)
 
 __all__ = ["COMMANDS", "build_parser", "compression_stats", "main"]
 
-COMMANDS = (train, compress, demo, export, push, eval_command, generate)
+COMMANDS = (train, compress, demo, export, push, eval_command, generate, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
