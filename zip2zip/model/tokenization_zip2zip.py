@@ -297,6 +297,15 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         if mismatches:
             raise ValueError(codec_mismatch_message(mismatches))
 
+    @property
+    def _tokenizer(self) -> Any:
+        """The base tokenizer's ``tokenizers`` backend, for code that decodes generated ids with it directly.
+
+        `generate()` hands streamers base ids (see ``streamers_zip2zip.py``), so the base backend decodes them:
+        `transformers serve` streams through it (``DecodeStream.step(tokenizer._tokenizer, id)``).
+        """
+        return self.base._tokenizer
+
     # ------------------------------------------------------------------ vocabulary
 
     @property

@@ -1,0 +1,378 @@
+"""`zip2zip serve`: transformers' OpenAI-compatible server with zip2zip's adaptation (zip2zip/serving.py).
+
+One server per module, in a subprocess on 127.0.0.1 and a free port, serving a tiny untrained zip2zip model
+saved to a folder; the official `openai` client talks to it. Replies are compared with what `generate` gives
+in this process for the same prompt, and usage with `last_generation_stats`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 180.0
+REQUEST_TIMEOUT = 60.0
+MAX_TOKENS = 12
+CHAT = [{"role": "user", "content": "the cat sat on the mat. the cat sat on the"}]
+PROMPTS = [
+    "the cat sat on the mat.",
+    "def add(a, b):\n    return a + b\n",
+    "The quick brown fox jumps",
+    "for i in range(10):\n",
+    "In the beginning the universe",
+    "the dog sat on the log. the dog",
+    "def sub(a, b):\n    return",
+    "The lazy dog sleeps. The lazy",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def start_server(model: str, log: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`zip2zip serve MODEL` in a subprocess on 127.0.0.1; returns it and its base URL once /health answers."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "zip2zip.cli",
+        "serve",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    command += ["--device", "cpu", "--threads", "1", *flags]
+    process = subprocess.Popen(command, env=_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"the server did not answer within {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from tests._saved_models import save_tiny_base, save_tiny_zip2zip
+
+    root = tmp_path_factory.mktemp("serving")
+    folder = save_tiny_zip2zip(root, save_tiny_base(root))
+    process, url = start_server(str(folder), root / "server.log")
+    try:
+        yield folder, url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def reference(served):
+    """The same model in this process, and what `generate` gives for a prompt (greedy, MAX_TOKENS base tokens)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, _ = served
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
+
+    def generate(prompt: str | None = None, messages: list | None = None, max_tokens: int = MAX_TOKENS):
+        if messages is not None:
+            inputs = tok.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:
+            inputs = tok(prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_tokens,
+                max_new_base_tokens=max_tokens,
+                do_sample=False,
+                tokenizer=tok,
+            )
+        text = tok.decode(out[0][inputs["input_ids"].shape[-1] :], skip_special_tokens=True)
+        return text, model.last_generation_stats
+
+    return generate
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    _, url = served
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
+
+
+def model_name(client) -> str:
+    return client.models.list().data[0].id
+
+
+def check_usage(usage, stats) -> None:
+    extra = usage.model_extra["zip2zip"]
+    assert usage.completion_tokens == sum(stats.base_tokens) == extra["completion_base_tokens"]
+    assert extra["completion_codes"] == sum(stats.codes)
+    assert extra["completion_hypertokens"] == sum(stats.hypertokens)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert extra["prompt_codes"] <= usage.prompt_tokens
+
+
+def test_models_lists_the_served_name(served, client):
+    folder, _ = served
+    assert [m.id for m in client.models.list().data] == [folder.name]
+
+
+def test_chat_streamed_equals_non_streamed_equals_generate(client, reference):
+    expected, stats = reference(messages=CHAT)
+    name = model_name(client)
+    reply = client.chat.completions.create(model=name, messages=CHAT, max_tokens=MAX_TOKENS, temperature=0)
+    assert reply.choices[0].message.content == expected
+    check_usage(reply.usage, stats)
+    assert reply.choices[0].finish_reason == ("length" if sum(stats.base_tokens) >= MAX_TOKENS else "stop")
+
+    chunks = list(
+        client.chat.completions.create(
+            model=name, messages=CHAT, max_tokens=MAX_TOKENS, temperature=0, stream=True
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected
+    check_usage(chunks[-1].usage, stats)
+
+
+def test_completions_streamed_equals_non_streamed_equals_generate(client, reference):
+    prompt = PROMPTS[0]
+    expected, stats = reference(prompt=prompt)
+    name = model_name(client)
+    reply = client.completions.create(model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0)
+    assert reply.choices[0].text == expected
+    check_usage(reply.usage, stats)
+
+    chunks = list(
+        client.completions.create(
+            model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0, stream=True
+        )
+    )
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
+    check_usage(chunks[-1].usage, stats)
+
+
+def test_max_tokens_counts_base_tokens(client):
+    reply = client.completions.create(
+        model=model_name(client), prompt=PROMPTS[1], max_tokens=5, temperature=0
+    )
+    assert reply.usage.completion_tokens <= 5
+    assert reply.usage.model_extra["zip2zip"]["completion_codes"] <= reply.usage.completion_tokens
+
+
+def test_concurrent_clients_each_get_their_own_answer(client, reference):
+    expected = [reference(prompt=p) for p in PROMPTS]
+    name = model_name(client)
+
+    def ask(prompt: str):
+        return client.completions.create(model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0)
+
+    with ThreadPoolExecutor(max_workers=len(PROMPTS)) as pool:
+        replies = list(pool.map(ask, PROMPTS, timeout=REQUEST_TIMEOUT * 4))
+    for reply, (text, stats) in zip(replies, expected):
+        assert reply.choices[0].text == text
+        check_usage(reply.usage, stats)
+
+
+def test_sampling_with_a_seed_repeats(client):
+    name = model_name(client)
+
+    def ask(seed: int) -> str:
+        return (
+            client.completions.create(
+                model=name, prompt=PROMPTS[2], max_tokens=MAX_TOKENS, temperature=1.0, top_p=0.9, seed=seed
+            )
+            .choices[0]
+            .text
+        )
+
+    assert ask(7) == ask(7)
+
+
+def test_stop_ends_the_reply_at_the_stop_string(client, reference):
+    expected, _ = reference(prompt=PROMPTS[3], max_tokens=MAX_TOKENS)
+    stop = expected[len(expected) // 2 : len(expected) // 2 + 1]
+    if not stop.strip():
+        pytest.skip("the tiny model's reply has no usable stop character")
+    text = (
+        client.completions.create(
+            model=model_name(client), prompt=PROMPTS[3], max_tokens=MAX_TOKENS, temperature=0, stop=[stop]
+        )
+        .choices[0]
+        .text
+    )
+    assert stop in text and expected.startswith(text) and len(text) <= len(expected)
+
+
+BAD_REQUESTS = [
+    ("unknown model", {"model": "no-such-model", "messages": CHAT}, 404, "is not served here"),
+    ("empty messages", {"messages": []}, 400, "messages must be a non-empty list"),
+    (
+        "message without role",
+        {"messages": [{"content": "hi"}]},
+        400,
+        "messages[0] must be an object with a role",
+    ),
+    ("message not an object", {"messages": ["hi"]}, 400, "messages[0] must be an object with a role"),
+    ("content not text", {"messages": [{"role": "user", "content": 3}]}, 400, "messages[0].content must be"),
+    ("max_tokens zero", {"messages": CHAT, "max_tokens": 0}, 400, "max_tokens must be a positive integer"),
+    (
+        "max_tokens negative",
+        {"messages": CHAT, "max_tokens": -5},
+        400,
+        "max_tokens must be a positive integer",
+    ),
+    ("max_tokens beyond context", {"messages": CHAT, "max_tokens": 10**6}, 400, "does not fit"),
+    (
+        "1 MB prompt",
+        {"messages": [{"role": "user", "content": "a" * 1_000_000}]},
+        400,
+        "characters; this server",
+    ),
+    ("temperature out of range", {"messages": CHAT, "temperature": 9}, 400, "temperature must be a number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"), [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS]
+)
+def test_bad_request_gets_a_4xx_and_the_server_stays_up(served, client, body, status, message):
+    _, url = served
+    body = {"model": model_name(client), **body}
+    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+    assert_still_serving(client)
+
+
+def test_bad_request_through_the_openai_client_raises_with_the_message(client):
+    with pytest.raises(openai.BadRequestError, match="max_tokens must be a positive integer"):
+        client.chat.completions.create(model=model_name(client), messages=CHAT, max_tokens=0)
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"messages": [{"role": "user", "content": "caf\xe9"}]}', "not UTF-8"),
+        (b'{"messages": [', "not a valid JSON"),
+    ],
+    ids=["non-UTF-8", "truncated JSON"],
+)
+def test_undecodable_body_gets_a_400(served, client, content, message):
+    _, url = served
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]["message"]
+    assert_still_serving(client)
+
+
+def test_client_disconnecting_mid_stream_leaves_the_server_up(served, client):
+    _, url = served
+    body = {
+        "model": model_name(client),
+        "messages": CHAT,
+        "max_tokens": 200,
+        "stream": True,
+        "temperature": 0,
+    }
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=REQUEST_TIMEOUT) as response:
+        assert response.status_code == 200
+        for _line in response.iter_lines():
+            break  # the first event, then hang up
+    assert_still_serving(client)
+
+
+def assert_still_serving(client) -> None:
+    reply = client.completions.create(
+        model=model_name(client), prompt=PROMPTS[0], max_tokens=3, temperature=0
+    )
+    assert reply.usage.completion_tokens >= 1
+
+
+def test_continuous_batching_is_refused_at_start_up(served):
+    folder, _ = served
+    result = subprocess.run(
+        [sys.executable, "-m", "zip2zip.cli", "serve", str(folder), "--continuous-batching"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "continuous batching is not supported" in result.stderr
+
+
+@pytest.mark.slow
+def test_serving_section_snippet_against_the_shipped_model(tmp_path):
+    """The README's Serving snippet, run against `zip2zip serve` of the shipped model."""
+    from zip2zip.bundled.shipped import SHIPPED_MODEL_NAME, shipped_zip2zip_path
+
+    path = shipped_zip2zip_path()
+    assert path is not None, "the package ships a trained model"
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [b for b in readme.split("```python\n")[1:] if "OpenAI(base_url" in b.split("```", 1)[0]]
+    snippet = snippet.split("```", 1)[0]
+    process, url = start_server(path, tmp_path / "server.log", "--served-model-name", SHIPPED_MODEL_NAME)
+    try:
+        snippet = snippet.replace("http://127.0.0.1:8000", url)
+        result = subprocess.run(
+            [sys.executable, "-c", snippet], env=_env(), capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip()
+        assert json.loads(result.stdout.strip().splitlines()[-1])["completion_tokens"] > 0
+    finally:
+        stop_server(process)
