@@ -50,7 +50,9 @@ def _base_tokenizer(tokenizer: Any) -> Any:
 def _tokenize_piece(base: Any, text: str, add_special_tokens: bool) -> list[int]:
     if not text:
         return []
-    return list(base(text, add_special_tokens=add_special_tokens)["input_ids"])
+    # verbose=False: the base tokenizer's "longer than the maximum" notice would be wrong here, since a long text is
+    # split into rows (or its truncation counted and reported) after compression.
+    return list(base(text, add_special_tokens=add_special_tokens, verbose=False)["input_ids"])
 
 
 def _render(
