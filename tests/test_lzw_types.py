@@ -362,3 +362,44 @@ def test_the_tokenizer_and_the_model_apply_the_codec_type_rule(bad):
     rows = torch.tensor([[ids[0], bad]], dtype=torch.bool if bad is True else torch.float32)
     with pytest.raises(TypeError, match=at_position(0)):
         model.prepare_codebook(rows)
+
+
+# ------------------------------------------------------------------ the codec's edges (issue: second round)
+
+
+@pytest.mark.parametrize("stream", [{6, 5}, frozenset({6, 5}), {5: "a", 6: "b"}, {5: 1}.keys()])
+def test_unordered_containers_are_not_streams(stream):
+    codec = LZWCodec(10, 5, 3)
+    for call in (codec.encode, codec.decode, codec.trace, codec.new_decoder().feed_many):
+        with pytest.raises(TypeError, match=r"not in stream order; pass a list"):
+            call(stream)
+    with pytest.raises(TypeError, match=r"sequence 0 of the batch: .*not in stream order"):
+        codec.batch_decode([stream])
+    # The disabled ids are a set: any container of them is fine.
+    assert LZWCodec(10, 5, 3, disabled_ids={0, 1}).disabled_ids == {0, 1}
+
+
+def test_a_trace_does_not_change_when_the_caller_changes_its_list():
+    codec = LZWCodec(10, 8, 3)
+    codes = codec.encode([5, 6, 5, 6, 5, 6])
+    for trace in (codec.trace(codes), codec.trace(codes, exclusions=True)):
+        before = list(trace.codes)
+        codes.append(5)
+        codes[0] = 7
+        assert trace.codes == before and trace.codes is not codes
+
+
+@pytest.mark.parametrize("scalar", [torch.tensor(5.0), torch.tensor(True), np.float32(5.0), np.bool_(True)])
+def test_a_scalar_of_another_dtype_gets_the_integer_hint_not_the_batch_hint(scalar):
+    codec = LZWCodec(10, 8, 3)
+    for call in (codec.new_decoder().feed, lambda x: codec.decode([5, x])):
+        with pytest.raises(
+            TypeError, match=r"must be an integer id, got .*: pass (Python ints or )?integer"
+        ) as error:
+            call(scalar)
+        assert "batch" not in str(error.value)
+
+
+def test_a_setting_given_as_text_is_named_without_the_ids_hint():
+    with pytest.raises(TypeError, match=r"max_subtokens must be an int, got '4' \(str\): pass a Python int"):
+        LZWCodec(10, 8, "4")
