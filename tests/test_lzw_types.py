@@ -359,9 +359,39 @@ def test_the_tokenizer_and_the_model_apply_the_codec_type_rule(bad):
     ids = tok("the cat sat on the mat. the cat sat")["input_ids"]
     with pytest.raises(TypeError, match=at_position(1)):
         tok.decode([ids[0], bad])
+    with pytest.raises(TypeError, match=at_position(1)):
+        tok([ids[0], bad])  # base ids in: the same rule, not int(x)
+    with pytest.raises(TypeError, match=at_position(1)):
+        tok([[ids[0], ids[1]], [ids[0], bad]])
     rows = torch.tensor([[ids[0], bad]], dtype=torch.bool if bad is True else torch.float32)
     with pytest.raises(TypeError, match=at_position(0)):
         model.prepare_codebook(rows)
+    for call in (lambda: model(rows), lambda: model.generate(rows, max_new_tokens=1)):
+        with pytest.raises(TypeError, match=rf"input_ids must hold integer ids, got Tensor of dtype {rows.dtype}"):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("ids", "position", "shown"),
+    [
+        ([5, 2.7, 9], 1, r"2\.7 \(float\)"),
+        ([5, True, 9], 1, r"True \(bool\)"),
+        ([5, np.float64(7.9)], 1, r"np\.float64\(7\.9\)"),
+        ([5, "a"], 1, r"'a' \(str\): tokenize text first"),
+        ([5, None], 1, r"None \(NoneType\)"),
+        ([2.0, 5], 0, r"2\.0 \(float\)"),
+    ],
+)
+def test_tokenizer_ids_follow_the_codec_rule_and_name_the_position(ids, position, shown):
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipTokenizer
+
+    tok = Zip2ZipTokenizer.from_base(tiny_bpe_tokenizer(), max_codebook_size=16)
+    with pytest.raises(TypeError, match=rf"base id at position {position} must be an integer id, got {shown}"):
+        tok(ids)
+    codes = [int(i) for i in ids if type(i) is int]
+    assert tok([np.int64(i) for i in codes])["input_ids"] == tok(codes)["input_ids"]  # integer scalars are ids
 
 
 # ------------------------------------------------------------------ the codec's edges (issue: second round)

@@ -130,18 +130,25 @@ def test_both_sides_record_the_base_vocabulary_fingerprint(saved):
     loaded.generate(**loaded_tok(PROMPT, return_tensors="pt"), tokenizer=loaded_tok, max_new_tokens=2)
 
 
-def test_a_folder_saved_before_the_fingerprint_still_loads(saved, tmp_path):
-    folder, *_ = saved
+def test_a_folder_whose_config_records_no_fingerprint_is_refused_until_it_does(saved, tmp_path):
+    """Without the record, a swapped base vocabulary would load silently: both loaders refuse, naming config.json
+    and the field, and the fix the message gives (record the tokenizer's fingerprint) makes the folder load."""
+    folder, _, tok, _ = saved
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     for name in ("config.json", "tokenizer_config.json"):
         config = json.loads((old / name).read_text())
         del config["base_vocab_fingerprint"]
         (old / name).write_text(json.dumps(config))
-    tok = AutoTokenizer.from_pretrained(old, trust_remote_code=True)
+    for load in (AutoTokenizer, AutoModelForCausalLM):
+        with pytest.raises(ValueError, match=r"config\.json has no base_vocab_fingerprint.*base_tokenizer\.json"):
+            load.from_pretrained(old, trust_remote_code=True)
+    config = json.loads((old / "config.json").read_text())
+    config["base_vocab_fingerprint"] = vocab_fingerprint(tok.base)
+    (old / "config.json").write_text(json.dumps(config))
+    loaded_tok = AutoTokenizer.from_pretrained(old, trust_remote_code=True)
     model = AutoModelForCausalLM.from_pretrained(old, trust_remote_code=True)
-    assert model.config.base_vocab_fingerprint is None
-    tok.check_compatible(model.config)
+    loaded_tok.check_compatible(model.config)
 
 
 @pytest.mark.parametrize("field", ALL_FIELDS)
