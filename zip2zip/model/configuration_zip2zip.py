@@ -163,7 +163,7 @@ class Zip2ZipConfig(PreTrainedConfig):
             The codec settings the weights were trained with ([`TRAINED_CODEC_SETTINGS`]), recorded with `trained`
             by [`~Zip2ZipConfig.mark_trained`]. Loading a config whose settings differ from it warns, naming each
             field: the weights then read and write codes under settings they never learned (reading a trained
-            model under other settings on purpose is `zip2zip.conversion.change_codec`; training again records
+            model under other settings on purpose is the package's `change_codec`; training again records
             the new settings).
     """
 
@@ -552,7 +552,7 @@ def trained_codec_message(where: str, changes: Mapping[str, tuple[Any, Any]]) ->
         "model reads and writes codes under settings it never learned and its outputs change:\n  "
         + "\n  ".join(lines)
         + "\nRestore these fields from trained_codec (in config.json and tokenizer_config.json), or, to read the "
-        "model under other settings on purpose, keep them (zip2zip.conversion.change_codec); training again "
+        "model under other settings on purpose, keep them (the zip2zip package's change_codec); training again "
         "records the new settings."
     )
 

@@ -659,7 +659,7 @@ def _check_weight_files(folder: str, config: dict | None) -> None:
                     f"{tensor['shape'][0]} constituent slots) were built for max_subtokens={tensor['shape'][0]}. "
                     f"Set max_subtokens back to {tensor['shape'][0]} in config.json and tokenizer_config.json; to "
                     "read the model with shorter hypertokens, load it as saved and use "
-                    "zip2zip.conversion.change_codec."
+                    "change_codec (in the zip2zip package)."
                 )
 
 
