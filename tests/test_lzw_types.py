@@ -367,7 +367,9 @@ def test_the_tokenizer_and_the_model_apply_the_codec_type_rule(bad):
     with pytest.raises(TypeError, match=at_position(0)):
         model.prepare_codebook(rows)
     for call in (lambda: model(rows), lambda: model.generate(rows, max_new_tokens=1)):
-        with pytest.raises(TypeError, match=rf"input_ids must hold integer ids, got Tensor of dtype {rows.dtype}"):
+        with pytest.raises(
+            TypeError, match=rf"input_ids must hold integer ids, got Tensor of dtype {rows.dtype}"
+        ):
             call()
 
 
@@ -388,10 +390,14 @@ def test_tokenizer_ids_follow_the_codec_rule_and_name_the_position(ids, position
     from zip2zip import Zip2ZipTokenizer
 
     tok = Zip2ZipTokenizer.from_base(tiny_bpe_tokenizer(), max_codebook_size=16)
-    with pytest.raises(TypeError, match=rf"base id at position {position} must be an integer id, got {shown}"):
+    with pytest.raises(
+        TypeError, match=rf"base id at position {position} must be an integer id, got {shown}"
+    ):
         tok(ids)
     codes = [int(i) for i in ids if type(i) is int]
-    assert tok([np.int64(i) for i in codes])["input_ids"] == tok(codes)["input_ids"]  # integer scalars are ids
+    assert (
+        tok([np.int64(i) for i in codes])["input_ids"] == tok(codes)["input_ids"]
+    )  # integer scalars are ids
 
 
 # ------------------------------------------------------------------ the codec's edges (issue: second round)

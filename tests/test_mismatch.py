@@ -141,7 +141,9 @@ def test_a_folder_whose_config_records_no_fingerprint_is_refused_until_it_does(s
         del config["base_vocab_fingerprint"]
         (old / name).write_text(json.dumps(config))
     for load in (AutoTokenizer, AutoModelForCausalLM):
-        with pytest.raises(ValueError, match=r"config\.json has no base_vocab_fingerprint.*base_tokenizer\.json"):
+        with pytest.raises(
+            ValueError, match=r"config\.json has no base_vocab_fingerprint.*base_tokenizer\.json"
+        ):
             load.from_pretrained(old, trust_remote_code=True)
     config = json.loads((old / "config.json").read_text())
     config["base_vocab_fingerprint"] = vocab_fingerprint(tok.base)
@@ -245,15 +247,23 @@ def test_generate_refuses_a_tokenizer_that_is_not_a_zip2zip_one(saved):
     """The plain base tokenizer reads and writes uncompressed base ids: its ids would be read, but can't belong."""
     _, model, tok, base_tok = saved
     enc = tok(PROMPT, return_tensors="pt")
-    with pytest.raises(ValueError, match=r"tokenizer=TokenizersBackend, which is not a zip2zip tokenizer.*from_base"):
+    with pytest.raises(
+        ValueError, match=r"tokenizer=TokenizersBackend, which is not a zip2zip tokenizer.*from_base"
+    ):
         model.generate(**enc, tokenizer=base_tok, max_new_tokens=2)
 
 
 @pytest.mark.parametrize(
     ("setting", "value", "kind"),
-    [("max_subtokens", "4", "an int"), ("max_codebook_size", 2.5, "an int"), ("protect_digits", "false", "true or false")],
+    [
+        ("max_subtokens", "4", "an int"),
+        ("max_codebook_size", 2.5, "an int"),
+        ("protect_digits", "false", "true or false"),
+    ],
 )
 def test_a_setting_of_the_wrong_type_names_the_field_and_tokenizer_config(saved, setting, value, kind):
     _, model, _, base_tok = saved
-    with pytest.raises(TypeError, match=rf"{setting}={value!r} .* in tokenizer_config\.json .* must be {kind}"):
+    with pytest.raises(
+        TypeError, match=rf"{setting}={value!r} .* in tokenizer_config\.json .* must be {kind}"
+    ):
         Zip2ZipTokenizer.from_base(base_tok, model.config, **{setting: value})

@@ -63,7 +63,9 @@ def test_training_records_the_codec_the_weights_learned_and_loading_another_one_
     config["position_mode"] = "base"
     config["disabled_ids"] = config["disabled_ids"][:-1]
     (edited / "config.json").write_text(json.dumps(config))
-    with pytest.warns(UserWarning, match=r"config\.json\): the codec settings differ .*trained_codec") as caught:
+    with pytest.warns(
+        UserWarning, match=r"config\.json\): the codec settings differ .*trained_codec"
+    ) as caught:
         Zip2ZipConfig.from_pretrained(edited)
     said = str(caught[0].message)
     assert "position_mode: 'base' now vs 'compressed' in training" in said

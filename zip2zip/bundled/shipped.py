@@ -142,7 +142,9 @@ def _zip2zip_setting_names() -> list[str]:
     from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
 
     own = Zip2ZipConfig.__annotations__
-    return [name for name in own if name not in ("text_config", "base_vocab_size", "trained", "trained_codec")]
+    return [
+        name for name in own if name not in ("text_config", "base_vocab_size", "trained", "trained_codec")
+    ]
 
 
 def _files_digest(source: Path) -> str:

@@ -193,13 +193,15 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             BASE_TOKENIZER_FILE,
             _local_json,
             foreign_tokenizer_message,
-            missing_tokenizer_config_message,
             is_zip2zip_tokenizer_config,
+            missing_tokenizer_config_message,
             saved_tokenizer_settings,
         )
 
         subfolder = kwargs.get("subfolder")
-        folder, tokenizer_config = _local_json(pretrained_model_name_or_path, subfolder, "tokenizer_config.json")
+        folder, tokenizer_config = _local_json(
+            pretrained_model_name_or_path, subfolder, "tokenizer_config.json"
+        )
         if tokenizer_config is not None and not is_zip2zip_tokenizer_config(tokenizer_config):
             raise ValueError(foreign_tokenizer_message(folder, tokenizer_config))
         if (
@@ -209,7 +211,9 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         ):  # a tokenizer saved in part: AutoTokenizer would load something else, with a misleading message
             raise ValueError(missing_tokenizer_config_message(folder))
         if folder is not None:
-            _check_weight_files(folder, _local_json(pretrained_model_name_or_path, subfolder, "config.json")[1])
+            _check_weight_files(
+                folder, _local_json(pretrained_model_name_or_path, subfolder, "config.json")[1]
+            )
         try:
             loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except RuntimeError as error:

@@ -144,7 +144,12 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         **kwargs: Any,
     ) -> None:
         _check_settings(
-            base_vocab_size, max_codebook_size, max_subtokens, disabled_ids, protect_digits, protect_whitespace
+            base_vocab_size,
+            max_codebook_size,
+            max_subtokens,
+            disabled_ids,
+            protect_digits,
+            protect_whitespace,
         )
         base = (
             base_tokenizer
