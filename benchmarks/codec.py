@@ -7,12 +7,17 @@ side in one run, each is timed (median over repeats, in base tokens per second):
 * ``ours encode`` / ``ours decode``: :class:`zip2zip.model.lzw.LZWCodec`, one sequence at a time;
 * ``rust encode`` / ``rust batch_encode``: ``zip2zip-compression==0.3.4`` (``pip install .[bench]``).
 
-Run: ``python -m benchmarks.codec [--windows 64] [--repeats 7]``.
+``--many-disabled`` runs one case instead: encode and decode of one stream of 100,000 base ids in which 1,000
+distinct disabled ids occur (a vocabulary whose digit pieces are all protected, reading long numeric text),
+side by side; encode must not cost more per id because the disabled set is large.
+
+Run: ``python -m benchmarks.codec [--windows 64] [--repeats 7]`` or ``python -m benchmarks.codec --many-disabled``.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -85,13 +90,42 @@ def measure_domain(
     return [(domain, name, n_tokens / sec / 1e6, sec / len(seqs) * 1e6) for name, sec in timings.items()]
 
 
+def measure_many_disabled(repeats: int, length: int = 100_000, distinct: int = 1000) -> dict[str, float]:
+    """Encode vs decode of ``length`` ids of which one in five is one of ``distinct`` disabled ids."""
+    rng = random.Random(0)
+    V = 49152
+    disabled = list(range(1000, 1000 + distinct))
+    words = [rng.randrange(5000, V) for _ in range(200)]
+    ids = [disabled[(k // 5) % distinct] if k % 5 == 4 else rng.choice(words) for k in range(length)]
+    codec = LZWCodec(V, 2048, 4, disabled)
+    codes = codec.encode(ids)
+    assert codec.decode(codes) == ids and len(codec.disabled_ids.intersection(ids)) == distinct
+    encode = median_seconds(lambda: codec.encode(ids), repeats)
+    decode = median_seconds(lambda: codec.decode(codes), repeats)
+    print(f"\n{length} base ids, {distinct} distinct disabled ids present, {len(codes)} codes:")
+    print("| method | s (median) | M base ids/s |")
+    print("|---|---:|---:|")
+    for name, seconds in (("ours encode", encode), ("ours decode", decode)):
+        print(f"| {name} | {seconds:.4f} | {length / seconds / 1e6:.2f} |")
+    print(f"encode / decode = {encode / decode:.2f}x")
+    return {"encode": encode, "decode": decode}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--max-codebook-size", type=int, default=2048)
     parser.add_argument("--max-subtokens", type=int, default=4)
+    parser.add_argument(
+        "--many-disabled",
+        action="store_true",
+        help="only the case of 100,000 ids with 1,000 distinct disabled ids present (encode vs decode)",
+    )
     args = parser.parse_args()
+    if args.many_disabled:
+        measure_many_disabled(args.repeats)
+        return
 
     from zip2zip.bundled.base import load_default_tokenizer
 

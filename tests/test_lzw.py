@@ -302,3 +302,31 @@ def test_segments_share_one_codebook_and_no_code_spans_a_boundary(case, data):
     prompt_codes = codec.encode(ids[:cut])
     assert codes[: len(prompt_codes)] == prompt_codes, "the prompt keeps the codes it gets on its own"
     assert sum(codec.trace(codes).spans[: len(prompt_codes)]) == cut
+
+
+def test_encode_cost_per_id_stays_flat_as_distinct_disabled_ids_grow():
+    """Encode is linear in the input whatever the disabled set: the same stream shape (one id in ten disabled)
+    costs about the same whether its disabled ids are 1 distinct id or 2,000. A scan per distinct disabled id
+    made the 2,000 case an order of magnitude slower; the ratio bound is generous (timings on a shared machine),
+    the best of several runs is compared, and the result must equal the reference encoder's."""
+    import time
+
+    V, n = 50_000, 20_000
+    rng = random.Random(0)
+    pool = list(range(V - 2000, V))  # the ids that may be disabled
+    text = [rng.randrange(100) for _ in range(n)]  # repeated runs, so merges happen
+
+    def cost(distinct: int) -> float:
+        disabled = pool[:distinct]
+        ids = [rng.choice(disabled) if k % 10 == 9 else x for k, x in enumerate(text)]
+        codec = LZWCodec(V, 2048, 4, disabled)
+        assert codec.encode(ids) == reference_encode(ids, V, 2048, 4, set(disabled))[0]
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            codec.encode(ids)
+            best = min(best, time.process_time() - start)
+        return best
+
+    costs = {distinct: cost(distinct) for distinct in (1, 30, 300, 2000)}
+    assert max(costs.values()) < 3 * min(costs.values()), costs

@@ -359,6 +359,83 @@ def test_the_tokenizer_and_the_model_apply_the_codec_type_rule(bad):
     ids = tok("the cat sat on the mat. the cat sat")["input_ids"]
     with pytest.raises(TypeError, match=at_position(1)):
         tok.decode([ids[0], bad])
+    with pytest.raises(TypeError, match=at_position(1)):
+        tok([ids[0], bad])  # base ids in: the same rule, not int(x)
+    with pytest.raises(TypeError, match=at_position(1)):
+        tok([[ids[0], ids[1]], [ids[0], bad]])
     rows = torch.tensor([[ids[0], bad]], dtype=torch.bool if bad is True else torch.float32)
     with pytest.raises(TypeError, match=at_position(0)):
         model.prepare_codebook(rows)
+    for call in (lambda: model(rows), lambda: model.generate(rows, max_new_tokens=1)):
+        with pytest.raises(
+            TypeError, match=rf"input_ids must hold integer ids, got Tensor of dtype {rows.dtype}"
+        ):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("ids", "position", "shown"),
+    [
+        ([5, 2.7, 9], 1, r"2\.7 \(float\)"),
+        ([5, True, 9], 1, r"True \(bool\)"),
+        ([5, np.float64(7.9)], 1, r"np\.float64\(7\.9\)"),
+        ([5, "a"], 1, r"'a' \(str\): tokenize text first"),
+        ([5, None], 1, r"None \(NoneType\)"),
+        ([2.0, 5], 0, r"2\.0 \(float\)"),
+    ],
+)
+def test_tokenizer_ids_follow_the_codec_rule_and_name_the_position(ids, position, shown):
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipTokenizer
+
+    tok = Zip2ZipTokenizer.from_base(tiny_bpe_tokenizer(), max_codebook_size=16)
+    with pytest.raises(
+        TypeError, match=rf"base id at position {position} must be an integer id, got {shown}"
+    ):
+        tok(ids)
+    codes = [int(i) for i in ids if type(i) is int]
+    assert (
+        tok([np.int64(i) for i in codes])["input_ids"] == tok(codes)["input_ids"]
+    )  # integer scalars are ids
+
+
+# ------------------------------------------------------------------ the codec's edges (issue: second round)
+
+
+@pytest.mark.parametrize("stream", [{6, 5}, frozenset({6, 5}), {5: "a", 6: "b"}, {5: 1}.keys()])
+def test_unordered_containers_are_not_streams(stream):
+    codec = LZWCodec(10, 5, 3)
+    for call in (codec.encode, codec.decode, codec.trace, codec.new_decoder().feed_many):
+        with pytest.raises(TypeError, match=r"not in stream order; pass a list"):
+            call(stream)
+    with pytest.raises(TypeError, match=r"sequence 0 of the batch: .*not in stream order"):
+        codec.batch_decode([stream])
+    # The disabled ids are a set: any container of them is fine.
+    assert LZWCodec(10, 5, 3, disabled_ids={0, 1}).disabled_ids == {0, 1}
+
+
+def test_a_trace_does_not_change_when_the_caller_changes_its_list():
+    codec = LZWCodec(10, 8, 3)
+    codes = codec.encode([5, 6, 5, 6, 5, 6])
+    for trace in (codec.trace(codes), codec.trace(codes, exclusions=True)):
+        before = list(trace.codes)
+        codes.append(5)
+        codes[0] = 7
+        assert trace.codes == before and trace.codes is not codes
+
+
+@pytest.mark.parametrize("scalar", [torch.tensor(5.0), torch.tensor(True), np.float32(5.0), np.bool_(True)])
+def test_a_scalar_of_another_dtype_gets_the_integer_hint_not_the_batch_hint(scalar):
+    codec = LZWCodec(10, 8, 3)
+    for call in (codec.new_decoder().feed, lambda x: codec.decode([5, x])):
+        with pytest.raises(
+            TypeError, match=r"must be an integer id, got .*: pass (Python ints or )?integer"
+        ) as error:
+            call(scalar)
+        assert "batch" not in str(error.value)
+
+
+def test_a_setting_given_as_text_is_named_without_the_ids_hint():
+    with pytest.raises(TypeError, match=r"max_subtokens must be an int, got '4' \(str\): pass a Python int"):
+        LZWCodec(10, 8, "4")

@@ -130,18 +130,27 @@ def test_both_sides_record_the_base_vocabulary_fingerprint(saved):
     loaded.generate(**loaded_tok(PROMPT, return_tensors="pt"), tokenizer=loaded_tok, max_new_tokens=2)
 
 
-def test_a_folder_saved_before_the_fingerprint_still_loads(saved, tmp_path):
-    folder, *_ = saved
+def test_a_folder_whose_config_records_no_fingerprint_is_refused_until_it_does(saved, tmp_path):
+    """Without the record, a swapped base vocabulary would load silently: both loaders refuse, naming config.json
+    and the field, and the fix the message gives (record the tokenizer's fingerprint) makes the folder load."""
+    folder, _, tok, _ = saved
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     for name in ("config.json", "tokenizer_config.json"):
         config = json.loads((old / name).read_text())
         del config["base_vocab_fingerprint"]
         (old / name).write_text(json.dumps(config))
-    tok = AutoTokenizer.from_pretrained(old, trust_remote_code=True)
+    for load in (AutoTokenizer, AutoModelForCausalLM):
+        with pytest.raises(
+            ValueError, match=r"config\.json has no base_vocab_fingerprint.*base_tokenizer\.json"
+        ):
+            load.from_pretrained(old, trust_remote_code=True)
+    config = json.loads((old / "config.json").read_text())
+    config["base_vocab_fingerprint"] = vocab_fingerprint(tok.base)
+    (old / "config.json").write_text(json.dumps(config))
+    loaded_tok = AutoTokenizer.from_pretrained(old, trust_remote_code=True)
     model = AutoModelForCausalLM.from_pretrained(old, trust_remote_code=True)
-    assert model.config.base_vocab_fingerprint is None
-    tok.check_compatible(model.config)
+    loaded_tok.check_compatible(model.config)
 
 
 @pytest.mark.parametrize("field", ALL_FIELDS)
@@ -232,3 +241,29 @@ def test_remote_code_refuses_a_tampered_folder_without_the_package(saved, tmp_pa
     assert set(errors) == {"tokenizer", "model", "pipeline"}
     for message in errors.values():
         assert field in message
+
+
+def test_generate_refuses_a_tokenizer_that_is_not_a_zip2zip_one(saved):
+    """The plain base tokenizer reads and writes uncompressed base ids: its ids would be read, but can't belong."""
+    _, model, tok, base_tok = saved
+    enc = tok(PROMPT, return_tensors="pt")
+    with pytest.raises(
+        ValueError, match=r"tokenizer=TokenizersBackend, which is not a zip2zip tokenizer.*from_base"
+    ):
+        model.generate(**enc, tokenizer=base_tok, max_new_tokens=2)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "kind"),
+    [
+        ("max_subtokens", "4", "an int"),
+        ("max_codebook_size", 2.5, "an int"),
+        ("protect_digits", "false", "true or false"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_names_the_field_and_tokenizer_config(saved, setting, value, kind):
+    _, model, _, base_tok = saved
+    with pytest.raises(
+        TypeError, match=rf"{setting}={value!r} .* in tokenizer_config\.json .* must be {kind}"
+    ):
+        Zip2ZipTokenizer.from_base(base_tok, model.config, **{setting: value})

@@ -45,6 +45,33 @@ def test_training_records_it_in_the_config(trained_run):
     assert is_trained(trained_run)
 
 
+def test_training_records_the_codec_the_weights_learned_and_loading_another_one_warns(trained_run, tmp_path):
+    """The codec settings are part of what the weights mean: training records them (trained_codec), and a folder
+    whose settings differ loads with a warning naming each field, trained value and current one."""
+    import shutil
+    import warnings
+
+    from zip2zip.model.configuration_zip2zip import TRAINED_CODEC_SETTINGS, Zip2ZipConfig
+
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["trained_codec"] == {name: config[name] for name in TRAINED_CODEC_SETTINGS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the folder as training wrote it: no warning
+        Zip2ZipConfig.from_pretrained(trained_run)
+    edited = tmp_path / "edited"
+    shutil.copytree(trained_run, edited)
+    config["position_mode"] = "base"
+    config["disabled_ids"] = config["disabled_ids"][:-1]
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.warns(
+        UserWarning, match=r"config\.json\): the codec settings differ .*trained_codec"
+    ) as caught:
+        Zip2ZipConfig.from_pretrained(edited)
+    said = str(caught[0].message)
+    assert "position_mode: 'base' now vs 'compressed' in training" in said
+    assert f"now merged: [{config['trained_codec']['disabled_ids'][-1]}]" in said
+
+
 def test_export_carries_it_and_the_card_and_cli_agree(trained_run, tmp_path, capsys):
     out = export_repo(trained_run, tmp_path / "repo", base_model="tiny/base", license="apache-2.0")
     assert not (out / "adapter").exists() and not (out / "training_args.bin").exists()

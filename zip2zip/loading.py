@@ -201,7 +201,12 @@ def load_adapter(
             )
         from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
 
-        own = set(Zip2ZipConfig.__annotations__) - {"text_config", "base_vocab_size", "trained"}
+        own = set(Zip2ZipConfig.__annotations__) - {
+            "text_config",
+            "base_vocab_size",
+            "trained",
+            "trained_codec",
+        }
         settings = {key: value for key, value in config.items() if key in own}
     else:
         raise FileNotFoundError(
@@ -213,7 +218,7 @@ def load_adapter(
     adapted = PeftModel.from_pretrained(model, os.fspath(folder))
     if merge:
         adapted = adapted.merge_and_unload()
-        adapted.config.trained = True
+        adapted.config.mark_trained()
     return LoadedZip2Zip(adapted.eval(), tokenizer, True)
 
 

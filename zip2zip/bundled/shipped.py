@@ -142,7 +142,9 @@ def _zip2zip_setting_names() -> list[str]:
     from zip2zip.model.configuration_zip2zip import Zip2ZipConfig
 
     own = Zip2ZipConfig.__annotations__
-    return [name for name in own if name not in ("text_config", "base_vocab_size", "trained")]
+    return [
+        name for name in own if name not in ("text_config", "base_vocab_size", "trained", "trained_codec")
+    ]
 
 
 def _files_digest(source: Path) -> str:
@@ -207,7 +209,7 @@ def _assemble_shipped(source: Path, base_path: str, target: Path) -> None:
     workdir = make_temporary_folder(target)
     try:
         merged, tokenizer = build_shipped_model(source, base_path=base_path)  # float32, eval mode
-        merged.config.trained = True
+        merged.config.mark_trained()
         merged.save_pretrained(workdir, safe_serialization=True)
         tokenizer.save_pretrained(workdir)
         if DELTA_FILENAME not in (_shipped_files(source) or ()):

@@ -22,13 +22,17 @@ from transformers.configuration_utils import SubConfigSpec
 
 __all__ = [
     "CODEC_SETTINGS",
+    "TRAINED_CODEC_SETTINGS",
     "Zip2ZipConfig",
     "codec_mismatch_message",
     "codec_mismatches",
     "default_disabled_ids",
     "describe_codec_mismatches",
     "folder_mismatch_message",
+    "missing_fingerprint_message",
     "read_setting",
+    "trained_codec_changes",
+    "trained_codec_message",
     "vocab_fingerprint",
     "whitespace_ids",
 ]
@@ -42,6 +46,16 @@ CODEC_SETTINGS = (
     "disabled_ids",
     "protect_digits",
     "protect_whitespace",
+)
+
+# What the weights were trained with and mean nothing without (recorded in `trained_codec` when `trained` is set):
+# the vocabulary layout, which runs merge, and where each code sits.
+TRAINED_CODEC_SETTINGS = (
+    "base_vocab_size",
+    "max_codebook_size",
+    "max_subtokens",
+    "disabled_ids",
+    "position_mode",
 )
 
 _POOLINGS = ("mean", "first", "last")
@@ -145,6 +159,12 @@ class Zip2ZipConfig(PreTrainedConfig):
             Whether the hyper-encoders (and any adapters) were trained: set by `Zip2ZipSFTTrainer.save_model` and
             by the shipped checkpoint's assembly, carried by export. `from_base` makes untrained models; tools
             (the command line, the demo, model cards) read this field and nothing else to say which a model is.
+        trained_codec (`dict`, *optional*):
+            The codec settings the weights were trained with ([`TRAINED_CODEC_SETTINGS`]), recorded with `trained`
+            by [`~Zip2ZipConfig.mark_trained`]. Loading a config whose settings differ from it warns, naming each
+            field: the weights then read and write codes under settings they never learned (reading a trained
+            model under other settings on purpose is the package's `change_codec`; training again records
+            the new settings).
     """
 
     model_type = "zip2zip"
@@ -174,6 +194,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     reconstruction_max_entries: int = 512
     initializer_range: float | None = None
     trained: bool = False
+    trained_codec: dict | None = None
 
     def __post_init__(self, **kwargs):
         # The base class sets the attention implementation on every sub-config (None when not given): keep
@@ -204,7 +225,10 @@ class Zip2ZipConfig(PreTrainedConfig):
         def integer(name: str, low: int) -> int:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"Zip2ZipConfig.{name} must be an int >= {low}, got {value!r}")
+                raise ValueError(
+                    f"Zip2ZipConfig.{name} must be an int >= {low}, got {value!r} ({type(value).__name__}); in a "
+                    f"saved folder, write {name} in config.json as a JSON number (the value the weights were made with)"
+                )
             return value
 
         if self.base_vocab_size is None:
@@ -251,6 +275,34 @@ class Zip2ZipConfig(PreTrainedConfig):
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ValueError(f"Zip2ZipConfig.reconstruction_loss_weight must be a float >= 0, got {weight!r}")
         integer("reconstruction_max_entries", 1)
+        if self.trained_codec is not None and not isinstance(self.trained_codec, Mapping):
+            raise ValueError(
+                f"Zip2ZipConfig.trained_codec must be a dict of the settings the weights were trained with "
+                f"{TRAINED_CODEC_SETTINGS}, got {self.trained_codec!r}"
+            )
+
+    def mark_trained(self) -> None:
+        """Record that the weights were trained, and with which codec settings (``trained_codec``)."""
+        self.trained = True
+        self.trained_codec = {name: _plain(getattr(self, name)) for name in TRAINED_CODEC_SETTINGS}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """As transformers' ``from_pretrained``; warns when the codec settings differ from ``trained_codec``."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        where = f"{pretrained_model_name_or_path} (config.json)"
+        changes = trained_codec_changes(config.trained_codec, config)
+        if changes:
+            warnings.warn(trained_codec_message(where, changes), stacklevel=2)
+        elif config.trained and config.trained_codec is None:
+            warnings.warn(
+                f"{pretrained_model_name_or_path}: config.json marks the model trained but records no trained_codec, "
+                "so its codec settings cannot be checked against the ones its weights learned. If they are "
+                "unchanged since training, record them: config.mark_trained(), then config.save_pretrained(folder).",
+                stacklevel=2,
+            )
+        return loaded
 
     @property
     def codebook_vocab_size(self) -> int:
@@ -464,6 +516,62 @@ def folder_mismatch_message(folder: Any, mismatches: Mapping[str, tuple[Any, Any
         "tokenizer files (tokenizer_config.json, base_tokenizer.json)",
         fix,
     )
+
+
+def trained_codec_changes(trained_codec: Any, settings: Any) -> dict[str, tuple[Any, Any]]:
+    """``{name: (trained, now)}`` for each recorded setting ``settings`` holds with another value (empty when
+    ``trained_codec`` is None). ``settings`` is a config, a tokenizer or a saved dict; `disabled_ids` compare as sets."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    if not isinstance(trained_codec, Mapping):
+        return changes
+    for name in TRAINED_CODEC_SETTINGS:
+        trained, now = trained_codec.get(name), read_setting(settings, name)
+        if trained is None or now is None:
+            continue
+        if name == "disabled_ids":
+            trained, now = sorted({int(i) for i in trained}), sorted({int(i) for i in now})
+        if trained != now:
+            changes[name] = (trained, now)
+    return changes
+
+
+def trained_codec_message(where: str, changes: Mapping[str, tuple[Any, Any]]) -> str:
+    """The warning for :func:`trained_codec_changes`: each field, trained vs now, and what to do."""
+    lines = []
+    for name, (trained, now) in changes.items():
+        if name == "disabled_ids":
+            trained, now = set(trained), set(now)
+            lines.append(
+                f"disabled_ids: {len(now)} now vs {len(trained)} in training; now merged: "
+                f"{_abbreviate(sorted(trained - now))}, now never merged: {_abbreviate(sorted(now - trained))}"
+            )
+        else:
+            lines.append(f"{name}: {now!r} now vs {trained!r} in training")
+    return (
+        f"{where}: the codec settings differ from the ones the weights were trained with (trained_codec), so the "
+        "model reads and writes codes under settings it never learned and its outputs change:\n  "
+        + "\n  ".join(lines)
+        + "\nRestore these fields from trained_codec (in config.json and tokenizer_config.json), or, to read the "
+        "model under other settings on purpose, keep them (the zip2zip package's change_codec); training again "
+        "records the new settings."
+    )
+
+
+def missing_fingerprint_message(folder: Any) -> str:
+    """The ValueError text for a folder whose model config records no base vocabulary to check the tokenizer by."""
+    return (
+        f"{folder}: config.json has no base_vocab_fingerprint, so the base vocabulary of the tokenizer saved there "
+        "(base_tokenizer.json) cannot be checked against the one the model was built with: an edited or replaced "
+        "base tokenizer would make ids mean other tokens, silently. Restore the folder's original config.json, or, "
+        "if base_tokenizer.json is the model's own base tokenizer, record it: set base_vocab_fingerprint in "
+        "config.json to vocab_fingerprint(base tokenizer) (configuration_zip2zip.py; the tokenizer's "
+        "base_vocab_fingerprint attribute), then save or export the folder again. Models made with "
+        "Zip2ZipForCausalLM.from_base(..., tokenizer=base_tokenizer) record it."
+    )
+
+
+def _plain(value: Any) -> Any:
+    return sorted(int(i) for i in value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
 
 def _short(fingerprint: Any) -> str:

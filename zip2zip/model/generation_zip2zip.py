@@ -64,6 +64,7 @@ from transformers.generation.utils import GENERATION_MODES_MAPPING, GenerateDeco
 
 from .generation_state_zip2zip import Zip2ZipGenerationState, Zip2ZipGenerationStats
 from .lookup_zip2zip import LOOKUP_MATCH_MODES, prompt_lookup_decoding
+from .lzw_inputs import require_int_dtype
 from .stopping_zip2zip import (
     Zip2ZipAcceptSetLogitsProcessor,
     Zip2ZipMaxBaseTokensCriteria,
@@ -195,10 +196,19 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             a [`Zip2ZipGenerateOutput`] that also holds the raw `codes` and the `generation_stats`
             (also available as `model.last_generation_stats`, per thread).
         """
-        if getattr(kwargs.get("tokenizer"), "check_compatible", None) is not None:
-            kwargs["tokenizer"].check_compatible(
-                self.config
-            )  # a tokenizer of another codec misreads every id
+        tokenizer = kwargs.get("tokenizer")
+        if tokenizer is not None:
+            if getattr(tokenizer, "check_compatible", None) is None:
+                raise ValueError(
+                    f"generate got tokenizer={type(tokenizer).__name__}, which is not a zip2zip tokenizer: it reads "
+                    "and writes base ids without this model's LZW codec, so its ids and text cannot belong to this "
+                    "model. Pass the model's Zip2ZipTokenizer (AutoTokenizer.from_pretrained(model folder, "
+                    "trust_remote_code=True)), or wrap that tokenizer: Zip2ZipTokenizer.from_base(it, model.config)."
+                )
+            tokenizer.check_compatible(self.config)  # a tokenizer of another codec misreads every id
+        prompt = inputs if inputs is not None else kwargs.get("input_ids")
+        if prompt is not None:
+            require_int_dtype(prompt, "input_ids")  # the codec's type rule, on the whole tensor
         if custom_generate is not None:
             raise ValueError(
                 f"{type(self).__name__}.generate does not take custom_generate={custom_generate!r}: its decoding "

@@ -43,6 +43,7 @@ position describes it. The model masks every other slot with ``-inf``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import compress
 
 from .lzw_decoder import LZWDecoder
 from .lzw_inputs import check_base_ids, int_prefix, map_batch, require_int, to_list
@@ -123,7 +124,8 @@ class LZWCodec:
         """The reference encoder; ``record`` also keeps the entries (for the codebook).
 
         Disabled ids cut the stream into segments that share one codebook; each segment runs through a
-        loop that never has to test for disabled ids.
+        loop that never has to test for disabled ids. The cuts are found in one pass over the ids, whatever
+        the number of distinct disabled ids present (a vocabulary may protect a thousand digit pieces).
         """
         if self.max_subtokens == 1:
             return list(ids)
@@ -132,7 +134,7 @@ class LZWCodec:
         if not present:
             self._encode_segment(ids, state, record, out)
             return out
-        cuts = sorted(i for d in present for i in _positions(ids, d))
+        cuts = compress(range(len(ids)), map(present.__contains__, ids))
         start = 0
         for cut in cuts:
             if cut > start:
@@ -273,6 +275,7 @@ class LZWCodec:
                 raise error
         else:
             codes = decoder._run_checked(codes, limits, candidates, spans)
+        codes = list(codes)  # the trace is frozen: it must not share the caller's list
         limits.append(decoder.accept_limit)
         candidates.append(decoder.candidate)
         return DecodeTrace(codes, decoder.base_ids, spans, decoder.codebook, limits, candidates, excluded)
@@ -280,18 +283,6 @@ class LZWCodec:
     def batch_trace(self, batch: Iterable[Iterable[int]]) -> list[DecodeTrace]:
         """:meth:`trace` for every sequence of a batch."""
         return map_batch(self.trace, batch)
-
-
-def _positions(values: list[int], target: int) -> list[int]:
-    """Every index of ``target`` in ``values`` (list.index runs at C speed)."""
-    found = []
-    i = -1
-    try:
-        while True:
-            i = values.index(target, i + 1)
-            found.append(i)
-    except ValueError:
-        return found
 
 
 def spans_to_positions(spans: Sequence[int]) -> list[int]:

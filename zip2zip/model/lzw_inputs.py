@@ -3,18 +3,32 @@
 Python ints, numpy/torch integer scalars and 1-d integer arrays/tensors are converted to Python ints (so
 results are plain ints and no fixed-width overflow can happen); bools, floats, complex numbers, text, None
 and nested containers are rejected with a TypeError naming the position in the whole stream, the value and
-what to pass instead. Standard library only (numpy and torch are recognised by duck typing), like the codec.
+what to pass instead. A stream is ordered: sets and mappings are refused whole. Standard library only (numpy
+and torch are recognised by duck typing), like the codec. The tokenizer (``tok(ids)``, ``tok.decode``) and the
+model (``forward``, ``generate``) apply this same rule.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 
-__all__ = ["describe", "int_prefix", "map_batch", "require_int", "to_int", "to_list", "type_error"]
+__all__ = [
+    "check_base_ids",
+    "describe",
+    "int_prefix",
+    "map_batch",
+    "require_int",
+    "require_int_dtype",
+    "to_int",
+    "to_list",
+    "type_error",
+]
 
 
 _TEXT = (str, bytes, bytearray)
+# What the codec takes as a set; every other input is a stream, whose order is its meaning.
+_SETS = ("disabled id",)
 
 
 def to_int(value: object) -> int | None:
@@ -51,8 +65,12 @@ def describe(value: object) -> str:
 
 
 def type_error(subject: str, value: object, noun: str = "an integer id") -> TypeError:
-    if isinstance(value, _TEXT):
+    if noun == "an int":  # a setting (base_vocab_size, max_subtokens...), not an id
+        hint = "pass a Python int"
+    elif isinstance(value, _TEXT):
         hint = "tokenize text first and pass its ids"
+    elif getattr(value, "ndim", None) == 0:  # a numpy/torch scalar of another dtype (a 0-d tensor iterates)
+        hint = "pass integer ids (int(x), array.astype(int), tensor.long())"
     elif isinstance(value, Iterable) or getattr(value, "ndim", 0):
         hint = "pass one flat sequence of ids (a batch of sequences goes to the batch_* methods)"
     else:
@@ -61,9 +79,19 @@ def type_error(subject: str, value: object, noun: str = "an integer id") -> Type
 
 
 def to_list(values: Iterable[int], what: str, where: str = "") -> list:
-    """``values`` as a list (numpy arrays and torch tensors through ``tolist``), elements unchecked."""
+    """``values`` as a list (numpy arrays and torch tensors through ``tolist``), elements unchecked.
+
+    Sets and mappings are refused as streams: they hold ids in no stream order (``{6, 5}`` iterates as
+    ``5, 6``); only the disabled ids are a set.
+    """
     if type(values) is list:
         return values
+    if isinstance(values, (Set, Mapping)) and what not in _SETS:
+        why = "iterates over its keys" if isinstance(values, Mapping) else "holds ids in hash order"
+        raise TypeError(
+            f"expected a sequence of {what}s{where}, got {describe(values)}: a {type(values).__name__} {why}, not "
+            "in stream order; pass a list, a tuple, or a 1-d numpy array or torch tensor of integer ids"
+        )
     if hasattr(values, "tolist") and not isinstance(values, _TEXT):
         listed = values.tolist()
         if isinstance(listed, list):
@@ -74,6 +102,21 @@ def to_list(values: Iterable[int], what: str, where: str = "") -> list:
         f"expected a sequence of {what}s{where}, got {describe(values)}: pass a list, a tuple, or a 1-d numpy "
         "array or torch tensor of integer ids (tokenize text first)"
     )
+
+
+def require_int_dtype(values: object, subject: str) -> None:
+    """Raise a TypeError when ``values`` (a numpy array or torch tensor) holds no integer ids: floats, bools.
+
+    The array form of the element rule, for callers that work on whole tensors (the model's ``forward`` and
+    ``generate``); the codec checks element by element and reports the first bad position instead.
+    """
+    dtype = str(getattr(values, "dtype", ""))
+    kind = dtype.removeprefix("torch.")
+    if dtype and not (kind.startswith(("int", "uint", "long")) or kind in ("short", "byte")):
+        raise TypeError(
+            f"{subject} must hold integer ids, got {type(values).__name__} of dtype {dtype}: pass token ids as "
+            "integers (tensor.long(), array.astype(int)); bools and floats are not ids"
+        )
 
 
 def int_prefix(

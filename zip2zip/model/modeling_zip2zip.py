@@ -43,6 +43,7 @@ from .generation_zip2zip import Zip2ZipGenerationMixin
 from .hypertokens_zip2zip import Zip2ZipEntryCache, Zip2ZipHypertokenMixin
 from .loss_zip2zip import chunked_causal_lm_loss
 from .lzw import LZWCodec
+from .lzw_inputs import require_int_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -180,26 +181,65 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any) -> Any:
-        """As transformers' `from_pretrained`; a local folder that also holds a Zip2ZipTokenizer must agree with
-        it (codec settings and base vocabulary), or a ValueError names each field that differs."""
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        from .configuration_zip2zip import codec_mismatches, folder_mismatch_message
-        from .tokenization_utils_zip2zip import saved_tokenizer_settings
-
-        folder, settings = saved_tokenizer_settings(
-            pretrained_model_name_or_path,
-            kwargs.get("subfolder"),
-            model.config.base_vocab_fingerprint is not None,
+        """As transformers' `from_pretrained`, with the checks of a local folder, each naming the file and field:
+        the weights file must be whole and shaped as config.json says; a tokenizer saved beside the model must be a
+        Zip2ZipTokenizer that agrees with it (codec settings and base vocabulary, which config.json must record)."""
+        from .configuration_zip2zip import (
+            codec_mismatches,
+            folder_mismatch_message,
+            missing_fingerprint_message,
         )
-        mismatches = codec_mismatches(model.config, settings) if settings is not None else {}
-        if mismatches:
-            raise ValueError(folder_mismatch_message(folder, mismatches))
+        from .tokenization_utils_zip2zip import (
+            BASE_TOKENIZER_FILE,
+            _local_json,
+            foreign_tokenizer_message,
+            is_zip2zip_tokenizer_config,
+            missing_tokenizer_config_message,
+            saved_tokenizer_settings,
+        )
+
+        subfolder = kwargs.get("subfolder")
+        folder, tokenizer_config = _local_json(
+            pretrained_model_name_or_path, subfolder, "tokenizer_config.json"
+        )
+        if tokenizer_config is not None and not is_zip2zip_tokenizer_config(tokenizer_config):
+            raise ValueError(foreign_tokenizer_message(folder, tokenizer_config))
+        if (
+            folder is not None
+            and tokenizer_config is None
+            and os.path.isfile(os.path.join(folder, BASE_TOKENIZER_FILE))
+        ):  # a tokenizer saved in part: AutoTokenizer would load something else, with a misleading message
+            raise ValueError(missing_tokenizer_config_message(folder))
+        if folder is not None:
+            _check_weight_files(
+                folder, _local_json(pretrained_model_name_or_path, subfolder, "config.json")[1]
+            )
+        try:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except RuntimeError as error:
+            if folder is None or "size mismatch" not in str(error):
+                raise
+            raise ValueError(
+                f"{folder}: the weights (model.safetensors) do not have the shapes config.json describes, so "
+                "config.json was edited or belongs to other weights; restore it (the fields that shape the weights: "
+                "max_subtokens, encoder_*, tie_encoders, reconstruction_loss_weight, text_config). "
+                f"transformers said: {error}"
+            ) from None
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        folder, settings = saved_tokenizer_settings(pretrained_model_name_or_path, subfolder)
+        if settings is not None:
+            mismatches = codec_mismatches(model.config, settings)
+            if mismatches:
+                raise ValueError(folder_mismatch_message(folder, mismatches))
+            if model.config.base_vocab_fingerprint is None:
+                raise ValueError(missing_fingerprint_message(folder))
         return loaded
 
     def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
         """As transformers' `save_pretrained`; ``auto_map`` also maps ``AutoModel`` to this class: there is no
         headless zip2zip model (reading and writing hypertokens needs both encoders), so it loads the whole model."""
+        if self.config.trained and self.config.trained_codec is None:
+            self.config.mark_trained()  # a config marked trained by hand: record the codec it is saved with
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", f"{__name__.rpartition('.')[2]}.{type(self).__name__}")
         self.config.auto_map = auto_map
@@ -272,7 +312,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
         if isinstance(base_model_or_path, (str, os.PathLike)):
             path = os.fspath(base_model_or_path)
             base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-            if tokenizer is None and disabled_ids is None:
+            if tokenizer is None:  # its never-merged ids (unless given) and its fingerprint
                 try:
                     from transformers import AutoTokenizer
 
@@ -450,6 +490,7 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
             raise ValueError(
                 "pass either input_ids or inputs_embeds, not both; Zip2ZipForCausalLM embeds input_ids itself"
             )
+        require_int_dtype(input_ids, "input_ids")  # the codec's type rule, on the whole tensor
         self._check_ids(input_ids, attention_mask)
 
     def _codebook_inputs(
@@ -580,6 +621,50 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
                 f"(< {V}) and hypertoken slots (max_codebook_size={C}); the tokenizer's base_vocab_size / "
                 "max_codebook_size must match the model config"
             )
+
+
+def _check_weight_files(folder: str, config: dict | None) -> None:
+    """Check a folder's safetensors files before transformers reads them: each one whole (its header's tensors fit
+    in the file), and the constituent-slot tables as long as config.json's ``max_subtokens``. A ValueError names
+    the file, the field and the fix; transformers' own errors name neither."""
+    import json
+    import struct
+
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as handle:
+            names = sorted(set(json.load(handle).get("weight_map", {}).values()))
+    else:
+        names = ["model.safetensors"] if os.path.isfile(os.path.join(folder, "model.safetensors")) else []
+    for name in names:
+        path = os.path.join(folder, name)
+        size = os.path.getsize(path) if os.path.isfile(path) else -1
+        damaged = (
+            f"{path} is missing" if size < 0 else f"{path} is damaged or truncated ({size} bytes)"
+        ) + ": download or copy the model folder again (or re-save it with model.save_pretrained)."
+        try:
+            with open(path, "rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                if not 2 <= length <= size - 8:
+                    raise ValueError(f"a header of {length} bytes")
+                header = json.loads(handle.read(length))
+        except (OSError, struct.error, ValueError) as error:
+            raise ValueError(f"{damaged} Its safetensors header could not be read ({error}).") from None
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        if 8 + length + end != size:
+            raise ValueError(
+                f"{damaged} Its header describes {8 + length + end} bytes of tensors and header, the file holds {size}."
+            )
+        M = (config or {}).get("max_subtokens")
+        for key, tensor in header.items():
+            if key.endswith("slot_embeddings.weight") and M is not None and tensor["shape"][0] != M:
+                raise ValueError(
+                    f"{folder}: max_subtokens={M!r} in config.json, but the weights ({name}: {key} has "
+                    f"{tensor['shape'][0]} constituent slots) were built for max_subtokens={tensor['shape'][0]}. "
+                    f"Set max_subtokens back to {tensor['shape'][0]} in config.json and tokenizer_config.json; to "
+                    "read the model with shorter hypertokens, load it as saved and use "
+                    "change_codec (in the zip2zip package)."
+                )
 
 
 def _kept_positions(logits_to_keep: int | torch.Tensor, length: int, device: torch.device) -> Any:

@@ -27,8 +27,10 @@ __all__ = [
     "codebook_tables",
     "compress_rows",
     "encode_texts",
+    "foreign_tokenizer_message",
     "input_ids_of",
     "is_ids",
+    "is_zip2zip_tokenizer_config",
     "load_base_tokenizer",
     "missing_tokenizer_config_message",
     "pad_rows",
@@ -58,7 +60,7 @@ def _local_json(path: Any, subfolder: str | None, name: str) -> tuple[str | None
     """``(folder, parsed name)`` when ``path`` (plus ``subfolder``) is a local folder holding ``name``."""
     if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
         return None, None  # a Hub id: its files are checked where it was saved
-    folder = os.path.join(os.fspath(path), subfolder or "")
+    folder = os.path.join(os.fspath(path), subfolder) if subfolder else os.fspath(path)
     file = os.path.join(folder, name)
     if not os.path.isfile(file):
         return folder, None
@@ -71,9 +73,35 @@ def _local_json(path: Any, subfolder: str | None, name: str) -> tuple[str | None
 
 
 def saved_model_settings(path: Any, subfolder: str | None = None) -> tuple[str | None, dict[str, Any] | None]:
-    """The folder and its zip2zip ``config.json`` (None when absent or not a zip2zip model)."""
+    """The folder and its zip2zip ``config.json`` (None when absent or not a zip2zip model).
+
+    A config counts as zip2zip's by its ``model_type`` or by the codec settings it carries: a folder whose
+    ``model_type`` was edited is still checked."""
     folder, config = _local_json(path, subfolder, "config.json")
-    return folder, config if config is not None and config.get("model_type") == "zip2zip" else None
+    if config is None:
+        return folder, None
+    carries_codec = all(name in config for name in ("max_codebook_size", "max_subtokens", "disabled_ids"))
+    return folder, config if config.get("model_type") == "zip2zip" or carries_codec else None
+
+
+def is_zip2zip_tokenizer_config(config: dict[str, Any]) -> bool:
+    """Whether a parsed ``tokenizer_config.json`` is a Zip2ZipTokenizer's (its codec settings or its class)."""
+    auto_map = config.get("auto_map") or {}
+    names = [config.get("tokenizer_class"), *(auto_map.get("AutoTokenizer") or [])]
+    return config.get("max_subtokens") is not None or any("Zip2ZipTokenizer" in str(n) for n in names if n)
+
+
+def foreign_tokenizer_message(folder: Any, config: dict[str, Any]) -> str:
+    """The ValueError text for a zip2zip model folder whose tokenizer files belong to another tokenizer."""
+    return (
+        f"{folder}: tokenizer_config.json is not a zip2zip tokenizer's (tokenizer_class="
+        f"{config.get('tokenizer_class')!r}, no max_subtokens, no Zip2ZipTokenizer in auto_map): AutoTokenizer "
+        "would load a plain tokenizer beside this zip2zip model, which feeds it base ids without the LZW codec "
+        "(no compression, other outputs) and cannot decode its hypertokens. Restore the folder's tokenizer files, or "
+        "save the model's tokenizer there: Zip2ZipTokenizer.from_base(base_tokenizer, model.config)"
+        f".save_pretrained({str(folder)!r}) (it writes tokenizer_config.json and {BASE_TOKENIZER_FILE}; remove a "
+        "stray tokenizer.json)."
+    )
 
 
 def saved_tokenizer_settings(
@@ -182,7 +210,10 @@ def input_ids_of(token_ids: Any) -> Any:
 
 
 def is_ids(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and (not value or isinstance(value[0], int))
+    """Whether ``value`` is one sequence of ids (not text, words or a batch): a list or tuple whose first element
+    is neither text nor a sequence. Its elements then follow the codec's type rule (``lzw_inputs``), so
+    ``[5, 2.7]`` is refused at position 1 instead of being read as ``[5, 2]``."""
+    return isinstance(value, (list, tuple)) and (not value or not isinstance(value[0], (str, list, tuple)))
 
 
 def split_batch(text: Any, text_pair: Any, is_split_into_words: bool) -> tuple[list[Any], list[Any], bool]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -44,10 +45,14 @@ from .configuration_zip2zip import (
     codec_mismatches,
     default_disabled_ids,
     folder_mismatch_message,
+    missing_fingerprint_message,
     read_setting,
+    trained_codec_changes,
+    trained_codec_message,
     vocab_fingerprint,
 )
 from .lzw import LZWCodec
+from .lzw_inputs import check_base_ids, to_int
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
 from .tokenization_decoding_zip2zip import Zip2ZipDecodingMixin
 from .tokenization_utils_zip2zip import (
@@ -138,6 +143,14 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         base_tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
+        _check_settings(
+            base_vocab_size,
+            max_codebook_size,
+            max_subtokens,
+            disabled_ids,
+            protect_digits,
+            protect_whitespace,
+        )
         base = (
             base_tokenizer
             if base_tokenizer is not None
@@ -165,7 +178,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             base_vocab_size=base_vocab_size,
             max_codebook_size=max_codebook_size,
             max_subtokens=max_subtokens,
-            disabled_ids=None if disabled_ids is None else [int(i) for i in disabled_ids],
+            disabled_ids=None if disabled_ids is None else [to_int(i) for i in disabled_ids],
             protect_digits=bool(protect_digits),
             protect_whitespace=bool(protect_whitespace),
             base_tokenizer_config=self._base_tokenizer_config,
@@ -185,6 +198,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             )
 
         vocab_size = base_vocab_size if base_vocab_size is not None else len(base)
+        self._check_added_tokens(vocab_size)
         if vocab_size < len(base):
             raise ValueError(
                 f"base_vocab_size={vocab_size} is smaller than the base tokenizer ({len(base)} tokens): ids "
@@ -196,7 +210,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
                 self._special_ids()
             )
         else:
-            disabled = {int(i) for i in disabled_ids}
+            disabled = {to_int(i) for i in disabled_ids}
         pad_id = self.pad_token_id
         if pad_id is not None and pad_id not in disabled:
             raise ValueError(
@@ -206,6 +220,31 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             )
         self.codec = LZWCodec(vocab_size, max_codebook_size, max_subtokens, sorted(disabled))
         self._ready = True
+
+    def _check_added_tokens(self, vocab_size: int) -> None:
+        """Every added token (``added_tokens_decoder`` of tokenizer_config.json) must be the base tokenizer's own
+        token at that id: an id from ``base_vocab_size`` on is a hypertoken slot, and any other id already means
+        the base token there."""
+        base = self.base
+        for index, token in sorted(self._added_tokens_decoder.items()):
+            if 0 <= index < len(base) and base.convert_ids_to_tokens(index) == str(token):
+                continue
+            held = (
+                f"the base tokenizer holds {base.convert_ids_to_tokens(index)!r} there"
+                if 0 <= index < len(base)
+                else f"the base tokenizer ({BASE_TOKENIZER_FILE}) has ids 0..{len(base) - 1}"
+                + (
+                    f" and ids from base_vocab_size={vocab_size} on are hypertoken slots"
+                    if index >= vocab_size
+                    else ""
+                )
+            )
+            raise ValueError(
+                f"added_tokens_decoder (tokenizer_config.json) maps id {index} to {str(token)!r}, but {held}: the "
+                "token would get an id the model reads as something else. Remove that entry from "
+                "tokenizer_config.json; to add a token, add it to the base tokenizer, resize the base model's "
+                "embeddings and rebuild with Zip2ZipTokenizer.from_base(base_tokenizer, model.config)."
+            )
 
     # ------------------------------------------------------------------ construction
 
@@ -501,13 +540,18 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         """Base ids (special tokens included) of every row, in one base-tokenizer call where possible."""
         out: list[list[int] | None] = [None] * len(rows)
         texts, where = [], []
+        V = self.codec.base_vocab_size
         for i, (row, pair) in enumerate(zip(rows, pairs)):
             if is_ids(row) and (pair is None or is_ids(pair)):
-                ids = list(row) + (list(pair) if pair is not None else [])
+                # The codec's type rule, positions counted in the caller's ids (before any special tokens).
+                which = f" (in batch element {i})" if len(rows) > 1 else ""
+                ids = check_base_ids(V, row, 0, which)[0]
+                if pair is not None:
+                    ids = ids + check_base_ids(V, pair, len(ids), which + " (text_pair)")[0]
                 if add_special_tokens:
                     prefix, suffix = self._special_affix_ids()
                     ids = prefix + ids + suffix
-                out[i] = [int(x) for x in ids]
+                out[i] = list(ids)
             elif sanitize_control_tokens and isinstance(row, str):
                 out[i] = encode_marked_chat(self.base, row)  # a chat marked by apply_chat_template
             else:
@@ -550,13 +594,22 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *init_inputs: Any, **kwargs: Any) -> Any:
         """As transformers' ``from_pretrained``; a local folder that also holds a zip2zip ``config.json`` must
-        agree with it (codec settings and base vocabulary), or a ValueError names what differs."""
+        agree with it (codec settings and base vocabulary), or a ValueError names what differs. That config must
+        record the base vocabulary's fingerprint; settings that differ from the ones the weights were trained with
+        (its ``trained_codec``) are warned about."""
         tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
         folder, config = saved_model_settings(pretrained_model_name_or_path, kwargs.get("subfolder"))
         if config is not None:
             mismatches = codec_mismatches(config, tokenizer)
             if mismatches:
                 raise ValueError(folder_mismatch_message(folder, mismatches))
+            if config.get("base_vocab_fingerprint") is None:
+                raise ValueError(missing_fingerprint_message(folder))
+            changes = trained_codec_changes(config.get("trained_codec"), tokenizer)
+            if changes:
+                warnings.warn(
+                    trained_codec_message(f"{folder} (tokenizer_config.json)", changes), stacklevel=2
+                )
         return tokenizer
 
     @classmethod
@@ -593,6 +646,41 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         A batch (2-D ids or a list of texts) gives one line per row.
         """
         return visualize(self, ids_or_text, format, add_special_tokens, skip_special_tokens)
+
+
+def _check_settings(
+    base_vocab_size: Any,
+    max_codebook_size: Any,
+    max_subtokens: Any,
+    disabled_ids: Any,
+    protect_digits: Any,
+    protect_whitespace: Any,
+) -> None:
+    """The codec settings' types, named as in tokenizer_config.json (where a loaded tokenizer's settings come from)."""
+
+    def refuse(name: str, value: Any, kind: str) -> None:
+        raise TypeError(
+            f"{name}={value!r} ({type(value).__name__}) in tokenizer_config.json (or passed to Zip2ZipTokenizer) must "
+            f"be {kind}: write it as in config.json (for {name} the model's value), or rebuild the tokenizer with "
+            "Zip2ZipTokenizer.from_base(base_tokenizer, model.config)"
+        )
+
+    for name, value in (
+        ("base_vocab_size", base_vocab_size),
+        ("max_codebook_size", max_codebook_size),
+        ("max_subtokens", max_subtokens),
+    ):
+        if not (value is None and name == "base_vocab_size") and to_int(value) is None:
+            refuse(name, value, "an int")
+    if disabled_ids is not None:
+        if isinstance(disabled_ids, (str, bytes)) or not isinstance(disabled_ids, Iterable):
+            refuse("disabled_ids", disabled_ids, "a list of ints")
+        for value in disabled_ids:
+            if to_int(value) is None:
+                refuse("disabled_ids", list(disabled_ids), "a list of ints")
+    for name, value in (("protect_digits", protect_digits), ("protect_whitespace", protect_whitespace)):
+        if not isinstance(value, bool) and str(getattr(value, "dtype", "")) not in ("bool", "torch.bool"):
+            refuse(name, value, "true or false")
 
 
 # save_pretrained then copies this file (and lzw.py) and writes auto_map, so a saved folder loads with

@@ -549,7 +549,7 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
                 merged = unwrapped
             # TRL patches `forward` on the instance (fused LM head); the saved model must not carry it.
             merged.__dict__.pop("forward", None)
-            merged.config.trained = True
+            merged.config.mark_trained()  # with the codec settings the weights learned
             merged.save_pretrained(output_dir, safe_serialization=True)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
