@@ -7,8 +7,8 @@ Reported per model and concurrency: requests/s, p50/p95 time to first token and 
 (completion base tokens from ``usage`` over wall time). Writes ``results.json`` and ``serving.png`` under
 benchmarks/results/serving/.
 
-    python benchmarks/serving.py             # the full run (slow on CPU)
-    python benchmarks/serving.py --quick     # a few requests, to check that it runs
+    python -m benchmarks.serving             # the full run (slow on CPU)
+    python -m benchmarks.serving --quick     # a few requests, to check that it runs
 """
 
 from __future__ import annotations
