@@ -14,8 +14,8 @@ never merged, so eos stays one id at the end of a compressed stream.
 
 The base tokenizer is saved beside this one as ``base_tokenizer.json`` (a ``tokenizers`` serialization) and
 its Python-level settings in ``tokenizer_config.json`` under ``base_tokenizer_config``; the codec settings
-(``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``) are
-saved there too, under the same names the model config uses, with ``base_vocab_fingerprint`` (a hash of the
+(``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``,
+``protect_whitespace``, ``initial_codebook``) are saved there too, under the same names the model config uses, with ``base_vocab_fingerprint`` (a hash of the
 base vocabulary). Loading a folder that also holds a zip2zip ``config.json`` checks that the two agree.
 
 This file is copied into exported Hub repos, so it imports only the standard library, transformers and its
@@ -48,6 +48,7 @@ from .configuration_zip2zip import (
     vocab_fingerprint,
 )
 from .lzw import LZWCodec
+from .lzw_seed import restrict_initial_codebook
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
 from .tokenization_decoding_zip2zip import Zip2ZipDecodingMixin
 from .tokenization_utils_zip2zip import (
@@ -100,6 +101,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         disabled_ids: base ids never merged; defaults to :func:`default_disabled_ids`. Must contain pad.
         protect_digits: with ``disabled_ids`` unset, also never merge digit tokens.
         protect_whitespace: with ``disabled_ids`` unset, also never merge whitespace-only tokens.
+        initial_codebook: runs of base ids every sequence starts with (a seed; see ``Zip2ZipConfig``), or None.
         base_tokenizer_config: the base tokenizer's special tokens and Python-level settings (saved).
         base_vocab_fingerprint: the fingerprint recorded when the tokenizer was saved; a base tokenizer whose
             vocabulary has another one (an edited or replaced ``base_tokenizer.json``) is refused.
@@ -133,6 +135,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         disabled_ids: Sequence[int] | None = None,
         protect_digits: bool = DEFAULT_PROTECT_DIGITS,
         protect_whitespace: bool = DEFAULT_PROTECT_WHITESPACE,
+        initial_codebook: Sequence[Sequence[int]] | None = None,
         base_tokenizer_config: dict[str, Any] | None = None,
         base_vocab_fingerprint: str | None = None,
         base_tokenizer: Any = None,
@@ -168,6 +171,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             disabled_ids=None if disabled_ids is None else [int(i) for i in disabled_ids],
             protect_digits=bool(protect_digits),
             protect_whitespace=bool(protect_whitespace),
+            initial_codebook=initial_codebook,
             base_tokenizer_config=self._base_tokenizer_config,
             base_vocab_fingerprint=base_vocab_fingerprint,
             **kwargs,
@@ -204,7 +208,9 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
                 "into hypertokens and decode differently from unpadded ones. Add it to disabled_ids, or leave "
                 "disabled_ids unset to use default_disabled_ids(base_tokenizer)."
             )
-        self.codec = LZWCodec(vocab_size, max_codebook_size, max_subtokens, sorted(disabled))
+        self.codec = LZWCodec(
+            vocab_size, max_codebook_size, max_subtokens, sorted(disabled), initial_codebook=initial_codebook
+        )
         self._ready = True
 
     # ------------------------------------------------------------------ construction
@@ -220,7 +226,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
 
         ``config`` is the model's ``Zip2ZipConfig`` or any object or dict with the codec settings
         (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``,
-        ``protect_digits``, ``protect_whitespace``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
+        ``protect_digits``, ``protect_whitespace``, ``initial_codebook``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
         :func:`default_disabled_ids`, a missing ``base_vocab_size`` to ``len(base tokenizer)``.
         Other keyword arguments (``padding_side``, ``pad_token``...) go to the tokenizer.
         """
@@ -271,6 +277,11 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     def protect_whitespace(self) -> bool:
         """Whether whitespace-only tokens were added to the default disabled ids."""
         return self._protect_whitespace
+
+    @property
+    def initial_codebook(self) -> list[list[int]] | None:
+        """The runs every sequence's codebook starts with (hypertoken ids ``V ..`` in order), or None."""
+        return [list(entry) for entry in self.codec.initial_codebook] or None
 
     @property
     def base_vocab_fingerprint(self) -> str:
@@ -371,11 +382,20 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             missing,
         )
         codec = self.codec
+        disabled = codec.disabled_ids | set(missing)
+        seed = restrict_initial_codebook(codec.initial_codebook, codec.max_subtokens, disabled)
+        if len(seed) < len(codec.initial_codebook):
+            logger.warning(
+                "%d initial codebook entries hold a newly disabled id and were dropped; the model's "
+                "initial_codebook must drop them too",
+                len(codec.initial_codebook) - len(seed),
+            )
         self.codec = LZWCodec(
             codec.base_vocab_size,
             codec.max_codebook_size,
             codec.max_subtokens,
-            sorted(codec.disabled_ids | set(missing)),
+            sorted(disabled),
+            initial_codebook=seed,
         )
 
     def __setattr__(self, key: str, value: Any) -> None:
