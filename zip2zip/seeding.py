@@ -29,14 +29,17 @@ from zip2zip.model.lzw import LZWCodec
 
 __all__ = [
     "SEED_DOMAINS",
-    "SeedRule",
+    "SEED_RULES",
     "Seed",
+    "SeedRule",
     "apply_seed",
     "build_seed",
     "count_runs",
     "domain_documents",
+    "domain_texts",
     "frequent_runs",
     "seed_from_corpora",
+    "windows_of",
 ]
 
 SeedRule = Literal["frequency", "gain"]
@@ -223,7 +226,9 @@ def domain_documents(
     return _tokenize_until(base_tokenizer, domain_texts(base_tokenizer, domain, split), max_base_tokens)
 
 
-def _tokenize_until(base_tokenizer: Any, texts: Sequence[str], max_base_tokens: int | None) -> list[list[int]]:
+def _tokenize_until(
+    base_tokenizer: Any, texts: Sequence[str], max_base_tokens: int | None
+) -> list[list[int]]:
     documents: list[list[int]] = []
     left = max_base_tokens
     for start in range(0, len(texts), 64):

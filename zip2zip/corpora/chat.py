@@ -31,7 +31,9 @@ HELDOUT_REQUESTS: tuple[str, ...] = (
 _ANSWER_CHARS = 1500  # an answer is the passage's first paragraphs up to about this many characters
 
 
-def chat_conversations(split: str = "train", max_conversations: int | None = None) -> list[list[dict[str, str]]]:
+def chat_conversations(
+    split: str = "train", max_conversations: int | None = None
+) -> list[list[dict[str, str]]]:
     """Conversations of two exchanges (user, assistant, user, assistant) from ``split``'s prose and code.
 
     Documents of the two domains alternate in their fixed order; each exchange asks about one document (its
@@ -49,7 +51,9 @@ def chat_conversations(split: str = "train", max_conversations: int | None = Non
         for j, doc in enumerate(documents[i : i + 2]):
             is_code = j % 2 == 1
             topic, answer = _topic_and_answer(doc, is_code)
-            messages.append({"role": "user", "content": requests[(i + j) % len(requests)].format(topic=topic)})
+            messages.append(
+                {"role": "user", "content": requests[(i + j) % len(requests)].format(topic=topic)}
+            )
             messages.append({"role": "assistant", "content": answer})
         conversations.append(messages)
         if max_conversations is not None and len(conversations) == max_conversations:

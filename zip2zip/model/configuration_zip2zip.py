@@ -415,7 +415,10 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
         mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
         if mine != theirs:
             mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
-    if read_setting(model, "max_subtokens") is not None and read_setting(tokenizer, "max_subtokens") is not None:
+    if (
+        read_setting(model, "max_subtokens") is not None
+        and read_setting(tokenizer, "max_subtokens") is not None
+    ):
         mine, theirs = _seed_of(model), _seed_of(tokenizer)
         if mine != theirs:
             mismatches["initial_codebook"] = (mine, theirs)

@@ -108,7 +108,10 @@ class Zip2ZipHypertokenMixin:
             modules = [self.get_input_embeddings(), self.get_output_embeddings(), self.input_encoder]
             if self.output_encoder is not None:
                 modules.append(self.output_encoder)
-            key = (seed, *((p.data_ptr(), p._version, p.dtype, p.device) for m in modules for p in m.parameters()))
+            key = (
+                seed,
+                *((p.data_ptr(), p._version, p.dtype, p.device) for m in modules for p in m.parameters()),
+            )
             cache = self.__dict__.get("_initial_codebook_cache")
             if cache is not None and cache[0] == key and output in cache[1]:
                 return cache[1][output]

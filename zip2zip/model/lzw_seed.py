@@ -81,7 +81,9 @@ def check_initial_codebook(
                     "such entries)"
                 )
         if entry in seen:
-            raise ValueError(f"{where} is {list(entry)}, the same run as entry {seen[entry]}: list each run once")
+            raise ValueError(
+                f"{where} is {list(entry)}, the same run as entry {seen[entry]}: list each run once"
+            )
         if len(entry) > 2 and entry[:-1] not in seen:
             raise ValueError(
                 f"{where} is {list(entry)} but its prefix {list(entry[:-1])} is not an entry before it: the codec "
@@ -131,7 +133,5 @@ def restrict_initial_codebook(
     """
     disabled = frozenset(disabled_ids)
     return [
-        tuple(entry)
-        for entry in entries
-        if len(entry) <= max_subtokens and not disabled.intersection(entry)
+        tuple(entry) for entry in entries if len(entry) <= max_subtokens and not disabled.intersection(entry)
     ]
