@@ -57,7 +57,7 @@ def seeded_codec_and_ids(draw, max_vocab=6, max_len=80):
     return LZWCodec(V, C, M, D, initial_codebook=seed), seed, ids
 
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -131,7 +131,7 @@ def test_seeded_accept_set_is_exactly_what_the_decoder_accepts(case):
             decoder.feed(codes[t])
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seeded_codec_and_ids(max_len=1), st.data())
 def test_arbitrary_code_streams_decode_like_the_seeded_encoder_or_raise(case, data):
     codec, _, _ = case

@@ -273,6 +273,16 @@ class Zip2ZipConfig(PreTrainedConfig):
             raise ValueError(f"Zip2ZipConfig.reconstruction_loss_weight must be a float >= 0, got {weight!r}")
         integer("reconstruction_max_entries", 1)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """As transformers' `from_dict`; a field held wrongly is named with the file it comes from (config.json)."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except ValueError as error:
+            if str(error).startswith("Zip2ZipConfig."):
+                raise ValueError(f"config.json: {error}") from None
+            raise
+
     @property
     def codebook_vocab_size(self) -> int:
         """`V + C`: the width of the model's logits (base ids, then every hypertoken slot)."""

@@ -571,8 +571,14 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *init_inputs: Any, **kwargs: Any) -> Any:
         """As transformers' ``from_pretrained``; a local folder that also holds a zip2zip ``config.json`` must
         agree with it (codec settings and base vocabulary), or a ValueError names what differs."""
-        tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
         folder, config = saved_model_settings(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        try:
+            tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        except ValueError as error:
+            if folder is not None and any(name in str(error) for name in CODEC_SETTINGS):
+                # A codec setting the folder's tokenizer_config.json holds wrongly: name the file.
+                raise ValueError(f"{os.path.join(folder, 'tokenizer_config.json')}: {error}") from None
+            raise
         if config is not None:
             mismatches = codec_mismatches(config, tokenizer)
             if mismatches:
