@@ -136,18 +136,21 @@ def build_seed(
     tuning: Sequence[Sequence[int]] = (),
     pool_factor: float = 4.0,
     shrink: float = 0.75,
+    counts: Counter | None = None,
 ) -> list[tuple[int, ...]]:
     """Pick at most ``size`` runs from ``sequences`` (base ids) by ``rule``; see the module docstring.
 
     ``tuning`` are the short windows the ``"gain"`` rule encodes (base ids, text other than ``sequences``);
-    each round keeps ``shrink`` of the entries until ``size`` are left.
+    each round keeps ``shrink`` of the entries until ``size`` are left. ``counts`` (:func:`count_runs` of
+    ``sequences``) saves counting again when several seeds come from the same text.
     """
     if rule not in SEED_RULES:
         raise ValueError(f"rule must be one of {SEED_RULES}, got {rule!r}")
     if size < 0:
         raise ValueError(f"size must be >= 0, got {size}")
     disabled = frozenset(disabled_ids)
-    counts = count_runs(sequences, max_subtokens, disabled)
+    if counts is None:
+        counts = count_runs(sequences, max_subtokens, disabled)
     if rule == "frequency" or size == 0:
         return frequent_runs(counts, size)
     if not tuning:
