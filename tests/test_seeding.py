@@ -189,6 +189,8 @@ def test_an_exported_seeded_repo_loads_with_only_torch_and_transformers(seeded, 
         json.loads((exported / "config.json").read_text())["initial_codebook"]
         == model.config.initial_codebook
     )
+    card = (exported / "README.md").read_text()
+    assert f"| {len(model.config.initial_codebook)} entries, in `initial_codebook`" in card
     broken = tamper(exported, tmp_path, "tokenizer_config.json", lambda seed: seed[:-1])
     got = last_json_line(run_without_package(FRESH, str(exported), PROMPT, str(broken), workdir=tmp_path))
     enc = tok(PROMPT, return_tensors="pt")
