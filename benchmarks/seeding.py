@@ -229,6 +229,45 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def tables(results: list[dict]) -> str:
+    """The README tables: compression per window (the best rule per domain seed), and the rules at 128 tokens."""
+    lines = []
+    for result in results:
+        rows = result["rows"]
+        sizes = sorted({int(k.split("/")[2]) for k in rows[0] if "/" in k})
+        lines += [
+            f"\n{result['setting']} settings, `gain` seeds of the domain (mixed: the four domains together):\n",
+            "| domain | window | plain | "
+            + " | ".join(f"seed {n}" for n in sizes)
+            + f" | mixed {sizes[-1]} |",
+            "|---|---:|---:|" + "---:|" * (len(sizes) + 1),
+        ]
+        for row in rows:
+            cells = [f"{row[f'domain/gain/{n}']:.3f}" for n in sizes]
+            lines.append(
+                f"| {row['domain']} | {row['window']} | {row['plain']:.3f} | "
+                + " | ".join(cells)
+                + f" | {row[f'mixed/gain/{sizes[-1]}']:.3f} |"
+            )
+        lines += [
+            f"\n{result['setting']} settings, 128-token windows: base tokens per code, and (in brackets) the gain over "
+            "plain per 100 seed entries:\n",
+            "| domain | seed | " + " | ".join(f"{rule} {n}" for rule in RULES for n in sizes) + " |",
+            "|---|---|" + "---:|" * (len(RULES) * len(sizes)),
+        ]
+        for row in rows:
+            if row["window"] != 128:
+                continue
+            for kind in ("domain", "mixed"):
+                cells = []
+                for rule in RULES:
+                    for n in sizes:
+                        value = row[f"{kind}/{rule}/{n}"]
+                        cells.append(f"{value:.3f} ({100 * (value - row['plain']) / n:.3f})")
+                lines.append(f"| {row['domain']} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,7 +279,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--output", default=str(OUT))
+    parser.add_argument("--tables", metavar="JSON", help="print the README tables of a results file and stop")
     args = parser.parse_args()
+    if args.tables:
+        print(tables(json.loads(Path(args.tables).read_text())))
+        return
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results = [measure_setting(setting, args.quick) for setting in SETTINGS]
@@ -248,6 +291,8 @@ def main() -> None:
     (out / f"{name}.json").write_text(json.dumps(results, indent=1))
     plot(results, out / f"{name}.png")
     print(f"wrote {out / (name + '.json')} and {out / (name + '.png')}")
+    if not args.quick:
+        print(tables(results))
     if args.step_time:
         timing = step_time(args.repeats, args.new_tokens)
         (out / "step_time.json").write_text(json.dumps(timing, indent=1))

@@ -37,7 +37,9 @@ def register(subparsers: Any) -> None:
         help=f"corpora to take runs from (default: {' '.join(DEFAULT_DOMAINS)}, mixed)",
     )
     p.add_argument("--size", type=int, default=1024, help="entries of the seed (default 1024)")
-    p.add_argument("--rule", choices=SEED_RULES, default="gain", help="how runs are picked (default gain)")
+    p.add_argument(
+        "--rule", choices=SEED_RULES, default="frequency", help="how runs are picked (default frequency)"
+    )
     p.add_argument(
         "--tokenizer",
         default=None,
