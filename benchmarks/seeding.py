@@ -54,7 +54,7 @@ def source_text(tokenizer, domains, counted_tokens: int, tuning_tokens: int):
 
     counted, tuning = [], []
     for domain in domains:
-        texts = domain_texts(tokenizer.base, domain, "train")
+        texts = domain_texts(tokenizer, domain, "train")
         tail = _tokenize_until(tokenizer.base, texts[::-1], tuning_tokens // len(domains))
         tuning += windows_of(tail, 128, tuning_tokens // len(domains))
         counted += _tokenize_until(
@@ -113,7 +113,7 @@ def measure_setting(setting: str, quick: bool) -> dict:
     if not quick:
         evaluated.update(UNSEEN)
     for domain, seed_domain in evaluated.items():
-        documents = domain_documents(tokenizer.base, domain, "heldout", HELDOUT_TOKENS // scale + 1024)
+        documents = domain_documents(tokenizer, domain, "heldout", HELDOUT_TOKENS // scale + 1024)
         for length in windows:
             held = windows_of(documents, length, max(HELDOUT_TOKENS // scale, length))
             row = {"domain": domain, "window": length, "windows": len(held), "plain": ratio(codec, held)}
@@ -151,7 +151,7 @@ def step_time(repeats: int, new_tokens: int) -> dict:
     torch.set_num_threads(1)
     model, tok, _ = load_zip2zip()
     base_tok = load_default_tokenizer()
-    seed = seed_from_corpora(tok, DOMAINS, 1024, "gain", max_base_tokens=400_000, tuning_base_tokens=40_000)
+    seed = seed_from_corpora(tok, DOMAINS, 1024, max_base_tokens=400_000)
     prompt = "Write a Python function that returns the n-th Fibonacci number, and explain how it works."
     tokenizers = {"plain": tok}
     tokenizers["seeded"] = apply_seed(model, base_tok, seed)
@@ -208,10 +208,10 @@ def plot(results: list[dict], path: Path) -> None:
             rows = [row for row in result["rows"] if row["domain"] == domain]
             x = [row["window"] for row in rows]
             ax.plot(x, [row["plain"] for row in rows], "k-o", label="plain", markersize=3)
-            keys = [k for k in rows[0] if k.startswith("domain/gain/")]
+            keys = [k for k in rows[0] if k.startswith("domain/frequency/")]
             for key in keys:
                 ax.plot(x, [row[key] for row in rows], "-o", markersize=3, label=f"seed {key.split('/')[-1]}")
-            mixed = [k for k in rows[0] if k.startswith("mixed/gain/")]
+            mixed = [k for k in rows[0] if k.startswith("mixed/frequency/")]
             if mixed:
                 key = mixed[-1]
                 ax.plot(x, [row[key] for row in rows], "--", label=f"mixed seed {key.split('/')[-1]}")
@@ -236,18 +236,18 @@ def tables(results: list[dict]) -> str:
         rows = result["rows"]
         sizes = sorted({int(k.split("/")[2]) for k in rows[0] if "/" in k})
         lines += [
-            f"\n{result['setting']} settings, `gain` seeds of the domain (mixed: the four domains together):\n",
+            f"\n{result['setting']} settings, `frequency` seeds of the domain (mixed: the four domains together):\n",
             "| domain | window | plain | "
             + " | ".join(f"seed {n}" for n in sizes)
             + f" | mixed {sizes[-1]} |",
             "|---|---:|---:|" + "---:|" * (len(sizes) + 1),
         ]
         for row in rows:
-            cells = [f"{row[f'domain/gain/{n}']:.3f}" for n in sizes]
+            cells = [f"{row[f'domain/frequency/{n}']:.3f}" for n in sizes]
             lines.append(
                 f"| {row['domain']} | {row['window']} | {row['plain']:.3f} | "
                 + " | ".join(cells)
-                + f" | {row[f'mixed/gain/{sizes[-1]}']:.3f} |"
+                + f" | {row[f'mixed/frequency/{sizes[-1]}']:.3f} |"
             )
         lines += [
             f"\n{result['setting']} settings, 128-token windows: base tokens per code, and (in brackets) the gain over "

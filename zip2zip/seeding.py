@@ -205,17 +205,16 @@ def _drop_leaves(
 # ----------------------------------------------------------------------------------- the project's corpora
 
 
-def domain_texts(base_tokenizer: Any, domain: str, split: str) -> list[str]:
+def domain_texts(tokenizer: Any, domain: str, split: str) -> list[str]:
     """The texts of a domain's split in the corpus's fixed order (``chat``: each conversation in the chat
-    template of ``base_tokenizer``)."""
+    template of ``tokenizer``, a zip2zip or a base tokenizer)."""
     if domain == "chat":
         from zip2zip.corpora.chat import chat_conversations
 
-        if getattr(base_tokenizer, "chat_template", None) is None:
-            raise ValueError("domain 'chat' needs a base tokenizer with a chat template")
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("domain 'chat' needs a tokenizer with a chat template")
         return [
-            base_tokenizer.apply_chat_template(messages, tokenize=False)
-            for messages in chat_conversations(split)
+            tokenizer.apply_chat_template(messages, tokenize=False) for messages in chat_conversations(split)
         ]
     from zip2zip.corpora.store import load_corpus
 
@@ -223,11 +222,12 @@ def domain_texts(base_tokenizer: Any, domain: str, split: str) -> list[str]:
 
 
 def domain_documents(
-    base_tokenizer: Any, domain: str, split: str, max_base_tokens: int | None = None
+    tokenizer: Any, domain: str, split: str, max_base_tokens: int | None = None
 ) -> list[list[int]]:
     """Base ids of a domain split's documents (:func:`domain_texts`) in order, until ``max_base_tokens`` base
-    tokens (the last document cut)."""
-    return _tokenize_until(base_tokenizer, domain_texts(base_tokenizer, domain, split), max_base_tokens)
+    tokens (the last document cut); ``tokenizer`` is a zip2zip tokenizer (its base tokenizes) or a base one."""
+    texts = domain_texts(tokenizer, domain, split)
+    return _tokenize_until(getattr(tokenizer, "base", tokenizer), texts, max_base_tokens)
 
 
 def _tokenize_until(
@@ -270,7 +270,7 @@ def seed_from_corpora(
     tuning: list[list[int]] = []
     share, tuning_share = max_base_tokens // len(domains), tuning_base_tokens // len(domains)
     for domain in domains:
-        texts = domain_texts(tokenizer.base, domain, "train")
+        texts = domain_texts(tokenizer, domain, "train")
         if rule == "gain":
             # The tuning windows come from the split's last documents, the counted text from the ones before.
             tail = _tokenize_until(tokenizer.base, texts[::-1], tuning_share)

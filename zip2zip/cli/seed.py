@@ -91,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {len(seed)} entries ({', '.join(f'{lengths.count(n)} of {n}' for n in sorted(set(lengths)))} "
         f"base tokens) by {args.rule} from {' + '.join(args.domains)}, {seed.counted_base_tokens:,} base tokens counted"
     )
-    print(
-        "most frequent first: " + " | ".join(repr(tokenizer.base.decode(list(e))) for e in seed.entries[:12])
-    )
+    print("first entries: " + " | ".join(repr(tokenizer.base.decode(list(e))) for e in seed.entries[:12]))
 
     from zip2zip.model.lzw import LZWCodec
 
@@ -102,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     seeded = LZWCodec(*settings, tokenizer.disabled_ids, initial_codebook=seed.entries)
     print(f"held-out windows of {args.window} base tokens, base tokens per code:")
     for domain in args.domains:
-        windows = windows_of(domain_documents(tokenizer.base, domain, "heldout", 20_000), args.window, 20_000)
+        windows = windows_of(domain_documents(tokenizer, domain, "heldout", 20_000), args.window, 20_000)
         if not windows:
             continue
         tokens = sum(map(len, windows))
