@@ -129,6 +129,7 @@ def main() -> None:
 
     from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.seeding import Seed, apply_seed
     from zip2zip.trainer.callbacks import (
         HeldOutScoreCallback,
         SaveEveryMinutesCallback,
@@ -136,8 +137,6 @@ def main() -> None:
     )
     from zip2zip.trainer.presets import training_data
     from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
-
-    from zip2zip.seeding import Seed, apply_seed
 
     seed = Seed.load(args.seed_file) if args.seed_file else None
     torch.manual_seed(args.seed)
