@@ -237,6 +237,13 @@ def test_seeded_generation_equals_the_full_recomputation(seeded):
     cached = model.generate(**enc, max_new_tokens=8, do_sample=False, return_codes=True)
     uncached = model.generate(**enc, max_new_tokens=8, do_sample=False, return_codes=True, use_cache=False)
     assert torch.equal(cached, uncached)
+    # Prompt lookup proposes seed entries too and keeps greedy's output (batch 1).
+    one = tok(PROMPT + " the cat sat on the", return_tensors="pt")
+    greedy = model.generate(**one, max_new_tokens=8, do_sample=False, return_codes=True)
+    looked_up = model.generate(
+        **one, max_new_tokens=8, do_sample=False, return_codes=True, prompt_lookup_num_tokens=3
+    )
+    assert torch.equal(greedy, looked_up)
 
 
 # ----------------------------------------------------------------------------------------- training
