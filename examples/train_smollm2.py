@@ -30,6 +30,8 @@ the low-rank deltas of a full fine-tune), ready to commit. Several processes wor
 on a new learning-rate schedule of ``--steps``; it may change the codec's never-merged ids
 (``--protect-whitespace``) and ``--canonical-mask``, nothing that shapes the weights. It records where it started
 in ``OUT/warm_start.json``, so ``python -m benchmarks.release --run OUT`` counts the tokens seen before.
+``--seed-file FILE`` (written by ``zip2zip seed``) gives every training row and every generation an initial
+codebook, from scratch or with ``--init-from``; the trained model saves it in its config and tokenizer files.
 
 The equivalent command line: ``zip2zip train --output OUT --preset cpu``. ``--max-subtokens 1`` trains the
 no-compression control (the same recipe and data, no hypertokens), the fair reference for the quality a zip2zip
@@ -90,6 +92,13 @@ def main() -> None:
         "wrapper; its architecture is kept, and of the zip2zip settings only the codec's protect_* flags and "
         "--canonical-mask may change",
     )
+    parser.add_argument(
+        "--seed-file",
+        default=None,
+        metavar="FILE",
+        help="an initial codebook (zip2zip seed --output FILE) every training row and generation starts from; "
+        "with --init-from too (a seed needs no new weights)",
+    )
     parser.add_argument("--reconstruction-weight", type=float, dest="reconstruction_loss_weight")
     parser.add_argument(
         "--canonical-mask",
@@ -120,6 +129,7 @@ def main() -> None:
 
     from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.seeding import Seed, apply_seed
     from zip2zip.trainer.callbacks import (
         HeldOutScoreCallback,
         SaveEveryMinutesCallback,
@@ -128,12 +138,17 @@ def main() -> None:
     from zip2zip.trainer.presets import training_data
     from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
+    seed = Seed.load(args.seed_file) if args.seed_file else None
     torch.manual_seed(args.seed)
     if args.init_from:
         given = {key: getattr(args, key) for key in settings if getattr(args, key, None) is not None}
+        if seed is not None:
+            given["initial_codebook"] = seed
         model, tokenizer = warm_start(args.init_from, given, args.output)
     else:
         model, tokenizer = zip2zip_from_base(default_base_path(), **settings)
+        if seed is not None:
+            tokenizer = apply_seed(model, tokenizer.base, seed)
     trainer = Zip2ZipSFTTrainer(
         model=model,
         args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
@@ -196,6 +211,8 @@ def warm_start(folder: str, changes: dict, output: str):
     if "canonical_mask" in changes:
         model.config.canonical_mask = changes.pop("canonical_mask")
     tokenizer = change_codec(model, load_default_tokenizer(), **changes)
+    if "initial_codebook" in changes:  # recorded by size: the seed itself is in the saved model's config
+        changes["initial_codebook"] = f"{len(changes['initial_codebook'])} entries"
     print(f"warm start from {path}: {len(model.config.disabled_ids)} never-merged ids, changed: {changes}")
     write_warm_start_record(output, folder, path, changes)
     return model, tokenizer

@@ -330,7 +330,7 @@ def test_codec_runs_without_numpy_or_torch(tmp_path):
     package = tmp_path / "codec"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("lzw.py", "lzw_inputs.py", "lzw_decoder.py", "lzw_state.py"):
+    for name in ("lzw.py", "lzw_inputs.py", "lzw_decoder.py", "lzw_seed.py", "lzw_state.py"):
         shutil.copy(Path(zip2zip.model.lzw.__file__).with_name(name), package / name)
     script = (
         "import sys\n"

@@ -6,7 +6,8 @@ imports neither torch nor transformers. The first use of a model, config or toke
 :func:`register`; so does ``import zip2zip`` itself when transformers' Auto classes are already imported.
 
 Layout, bottom to top (imports point down): ``model/`` (the code every exported Hub repo carries), ``utils/``,
-``recipe``, ``conversion``, ``corpora/``, ``bundled/`` (the embedded base and the shipped model), ``loading``,
+``recipe``, ``conversion``, ``corpora/``, ``bundled/`` (the embedded base and the shipped model) and ``seeding``
+(initial codebooks from the corpora), ``loading``,
 ``evaluation/`` and ``hub/``, ``trainer/``, ``cli/``.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         Zip2ZipTokenizer,
         default_disabled_ids,
     )
+    from zip2zip.seeding import Seed, apply_seed, build_seed, seed_from_corpora
     from zip2zip.trainer.data import Zip2ZipDataCollator
     from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
     from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
@@ -42,6 +44,7 @@ __all__ = [
     "DecodeTrace",
     "LZWCodec",
     "LZWDecoder",
+    "Seed",
     "Zip2ZipCausalLMOutputWithPast",
     "Zip2ZipConfig",
     "Zip2ZipDataCollator",
@@ -51,7 +54,9 @@ __all__ = [
     "Zip2ZipTextIteratorStreamer",
     "Zip2ZipTextStreamer",
     "Zip2ZipTokenizer",
+    "apply_seed",
     "bits_per_byte",
+    "build_seed",
     "change_codec",
     "compare_on_domains",
     "default_base_path",
@@ -63,6 +68,7 @@ __all__ = [
     "load_zip2zip",
     "push_repo",
     "register",
+    "seed_from_corpora",
     "shipped_zip2zip_path",
     "zip2zip_from_base",
 ]
@@ -84,6 +90,10 @@ _LAZY_NAMES = {
     "zip2zip_from_base": "conversion",
     "default_base_path": "bundled.base",
     "shipped_zip2zip_path": "bundled.shipped",
+    "Seed": "seeding",
+    "apply_seed": "seeding",
+    "build_seed": "seeding",
+    "seed_from_corpora": "seeding",
     "load_adapter": "loading",
     "load_model_and_tokenizer": "loading",
     "load_zip2zip": "loading",

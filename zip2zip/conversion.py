@@ -48,22 +48,28 @@ def zip2zip_from_base(
 
 
 # The codec settings a trained model can be read (or further trained) under without new weights: fewer base
-# tokens per hypertoken (the hyper-encoders know every shorter length) and other never-merged ids. The rest shape
-# the weights: the codebook size fixes the logits' width.
-READING_SETTINGS = ("max_subtokens", "protect_digits", "protect_whitespace")
+# tokens per hypertoken (the hyper-encoders know every shorter length), other never-merged ids, and an initial
+# codebook (the hyper-encoders embed any entry from its constituents). The rest shape the weights: the codebook
+# size fixes the logits' width.
+READING_SETTINGS = ("max_subtokens", "protect_digits", "protect_whitespace", "initial_codebook")
 
 
 def change_codec(model: Any, base_tokenizer: Any, **changes: Any) -> Any:
     """Change a zip2zip model's codec settings in place and return the `Zip2ZipTokenizer` that matches them.
 
     ``changes`` are :data:`READING_SETTINGS`: ``max_subtokens`` up to the model's own, ``protect_digits``,
-    ``protect_whitespace``. A smaller ``max_subtokens`` is for reading: set it back before saving, since the
+    ``protect_whitespace``, ``initial_codebook`` (a list of base-id runs, a :class:`zip2zip.seeding.Seed`, or
+    None for none). A smaller ``max_subtokens`` is for reading: set it back before saving, since the
     saved weights keep the slots of :func:`built_max_subtokens`. The never-merged ids are recomputed from
     ``base_tokenizer`` (the model's base tokenizer), so the model and the returned tokenizer build the same
-    codebooks. Use it to read a trained model with less compression (``benchmarks.codec_settings``) or to
-    continue training it under another codec (``examples/train_smollm2.py --init-from``).
+    codebooks; a seed the model already has loses the entries the new settings cannot hold (with a warning), a
+    seed given here must fit them. Use it to read a trained model with less compression
+    (``benchmarks.codec_settings``), to give it a seed, or to continue training it under another codec
+    (``examples/train_smollm2.py --init-from``).
     """
     from zip2zip.model.configuration_zip2zip import default_disabled_ids, vocab_fingerprint
+    from zip2zip.model.lzw import LZWCodec
+    from zip2zip.model.lzw_seed import restrict_initial_codebook
     from zip2zip.model.tokenization_zip2zip import Zip2ZipTokenizer
 
     config = core_model(model).config
@@ -86,12 +92,49 @@ def change_codec(model: Any, base_tokenizer: Any, **changes: Any) -> Any:
             f"base_tokenizer's vocabulary (fingerprint {vocab_fingerprint(base_tokenizer)}) is not the model's "
             f"({fingerprint}); pass the base tokenizer the model was made from"
         )
+    given_seed = "initial_codebook" in changes
+    seed = changes.pop("initial_codebook", None) if given_seed else config.initial_codebook
+    seed = _seed_runs(seed, fingerprint)
+    disabled = default_disabled_ids(
+        base_tokenizer,
+        bool(changes.get("protect_digits", config.protect_digits)),
+        bool(changes.get("protect_whitespace", config.protect_whitespace)),
+    )
+    if given_seed:  # refused, naming the entry, before anything changes
+        LZWCodec(config.base_vocab_size, config.max_codebook_size, subtokens, disabled, initial_codebook=seed)
+    else:
+        kept = restrict_initial_codebook(seed, subtokens, disabled)
+        if len(kept) < len(seed):
+            logger.warning(
+                "%d of the %d initial codebook entries are longer than max_subtokens=%d or hold a never-merged id "
+                "under the new settings; they were dropped",
+                len(seed) - len(kept),
+                len(seed),
+                subtokens,
+            )
+        seed = kept
     for name, value in changes.items():
         setattr(config, name, value)
-    config.disabled_ids = default_disabled_ids(
-        base_tokenizer, bool(config.protect_digits), bool(config.protect_whitespace)
-    )
+    config.disabled_ids = disabled
+    config.initial_codebook = [list(entry) for entry in seed] or None
     return Zip2ZipTokenizer.from_base(base_tokenizer, config)
+
+
+def _seed_runs(seed: Any, fingerprint: str | None) -> list[tuple[int, ...]]:
+    """The runs of a seed given as runs or as a `Seed` (whose base vocabulary must be the model's)."""
+    if seed is None:
+        return []
+    entries = getattr(seed, "entries", None)
+    if entries is None:
+        return [tuple(entry) for entry in seed]
+    built_for = getattr(seed, "base_vocab_fingerprint", None)
+    if fingerprint is not None and built_for is not None and built_for != fingerprint:
+        raise ValueError(
+            f"initial_codebook: the seed was built for a base vocabulary of fingerprint {built_for}, but the model's "
+            f"is {fingerprint} (base_vocab_fingerprint): its ids would name other tokens. Build the seed with the "
+            "model's base tokenizer (zip2zip seed --tokenizer ...)"
+        )
+    return [tuple(entry) for entry in entries]
 
 
 def built_max_subtokens(model: Any) -> int:

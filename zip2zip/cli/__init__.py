@@ -14,13 +14,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from zip2zip.cli import compress, demo, export, generate, push, serve, train
+from zip2zip.cli import compress, demo, export, generate, push, seed, serve, train
 from zip2zip.cli import eval as eval_command  # the module of `zip2zip eval`; `eval` itself stays the builtin
 from zip2zip.cli.compress import compression_stats
 
 __all__ = ["COMMANDS", "build_parser", "compression_stats", "main"]
 
-COMMANDS = (train, compress, demo, export, push, eval_command, generate, serve)
+COMMANDS = (train, compress, seed, demo, export, push, eval_command, generate, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -268,6 +268,7 @@ def render_model_card(
             "position_mode",
         )
     }
+    settings["initial_codebook_entries"] = len(getattr(config, "initial_codebook", None) or ())
     summary: dict[str, Any] = {**settings, "trained": bool(trained)}
     rows = _measurement_rows(measurements)
     eval_results = None

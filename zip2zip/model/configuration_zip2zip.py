@@ -6,7 +6,7 @@ which base ids are never merged (:func:`default_disabled_ids`) and whether two s
 which base vocabulary both were built from (:func:`vocab_fingerprint`).
 
 This file is copied into every exported Hub repo (``trust_remote_code``): it imports only the standard
-library and transformers.
+library, transformers and the codec's seed checks (``lzw_seed.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+
+from .lzw_seed import check_initial_codebook
 
 __all__ = [
     "CODEC_SETTINGS",
@@ -46,6 +48,7 @@ CODEC_SETTINGS = (
     "disabled_ids",
     "protect_digits",
     "protect_whitespace",
+    "initial_codebook",
 )
 
 # What the weights were trained with and mean nothing without (recorded in `trained_codec` when `trained` is set):
@@ -56,6 +59,7 @@ TRAINED_CODEC_SETTINGS = (
     "max_subtokens",
     "disabled_ids",
     "position_mode",
+    "initial_codebook",
 )
 
 _POOLINGS = ("mean", "first", "last")
@@ -98,6 +102,13 @@ class Zip2ZipConfig(PreTrainedConfig):
             word in one code. It costs compression (benchmarks/README.md, "Codec settings at inference"); on Go,
             tab-indented and unseen in training, it brought the shipped model closest to its base. Recorded for
             the tokenizer, like `protect_digits`.
+        initial_codebook (`list[list[int]]`, *optional*):
+            A seed: runs of 2..`max_subtokens` base ids that every sequence knows before its first token, so short
+            texts compress from the start. Entry `k` is hypertoken `V + k`; the entries a sequence creates come
+            after it, and `max_codebook_size` counts both. Prefix-closed (every prefix of 2 or more ids is an
+            earlier entry), free of disabled ids. The seed needs no weights (the hyper-encoders embed any entry
+            from its constituents), and its vectors are computed once per model, not per sequence. Must match
+            the tokenizer's. `None`: every codebook starts empty.
         base_vocab_fingerprint (`str`, *optional*):
             [`vocab_fingerprint`] of the base tokenizer the model was built with (`from_base` records it): the
             tokenizer records its own, and loading, `generate(tokenizer=...)` and training refuse a tokenizer
@@ -177,6 +188,7 @@ class Zip2ZipConfig(PreTrainedConfig):
     disabled_ids: list[int] | None = None
     protect_digits: bool = True
     protect_whitespace: bool = True
+    initial_codebook: list[list[int]] | None = None
     base_vocab_fingerprint: str | None = None
     encoder_num_layers: int = 2
     encoder_num_heads: int | None = None
@@ -250,6 +262,16 @@ class Zip2ZipConfig(PreTrainedConfig):
                 f"Zip2ZipConfig.disabled_ids contains {bad[:5]}, outside the base vocabulary [0, {V}); "
                 "disabled ids must be base token ids"
             )
+        seed = check_initial_codebook(
+            self.initial_codebook,
+            V,
+            C,
+            self.max_subtokens,
+            self.disabled_ids,
+            "Zip2ZipConfig.initial_codebook",
+        )
+        # Plain lists of ints (JSON), whatever sequences were given; None when empty, as before seeds existed.
+        self.initial_codebook = [list(entry) for entry in seed] or None
         for name, allowed in (
             ("encoder_pooling", _POOLINGS),
             ("encoder_init", _INITS),
@@ -303,6 +325,16 @@ class Zip2ZipConfig(PreTrainedConfig):
                 stacklevel=2,
             )
         return loaded
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """As transformers' `from_dict`; a field held wrongly is named with the file it comes from (config.json)."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except ValueError as error:
+            if str(error).startswith("Zip2ZipConfig."):
+                raise ValueError(f"config.json: {error}") from None
+            raise
 
     @property
     def codebook_vocab_size(self) -> int:
@@ -430,9 +462,11 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
 
     Both sides are anything that carries the settings: a `Zip2ZipConfig`, a `Zip2ZipTokenizer`, or the
     dicts of a saved ``config.json`` / ``tokenizer_config.json``. Compared: the codec settings
-    (:data:`CODEC_SETTINGS`; `disabled_ids` as sets, returned sorted) and `base_vocab_fingerprint`. A
-    setting either side lacks (a base tokenizer, a folder saved before the fingerprint existed) is not
-    compared. Empty when the two build the same codebooks from the same base vocabulary.
+    (:data:`CODEC_SETTINGS`; `disabled_ids` as sets, returned sorted; `initial_codebook` entry by entry, in
+    order, as lists of tuples) and `base_vocab_fingerprint`. A setting either side lacks (a base tokenizer, a
+    folder saved before the fingerprint existed) is not compared, except the initial codebook: where both
+    sides carry codec settings, a side without one has none (a seed on one side only changes every code).
+    Empty when the two build the same codebooks from the same base vocabulary.
     """
     mismatches: dict[str, tuple[Any, Any]] = {}
     for name in ("base_vocab_size", "max_codebook_size", "max_subtokens"):
@@ -444,6 +478,13 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
         mine, theirs = {int(i) for i in mine}, {int(i) for i in theirs}
         if mine != theirs:
             mismatches["disabled_ids"] = (sorted(mine), sorted(theirs))
+    if (
+        read_setting(model, "max_subtokens") is not None
+        and read_setting(tokenizer, "max_subtokens") is not None
+    ):
+        mine, theirs = _seed_of(model), _seed_of(tokenizer)
+        if mine != theirs:
+            mismatches["initial_codebook"] = (mine, theirs)
     for name, kind in (
         ("protect_digits", bool),
         ("protect_whitespace", bool),
@@ -453,6 +494,15 @@ def codec_mismatches(model: Any, tokenizer: Any) -> dict[str, tuple[Any, Any]]:
         if mine is not None and theirs is not None and kind(mine) != kind(theirs):
             mismatches[name] = (kind(mine), kind(theirs))
     return mismatches
+
+
+def _seed_of(settings: Any) -> list[tuple[int, ...]]:
+    """The initial codebook a side carries, as a list of id tuples (empty when it has none)."""
+    seed = read_setting(settings, "initial_codebook") or ()
+    try:
+        return [tuple(int(i) for i in entry) for entry in seed]
+    except (TypeError, ValueError):
+        return [("<not a list of base-id runs>",)]
 
 
 def describe_codec_mismatches(
@@ -466,6 +516,15 @@ def describe_codec_mismatches(
             lines.append(
                 f"disabled_ids: {len(mine)} in the {tokenizer} vs {len(theirs)} in the {model}; only in the "
                 f"{tokenizer}: {_abbreviate(only_mine)}, only in the {model}: {_abbreviate(only_theirs)}"
+            )
+        elif name == "initial_codebook":
+            first = next(
+                (k for k, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs))
+            )
+            shown = [list(side[first]) if first < len(side) else "none" for side in (mine, theirs)]
+            lines.append(
+                f"initial_codebook: {len(mine)} entries in the {tokenizer} vs {len(theirs)} in the {model}; "
+                f"first difference at entry {first}: {shown[0]} vs {shown[1]} (hypertoken ids would name other runs)"
             )
         elif name == "base_vocab_fingerprint":
             lines.append(
@@ -530,6 +589,8 @@ def trained_codec_changes(trained_codec: Any, settings: Any) -> dict[str, tuple[
             continue
         if name == "disabled_ids":
             trained, now = sorted({int(i) for i in trained}), sorted({int(i) for i in now})
+        elif name == "initial_codebook":
+            trained, now = [list(map(int, e)) for e in trained], [list(map(int, e)) for e in now]
         if trained != now:
             changes[name] = (trained, now)
     return changes

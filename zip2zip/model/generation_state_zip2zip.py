@@ -99,7 +99,9 @@ class Zip2ZipGenerationState:
     embeddings of created entries, and output vectors of created entries plus, at slot `next_id - V`, the
     row's current candidate (its logit is then an ordinary slot score). The model's entry cache
     (`model.new_entry_cache()`) computes each distinct entry's vectors once (rows of a batch, and
-    `num_return_sequences` copies, share prompt entries).
+    `num_return_sequences` copies, share prompt entries). Every row starts with the codec's initial codebook
+    (slots `0 .. S-1`), whose vectors the model keeps (`model.initial_codebook_vectors`): they are copied in once
+    per call, so a seed adds nothing to a step but its slots' scores.
     """
 
     def __init__(self, model: Any, max_new_base_tokens: int | None = None) -> None:
@@ -132,6 +134,7 @@ class Zip2ZipGenerationState:
         self._out_buffer: torch.Tensor | None = None
         self.entry_vectors = model.new_entry_cache()  # each distinct entry's vectors, computed once
         self._written_candidates: list[tuple[int, tuple[int, ...]] | None] = []
+        self._seed_written = False
         # Prompt lookup (``lookup_zip2zip.py``): what it matches on, and what it counts.
         self.lookup_match = "base"
         self.forward_passes: int | None = None  # None: one forward pass per step
@@ -212,11 +215,12 @@ class Zip2ZipGenerationState:
 
     def _start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         rows = input_ids.shape[0]
+        seed = list(self.codec.initial_codebook)
         self.decoders = [self.codec.new_decoder() for _ in range(rows)]
         self.phrases = [[] for _ in range(rows)]
         self.codes = [[] for _ in range(rows)]
-        self.entries = [[] for _ in range(rows)]
-        self._in_written = [set() for _ in range(rows)]
+        self.entries = [list(seed) for _ in range(rows)]
+        self._in_written = [set(range(len(seed))) for _ in range(rows)]  # written with the buffers
         self.limits = [[] for _ in range(rows)]
         self.candidates = [[] for _ in range(rows)]
         self.excluded = [[] for _ in range(rows)]
@@ -310,6 +314,7 @@ class Zip2ZipGenerationState:
         """Codebook inputs of `forward` for the last `length` columns (the slice the loop feeds)."""
         start = self.columns - length
         self._grow(min(max(d.next_id - self.V + 1 for d in self.decoders), self.C), device)
+        self._write_seed()
         self._embed_outputs(device)
         self._embed_inputs(start, device)
         limits = [row[start:] for row in self.limits]
@@ -339,6 +344,17 @@ class Zip2ZipGenerationState:
         `Zip2ZipConfig.canonical_mask`). Empty for prompt columns: the rule starts after the first generated code."""
         start = self.columns - length
         return padded_table([row[start:] for row in self.excluded]).to(device)
+
+    def _write_seed(self) -> None:
+        """Copy the initial codebook's vectors (kept by the model) into slots `0 .. S-1` of every row, once."""
+        if self._seed_written:
+            return
+        self._seed_written = True
+        S = len(self.codec.initial_codebook)
+        if not S:
+            return
+        for buffer, output in ((self._in_buffer, False), (self._out_buffer, True)):
+            buffer[:, :S] = self.model.initial_codebook_vectors(output=output).to(buffer)
 
     def _embed_outputs(self, device: torch.device) -> None:
         """Output vectors of the entries created since the last call and of changed candidates.

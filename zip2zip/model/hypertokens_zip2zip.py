@@ -4,7 +4,9 @@
 input embedding of compressed ids (base rows, or the input hyper-encoder over a hypertoken's constituents),
 the output vectors of codebook entries and the `V + C` logits with the exact decoder-time mask, the
 reconstruction loss, base-stream positions, and the checks on a given codebook. :class:`Zip2ZipEntryCache`
-keeps the vectors of entries that generation has already encoded, so each is computed once per call.
+keeps the vectors of entries that generation has already encoded, so each is computed once per call, and the
+vectors of the initial codebook (the seed every sequence starts with) are computed once per model and kept until
+the weights change (:meth:`Zip2ZipHypertokenMixin.initial_codebook_vectors`).
 
 This file is copied into every exported Hub repo (``trust_remote_code``): it imports only torch,
 transformers, the standard library and its sibling files, with flat relative imports.
@@ -70,6 +72,68 @@ class Zip2ZipHypertokenMixin:
     `get_output_embeddings()`.
     """
 
+    # ---------------------------------------------------------------- the initial codebook (seed)
+
+    def initial_codebook_table(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """`(S, M)` base ids of the initial codebook's entries, `-1` padded (`S = 0` without a seed)."""
+        M = self.config.max_subtokens
+        seed = self.codec.initial_codebook
+        cached = self.__dict__.get("_initial_codebook_table")
+        if cached is None or cached[0] != (seed, M):
+            rows = [list(entry) + [-1] * (M - len(entry)) for entry in seed]
+            table = torch.tensor(rows, dtype=torch.long).reshape(len(seed), M)
+            cached = self.__dict__["_initial_codebook_table"] = ((seed, M), {})
+            cached[1][None] = table
+        if device is None:
+            return cached[1][None]
+        device = torch.device(device)
+        if device not in cached[1]:
+            cached[1][device] = cached[1][None].to(device)
+        return cached[1][device]
+
+    def initial_codebook_vectors(self, *, output: bool) -> torch.Tensor | None:
+        """`(S, hidden)` input (or output) vectors of the initial codebook's entries; None without a seed.
+
+        Every sequence starts with the same seed and the encoders are context-free, so the vectors are the same
+        for every row and step: outside training (eval mode, no gradients) they are computed once and kept until
+        the seed, a weight of the embeddings or the encoders, its dtype or its device changes. In training they
+        are computed afresh at each call (the gradient flows through them).
+        """
+        seed = self.codec.initial_codebook
+        if not seed:
+            return None
+        caching = not self.training and not torch.is_grad_enabled()
+        key = None
+        if caching:
+            modules = [self.get_input_embeddings(), self.get_output_embeddings(), self.input_encoder]
+            if self.output_encoder is not None:
+                modules.append(self.output_encoder)
+            key = (
+                seed,
+                *((p.data_ptr(), p._version, p.dtype, p.device) for m in modules for p in m.parameters()),
+            )
+            cache = self.__dict__.get("_initial_codebook_cache")
+            if cache is not None and cache[0] == key and output in cache[1]:
+                return cache[1][output]
+        device = self.get_input_embeddings().weight.device
+        table = self.initial_codebook_table(device)
+        vectors = self.unembed_hypertokens(table) if output else self.embed_hypertokens(table)
+        if caching:
+            cache = self.__dict__.get("_initial_codebook_cache")
+            stored = dict(cache[1]) if cache is not None and cache[0] == key else {}
+            stored[output] = vectors
+            self.__dict__["_initial_codebook_cache"] = (key, stored)
+        return vectors
+
+    def _seed_rows(self, codebook: torch.Tensor | None) -> int:
+        """`S` when every row of `codebook` starts with the initial codebook and the cached vectors may be used
+        for its first `S` slots, else 0 (training, no seed, or a codebook built without it)."""
+        S = len(self.codec.initial_codebook)
+        if not S or codebook is None or codebook.shape[1] < S or self.training or torch.is_grad_enabled():
+            return 0
+        table = self.initial_codebook_table(codebook.device)
+        return S if bool((codebook[:, :S] == table).all()) else 0
+
     def _hypertoken_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Where `input_ids` holds a hypertoken. Padding may hold anything (pad id, -100): never a hypertoken."""
         is_hyper = input_ids >= self.config.base_vocab_size
@@ -96,6 +160,15 @@ class Zip2ZipHypertokenMixin:
         slots = input_ids[rows, cols] - V
         if codebook_input_embeds is not None:
             vectors = codebook_input_embeds[rows, slots]
+        elif self._seed_rows(codebook):
+            # Seed entries take the vectors kept for the model; only entries the rows created are encoded.
+            entries = self._entries_at(codebook, rows, slots)
+            seeded = slots < len(self.codec.initial_codebook)
+            seed_vectors = self.initial_codebook_vectors(output=False)
+            vectors = seed_vectors.new_empty(slots.shape[0], seed_vectors.shape[-1])
+            vectors[seeded] = seed_vectors[slots[seeded]]
+            if bool((~seeded).any()):
+                vectors[~seeded] = encode_distinct(entries[~seeded], self.embed_hypertokens).to(vectors.dtype)
         else:
             vectors = encode_distinct(self._entries_at(codebook, rows, slots), self.embed_hypertokens)
         return inputs_embeds.index_put((rows, cols), vectors.to(inputs_embeds.dtype))
@@ -224,11 +297,17 @@ class Zip2ZipHypertokenMixin:
             if bool(has_candidate.any()):
                 rows, cols = has_candidate.nonzero(as_tuple=True)
         encode_table = use_codebook and codebook_output_embeds is None
+        seeded = self._seed_rows(codebook) if encode_table else 0
         table, candidate_vectors = self._output_vectors(
-            codebook if encode_table else None,
+            codebook[:, seeded:] if encode_table and codebook.shape[1] > seeded else None,
             candidates[rows, cols] if rows is not None else None,
             hidden_states.dtype,
         )
+        if seeded:
+            # The seed's slots take the vectors kept for the model: the cost of a forward does not grow with it.
+            seed_vectors = self.initial_codebook_vectors(output=True).to(hidden_states.dtype)
+            seed_table = seed_vectors.expand(codebook.shape[0], -1, -1)
+            table = seed_table if table is None else torch.cat([seed_table, table], dim=1)
         if encode_table:
             codebook_output_embeds = table
         if use_codebook:

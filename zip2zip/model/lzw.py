@@ -27,7 +27,10 @@ The encoder is the reference zip2zip-compression algorithm, id for id::
         if len(buf) == M: emit(buf); buf = []
     emit(buf) if buf
 
-The codebook is therefore a function of the base-token stream alone. The decoder exploits that: it expands
+With an initial codebook (a seed, :mod:`lzw_seed`) the codebook starts as the seed's entries, ids ``V ..``
+in order, and ``next`` starts after them; nothing else changes.
+
+The codebook is therefore a function of the base-token stream alone (and the seed). The decoder exploits that: it expands
 each code with the codebook it knows and feeds the resulting base ids, one at a time, through the very same
 encoder state machine, which grows the codebook exactly as the encoder did. On a canonical stream this
 rebuilds the encoder's codebook entry for entry and id for id; on a non-canonical but decodable stream (a
@@ -47,6 +50,7 @@ from itertools import compress
 
 from .lzw_decoder import LZWDecoder
 from .lzw_inputs import check_base_ids, int_prefix, map_batch, require_int, to_list
+from .lzw_seed import check_initial_codebook, seeded_state
 from .lzw_state import Codebook, DecodeTrace, _State
 
 __all__ = ["LZWCodec", "spans_to_positions"]
@@ -61,6 +65,9 @@ class LZWCodec:
             stops growing and existing entries keep being used.
         max_subtokens: ``M``, the most base ids one hypertoken stands for (``1`` = no merging).
         disabled_ids: base ids that are never merged (pad, bos/eos, chat markers, optionally digits).
+        initial_codebook: runs of 2..``M`` base ids that every sequence knows from its first code (a seed;
+            see :mod:`lzw_seed`): entry ``k`` is hypertoken ``V + k``, and created entries follow. Prefix-closed,
+            at most ``C`` entries; ``C`` counts the seed and the created entries together.
 
     Example:
 
@@ -84,6 +91,7 @@ class LZWCodec:
         max_codebook_size: int,
         max_subtokens: int,
         disabled_ids: Iterable[int] = (),
+        initial_codebook: Iterable[Sequence[int]] | None = None,
     ) -> None:
         sizes = []
         for name, value, low in (
@@ -106,12 +114,23 @@ class LZWCodec:
         if error is not None:
             raise error
         self.disabled_ids = frozenset(disabled)
+        self.initial_codebook: tuple[tuple[int, ...], ...] = check_initial_codebook(
+            initial_codebook, *sizes, self.disabled_ids
+        )
+        self._initial_state = seeded_state(self.initial_codebook, self.base_vocab_size)
 
     def __repr__(self) -> str:
+        seed = f", initial_codebook=<{len(self.initial_codebook)} entries>" if self.initial_codebook else ""
         return (
             f"LZWCodec(base_vocab_size={self.base_vocab_size}, max_codebook_size={self.max_codebook_size}, "
-            f"max_subtokens={self.max_subtokens}, disabled_ids=<{len(self.disabled_ids)} ids>)"
+            f"max_subtokens={self.max_subtokens}, disabled_ids=<{len(self.disabled_ids)} ids>{seed})"
         )
+
+    def new_state(self) -> _State:
+        """The state of a sequence before its first code: the initial codebook, nothing pending."""
+        if not self.initial_codebook:
+            return _State(self.base_vocab_size)
+        return self._initial_state.copy()
 
     @property
     def vocab_size(self) -> int:
@@ -188,14 +207,14 @@ class LZWCodec:
     def encode(self, ids: Iterable[int]) -> list[int]:
         """Compress base ids into codes (base ids and hypertoken ids)."""
         ids, distinct = check_base_ids(self.base_vocab_size, ids)
-        return self._encode(ids, distinct, _State(self.base_vocab_size), record=False)
+        return self._encode(ids, distinct, self.new_state(), record=False)
 
     def encode_with_codebook(self, ids: Iterable[int]) -> tuple[list[int], Codebook]:
         """Compress base ids; also return the codebook the encoder built.
 
         ``created_at`` is in code positions: the index of the first code that may use the entry.
         """
-        state = _State(self.base_vocab_size)
+        state = self.new_state()
         ids, distinct = check_base_ids(self.base_vocab_size, ids)
         codes = self._encode(ids, distinct, state, record=True)
         return codes, self._codebook(state)
@@ -226,7 +245,11 @@ class LZWCodec:
 
     def _codebook(self, state: _State) -> Codebook:
         return Codebook(
-            self.base_vocab_size, self.max_subtokens, tuple(state.entries), tuple(state.created_at)
+            self.base_vocab_size,
+            self.max_subtokens,
+            tuple(state.entries),
+            tuple(state.created_at),
+            len(self.initial_codebook),
         )
 
     # ------------------------------------------------------------------ decoding

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .lzw_inputs import check_base_ids, int_prefix, require_int, to_int
-from .lzw_state import Codebook, CodecSettings, DecodeStep, _State, expand_node
+from .lzw_state import Codebook, CodecSettings, DecodeStep, expand_node
 
 __all__ = ["LZWDecoder"]
 
@@ -23,7 +23,7 @@ class LZWDecoder:
 
     def __init__(self, codec: CodecSettings) -> None:
         self.codec = codec
-        self._state = _State(codec.base_vocab_size)
+        self._state = codec.new_state()
         self.base_ids: list[int] = []
         self.num_codes = 0
         self._reset_index()
@@ -57,6 +57,7 @@ class LZWDecoder:
             self.codec.max_subtokens,
             tuple(state.entries),
             tuple(state.created_at),
+            len(self.codec.initial_codebook),
         )
 
     @property

@@ -18,13 +18,15 @@ class Codebook:
     """The hypertokens of one sequence: entry ``k`` has id ``base_vocab_size + k``.
 
     ``created_at[k]`` is the index of the code whose decoding created entry ``k``; the entry can be read
-    as input from that position on (the ``KwKwK`` case uses it at exactly that position).
+    as input from that position on (the ``KwKwK`` case uses it at exactly that position). The first
+    ``initial_size`` entries are the codec's initial codebook (created at 0, before any code).
     """
 
     base_vocab_size: int
     max_subtokens: int
     entries: tuple[tuple[int, ...], ...]
     created_at: tuple[int, ...]
+    initial_size: int = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -127,12 +129,15 @@ class _State:
 
 
 class CodecSettings(Protocol):
-    """What the decoder reads of its codec: the vocabulary layout and the never-merged ids."""
+    """What the decoder reads of its codec: the vocabulary layout, the never-merged ids and the initial state."""
 
     base_vocab_size: int
     max_codebook_size: int
     max_subtokens: int
     disabled_ids: frozenset[int]
+    initial_codebook: tuple[tuple[int, ...], ...]
+
+    def new_state(self) -> _State: ...
 
 
 def expand_node(node: int, entries: list[tuple[int, ...]], base_vocab_size: int) -> tuple[int, ...]:

@@ -266,16 +266,27 @@ class Zip2ZipForCausalLM(Zip2ZipHypertokenMixin, Zip2ZipPreTrainedModel, Zip2Zip
     def codec(self) -> LZWCodec:
         """The LZW codec of this model's config (rebuilt when the codec fields change)."""
         config = self.config
+        seed = getattr(config, "initial_codebook", None) or ()
         key = (
             config.base_vocab_size,
             config.max_codebook_size,
             config.max_subtokens,
             tuple(config.disabled_ids),
+            self._seed_key(seed),
         )
         if self._codec is None or self._codec_key != key:
-            self._codec = LZWCodec(*key[:3], disabled_ids=key[3])
+            self._codec = LZWCodec(*key[:3], disabled_ids=key[3], initial_codebook=key[4])
             self._codec_key = key
         return self._codec
+
+    def _seed_key(self, seed: Any) -> tuple[tuple[int, ...], ...]:
+        """The config's initial codebook as tuples, converted again only when another list is assigned."""
+        source = (id(seed), len(seed))
+        cached = self.__dict__.get("_seed_source")
+        if cached is None or cached[0] != source or cached[2] is not seed:
+            cached = (source, tuple(tuple(int(i) for i in entry) for entry in seed), seed)
+            self.__dict__["_seed_source"] = cached
+        return cached[1]
 
     # ---------------------------------------------------------------- construction from a base model
 

@@ -14,8 +14,8 @@ never merged, so eos stays one id at the end of a compressed stream.
 
 The base tokenizer is saved beside this one as ``base_tokenizer.json`` (a ``tokenizers`` serialization) and
 its Python-level settings in ``tokenizer_config.json`` under ``base_tokenizer_config``; the codec settings
-(``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``) are
-saved there too, under the same names the model config uses, with ``base_vocab_fingerprint`` (a hash of the
+(``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``, ``protect_digits``,
+``protect_whitespace``, ``initial_codebook``) are saved there too, under the same names the model config uses, with ``base_vocab_fingerprint`` (a hash of the
 base vocabulary). Loading a folder that also holds a zip2zip ``config.json`` checks that the two agree.
 
 This file is copied into exported Hub repos, so it imports only the standard library, transformers and its
@@ -53,6 +53,7 @@ from .configuration_zip2zip import (
 )
 from .lzw import LZWCodec
 from .lzw_inputs import check_base_ids, to_int
+from .lzw_seed import restrict_initial_codebook
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer
 from .tokenization_decoding_zip2zip import Zip2ZipDecodingMixin
 from .tokenization_utils_zip2zip import (
@@ -105,6 +106,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         disabled_ids: base ids never merged; defaults to :func:`default_disabled_ids`. Must contain pad.
         protect_digits: with ``disabled_ids`` unset, also never merge digit tokens.
         protect_whitespace: with ``disabled_ids`` unset, also never merge whitespace-only tokens.
+        initial_codebook: runs of base ids every sequence starts with (a seed; see ``Zip2ZipConfig``), or None.
         base_tokenizer_config: the base tokenizer's special tokens and Python-level settings (saved).
         base_vocab_fingerprint: the fingerprint recorded when the tokenizer was saved; a base tokenizer whose
             vocabulary has another one (an edited or replaced ``base_tokenizer.json``) is refused.
@@ -138,6 +140,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
         disabled_ids: Sequence[int] | None = None,
         protect_digits: bool = DEFAULT_PROTECT_DIGITS,
         protect_whitespace: bool = DEFAULT_PROTECT_WHITESPACE,
+        initial_codebook: Sequence[Sequence[int]] | None = None,
         base_tokenizer_config: dict[str, Any] | None = None,
         base_vocab_fingerprint: str | None = None,
         base_tokenizer: Any = None,
@@ -181,6 +184,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             disabled_ids=None if disabled_ids is None else [to_int(i) for i in disabled_ids],
             protect_digits=bool(protect_digits),
             protect_whitespace=bool(protect_whitespace),
+            initial_codebook=initial_codebook,
             base_tokenizer_config=self._base_tokenizer_config,
             base_vocab_fingerprint=base_vocab_fingerprint,
             **kwargs,
@@ -218,7 +222,9 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
                 "into hypertokens and decode differently from unpadded ones. Add it to disabled_ids, or leave "
                 "disabled_ids unset to use default_disabled_ids(base_tokenizer)."
             )
-        self.codec = LZWCodec(vocab_size, max_codebook_size, max_subtokens, sorted(disabled))
+        self.codec = LZWCodec(
+            vocab_size, max_codebook_size, max_subtokens, sorted(disabled), initial_codebook=initial_codebook
+        )
         self._ready = True
 
     def _check_added_tokens(self, vocab_size: int) -> None:
@@ -259,7 +265,7 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
 
         ``config`` is the model's ``Zip2ZipConfig`` or any object or dict with the codec settings
         (``base_vocab_size``, ``max_codebook_size``, ``max_subtokens``, ``disabled_ids``,
-        ``protect_digits``, ``protect_whitespace``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
+        ``protect_digits``, ``protect_whitespace``, ``initial_codebook``); ``overrides`` take precedence. Missing ``disabled_ids`` default to
         :func:`default_disabled_ids`, a missing ``base_vocab_size`` to ``len(base tokenizer)``.
         Other keyword arguments (``padding_side``, ``pad_token``...) go to the tokenizer.
         """
@@ -310,6 +316,11 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     def protect_whitespace(self) -> bool:
         """Whether whitespace-only tokens were added to the default disabled ids."""
         return self._protect_whitespace
+
+    @property
+    def initial_codebook(self) -> list[list[int]] | None:
+        """The runs every sequence's codebook starts with (hypertoken ids ``V ..`` in order), or None."""
+        return [list(entry) for entry in self.codec.initial_codebook] or None
 
     @property
     def base_vocab_fingerprint(self) -> str:
@@ -410,11 +421,20 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
             missing,
         )
         codec = self.codec
+        disabled = codec.disabled_ids | set(missing)
+        seed = restrict_initial_codebook(codec.initial_codebook, codec.max_subtokens, disabled)
+        if len(seed) < len(codec.initial_codebook):
+            logger.warning(
+                "%d initial codebook entries hold a newly disabled id and were dropped; the model's "
+                "initial_codebook must drop them too",
+                len(codec.initial_codebook) - len(seed),
+            )
         self.codec = LZWCodec(
             codec.base_vocab_size,
             codec.max_codebook_size,
             codec.max_subtokens,
-            sorted(codec.disabled_ids | set(missing)),
+            sorted(disabled),
+            initial_codebook=seed,
         )
 
     def __setattr__(self, key: str, value: Any) -> None:
@@ -594,11 +614,17 @@ class Zip2ZipTokenizer(Zip2ZipDecodingMixin, PythonBackend):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *init_inputs: Any, **kwargs: Any) -> Any:
         """As transformers' ``from_pretrained``; a local folder that also holds a zip2zip ``config.json`` must
-        agree with it (codec settings and base vocabulary), or a ValueError names what differs. That config must
-        record the base vocabulary's fingerprint; settings that differ from the ones the weights were trained with
-        (its ``trained_codec``) are warned about."""
-        tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        agree with it (codec settings, initial codebook and base vocabulary), or a ValueError names what differs.
+        That config must record the base vocabulary's fingerprint; settings that differ from the ones the weights
+        were trained with (its ``trained_codec``) are warned about."""
         folder, config = saved_model_settings(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        try:
+            tokenizer = super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        except ValueError as error:
+            if folder is not None and any(name in str(error) for name in CODEC_SETTINGS):
+                # A codec setting the folder's tokenizer_config.json holds wrongly: name the file.
+                raise ValueError(f"{os.path.join(folder, 'tokenizer_config.json')}: {error}") from None
+            raise
         if config is not None:
             mismatches = codec_mismatches(config, tokenizer)
             if mismatches:
