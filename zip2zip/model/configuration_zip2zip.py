@@ -632,6 +632,9 @@ def missing_fingerprint_message(folder: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
+    """A setting as JSON keeps it: an id set sorted, a list of runs (the initial codebook) as lists, in order."""
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+        return [[int(i) for i in entry] for entry in value]
     return sorted(int(i) for i in value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
 
