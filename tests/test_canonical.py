@@ -2,8 +2,8 @@
 
 The codec part is a property test (a stream is canonical exactly when none of its codes is excluded by the
 one before it); the model part checks, on tiny models, what a user relies on: the mask only removes codes,
-never a canonical target, so scores can only improve; training rows with segment boundaries keep a finite
-loss; generation writes canonical streams, the same with and without a KV cache or prompt lookup; and the
+never a canonical target, so scores can only improve; a prompt/completion training row gets, column by
+column, the mask and log-probabilities of generating its completion after its prompt; generation writes canonical streams, the same with and without a KV cache or prompt lookup; and the
 flag survives save/load.
 """
 
@@ -18,7 +18,6 @@ from _benchmarks import load_benchmark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_generation import PROMPTS, build
-
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from zip2zip import Zip2ZipConfig, Zip2ZipDataCollator, Zip2ZipForCausalLM

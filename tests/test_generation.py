@@ -490,29 +490,50 @@ def test_unsupported_modes_are_rejected_up_front(tiny):
     model.generate(**enc, max_new_tokens=3, prompt_lookup_num_tokens=3)
 
 
-def test_num_return_sequences_and_custom_processors(tiny):
+class _Unmask(LogitsProcessor):
+    """A careless user processor: gives every masked (-inf) slot a score above every real one."""
+
+    def __call__(self, input_ids, scores):
+        return torch.where(scores.isneginf(), scores.new_tensor(1e4), scores)
+
+
+def test_masked_slots_stay_masked_after_user_processors(tiny):
+    """generate re-masks what a row's decoder cannot accept after the caller's processors: the greedy codes and
+    the scores (-inf exactly where the decoder rejects) are those of a run without the processor."""
     model, tok = tiny
-
-    class Boost(LogitsProcessor):
-        """Shifts every score up: masked slots must stay masked."""
-
-        def __call__(self, input_ids, scores):
-            return torch.nan_to_num(scores, neginf=-1e4) + 50.0
-
     enc = tok(PROMPTS[:2], return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    settings = {
+        "max_new_tokens": 8,
+        "do_sample": False,
+        "return_dict_in_generate": True,
+        "output_scores": True,
+    }
+    plain = model.generate(**enc, **settings)
+    unmasked = model.generate(**enc, logits_processor=LogitsProcessorList([_Unmask()]), **settings)
+    assert torch.equal(unmasked.codes, plain.codes)
+    V = model.config.base_vocab_size
+    for t, scores in enumerate(unmasked.scores):
+        assert torch.equal(scores, plain.scores[t])
+        for b in range(scores.shape[0]):
+            prompt = [c for c, m in zip(enc["input_ids"][b].tolist(), enc["attention_mask"][b].tolist()) if m]
+            limit = model.codec.trace(prompt + unmasked.codes[b, P : P + t].tolist()).accept_limits[-1]
+            assert bool(scores[b, V + limit :].isneginf().all()) and limit < model.config.max_codebook_size
+            assert bool(scores[b, V : V + limit].isfinite().all())
+
+    # Sampling with several sequences per prompt: every row decodes.
     torch.manual_seed(0)
     out = model.generate(
         **enc,
         do_sample=True,
         max_new_tokens=8,
         num_return_sequences=3,
-        logits_processor=LogitsProcessorList([Boost()]),
+        logits_processor=LogitsProcessorList([_Unmask()]),
         return_codes=True,
     )
-    assert out.shape[0] == 6
-    for row in out:
-        tok.decode(row)  # decodable
-    assert len(model.last_generation_stats.codes) == 6
+    assert out.shape[0] == 6 and len(model.last_generation_stats.codes) == 6
+    for row in out.tolist():
+        model.codec.trace([c for c in row if c != tok.pad_token_id])  # raises on an unacceptable code
 
 
 # ----------------------------------------------------------------------------- pipeline, chat, export
