@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests._tiny_models import tiny_base_model
-from tests._tiny_tokenizers import tiny_bpe_tokenizer
+from tests._tiny_models import tiny_zip2zip
 from tests.lm_eval_tasks.utils import rolling_texts
-from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
 from zip2zip.evaluation.scoring import Scorer, bits_per_byte, compare_on_domains, compression_statistics
 
 TASKS = Path(__file__).parent / "lm_eval_tasks"
@@ -23,12 +21,10 @@ TEXTS = [
 
 
 def build(max_subtokens: int = 3, seed: int = 0):
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model(vocab_size=len(base_tok) + 4, seed=seed)
-    model = Zip2ZipForCausalLM.from_base(
-        base, tokenizer=base_tok, max_codebook_size=64, max_subtokens=max_subtokens
-    ).eval()
-    return base, base_tok, model, Zip2ZipTokenizer.from_base(base_tok, model.config)
+    """Base model, base tokenizer, the untrained zip2zip model over that base and its tokenizer (the base has
+    embedding rows beyond the tokenizer's, as padded checkpoints do)."""
+    model, tok = tiny_zip2zip(seed=seed, max_subtokens=max_subtokens, perturb=0.0, extra_vocab=4, encoders={})
+    return model.language_model, tok.base, model, tok
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
