@@ -289,7 +289,8 @@ def test_base_positions_follow_last_constituent():
 
 
 def test_gradients_reach_encoders_and_lora_not_frozen_base():
-    peft = pytest.importorskip("peft")
+    import peft
+
     model = make_model("llama", reconstruction_loss_weight=0.1).train()
     for p in model.language_model.parameters():
         p.requires_grad_(False)
@@ -544,12 +545,27 @@ def test_encoder_variants(settings, monkeypatch):
         assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
 
 
-def test_gradient_checkpointing_trains():
-    model = make_model("qwen2").train()
-    model.gradient_checkpointing_enable()
+def test_gradient_checkpointing_gives_the_gradients_of_a_plain_step():
+    model = make_model("qwen2", reconstruction_loss_weight=0.1).train()
     ids = torch.tensor([compressed(model, 40)])
-    model(input_ids=ids, labels=ids).loss.backward()
-    assert model.input_encoder.out_proj.weight.grad is not None
+
+    def gradients():
+        model.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain = gradients()
+    model.gradient_checkpointing_enable()
+    assert model.language_model.model.gradient_checkpointing
+    loss, checkpointed = gradients()
+    assert torch.equal(loss, plain_loss)
+    assert set(checkpointed) == set(plain)
+    assert any(n.startswith("input_encoder.") for n in plain) and any(
+        n.startswith("language_model.") for n in plain
+    )
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
 # ----------------------------------------------------------------------------- the generation seam

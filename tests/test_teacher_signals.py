@@ -21,9 +21,7 @@ from zip2zip.trainer.callbacks import budget_spent
 from zip2zip.trainer.data import Zip2ZipDataCollator, tokenize_example
 from zip2zip.trainer.distillation import hidden_state_distillation, parse_layer_spec
 from zip2zip.trainer.optimization import GroupSchedule
-from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
 from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
-from zip2zip.utils.hardware import cpu_supports_bf16
 from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -218,10 +216,3 @@ def test_group_schedule_shapes():
     assert budget(3) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="not supported"):
         GroupSchedule("polynomial", 10, 0.0)
-
-
-def test_bf16_follows_the_cpu_when_unset(tmp_path):
-    config = Zip2ZipSFTConfig(output_dir=str(tmp_path), report_to="none")
-    if not torch.cuda.is_available():
-        assert config.bf16 == cpu_supports_bf16()
-    assert Zip2ZipSFTConfig(output_dir=str(tmp_path), report_to="none", bf16=False).bf16 is False
