@@ -7,12 +7,11 @@ CPU thread. The invariants of the generation issue are marked "invariant N".
 from __future__ import annotations
 
 import io
-import textwrap
 from contextlib import redirect_stdout
 
 import pytest
 import torch
-from _fresh_process import last_json_line, run_without_package
+from _fresh_process import assert_same_report, fresh_generation_report, generation_report
 from _tiny_models import tiny_base_model, tiny_zip2zip
 from transformers import (
     LogitsProcessor,
@@ -447,6 +446,79 @@ def test_masked_slots_stay_masked_after_user_processors(tiny):
         model.codec.trace([c for c in row if c != tok.pad_token_id])  # raises on an unacceptable code
 
 
+# ----------------------------------------------------------------------------- dtypes and compilation
+
+
+def _check_steps_against_a_full_forward(model, enc, out, rtol: float) -> None:
+    """Every step's logits equal (within `rtol` of their scale) one forward over the finished codes, with the
+    same masked slots; every row's codes decode."""
+    P = enc["input_ids"].shape[1]
+    codes = out.codes
+    steps = codes.shape[1] - P
+    mask = torch.cat([enc["attention_mask"], torch.ones(codes.shape[0], steps, dtype=torch.long)], dim=1)
+    for row, row_mask in zip(codes.tolist(), mask.tolist()):
+        model.codec.trace([c for c, m in zip(row, row_mask) if m])  # raises on an unacceptable code
+    with torch.no_grad():
+        full = model(input_ids=codes, attention_mask=mask).logits.float()
+    for t in range(steps):
+        step, want = out.logits[t].float(), full[:, P - 1 + t]
+        finite = want.isfinite()
+        assert torch.equal(step.isfinite(), finite), t
+        assert (step[finite] - want[finite]).abs().max() <= rtol * want[finite].abs().max(), t
+
+
+def test_bfloat16_generation_follows_the_bfloat16_forward():
+    model, tok = build(loud_hypertokens=True)
+    model.to(torch.bfloat16)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    out = model.generate(
+        **enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True, output_logits=True
+    )
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert sum(out.generation_stats.hypertokens) > 0
+    _check_steps_against_a_full_forward(model, enc, out, rtol=0.05)
+    # Sampling in bf16: each row's codes decode, to the text of its expanded sequence.
+    torch.manual_seed(0)
+    sampled = model.generate(
+        **enc, max_new_tokens=12, do_sample=True, temperature=1.5, return_dict_in_generate=True
+    )
+    for b in range(len(PROMPTS)):
+        text = tok.decode(sampled.codes[b], skip_special_tokens=True)
+        assert text == tok.decode(sampled.sequences[b], skip_special_tokens=True)
+
+
+@pytest.mark.slow
+def test_a_compiled_forward_gives_the_eager_logits_and_greedy_steps():
+    """torch.compile of the model's forward: the same logits as eager, and generate over the compiled forward
+    writes the eager greedy codes with the eager step logits."""
+    model, tok = build(loud_hypertokens=True)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    settings = {
+        "max_new_tokens": 6,
+        "do_sample": False,
+        "return_dict_in_generate": True,
+        "output_logits": True,
+    }
+    with torch.no_grad():
+        eager_logits = model(**enc).logits
+        eager = model.generate(**enc, **settings)
+    torch._dynamo.reset()
+    # aot_eager: Dynamo's tracing (graph breaks, guards, dynamic shapes) and AOTAutograd, without the C++
+    # code generation of inductor, which costs minutes on a small CPU and proves nothing about zip2zip.
+    model.forward = torch.compile(model.forward, backend="aot_eager", dynamic=True)
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(model(**enc).logits, eager_logits, atol=1e-4, rtol=1e-4)
+            compiled = model.generate(**enc, **settings)
+    finally:
+        del model.forward
+        torch._dynamo.reset()
+    assert torch.equal(compiled.codes, eager.codes)
+    for a, b in zip(compiled.logits, eager.logits):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert sum(eager.generation_stats.hypertokens) > 0
+
+
 # ----------------------------------------------------------------------------- pipeline, chat, export
 
 
@@ -485,39 +557,16 @@ def test_saved_folder_pipeline_and_fresh_process_generate(tiny, tmp_path):
     settings = {"max_new_tokens": 12, "do_sample": False}
     enc = tok(PROMPTS[1], return_tensors="pt")
     expected = new_text(tok, model.generate(**enc, **settings), enc["input_ids"].shape[1])
-    expected_steps = model.last_generation_stats.steps
 
     pipe = pipeline("text-generation", model=str(folder), trust_remote_code=True)
     assert pipe(PROMPTS[1], return_full_text=False, **settings)[0]["generated_text"] == expected
     assert pipe(PROMPTS[1], **settings)[0]["generated_text"] == PROMPTS[1] + expected
 
-    script = textwrap.dedent(
-        f"""
-        import json, sys, torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        torch.set_num_threads(1)
-        tok = AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True)
-        model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True)
-        assert "zip2zip" not in sys.modules, "the zip2zip package was imported"
-        enc = tok({PROMPTS[1]!r}, return_tensors="pt")
-        out = model.generate(**enc, max_new_tokens=12, do_sample=False, return_dict_in_generate=True,
-                             output_scores=True)
-        looked = model.generate(**enc, max_new_tokens=12, do_sample=False, prompt_lookup_num_tokens=4,
-                                return_dict_in_generate=True)
-        assert torch.equal(out.codes, looked.codes), "prompt lookup changed the output"
-        assert looked.generation_stats.proposed_codes > 0
-        P = enc["input_ids"].shape[1]
-        scores = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        assert scores.shape == (1, len(out.scores)) and bool((scores <= 0).all()), scores
-        print(json.dumps([tok.decode(out.sequences[0][P:], skip_special_tokens=True), type(model).__module__,
-                          out.generation_stats.steps]))
-        """
-    )
-    result = run_without_package(script, workdir=tmp_path)  # only torch and transformers: the export alone
-    text, module, steps = last_json_line(result)
-    assert text == expected
-    assert module.startswith("transformers_modules")
-    assert steps == expected_steps
+    # Only torch and transformers in a fresh process: the saved folder alone, as in this process.
+    prompts = [PROMPTS[2], PROMPTS[1]]
+    got = fresh_generation_report(folder, prompts, tmp_path)
+    assert_same_report(got, generation_report(model, tok, prompts), atol=1e-4)
+    assert got["steps"] > 0 and all(got["texts"])
 
 
 # ----------------------------------------------------------------------------- the default model
