@@ -381,6 +381,35 @@ def test_max_new_base_tokens_counts_base_tokens(tiny):
     assert out.generation_stats.steps < 13
 
 
+def test_max_new_base_tokens_cuts_every_row_of_a_batch_at_its_own_code(tiny):
+    """Rows of different lengths (left-padded) each get exactly the budget's base ids, those of the free run."""
+    model, tok = tiny
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    P = enc["input_ids"].shape[1]
+    free = model.generate(
+        **enc, max_new_tokens=20, do_sample=False, eos_token_id=None, return_dict_in_generate=True
+    )
+    assert min(free.generation_stats.base_tokens) > 13
+    out = model.generate(
+        **enc, max_new_base_tokens=13, do_sample=False, eos_token_id=None, return_dict_in_generate=True
+    )
+    assert out.generation_stats.base_tokens == [13] * len(PROMPTS)
+    assert out.sequences.shape[1] - P == 13
+    assert torch.equal(out.sequences[:, P:], free.sequences[:, P : P + 13])
+    # Each row stopped at the code that reached its budget (rows spend it in different numbers of codes).
+    codec = tok.codec
+    for b, count in enumerate(out.generation_stats.codes):
+        prompt = enc["input_ids"][b][enc["attention_mask"][b].bool()].tolist()
+        generated = free.codes[b, P : P + count].tolist()
+        assert out.codes[b, P : P + count].tolist() == generated
+
+        def new_base(codes, prompt=prompt):
+            return len(codec.decode(prompt + codes)) - len(codec.decode(prompt))
+
+        assert new_base(generated[:-1]) < 13 <= new_base(generated), b
+    assert len(set(out.generation_stats.codes)) > 1, "the rows must need different numbers of codes"
+
+
 def test_unsupported_modes_are_rejected_up_front(tiny):
     model, tok = tiny
     enc = tok(PROMPTS[0], return_tensors="pt")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -456,31 +455,6 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="non-empty cache"):
         prefix = model(input_ids=torch.tensor([codes[:5]]), use_cache=True)
         model(input_ids=torch.tensor([codes[5:6]]), cache=prefix.cache)
-
-
-def test_model_file_imports_only_torch_transformers_stdlib():
-    """The model file travels into Hub repos: its imports are torch, transformers, the stdlib and its sibling
-    remote-code files, never the installed `zip2zip` package (docstring examples may name it)."""
-    import ast
-    import sys
-
-    from zip2zip.model import CODE_FILES
-
-    source = Path(__file__).parents[1] / "zip2zip" / "model" / "modeling_zip2zip.py"
-    siblings = {name.removesuffix(".py") for name in CODE_FILES}
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            assert node.module in siblings, f"relative import of {node.module!r} is not a remote-code file"
-            continue
-        if isinstance(node, ast.ImportFrom):
-            names = [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            continue
-        for name in names:
-            top = name.split(".")[0]
-            assert top in {"torch", "transformers"} or top in sys.stdlib_module_names, f"imports {name}"
 
 
 def test_tokenizer_batches_feed_the_model_directly():
