@@ -65,3 +65,56 @@ def tiny_base_model(arch: str = "llama", tied: bool = False, seed: int = 0, voca
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(arch, tied, vocab_size))
     return model.eval()
+
+
+SMALL_ENCODERS = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}
+
+
+def tiny_zip2zip(
+    *,
+    seed: int = 0,
+    max_subtokens: int = 4,
+    max_codebook_size: int = 64,
+    tied: bool = False,
+    loud_hypertokens: bool = False,
+    perturb: float = 0.05,
+    extra_vocab: int = 0,
+    encoders: dict | None = None,
+    **settings,
+):
+    """A tiny zip2zip model over a random Llama and its tokenizer (the tiny BPE), in eval mode.
+
+    The untrained encoders start as exact means of their constituents; `perturb` adds noise of that scale so
+    hypertokens have vectors of their own. `loud_hypertokens` gives the output encoder large random weights:
+    hypertoken logits then dwarf base logits, so sampling emits hypertokens often. `extra_vocab` adds
+    embedding rows beyond the tokenizer's (as checkpoints padded to a multiple do). `encoders` defaults to small
+    encoders (:data:`SMALL_ENCODERS`); `{}` keeps the config's defaults.
+    """
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+
+    base_tok = tiny_bpe_tokenizer()
+    base = tiny_base_model("llama", tied=tied, vocab_size=len(base_tok) + extra_vocab, seed=seed)
+    model = Zip2ZipForCausalLM.from_base(
+        base,
+        tokenizer=base_tok,
+        max_codebook_size=max_codebook_size,
+        max_subtokens=max_subtokens,
+        tie_encoders=tied,
+        **(SMALL_ENCODERS if encoders is None else encoders),
+        **settings,
+    )
+    if perturb or loud_hypertokens:
+        torch.manual_seed(seed + 1)
+        output_encoder = model.output_encoder if model.output_encoder is not None else model.input_encoder
+        with torch.no_grad():
+            for encoder in dict.fromkeys([model.input_encoder, output_encoder]):  # each once, in order
+                for p in encoder.parameters():
+                    p.add_(torch.randn_like(p) * perturb)
+            if loud_hypertokens:
+                output_encoder.out_proj.weight.normal_(0.0, 2.0)
+    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model.eval(), tok

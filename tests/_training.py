@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from _tiny_models import tiny_base_model
-from _tiny_tokenizers import tiny_bpe_tokenizer
+from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
 from datasets import Dataset
 
 from zip2zip.conversion import zip2zip_from_base
@@ -82,3 +82,42 @@ def one_step_update(tmp_path, texts, batch: int, accumulation: int, lora: bool =
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return {n: before[n] - p.detach() for n, p in trainer.model.named_parameters()}
+
+
+def student_and_teacher(seed: int = 0, **settings):
+    """A tiny zip2zip model, its tokenizer, and a separate copy of its base model (the reference teacher)."""
+    model, tok = build(seed, **settings)
+    return model, tok, tiny_base_model("llama", vocab_size=len(tok), seed=seed)
+
+
+def teacher_trainer(tmp_path, model, tok, lora: bool = True, **overrides) -> Zip2ZipSFTTrainer:
+    """A trainer for the teacher-signal tests; its adapters start off their identity (B ~ N(0, 0.5)), so that
+    the teacher (the model with its adapters disabled) really differs from the student."""
+    trainer = Zip2ZipSFTTrainer(
+        model=model,
+        args=config(tmp_path, **overrides),
+        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 2}),
+        processing_class=tok,
+        peft_config=default_lora_config(model, r=4, alpha=8) if lora else None,
+    )
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in trainer.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    return trainer
+
+
+def teacher_sums(trainer, rows: list[dict], collator=None) -> tuple[float | None, float | None]:
+    """The trainer's batched teacher terms on `rows` (first-token KL sum, hidden-state distance sum)."""
+    batch = dict((collator or trainer.data_collator)(rows))
+    for name in ("num_base_tokens", "num_target_bytes"):
+        batch.pop(name, None)
+    base_inputs = {
+        n: batch.pop(n) for n in ("base_input_ids", "base_attention_mask", "base_positions") if n in batch
+    }
+    with torch.no_grad():
+        outputs = trainer.model(**batch, output_hidden_states=True)
+        valid = batch["labels"][:, 1:] != -100
+        kl, hidden = trainer._teacher_sums(trainer.model, batch, outputs, valid, base_inputs)
+    return (None if kl is None else float(kl)), (None if hidden is None else float(hidden))

@@ -2,7 +2,8 @@
 
 A zip2zip adapter adapts a zip2zip model (LoRA under `language_model.`, the hyper-encoders in
 `modules_to_save`), so PEFT alone cannot apply it to the plain base model; these tests pin the supported route
-and its result: the same logits as the merged model training wrote.
+and its result: the same logits as the merged model training wrote. (The shipped model is a low-rank delta,
+not an adapter: tests/test_shipped.py covers its route.)
 """
 
 from __future__ import annotations
@@ -60,16 +61,3 @@ def test_an_adapter_without_settings_is_refused_with_the_layouts_named(tmp_path)
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"zip2zip_settings\.json"):
         load_adapter(tmp_path / "adapter")
-
-
-@pytest.mark.slow
-def test_the_shipped_adapter_gives_the_shipped_model():
-    from zip2zip.bundled.shipped import DELTA_FILENAME, shipped_checkpoint_dir, shipped_zip2zip_path
-
-    if (shipped_checkpoint_dir() / DELTA_FILENAME).is_file():
-        pytest.skip("the shipped model is a full fine-tune (low-rank deltas): it has no adapter to load")
-    loaded = load_adapter(shipped_checkpoint_dir(), dtype=torch.float32)
-    shipped = AutoModelForCausalLM.from_pretrained(shipped_zip2zip_path(), trust_remote_code=True).eval()
-    ids = torch.tensor([loaded.tokenizer("def add(a, b):\n    return a + b\n\ndef add(a, b):")["input_ids"]])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(input_ids=ids).logits, shipped(input_ids=ids).logits)

@@ -2,8 +2,8 @@
 
 The codec part is a property test (a stream is canonical exactly when none of its codes is excluded by the
 one before it); the model part checks, on tiny models, what a user relies on: the mask only removes codes,
-never a canonical target, so scores can only improve; training rows with segment boundaries keep a finite
-loss; generation writes canonical streams, the same with and without a KV cache or prompt lookup; and the
+never a canonical target, so scores can only improve; a prompt/completion training row gets, column by
+column, the mask and log-probabilities of generating its completion after its prompt; generation writes canonical streams, the same with and without a KV cache or prompt lookup; and the
 flag survives save/load.
 """
 
@@ -18,10 +18,13 @@ from _benchmarks import load_benchmark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_generation import PROMPTS, build
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from zip2zip import Zip2ZipConfig, Zip2ZipDataCollator, Zip2ZipForCausalLM
 from zip2zip.evaluation.scoring import Scorer
+from zip2zip.model.generation_state_zip2zip import Zip2ZipGenerationState
 from zip2zip.model.lzw import LZWCodec
+from zip2zip.trainer.data import tokenize_example
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -178,6 +181,92 @@ def test_bits_per_byte_improve_and_continuations_stay_finite(tiny):
     plain = Scorer(model, tok, max_length=96).loglikelihood(pairs)
     for (logprob, _), (reference, _) in zip(masked, plain):
         assert math.isfinite(logprob) and logprob >= reference - 1e-4
+
+
+class _Force(LogitsProcessor):
+    """Makes generation emit the given codes, one per step (the raw logits stay the model's own)."""
+
+    def __init__(self, codes: list[int]):
+        self.codes, self.step = codes, 0
+
+    def __call__(self, input_ids, scores):
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.codes[self.step]] = 0.0
+        self.step += 1
+        return forced
+
+
+def _boundary_examples(codec, tok, count: int) -> list[dict]:
+    """Prompt/completion examples whose prompt's last code has codes the canonical rule would exclude after
+    it, the first ones of them with a completion that starts with such a code."""
+    text = "the cat sat on the mat. the cat sat on the hat. the cat sat on the mat. the cat sat. a dog, a dog, a dog"
+    breaking, constrained = [], []
+    for cut in range(8, len(text) - 8):
+        example = {"prompt": text[:cut], "completion": text[cut:]}
+        row = tokenize_example(example, tok)
+        (end,) = row["segment_ends"]
+        codes = row["input_ids"]
+        excluded = codec.trace(codes, exclusions=True).excluded[end + 1]
+        if excluded:
+            (breaking if codes[end + 1] in excluded else constrained).append(example)
+    assert breaking and constrained, "the text must have both kinds of boundary"
+    return (breaking[: count - 1] + constrained)[:count]
+
+
+@pytest.mark.parametrize("completion_only_loss", [True, False])
+def test_training_and_generation_give_a_prompt_completion_row_the_same_mask(tiny, completion_only_loss):
+    """Column by column, the excluded codes and the log-probabilities of a prompt/completion training row
+    (the data collator's state, the labels given) equal those of generating its completion after its prompt.
+
+    At the boundary neither excludes anything: the completion was compressed apart from the prompt.
+    """
+    model, tok = tiny
+    _switch(model, True)
+    try:
+        codec = model.codec
+        examples = _boundary_examples(codec, tok, 3)
+        rows = [tokenize_example(e, tok, completion_only_loss=completion_only_loss) for e in examples]
+        collator = Zip2ZipDataCollator(tok.pad_token_id, codec, canonical_mask=True)
+        batch = collator(rows)
+        with torch.no_grad():
+            training = torch.log_softmax(model(**batch).logits, -1)
+        constrained = 0
+        for b, row in enumerate(rows):
+            codes, (end,) = row["input_ids"], row["segment_ends"]
+            prompt, completion = codes[: end + 1], codes[end + 1 :]
+            # The codes masked after each column, in the generation state fed the same row.
+            state = Zip2ZipGenerationState(model)
+            state.sync(torch.tensor([prompt]))
+            for code in completion:
+                state.push(torch.tensor([code]), state.columns)
+            generation_excluded = [sorted(ex) for ex in state.excluded[0]]
+            training_excluded = [
+                sorted(c for c in ex if c >= 0) for ex in batch["excluded_codes"][b].tolist()
+            ]
+            assert training_excluded[: len(codes)] == generation_excluded, b
+            assert generation_excluded[end] == []
+            constrained += sum(1 for ex in generation_excluded[end + 1 :] if ex)
+            # The log-probabilities of every step of generation, its raw logits, against the training row's.
+            out = model.generate(
+                input_ids=torch.tensor([prompt]),
+                max_new_tokens=len(completion),
+                do_sample=False,
+                eos_token_id=None,
+                logits_processor=LogitsProcessorList([_Force(completion)]),
+                return_dict_in_generate=True,
+                output_logits=True,
+            )
+            assert out.codes[0].tolist() == codes
+            for t, logits in enumerate(out.logits):
+                generated = torch.log_softmax(logits[0], -1)
+                column = training[b, end + t]
+                assert torch.equal(generated.isneginf(), column.isneginf()), (b, t)
+                finite = ~column.isneginf()
+                torch.testing.assert_close(generated[finite], column[finite], atol=1e-5, rtol=1e-5)
+                assert bool(column[completion[t]].isfinite())
+        assert constrained, "the rule must constrain some completion column"
+    finally:
+        _switch(model, False)
 
 
 def test_training_rows_with_segment_boundaries_keep_a_finite_loss(tiny):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -71,7 +72,13 @@ def test_compress_reports_unreadable_files(tmp_path):
 def test_demo_runs_on_the_embedded_model(smollm2_path, capsys):
     assert main(["demo", "--no-color", "--samples", "2", "--context", "256", "--new-tokens", "8"]) == 0
     out = capsys.readouterr().out
-    assert "code" in out and "ratio" in out
+    assert "Base SmolLM2 vs zip2zip (trained)" in out
+    # The side-by-side table: every domain's prompt takes fewer positions as codes than as base tokens.
+    rows = re.findall(r"^(\w+) +(\d+) +(\d+) +(\d+) +(\d+) +[\d.]+ +[\d.]+ +[\d.]+x$", out, re.M)
+    assert len(rows) >= 2, out[-2000:]
+    for domain, prompt_base, prompt_codes, steps_base, steps in rows:
+        assert int(prompt_codes) < int(prompt_base), domain
+        assert int(steps_base) > 0 and int(steps) > 0, domain
 
 
 # ------------------------------------------------------------------------------------ help, colour, pipes
@@ -101,7 +108,9 @@ def test_help_answers_at_once_without_importing_torch(argv):
     seconds = time.perf_counter() - start
     assert "usage: zip2zip" in done.stdout
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    assert seconds < 1.5, f"`zip2zip {' '.join(argv)}` took {seconds:.2f} s"
+    assert seconds < 5.0, (
+        f"`zip2zip {' '.join(argv)} took {seconds:.2f} s"
+    )  # measured 0.2 s; heavy imports cost >5 s
 
 
 def _help(argv: list[str], capsys) -> str:

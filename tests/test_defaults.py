@@ -29,10 +29,6 @@ def test_cache_root_precedence(clean_cache_env: pytest.MonkeyPatch, tmp_path: Pa
     assert cache_utils.cache_root() == tmp_path / "explicit"
 
 
-def test_default_path_is_versioned() -> None:
-    assert cache_utils.CONVERSION_VERSION in bundled_base.DEFAULT_MODEL_DIRNAME
-
-
 def test_missing_package_names_the_install_command(
     clean_cache_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -12,10 +12,9 @@ import os
 
 import pytest
 import torch
-from _tiny_models import tiny_base_model
 from _tiny_tokenizers import TRAINING_TEXT
-from _training import build as build_zip2zip
 from _training import config as trainer_config
+from _training import student_and_teacher, teacher_sums, teacher_trainer
 from datasets import Dataset
 
 from zip2zip.model.lzw import LZWCodec
@@ -23,7 +22,6 @@ from zip2zip.trainer.data import Zip2ZipDataCollator, base_alignment, tokenize_e
 from zip2zip.trainer.distillation import first_token_distillation, first_token_log_probs, hypertoken_first_ids
 from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
 from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
-from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -140,10 +138,7 @@ def test_base_alignment_points_at_the_last_constituent():
 # ------------------------------------------------------------------------------------------ trainer path
 
 
-def build(seed: int = 0, **settings):
-    """A tiny zip2zip model and tokenizer, plus an untouched copy of the same base model."""
-    model, tok = build_zip2zip(seed, **settings)
-    return model, tok, tiny_base_model("llama", vocab_size=len(tok), seed=seed)
+build = student_and_teacher
 
 
 def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
@@ -152,20 +147,7 @@ def config(tmp_path, **overrides) -> Zip2ZipSFTConfig:
 
 
 def make_trainer(tmp_path, model, tok, **overrides):
-    trainer = Zip2ZipSFTTrainer(
-        model=model,
-        args=config(tmp_path, **overrides),
-        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 2}),
-        processing_class=tok,
-        peft_config=default_lora_config(model, r=4, alpha=8),
-    )
-    # Move the adapters off their identity start, so "adapters disabled" is a real difference.
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in trainer.model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    return trainer
+    return teacher_trainer(tmp_path, model, tok, **{"distillation_weight": 1.0, **overrides})
 
 
 def reference_sum(trainer, base_model, rows: list[dict]) -> float:
@@ -200,19 +182,8 @@ def reference_sum(trainer, base_model, rows: list[dict]) -> float:
 
 
 def batch_sum(trainer, rows: list[dict], collator=None) -> float:
-    collator = collator or trainer.data_collator
-    batch = collator(rows)
-    inputs = dict(batch)
-    for name in ("num_base_tokens", "num_target_bytes"):
-        inputs.pop(name, None)
-    base_inputs = {
-        n: inputs.pop(n) for n in ("base_input_ids", "base_attention_mask", "base_positions") if n in inputs
-    }
-    with torch.no_grad():
-        outputs = trainer.model(**inputs, output_hidden_states=True)
-        valid = inputs["labels"][:, 1:] != -100
-        kl, hidden = trainer._teacher_sums(trainer.model, inputs, outputs, valid, base_inputs)
-    return float(hidden if kl is None else kl)
+    kl, hidden = teacher_sums(trainer, rows, collator)
+    return hidden if kl is None else kl
 
 
 def test_trainer_loss_matches_the_position_by_position_reference(tmp_path):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fresh_process import assert_same_report, fresh_generation_report, generation_report
 from _saved_models import TINY_SETTINGS
-from _tiny_models import tiny_base_model
+from _tiny_models import tiny_base_model, tiny_zip2zip
 from _tiny_tokenizers import tiny_bpe_tokenizer
 
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
@@ -224,3 +225,26 @@ def test_an_installed_wheel_exports(saved, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "is a **zip2zip** version of [org/b]" in (out / "README.md").read_text()
+
+
+def test_the_default_bfloat16_export_loads_and_generates_in_a_fresh_process(tmp_path):
+    """The export users download (bfloat16, the default), loaded where only torch and transformers exist:
+    batched generate, transition scores, prompt lookup, the pipeline with a batch of chats, all in bfloat16
+    and equal to the same folder loaded here."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = tiny_zip2zip(loud_hypertokens=True)
+    model.save_pretrained(tmp_path / "saved")
+    tok.save_pretrained(tmp_path / "saved")
+    out = export_repo(tmp_path / "saved", tmp_path / "repo", license="apache-2.0", base_model="org/tiny-base")
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    prompts = ["the cat sat on the", "the cat sat on the mat. the cat sat on the hat. the cat"]
+    here = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True).eval()
+    expected = generation_report(here, AutoTokenizer.from_pretrained(out, trust_remote_code=True), prompts)
+    got = fresh_generation_report(out, prompts, tmp_path)
+    assert got["dtype"] == expected["dtype"] == "torch.bfloat16"
+    assert_same_report(got, expected, atol=0.0)
+    V = model.config.base_vocab_size
+    assert any(code >= V for code in got["plain_codes"][len(got["ids"]) :]), (
+        "bf16 generation uses hypertokens"
+    )

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 
 import pytest
-import torch
 
-from tests._fresh_process import last_json_line, run_without_package
+from tests._fresh_process import assert_same_report, fresh_generation_report, generation_report
 from tests._tiny_models import tiny_base_model
 from tests._tiny_tokenizers import tiny_bpe_tokenizer
 from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
@@ -103,49 +101,17 @@ def test_model_card_parses_with_measurements(exported):
     assert "This model is untrained" in card.text and "| prose |" in card.text
 
 
-FRESH = textwrap.dedent(
-    """
-    import importlib.util, json, sys
-    assert importlib.util.find_spec("zip2zip") is None, "the zip2zip package is importable"
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
-    torch.set_num_threads(1)
-    folder, prompt = sys.argv[1], sys.argv[2]
-    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
-    enc = tok(prompt, return_tensors="pt")
-    out = model.generate(**enc, max_new_tokens=10, do_sample=False)
-    text = tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    pipe = pipeline("text-generation", model=folder, trust_remote_code=True)
-    piped = pipe(prompt, max_new_tokens=10, do_sample=False, return_full_text=False)[0]["generated_text"]
-    scored = model.generate(**enc, max_new_tokens=10, do_sample=False, return_dict_in_generate=True,
-                            output_scores=True)
-    scores = model.compute_transition_scores(scored.sequences, scored.scores, normalize_logits=True)
-    assert scores.shape == (1, len(scored.scores)) and bool((scores <= 0).all()), scores
-    print(json.dumps({"ids": enc["input_ids"][0].tolist(), "text": text, "piped": piped,
-                      "module": type(model).__module__, "tok_module": type(tok).__module__,
-                      "imported": sorted(m for m in sys.modules if m.split(".")[0] == "zip2zip")}))
-    """
-)
+PROMPTS = [PROMPT, "the dog sat on the log. the dog sat on the mat. the cat sat on the"]
 
 
 def test_exported_folder_loads_and_generates_in_a_fresh_process_without_the_package(
     exported, saved, tmp_path
 ):
     _, model, tok = saved
-    enc = tok(PROMPT, return_tensors="pt")
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=10, do_sample=False)
-    expected = tok.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    result = run_without_package(FRESH, str(exported), PROMPT, workdir=tmp_path)
-    got = last_json_line(result)
-    assert got["module"].startswith("transformers_modules") and got["tok_module"].startswith(
-        "transformers_modules"
-    )
-    assert got["imported"] == []
-    assert got["ids"] == enc["input_ids"][0].tolist()
-    assert got["text"] == expected
-    assert got["piped"] == expected
+    expected = generation_report(model, tok, PROMPTS)
+    got = fresh_generation_report(exported, PROMPTS, tmp_path)
+    assert got["dtype"] == "torch.float32"
+    assert_same_report(got, expected)
 
 
 # ----------------------------------------------------------------------------------------- bad input
@@ -208,7 +174,7 @@ def test_push_uploads_the_folder_with_upload_folder(exported, monkeypatch):
             return "commit"
 
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_dummy")
-    assert push_repo(exported, "someone/tiny-zip2zip", private=True, api=FakeApi()) == "commit"
+    push_repo(exported, "someone/tiny-zip2zip", private=True, api=FakeApi())
     assert calls[0] == (
         "create_repo",
         {"repo_id": "someone/tiny-zip2zip", "repo_type": "model", "private": True, "exist_ok": True},

@@ -95,8 +95,7 @@ def test_unknown_settings_are_refused():
 
 @pytest.mark.slow
 def test_the_default_is_the_shipped_trained_model(smollm2_path):
-    if bundled_shipped.shipped_zip2zip_path() is None:
-        pytest.skip("no trained checkpoint ships in zip2zip/bundled/checkpoints/")
+    assert bundled_shipped.shipped_zip2zip_path() is not None, "the package must ship its trained checkpoint"
     model, _, trained = loading.load_zip2zip()
     assert trained is True and loading.is_zip2zip_model(model)
     assert loading.base_model_path(model) == smollm2_path

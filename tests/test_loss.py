@@ -74,5 +74,9 @@ def test_the_model_uses_it_unless_given_its_own_loss_function(monkeypatch):
     assert calls == [1]
     reference = ForCausalLMLoss(out.logits, ids, vocab_size=out.logits.shape[-1])
     torch.testing.assert_close(out.loss, reference, rtol=1e-6, atol=1e-6)
-    model.loss_function = lambda logits, labels, vocab_size, **kwargs: torch.tensor(7.0)
-    assert float(model(input_ids=ids, labels=ids).loss) == 7.0
+    # A loss function of the user's (here: transformers' own) is called with the model's logits and labels.
+    model.loss_function = lambda logits, labels, vocab_size, **kwargs: (
+        ForCausalLMLoss(logits, labels, vocab_size=vocab_size, **kwargs) * 2
+    )
+    torch.testing.assert_close(model(input_ids=ids, labels=ids).loss, 2 * reference, rtol=1e-6, atol=1e-6)
+    assert calls == [1], "the model's own loss is not computed beside the user's"

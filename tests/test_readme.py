@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from _tiny_models import tiny_base_model
 from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
 from datasets import Dataset
@@ -52,12 +53,28 @@ def tiny_base(tmp_path_factory):
 
 
 def test_making_one_from_any_decoder(tiny_base, tmp_path, monkeypatch):
+    """The training block as written, on fewer steps: the saved repo is the trained model (merged)."""
+    from transformers import AutoModelForCausalLM
+
+    from zip2zip import Zip2ZipForCausalLM
+
     monkeypatch.chdir(tmp_path)
     code = _block('from_base("path-or-id")').replace("path-or-id", str(tiny_base))
+    assert "max_steps=200" in code
     namespace = {"ds": Dataset.from_dict({"text": TRAINING_TEXT})}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert (tmp_path / "out" / "final" / "config.json").is_file()
+    exec(compile(code.replace("max_steps=200", "max_steps=20"), "README.md", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert trainer.state.global_step == 20
     assert (tmp_path / "out" / "final" / "adapter" / "adapter_config.json").is_file()
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "final", trust_remote_code=True).eval()
+    assert saved.config.trained is True
+    ids = namespace["tok"](TRAINING_TEXT[0] + " " + TRAINING_TEXT[0], return_tensors="pt")["input_ids"]
+    untrained = Zip2ZipForCausalLM.from_base(str(tiny_base)).eval()
+    trained = trainer.model.eval()
+    with torch.no_grad():
+        expected = trained(input_ids=ids).logits
+        torch.testing.assert_close(saved(input_ids=ids).logits, expected, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(untrained(input_ids=ids).logits, expected, atol=1e-3)
 
 
 def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys, monkeypatch):
@@ -75,7 +92,12 @@ def test_using_a_zip2zip_model(tiny_base, tmp_path, capsys, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["repo"] == str(repo)
-    assert "steps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    batch, out, tok = namespace["batch"], namespace["out"], namespace["tok"]
+    first = tok.decode(out[0][batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert out.shape[0] == 2 and printed.startswith(first + "\nZip2ZipGenerationStats(steps=")
+    # The pipeline continues the same prompt alone as the batch did (greedy): prompt + the same text.
+    assert printed.endswith("def fib(n):" + first + "\n"), printed[-300:]
 
 
 def test_the_codec_block():

@@ -205,19 +205,19 @@ def test_pack_names_what_is_missing(tmp_path) -> None:
 @pytest.mark.slow
 def test_the_shipped_checkpoint_loads_generates_and_exports(smollm2_path, tmp_path) -> None:
     path = bundled_shipped.shipped_zip2zip_path()
-    if path is None:
-        pytest.skip("no trained checkpoint ships in zip2zip/bundled/checkpoints/")
+    assert path is not None, "the package must ship its trained checkpoint (zip2zip/bundled/checkpoints/)"
     from zip2zip.loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(path)
     assert model.config.max_codebook_size == 2048
     prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n\n\n"
     batch = tok(prompt, return_tensors="pt")
-    out = model.generate(**batch, max_new_base_tokens=24, do_sample=False)
-    text = tok.decode(out[0][batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    out = model.generate(**batch, max_new_base_tokens=24, do_sample=False, eos_token_id=None)
+    new = out[0][batch["input_ids"].shape[1] :].tolist()
     stats = model.last_generation_stats
-    assert stats.base_tokens[0] == 24 or stats.codes[0] < 24
-    assert text.strip(), "the shipped model should continue the prompt"
+    assert stats.base_tokens == [24] and len(new) == 24
+    assert stats.hypertokens[0] > 0 and stats.codes[0] < 24, "the trained model writes code with hypertokens"
+    assert tok.decode(new, skip_special_tokens=True).strip(), "the shipped model should continue the prompt"
 
     from zip2zip.cli import main
     from zip2zip.hub.export import check_repo_folder

@@ -10,45 +10,21 @@ import os
 
 import pytest
 import torch
-from _tiny_models import tiny_base_model
 from _tiny_tokenizers import TRAINING_TEXT
-from _training import build as build_zip2zip
-from _training import config as trainer_config
-from datasets import Dataset
+from _training import student_and_teacher, teacher_sums, teacher_trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from zip2zip.trainer.callbacks import budget_spent
 from zip2zip.trainer.data import Zip2ZipDataCollator, tokenize_example
 from zip2zip.trainer.distillation import hidden_state_distillation, parse_layer_spec
 from zip2zip.trainer.optimization import GroupSchedule
-from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
-from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
-from zip2zip.utils.hardware import cpu_supports_bf16
-from zip2zip.utils.peft import default_lora_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build(seed: int = 0):
-    model, tok = build_zip2zip(seed)
-    return model, tok, tiny_base_model("llama", vocab_size=len(tok), seed=seed)
-
-
-def make_trainer(tmp_path, model, tok, lora: bool = True, **overrides):
-    trainer = Zip2ZipSFTTrainer(
-        model=model,
-        args=trainer_config(tmp_path, **overrides),
-        train_dataset=Dataset.from_dict({"text": TRAINING_TEXT * 2}),
-        processing_class=tok,
-        peft_config=default_lora_config(model, r=4, alpha=8) if lora else None,
-    )
-    torch.manual_seed(1)
-    with torch.no_grad():  # adapters off their identity start: "adapters disabled" is a real difference
-        for name, parameter in trainer.model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    return trainer
+build = student_and_teacher
+make_trainer = teacher_trainer
 
 
 def test_layer_specs():
@@ -99,18 +75,9 @@ def reference_hidden_sum(trainer, base_model, rows, layers) -> float:
 
 
 def batch_hidden_sum(trainer, rows, collator=None) -> float:
-    batch = dict((collator or trainer.data_collator)(rows))
-    for name in ("num_base_tokens", "num_target_bytes"):
-        batch.pop(name, None)
-    base_inputs = {
-        n: batch.pop(n) for n in ("base_input_ids", "base_attention_mask", "base_positions") if n in batch
-    }
-    with torch.no_grad():
-        outputs = trainer.model(**batch, output_hidden_states=True)
-        valid = batch["labels"][:, 1:] != -100
-        kl, hidden = trainer._teacher_sums(trainer.model, batch, outputs, valid, base_inputs)
+    kl, hidden = teacher_sums(trainer, rows, collator)
     assert kl is None  # first-token distillation is off in these runs
-    return float(hidden)
+    return hidden
 
 
 @pytest.mark.parametrize("spec", ["last", "stride:1"])
@@ -218,10 +185,3 @@ def test_group_schedule_shapes():
     assert budget(3) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="not supported"):
         GroupSchedule("polynomial", 10, 0.0)
-
-
-def test_bf16_follows_the_cpu_when_unset(tmp_path):
-    config = Zip2ZipSFTConfig(output_dir=str(tmp_path), report_to="none")
-    if not torch.cuda.is_available():
-        assert config.bf16 == cpu_supports_bf16()
-    assert Zip2ZipSFTConfig(output_dir=str(tmp_path), report_to="none", bf16=False).bf16 is False

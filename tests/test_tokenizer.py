@@ -196,7 +196,8 @@ def test_text_keyword_like_trl(tok):
 
 
 def test_trl_tokenize_helper(tok):
-    data_utils = pytest.importorskip("trl.data_utils")
+    from trl import data_utils
+
     out = data_utils._tokenize(tok, REPEATED)
     assert out["input_ids"] == tok(REPEATED)["input_ids"]
     chat = data_utils._tokenize(tok, CHAT[:2])

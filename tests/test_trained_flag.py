@@ -80,8 +80,9 @@ def test_export_carries_it_and_the_card_and_cli_agree(trained_run, tmp_path, cap
     assert "trained: true" in (out / "README.md").read_text().lower()
     from zip2zip.cli import main
 
-    main(["generate", "--model", str(out), "--max-new-tokens", "2", "the cat"])
+    assert main(["generate", "--model", str(out), "--max-new-tokens", "2", "--no-stream", "the cat"]) == 0
     captured = capsys.readouterr()
+    assert captured.out.strip(), "generate printed no answer"
     assert "UNTRAINED" not in captured.out + captured.err
     (tmp_path / "text.txt").write_text(TRAINING_TEXT[0])
     report = tmp_path / "eval.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,13 +50,19 @@ def test_packing_and_padding_free_are_rejected(tmp_path):
             config(tmp_path, **{flag: True})
 
 
-def test_cpu_config_defaults_to_bf16_only_where_the_cpu_computes_it(tmp_path):
-    from zip2zip.utils.hardware import cpu_supports_bf16
+def test_bf16_defaults_to_what_the_hardware_computes(tmp_path):
+    """Left unset, bf16 is on with an accelerator, and on a CPU only where the CPU has native bf16 units (read
+    here from /proc/cpuinfo's flags, not through the function the config uses); set, it is kept."""
+    from zip2zip.utils.hardware import has_accelerator
 
     args = Zip2ZipSFTConfig(str(tmp_path / "r"), report_to="none")
-    if not torch.cuda.is_available():
-        assert args.bf16 is cpu_supports_bf16()
+    if has_accelerator():
+        assert args.bf16 is True and args.use_cpu is False
+    else:
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        assert args.bf16 is ("avx512_bf16" in flags or "amx_bf16" in flags)
         assert args.use_cpu is True
+    assert Zip2ZipSFTConfig(str(tmp_path / "r"), report_to="none", bf16=False).bf16 is False
 
 
 def test_plain_sft_config_is_converted(tmp_path):
@@ -454,19 +461,25 @@ def test_a_lora_config_without_targets_gets_the_base_projections(tmp_path):
 
 
 def test_gradient_checkpointing_default_works_with_lora(tmp_path):
-    """SFTConfig turns gradient checkpointing on by default; the zip2zip forward must train under it."""
-    model, tok = build()
-    trainer = Zip2ZipSFTTrainer(
-        model=model,
-        args=config(tmp_path, max_steps=2, gradient_checkpointing=True),
-        train_dataset=text_dataset(),
-        processing_class=tok,
-        peft_config=default_lora_config(model, r=4, alpha=8),
-    )
-    before = snapshot(trainer.model)
-    trainer.train()
-    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())]
+    """SFTConfig turns gradient checkpointing on by default; the zip2zip forward must train under it exactly
+    as without it (the same parameters after the same steps)."""
+    trained = {}
+    for checkpointing in (True, False):
+        model, tok = build()
+        trainer = Zip2ZipSFTTrainer(
+            model=model,
+            args=config(tmp_path, max_steps=2, gradient_checkpointing=checkpointing),
+            train_dataset=text_dataset(),
+            processing_class=tok,
+            peft_config=default_lora_config(model, r=4, alpha=8),
+        )
+        before = snapshot(trainer.model)
+        trainer.train()
+        trained[checkpointing] = snapshot(trainer.model)
+    changed = [n for n, p in trained[True].items() if not torch.equal(before[n], p)]
     assert any("lora_B" in n for n in changed) and any("output_encoder" in n for n in changed)
+    for name, value in trained[False].items():
+        torch.testing.assert_close(trained[True][name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_converting_evaluating_and_loading_never_import_trl():

@@ -78,7 +78,8 @@ def test_wrong_types_in_prompt_completion_rows(tmp_path, tiny):
     ]
     for data, match in cases:
         if match is None:
-            make_trainer(tmp_path, tiny, Dataset.from_dict(data))
+            trainer = make_trainer(tmp_path, tiny, Dataset.from_dict(data))
+            assert trainer.train_dataset.num_rows == 1  # the row with no completion is skipped
             continue
         with pytest.raises(TypeError, match=match):
             make_trainer(tmp_path, tiny, Dataset.from_dict(data))

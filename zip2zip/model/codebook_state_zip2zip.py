@@ -14,7 +14,20 @@ import torch
 
 from .lzw import LZWCodec
 
-__all__ = ["codebook_state", "lift_where_labelled", "mask_codes", "padded_table"]
+__all__ = ["codebook_state", "excluded_after", "lift_where_labelled", "mask_codes", "padded_table"]
+
+
+def excluded_after(excluded_next: Sequence[int], ends_segment: bool) -> list[int]:
+    """The codes canonical masking rules out after a code: `excluded_next` (its
+    [`LZWDecoder.excluded_next`]), or none where the code ends a segment.
+
+    The boundary rule shared by training and generation: a segment (a training row's prompt, a chat turn, the
+    prompt given to `generate`) is compressed apart from the next one, so the next segment's first code may
+    begin a phrase the segment's last code could extend. Training rows (the data collator, through
+    [`codebook_state`]'s `segment_ends`) and generation (the generation state, after the prompt's last code)
+    both apply it here, so a prompt/completion row gets one mask, whatever its labels.
+    """
+    return [] if ends_segment else list(excluded_next)
 
 
 def codebook_state(
@@ -22,6 +35,7 @@ def codebook_state(
     traces: Sequence[Any],
     length: int,
     columns: Sequence[Sequence[int]] | None = None,
+    segment_ends: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The codebook-state tensors of a batch, from each row's LZW trace (``codec.trace(codes)``).
 
@@ -31,6 +45,8 @@ def codebook_state(
         length: the padded row length `T`.
         columns: for each row, the column of each traced code (e.g. the attended positions of a left-padded
             row). Default: code `j` sits in column `j` (right padding).
+        segment_ends: for each row, the indices of the codes that end a segment compressed apart from the
+            next one (see [`excluded_after`]); nothing is excluded after them. Default: none (one segment).
 
     Returns:
         A dict of CPU LongTensors: `codebook` `(B, K, M)` (each row's entries in creation order, `-1` padded,
@@ -49,6 +65,7 @@ def codebook_state(
     with_exclusions = bool(traces) and all(trace.excluded is not None for trace in traces)
     excluded = [[[] for _ in range(length)] for _ in range(B)] if with_exclusions else []
     for b, trace in enumerate(traces):
+        ends = set(segment_ends[b]) if segment_ends is not None else set()
         n = len(trace.accept_limits) - 1
         where = columns[b] if columns is not None else range(n)
         if len(where) != n or (n and max(where) >= length):
@@ -65,7 +82,7 @@ def codebook_state(
                 cand_cols.append(t)
                 cand_entries.append(list(candidate) + [-1] * (M - len(candidate)))
             if with_exclusions:
-                excluded[b][t] = trace.excluded[j + 1]
+                excluded[b][t] = excluded_after(trace.excluded[j + 1], j in ends)
         tables.append(trace.codebook.table())
     K = max((len(table) for table in tables), default=0)
     codebook = torch.full((B, K, M), -1, dtype=torch.long)
@@ -100,8 +117,10 @@ def padded_table(rows: Sequence[Sequence[Sequence[int]]]) -> torch.Tensor:
 def lift_where_labelled(excluded_codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """`excluded_codes` without the positions whose target (the next label) is one of them.
 
-    A training row can break the canonical rule where one segment ends and the next begins (a prompt and its
-    completion are compressed apart); its target there must keep a finite score.
+    A row given without its segment ends (its state built by the model from `input_ids` alone) can break the
+    canonical rule where one segment ends and the next begins (a prompt and its completion are compressed
+    apart); its target there must keep a finite score. Rows whose state was built with `segment_ends` (the
+    data collator's) need no lifting: nothing is excluded after a segment's last code (see [`excluded_after`]).
     """
     if labels is None or excluded_codes.shape[-1] == 0:
         return excluded_codes

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .codebook_state_zip2zip import padded_table
+from .codebook_state_zip2zip import excluded_after, padded_table
 from .lzw_decoder import LZWDecoder
 
 __all__ = ["Zip2ZipGenerationState", "Zip2ZipGenerationStats", "Zip2ZipStateSnapshot"]
@@ -237,11 +237,12 @@ class Zip2ZipGenerationState:
         self.prompt_base = [ends[-1] if ends else 0 for ends in self.base_end]
 
     def _feed_columns(self, ids: list[list[int]], mask: list[list[bool]] | None, generated: bool) -> None:
-        """Feed columns of codes. The canonical rule starts after the first generated code: the prompt was
-        compressed on its own, so the code after it may begin a phrase the prompt's last code could extend."""
+        """Feed columns of codes. With the canonical mask, the prompt is a segment of its own (see
+        `excluded_after`): nothing is excluded after its last code, as after a training row's prompt."""
         V = self.V
-        canonical = self.canonical and generated
+        canonical = self.canonical
         width = len(ids[0]) if ids else 0
+        prompt_end = width - 1 if not generated else -1  # left padding: every prompt ends in the last column
         for b, row in enumerate(ids):
             decoder = self.decoders[b]
             phrases, limits, candidates = self.phrases[b], self.limits[b], self.candidates[b]
@@ -271,7 +272,9 @@ class Zip2ZipGenerationState:
                 phrases.append(step.phrase)
                 limits.append(decoder.accept_limit)
                 candidates.append(decoder.candidate)
-                excluded.append(decoder.excluded_next(code) if canonical else [])
+                excluded.append(
+                    excluded_after(decoder.excluded_next(code), j == prompt_end) if canonical else []
+                )
                 positions.append(total - 1 if self.base_positions else self.attended[b] - 1)
                 base_end.append(total)
         self.columns += width
@@ -341,7 +344,7 @@ class Zip2ZipGenerationState:
 
     def excluded_codes(self, length: int, device: torch.device) -> torch.Tensor:
         """`(B, length, E)` codes masked after each of the last `length` columns (`-1` padded; see
-        `Zip2ZipConfig.canonical_mask`). Empty for prompt columns: the rule starts after the first generated code."""
+        `Zip2ZipConfig.canonical_mask`). Empty after the prompt's last code (`excluded_after`)."""
         start = self.columns - length
         return padded_table([row[start:] for row in self.excluded]).to(device)
 

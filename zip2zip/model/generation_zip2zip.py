@@ -360,7 +360,7 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             model_inputs["position_ids"] = None
             if state.canonical:
                 # The forward rebuilds the codebook state from the whole sequence but cannot know where the
-                # prompt ended; the canonical rule starts after it.
+                # prompt ended (nothing is excluded after its last code).
                 model_inputs["excluded_codes"] = state.excluded_codes(length, self.device)
             return model_inputs
         model_inputs.update(state.model_inputs(length, self.device))

@@ -38,6 +38,12 @@ DROPPED_COLUMN = "num_dropped_base_tokens"
 """Base tokens of an example that `max_length` cut off; the trainer sums it into one warning, then drops it."""
 
 
+SEGMENT_ENDS = "segment_ends"
+"""Column of training rows: the indices of the codes that end a segment compressed apart from the next one (a
+prompt before its completion, a chat turn before the next). With canonical masking nothing is excluded after
+them, as generation excludes nothing after the prompt's last code (`excluded_after`)."""
+
+
 BASE_COLUMNS: tuple[str, ...] = ("base_input_ids", "base_attention_mask", "base_positions")
 """What :class:`Zip2ZipDataCollator` adds with `return_base_ids` (the teacher's rows); never given to the model."""
 
@@ -352,9 +358,12 @@ def _row(
     codes: list[int] = []
     labels: list[int] = []
     spans: list[int] = []
+    ends: list[int] = []
     for ids, trained in segments:
         if not ids:
             continue
+        if codes:
+            ends.append(len(codes) - 1)
         first = len(decoder.base_ids)
         segment_codes = decoder.encode_greedy(ids)
         if decoder.base_ids[first:] != ids:  # guards the invariant the masks rely on
@@ -365,6 +374,7 @@ def _row(
         labels.extend(segment_codes if trained else [-100] * len(segment_codes))
     if max_length is not None:
         codes, labels = codes[:max_length], labels[:max_length]
+        ends = [end for end in ends if end < len(codes) - 1]
     # Spans of the kept codes: replay them through a fresh decoder (cheap, and exact after truncation).
     replay = codec.new_decoder()
     phrases = [replay.feed(code).phrase for code in codes]
@@ -376,6 +386,7 @@ def _row(
         "labels": labels,
         "num_base_tokens": sum(spans),
         "num_target_bytes": len(text.encode("utf-8")),
+        SEGMENT_ENDS: ends,
         DROPPED_COLUMN: len(decoder.base_ids) - sum(spans),
     }
 
@@ -402,7 +413,9 @@ class Zip2ZipDataCollator(DataCollatorMixin):
         pad_to_multiple_of: pad the length to a multiple of this.
         return_base_ids: also return the base-token rows and the code-to-base alignment (for distillation).
         canonical_mask: also return `excluded_codes`, for a model with `config.canonical_mask` (the model masks
-            them; where a training row breaks the rule, at a segment boundary, its label lifts the mask).
+            them). Nothing is excluded after the codes an example's :data:`SEGMENT_ENDS` lists (the last code
+            of a prompt, of a chat turn), as in generation after the prompt; an example without the column is
+            one segment.
     """
 
     pad_token_id: int
@@ -436,7 +449,8 @@ class Zip2ZipDataCollator(DataCollatorMixin):
         if self.return_codebook or self.return_base_ids:
             traces = _traces(self.codec, rows, self.canonical_mask and self.return_codebook)
             if self.return_codebook:
-                batch.update(codebook_state(self.codec, traces, T))
+                ends = [example.get(SEGMENT_ENDS) or [] for example in examples]
+                batch.update(codebook_state(self.codec, traces, T, segment_ends=ends))
             if self.return_base_ids:
                 batch.update(base_alignment(traces, T, self.pad_token_id))
         for name in STAT_COLUMNS:
@@ -444,9 +458,15 @@ class Zip2ZipDataCollator(DataCollatorMixin):
                 batch[name] = torch.tensor([int(example[name]) for example in examples], dtype=torch.long)
         return batch
 
-    def codebook_state(self, rows: Sequence[Sequence[int]], length: int) -> dict[str, torch.Tensor]:
+    def codebook_state(
+        self,
+        rows: Sequence[Sequence[int]],
+        length: int,
+        segment_ends: Sequence[Sequence[int]] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Codebook, accept limits and candidates of right-padded rows (the model's `prepare_codebook` layout)."""
-        return codebook_state(self.codec, _traces(self.codec, rows, self.canonical_mask), length)
+        traces = _traces(self.codec, rows, self.canonical_mask)
+        return codebook_state(self.codec, traces, length, segment_ends=segment_ends)
 
 
 def _traces(codec: LZWCodec, rows: Sequence[Sequence[int]], exclusions: bool = False) -> list[Any]:

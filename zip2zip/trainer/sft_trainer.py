@@ -45,6 +45,7 @@ from zip2zip.trainer.callbacks import (
 )
 from zip2zip.trainer.data import (
     BASE_COLUMNS,
+    SEGMENT_ENDS,
     STAT_COLUMNS,
     Zip2ZipDataCollator,
     tokenize_batch,
@@ -380,7 +381,7 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:
-            self._signature_columns = ["input_ids", "labels", *STAT_COLUMNS]
+            self._signature_columns = ["input_ids", "labels", *STAT_COLUMNS, SEGMENT_ENDS]
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
         """Targets of the whole accumulated batch: labels at positions 1.. that are not -100, over all processes.
