@@ -4,43 +4,12 @@ The reference is the design document's algorithm transcribed literally, with its
 """
 
 import pytest
+from _lzw_reference import reference_encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zip2zip.model.lzw import LZWCodec
 from zip2zip.model.lzw_seed import close_prefixes, restrict_initial_codebook
-
-
-def reference_encode(ids, V, C, M, D, seed):
-    """The reference algorithm, literally, with the codebook starting as ``seed`` (ids ``V ..`` in order)."""
-    codebook = {tuple(run): V + k for k, run in enumerate(seed)}
-    next_id = V + len(seed)
-    buf = []
-    out = []
-
-    def emit(b):
-        out.append(b[0] if len(b) == 1 else codebook[tuple(b)])
-
-    for x in ids:
-        if x in D:
-            if buf:
-                emit(buf)
-            out.append(x)
-            buf = []
-            continue
-        buf.append(x)
-        if len(buf) >= 2 and tuple(buf) not in codebook:
-            if next_id < V + C:
-                codebook[tuple(buf)] = next_id
-                next_id += 1
-            emit(buf[:-1])
-            buf = [x]
-        if len(buf) == M:
-            emit(buf)
-            buf = []
-    if buf:
-        emit(buf)
-    return out, codebook
 
 
 @st.composite

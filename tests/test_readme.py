@@ -35,7 +35,8 @@ def test_every_block_is_covered():
         'from_base("path-or-id")',
         "LZWCodec(",
         "change_codec(",
-        "load_zip2zip()",
+        "model, tok, trained = load_zip2zip()",
+        "apply_seed(",
         "OpenAI(base_url",  # run against a live server by tests/test_serving.py
     )
     assert len(BLOCKS) == len(markers)
@@ -129,5 +130,30 @@ def test_the_first_block_runs_as_written_on_the_shipped_model(capsys):
 @pytest.mark.slow
 def test_the_shipped_model_block():
     namespace: dict = {}
-    exec(compile(_block("load_zip2zip()"), "README.md", "exec"), namespace)
+    exec(compile(_block("model, tok, trained = load_zip2zip()"), "README.md", "exec"), namespace)
     assert namespace["trained"] is True and namespace["model"].config.model_type == "zip2zip"
+
+
+@pytest.mark.slow
+def test_the_seed_block_on_the_shipped_model(tmp_path, monkeypatch):
+    from zip2zip.bundled.base import load_default_tokenizer
+    from zip2zip.seeding import Seed, build_seed
+
+    base = load_default_tokenizer()
+    ids = base("def f(x):\n    return x\n" * 20 + "The cat sat on the mat. " * 20)["input_ids"]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    # the seed the block reads: a few runs of the shipped model's codec, built as `zip2zip seed` builds one
+    from zip2zip import load_zip2zip
+
+    _, tok, _ = load_zip2zip()
+    codec = tok.codec
+    entries = build_seed([ids], 16, base_vocab_size=codec.base_vocab_size, max_subtokens=codec.max_subtokens,
+                         disabled_ids=codec.disabled_ids)  # fmt: skip
+    Seed(entries=tuple(map(tuple, entries)), base_vocab_fingerprint=tok.base_vocab_fingerprint).save(
+        "seed.json"
+    )
+    exec(compile(_block("apply_seed("), "README.md", "exec"), namespace)
+    seeded = namespace["tok"]
+    assert [tuple(e) for e in seeded.codec.initial_codebook] == [tuple(e) for e in entries]
+    assert len(seeded(" return x\n")["input_ids"]) < len(base(" return x\n")["input_ids"])
