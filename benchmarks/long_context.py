@@ -103,34 +103,50 @@ def _median_time(run: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
+class _StepClock:
+    """A logits processor that only notes when each decoding step reaches it: the gaps are the steps' times."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.times.append(time.perf_counter())
+        return scores
+
+
 @torch.inference_mode()
 def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: int) -> dict[str, float]:
-    """Prefill time, KV-cache bytes and the median time of one greedy decoding step after ``input_ids``."""
-    out: dict[str, Any] = {}
+    """Prefill time, KV-cache bytes and the median time of one greedy decoding step after ``input_ids``.
 
-    def prefill() -> None:
-        out["result"] = model(input_ids=input_ids, use_cache=True)
+    The prefill is the time from the call to the first step's logits; a step is the median gap between the
+    logits of consecutive steps. Medians over ``repeats`` runs after one untimed warm-up.
+    """
+    from transformers import LogitsProcessorList
 
-    prefill_seconds = _median_time(prefill, repeats)
-    result = out["result"]
-    kv = cache_bytes(result.past_key_values)
+    mask = torch.ones_like(input_ids)
 
-    def decode() -> None:
-        generated = model.generate(
+    def run() -> tuple[float, float]:
+        clock = _StepClock()
+        started = time.perf_counter()
+        model.generate(
             input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=steps,
-            min_new_tokens=steps,
+            attention_mask=mask,
+            max_new_tokens=steps + 1,
+            min_new_tokens=steps + 1,
             do_sample=False,
+            logits_processor=LogitsProcessorList([clock]),
         )
-        out["generated"] = generated
+        gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
+        return clock.times[0] - started, statistics.median(gaps)
 
-    total = _median_time(decode, repeats)
+    run()  # warm-up: allocations and kernels of this prompt length
+    timings = [run() for _ in range(repeats)]
+    kv = cache_bytes(model(input_ids=input_ids, attention_mask=mask, use_cache=True).past_key_values)
     return {
         "prompt_positions": int(input_ids.shape[1]),
-        "prefill_seconds": prefill_seconds,
+        "prefill_seconds": statistics.median(t[0] for t in timings),
         "kv_cache_bytes": kv,
-        "seconds_per_step": max(0.0, total - prefill_seconds) / steps,
+        "seconds_per_step": statistics.median(t[1] for t in timings),
     }
 
 

@@ -188,7 +188,11 @@ def test_sampling_with_lookup_is_sampling_without_it(quiet):
     prompt, text = _repeating_case(tok)
     enc = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt)}
     accepted = rejected = 0
-    for seed in range(4):
+    for seed in range(
+        16
+    ):  # until both full and partial acceptance have happened (float order varies by machine)
+        if accepted and rejected and seed >= 4:
+            break
         settings = {
             "max_new_tokens": 30,
             "do_sample": True,
