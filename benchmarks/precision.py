@@ -34,6 +34,7 @@ def train_curve(bf16: bool, seed: int, args) -> dict:
     from zip2zip import recipe
     from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.trainer import presets
     from zip2zip.trainer.presets import training_data
     from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
@@ -43,7 +44,7 @@ def train_curve(bf16: bool, seed: int, args) -> dict:
     preset = preset.replace(bf16=bf16) if bf16 else preset.replace(bf16=False)
     torch.manual_seed(seed)
     model, tokenizer = zip2zip_from_base(default_base_path(), **recipe.ZIP2ZIP_SETTINGS)
-    config = recipe.training_config(
+    config = presets.training_config(
         preset,
         f"/tmp/zip2zip-precision-{int(bf16)}-{seed}",
         seed=seed,
@@ -57,7 +58,7 @@ def train_curve(bf16: bool, seed: int, args) -> dict:
         args=config,
         train_dataset=training_data(preset, seed=0),
         processing_class=tokenizer,
-        peft_config=recipe.lora_config(model, preset),
+        peft_config=presets.lora_config(model, preset),
     )
     started = time.process_time()
     trainer.train()

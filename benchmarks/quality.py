@@ -297,6 +297,8 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
     from zip2zip import recipe
     from zip2zip.bundled.base import default_base_path
     from zip2zip.conversion import zip2zip_from_base
+    from zip2zip.corpora import mixing
+    from zip2zip.trainer import presets
     from zip2zip.trainer.callbacks import last_complete_checkpoint
     from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 
@@ -326,10 +328,10 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
     model, tokenizer = zip2zip_from_base(
         default_base_path(), **{**recipe.ZIP2ZIP_SETTINGS, **spec.get("model", {})}
     )
-    train = recipe.training_mix(args.docs_per_domain, args.seed)
+    train = mixing.training_mix(args.docs_per_domain, args.seed)
     # The control defines the budget by its steps; the others stop on the budget (max_steps only caps them).
     budget_seconds = None if control else budget
-    config = recipe.training_config(
+    config = presets.training_config(
         preset,
         str(folder),
         max_steps=args.control_steps if control else 100 * args.control_steps,
@@ -348,7 +350,7 @@ def run_variant(name: str, out: Path, args, texts, base: dict, budget: float | N
         args=config,
         train_dataset=Dataset.from_dict({"text": list(train["text"])}),
         processing_class=tokenizer,
-        peft_config=recipe.lora_config(model, preset) if spec.get("lora", True) else None,
+        peft_config=presets.lora_config(model, preset) if spec.get("lora", True) else None,
     )
     evaluator = BudgetEvaluator(
         log_path, log, tokenizer, texts, args.eval_length, base,

@@ -50,6 +50,7 @@ import torch
 
 def main() -> None:
     from zip2zip import recipe
+    from zip2zip.trainer import presets
 
     parser = argparse.ArgumentParser(description="Uptrain SmolLM2-135M-Instruct into a zip2zip model.")
     parser.add_argument(
@@ -151,10 +152,10 @@ def main() -> None:
             tokenizer = apply_seed(model, tokenizer.base, seed)
     trainer = Zip2ZipSFTTrainer(
         model=model,
-        args=recipe.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
+        args=presets.training_config(preset, args.output, seed=args.seed, save_total_limit=2),
         train_dataset=training_data(preset, args.seed),
         processing_class=tokenizer,
-        peft_config=recipe.lora_config(model, preset),
+        peft_config=presets.lora_config(model, preset),
     )
     trainer.add_callback(SaveEveryMinutesCallback(args.save_minutes))
     if args.eval_minutes > 0:
