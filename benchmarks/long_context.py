@@ -103,6 +103,15 @@ def _median_time(run: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
+def greedy(model: Any, ids: list[int] | torch.Tensor, **budget: Any) -> list[int]:
+    """The new ids of a greedy ``generate`` after the prompt ``ids`` (one row; ``budget``: its length settings)."""
+    input_ids = ids if isinstance(ids, torch.Tensor) else torch.tensor([ids])
+    out = model.generate(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False, **budget
+    )
+    return out[0, input_ids.shape[1] :].tolist()
+
+
 class _StepClock:
     """A logits processor that only notes when each decoding step reaches it: the gaps are the steps' times."""
 
@@ -123,17 +132,14 @@ def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: i
     """
     from transformers import LogitsProcessorList
 
-    mask = torch.ones_like(input_ids)
-
     def run() -> tuple[float, float]:
         clock = _StepClock()
         started = time.perf_counter()
-        model.generate(
-            input_ids=input_ids,
-            attention_mask=mask,
+        greedy(
+            model,
+            input_ids,
             max_new_tokens=steps + 1,
             min_new_tokens=steps + 1,
-            do_sample=False,
             logits_processor=LogitsProcessorList([clock]),
         )
         gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
@@ -141,6 +147,7 @@ def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: i
 
     run()  # warm-up: allocations and kernels of this prompt length
     timings = [run() for _ in range(repeats)]
+    mask = torch.ones_like(input_ids)
     kv = cache_bytes(model(input_ids=input_ids, attention_mask=mask, use_cache=True).past_key_values)
     return {
         "prompt_positions": int(input_ids.shape[1]),
@@ -184,25 +191,10 @@ def continuation_time(models: dict[str, Any], prompt: list[int], args: argparse.
     codes = zip_tokenizer.codec.encode(prompt)
     new = args.new_tokens
 
-    def run_base() -> None:
-        base.generate(
-            input_ids=torch.tensor([prompt]),
-            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=new,
-            min_new_tokens=new,
-            do_sample=False,
-        )
-
-    def run_zip() -> None:
-        zip_model.generate(
-            input_ids=torch.tensor([codes]),
-            attention_mask=torch.ones(1, len(codes), dtype=torch.long),
-            max_new_base_tokens=new,
-            do_sample=False,
-        )
-
-    base_seconds = _median_time(run_base, args.repeats)
-    zip_seconds = _median_time(run_zip, args.repeats)
+    base_seconds = _median_time(
+        lambda: greedy(base, prompt, max_new_tokens=new, min_new_tokens=new), args.repeats
+    )
+    zip_seconds = _median_time(lambda: greedy(zip_model, codes, max_new_base_tokens=new), args.repeats)
     stats = zip_model.last_generation_stats
     return {
         "prompt_base_tokens": len(prompt),
@@ -279,19 +271,8 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
     for text in files:
         cut = text.rfind("\n", 0, args.eos_chars) + 1 or args.eos_chars
         prompt = base_tokenizer(text[:cut], add_special_tokens=False)["input_ids"]
-        new = base.generate(
-            input_ids=torch.tensor([prompt]),
-            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=args.new_tokens,
-            do_sample=False,
-        )[0, len(prompt) :].tolist()
-        codes = zip_tokenizer.codec.encode(prompt)
-        zip_new = zip_model.generate(
-            input_ids=torch.tensor([codes]),
-            attention_mask=torch.ones(1, len(codes), dtype=torch.long),
-            max_new_base_tokens=args.new_tokens,
-            do_sample=False,
-        )[0, len(codes) :].tolist()
+        new = greedy(base, prompt, max_new_tokens=args.new_tokens)
+        zip_new = greedy(zip_model, zip_tokenizer.codec.encode(prompt), max_new_base_tokens=args.new_tokens)
         rows.append(
             {
                 "prompt_chars": cut,

@@ -56,8 +56,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, log: Path, threads: int | None) -> tuple[subprocess.Popen, str]:
-    """``zip2zip serve MODEL`` on 127.0.0.1 and a free port; returns the process and base URL once it answers."""
+def start_server(
+    model: str, log: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = STARTUP_TIMEOUT
+) -> tuple[subprocess.Popen, str]:
+    """``zip2zip serve MODEL *FLAGS`` on 127.0.0.1 and a free port; returns the process and base URL once /health
+    answers (the tests start their servers with it too)."""
     import urllib.request
 
     port = _free_port()
@@ -72,26 +75,29 @@ def start_server(model: str, log: Path, threads: int | None) -> tuple[subprocess
         "--port",
         str(port),
     ]
-    if threads:
-        command += ["--threads", str(threads)]
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen([*command, *flags], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server for {model} exited with {process.returncode}; see {log}")
+            raise RuntimeError(
+                f"the server for {model} exited with {process.returncode}; {log}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
                     return process, url
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.3)
     process.kill()
-    raise RuntimeError(f"the server for {model} did not answer within {STARTUP_TIMEOUT} s; see {log}")
+    raise RuntimeError(
+        f"the server for {model} did not answer within {timeout} s; {log}:\n{log.read_text()[-3000:]}"
+    )
 
 
 def stop_server(process: subprocess.Popen) -> None:
+    """Stop a server of :func:`start_server`: politely, then for good."""
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -180,7 +186,8 @@ def run_level(client: Any, model: str, clients: int, requests: int, max_tokens: 
 def bench_model(label: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     from openai import OpenAI
 
-    process, url = start_server(model, args.out / f"server-{label}.log", args.threads)
+    threads = ("--threads", str(args.threads)) if args.threads else ()
+    process, url = start_server(model, args.out / f"server-{label}.log", *threads)
     try:
         client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
         served = client.models.list().data[0].id

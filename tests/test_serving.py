@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
+from _benchmarks import load_benchmark
 
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+SERVING = load_benchmark("serving")  # starts and stops servers for the benchmark and these tests alike
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
@@ -40,12 +38,6 @@ PROMPTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env() -> dict[str, str]:
     return {
         **os.environ,
@@ -57,43 +49,13 @@ def _env() -> dict[str, str]:
 
 
 def start_server(model: str, log: Path, *flags: str) -> tuple[subprocess.Popen, str]:
-    """`zip2zip serve MODEL` in a subprocess on 127.0.0.1; returns it and its base URL once /health answers."""
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "zip2zip.cli",
-        "serve",
-        model,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    command += ["--device", "cpu", "--threads", "1", *flags]
-    process = subprocess.Popen(command, env=_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"the server did not answer within {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+    """`zip2zip serve MODEL` on one CPU thread, as the serving benchmark starts it."""
+    return SERVING.start_server(
+        model, log, "--device", "cpu", "--threads", "1", *flags, env=_env(), timeout=STARTUP_TIMEOUT
+    )
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
+stop_server = SERVING.stop_server
 
 
 @pytest.fixture(scope="module")

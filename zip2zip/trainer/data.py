@@ -161,9 +161,21 @@ def tokenize_example(
     max_length: int | None = None,
     chat_template: str | None = None,
 ) -> dict[str, Any]:
-    """One training row of `example` (the first of :func:`tokenize_rows` with `split_long_texts=False`).
+    """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
 
-    The row also carries `num_dropped_base_tokens`: the base tokens that `max_length` cut off.
+    Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
+    accepted; plain text ends with the end-of-sequence token unless the row's :data:`ENDS_DOCUMENT` is False.
+    The example is cut into base-token segments (prompt | completion, or the turns of a chat when
+    `assistant_only_loss`), and the segments are compressed with one shared codebook where no hypertoken spans a
+    segment boundary (`LZWDecoder.encode_greedy`, as in `LZWCodec.encode_segments`). The prompt therefore keeps
+    the codes it gets on its own, exactly what the model reads at generation time, and the completion mask is
+    exact in compressed space. Labels are `-100` on untrained segments. `max_length` truncates the codes
+    (keep-start; a code-stream prefix always decodes). Bytes count the decoded text of the loss targets (the
+    codes at positions 1.., since position 0 is never predicted), special tokens excluded; `num_dropped_base_tokens`
+    counts the base tokens that `max_length` cut off. This is :func:`tokenize_rows` without splitting.
+
+    A field of the wrong type raises TypeError, and an example with nothing to train on (None, `""` or an empty
+    list where its trained text goes; see :func:`check_example`) raises ValueError.
     """
     return tokenize_rows(
         example,
@@ -208,23 +220,25 @@ def tokenize_rows(
     chat examples are truncated (their prompt is context the completion needs); `num_dropped_base_tokens` counts
     what truncation cut off.
     """
-    plain = not ("prompt" in example and "completion" in example) and "messages" not in example
-    if not (split_long_texts and plain and max_length is not None):
-        return [_tokenize_one(example, tokenizer, dataset_text_field, completion_only_loss,
-                              assistant_only_loss, max_length, chat_template)]  # fmt: skip
     empty = _raw_empty_field(example, dataset_text_field)
     if empty is not None:
         raise ValueError(
             f"the example has nothing to train on: its {empty!r} field is {example[empty]!r}; drop it "
             "(Zip2ZipSFTTrainer skips such rows and counts them)"
         )
-    ((ids, _),) = _segments(example, tokenizer, dataset_text_field, True, False, chat_template)
-    base = _base_tokenizer(tokenizer)
+    segments = _segments(
+        example, tokenizer, dataset_text_field, completion_only_loss, assistant_only_loss, chat_template
+    )
+    codec, base = tokenizer.codec, _base_tokenizer(tokenizer)
+    plain = not ("prompt" in example and "completion" in example) and "messages" not in example
+    if not (split_long_texts and plain and max_length is not None):
+        return [_row(segments, codec, base, max_length)]
+    ((ids, _),) = segments
     line_ends = {x for x in set(ids) if "\n" in base.decode([x])}
-    rows = []
-    for start, end in _row_bounds(tokenizer.codec, ids, max_length, line_ends):
-        rows.append(_row([(ids[start:end], True)], tokenizer.codec, base, None))
-    return rows
+    return [
+        _row([(ids[start:end], True)], codec, base, None)
+        for start, end in _row_bounds(codec, ids, max_length, line_ends)
+    ]
 
 
 def warn_dropped_text(dataset: Any, dataset_name: str = "train", max_length: int | None = None) -> Any:
@@ -289,19 +303,14 @@ def _row_bounds(
     codec: LZWCodec, ids: list[int], max_length: int, line_ends: set[int]
 ) -> list[tuple[int, int]]:
     """Base-id ranges of consecutive rows of at most `max_length` codes each, cut after line-end tokens."""
-    reach = (
-        max_length * codec.max_subtokens + codec.max_subtokens
-    )  # base ids the first max_length codes can span
+    reach = (max_length + 1) * codec.max_subtokens  # base ids the first max_length codes can span
     bounds = []
     start = 0
     while start < len(ids):
-        window = ids[start : start + reach]
-        decoder = codec.new_decoder()
-        codes = decoder.encode_greedy(window)[:max_length]
-        replay = codec.new_decoder()
+        codes, codebook = codec.encode_with_codebook(ids[start : start + reach])
         ends, position = [], start
-        for code in codes:
-            position += len(replay.feed(code).phrase)
+        for code in codes[:max_length]:
+            position += len(codebook.expand(code))
             ends.append(position)
         end = ends[-1]
         if end < len(ids):  # the text goes on: prefer a line end that keeps the row at least half full
@@ -312,42 +321,6 @@ def _row_bounds(
         bounds.append((start, end))
         start = end
     return bounds
-
-
-def _tokenize_one(
-    example: dict[str, Any],
-    tokenizer: Any,
-    dataset_text_field: str,
-    completion_only_loss: bool,
-    assistant_only_loss: bool,
-    max_length: int | None,
-    chat_template: str | None,
-) -> dict[str, Any]:
-    """Tokenise and LZW-compress one example into `input_ids`, `labels` and the :data:`STAT_COLUMNS`.
-
-    Plain text (`dataset_text_field`), prompt/completion and conversational (`messages`) examples are
-    accepted; plain text ends with the end-of-sequence token unless the row's :data:`ENDS_DOCUMENT` is False.
-    The example is cut into base-token segments (prompt | completion, or the turns of a chat when
-    `assistant_only_loss`), and the segments are compressed with one shared codebook where no hypertoken spans a
-    segment boundary (`LZWDecoder.encode_greedy`, as in `LZWCodec.encode_segments`). The prompt therefore keeps
-    the codes it gets on its own, exactly what the model reads at generation time, and the completion mask is
-    exact in compressed space. Labels are `-100` on untrained segments. `max_length` truncates the codes
-    (keep-start; a code-stream prefix always decodes). Bytes count the decoded text of the loss targets (the
-    codes at positions 1.., since position 0 is never predicted), special tokens excluded.
-
-    A field of the wrong type raises TypeError, and an example with nothing to train on (None, `""` or an empty
-    list where its trained text goes; see :func:`check_example`) raises ValueError.
-    """
-    empty = _raw_empty_field(example, dataset_text_field)
-    if empty is not None:
-        raise ValueError(
-            f"the example has nothing to train on: its {empty!r} field is {example[empty]!r}; drop it "
-            "(Zip2ZipSFTTrainer skips such rows and counts them)"
-        )
-    segments = _segments(
-        example, tokenizer, dataset_text_field, completion_only_loss, assistant_only_loss, chat_template
-    )
-    return _row(segments, tokenizer.codec, _base_tokenizer(tokenizer), max_length)
 
 
 def _row(
