@@ -76,7 +76,7 @@ def paired_medians(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def time_window(model, base, ids: list[int], repeats: int) -> dict[str, float]:
-    from zip2zip.model.modeling_zip2zip import _encode_distinct
+    from zip2zip.model.encoders_zip2zip import encode_distinct
 
     codes = model.codec.encode(ids)
     base_ids = torch.tensor([ids])
@@ -100,10 +100,10 @@ def time_window(model, base, ids: list[int], repeats: int) -> dict[str, float]:
         def encoders():
             is_hyper = code_ids >= V
             rows, cols = is_hyper.nonzero(as_tuple=True)
-            _encode_distinct(codebook[rows, code_ids[rows, cols] - V], model.embed_hypertokens)
+            encode_distinct(codebook[rows, code_ids[rows, cols] - V], model.embed_hypertokens)
             has = candidates[..., 0] >= 0
             entries = torch.cat([codebook[codebook[..., 0] >= 0], candidates[has]])
-            return _encode_distinct(entries, model.unembed_hypertokens)
+            return encode_distinct(entries, model.unembed_hypertokens)
 
         out["encoders"] = median_seconds(encoders, repeats)
         vectors = model.unembed_codebook(codebook)

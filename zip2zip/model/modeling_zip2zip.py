@@ -37,7 +37,6 @@ from .encoders_zip2zip import (
     Zip2ZipEncoderLayer,
     Zip2ZipHyperEncoder,
     Zip2ZipReconstructionHead,
-    encode_distinct,
 )
 from .generation_zip2zip import Zip2ZipGenerationMixin
 from .hypertokens_zip2zip import Zip2ZipEntryCache, Zip2ZipHypertokenMixin
@@ -57,9 +56,6 @@ __all__ = [
     "Zip2ZipReconstructionHead",
     "codebook_state",
 ]
-
-# The older private name of `encode_distinct`, still imported by measurement scripts.
-_encode_distinct = encode_distinct
 
 
 @dataclass
