@@ -63,6 +63,12 @@ def main() -> None:
         "--eval-minutes", type=float, default=30.0, help="held-out scores every N minutes (0: off)"
     )
     parser.add_argument("--eval-chars", type=int, default=3000, help="held-out characters per domain")
+    parser.add_argument(
+        "--eval-window",
+        type=int,
+        default=None,
+        help="positions per held-out scoring window (default: the preset's row length)",
+    )
     parser.add_argument("--ship-improved", action="store_true", help="pack each new best into the package")
     for field in dataclasses.fields(recipe.TrainingPreset):
         kind = field.type if isinstance(field.type, type) else None
@@ -163,6 +169,7 @@ def main() -> None:
             heldout_texts(args.eval_chars),
             os.path.join(args.output, "heldout.json"),
             minutes=args.eval_minutes,
+            max_length=args.eval_window or preset.max_length,
             on_improve=ship_snapshot(args.output, " ".join(sys.argv)) if args.ship_improved else None,
         )
         scorer.trainer = trainer
