@@ -54,6 +54,14 @@ def long_documents(domain: str, count: int, chars: int) -> list[str]:
     return [text[:chars] for text in (long + rest)[:count]]
 
 
+def code_ids(tokenizer: Any, tokens: int = max(PROMPT_TOKENS)) -> list[int]:
+    """Base ids of the held-out code file the speed measurements cut their prompts from: the first one long
+    enough for ``tokens`` base tokens with room to spare, so every prompt length (here and in the release
+    benchmark) reads the same file."""
+    document = long_documents("code", 1, 4 * tokens + 4096)[0]
+    return tokenizer(document, add_special_tokens=False)["input_ids"]
+
+
 def measure_quality(models: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Bits per byte and compression per domain and window, every model on the same bytes."""
     from zip2zip.evaluation.scoring import bits_per_byte
@@ -92,6 +100,13 @@ def cache_bytes(cache: Any) -> int:
     if layers is not None:
         return sum(t.numel() * t.element_size() for layer in layers for t in (layer.keys, layer.values))
     return sum(t.numel() * t.element_size() for pair in cache for t in pair)
+
+
+@torch.inference_mode()
+def kv_cache_bytes(model: Any, input_ids: torch.Tensor) -> int:
+    """Bytes of the KV cache ``model`` holds after reading ``input_ids`` (one row) in one forward pass."""
+    mask = torch.ones_like(input_ids)
+    return cache_bytes(model(input_ids=input_ids, attention_mask=mask, use_cache=True).past_key_values)
 
 
 def _median_time(run: Any, repeats: int) -> float:
@@ -147,12 +162,10 @@ def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: i
 
     run()  # warm-up: allocations and kernels of this prompt length
     timings = [run() for _ in range(repeats)]
-    mask = torch.ones_like(input_ids)
-    kv = cache_bytes(model(input_ids=input_ids, attention_mask=mask, use_cache=True).past_key_values)
     return {
         "prompt_positions": int(input_ids.shape[1]),
         "prefill_seconds": statistics.median(t[0] for t in timings),
-        "kv_cache_bytes": kv,
+        "kv_cache_bytes": kv_cache_bytes(model, input_ids),
         "seconds_per_step": statistics.median(t[1] for t in timings),
     }
 
@@ -161,8 +174,7 @@ def measure_speed(models: dict[str, Any], args: argparse.Namespace) -> dict[str,
     """Prefill, step time and KV bytes per prompt length, the 128-token continuation, the codebook's fill."""
     base, base_tokenizer = models["base"]
     zip_model, zip_tokenizer = models["zip2zip"]
-    document = long_documents("code", 1, 4 * max(args.prompt_tokens) + 4096)[0]
-    ids = base_tokenizer(document, add_special_tokens=False)["input_ids"]
+    ids = code_ids(base_tokenizer, max(args.prompt_tokens))
     rows = []
     for length in args.prompt_tokens:
         prompt = ids[:length]
@@ -185,7 +197,11 @@ def measure_speed(models: dict[str, Any], args: argparse.Namespace) -> dict[str,
 
 @torch.inference_mode()
 def continuation_time(models: dict[str, Any], prompt: list[int], args: argparse.Namespace) -> dict[str, Any]:
-    """Time for the same number of new base tokens after one code prompt, base vs zip2zip (greedy)."""
+    """Time for the same number of new base tokens after one code prompt, base vs zip2zip (greedy).
+
+    End of sequence is suppressed for both (``min_new_tokens``; for zip2zip it counts codes, each at least one
+    base token, so it holds until ``max_new_base_tokens`` stops the row): both write the same tokens.
+    """
     base, _ = models["base"]
     zip_model, zip_tokenizer = models["zip2zip"]
     codes = zip_tokenizer.codec.encode(prompt)
@@ -194,7 +210,9 @@ def continuation_time(models: dict[str, Any], prompt: list[int], args: argparse.
     base_seconds = _median_time(
         lambda: greedy(base, prompt, max_new_tokens=new, min_new_tokens=new), args.repeats
     )
-    zip_seconds = _median_time(lambda: greedy(zip_model, codes, max_new_base_tokens=new), args.repeats)
+    zip_seconds = _median_time(
+        lambda: greedy(zip_model, codes, max_new_base_tokens=new, min_new_tokens=new), args.repeats
+    )
     stats = zip_model.last_generation_stats
     return {
         "prompt_base_tokens": len(prompt),
@@ -342,12 +360,16 @@ def speed_table(speed: dict[str, Any]) -> str:
 
 
 def plot(quality: dict[str, Any], path: Path) -> None:
+    """zip2zip / base against the window per domain and, beside it, zip2zip / control for the domains whose
+    every window has the control's score (a control carried from an earlier run may lack some)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with_control = all("control" in s for e in quality.values() for s in e["windows"].values())
+    with_control = any(
+        all("control" in s for s in e["windows"].values()) for e in quality.values() if e["windows"]
+    )
     fig, axes = plt.subplots(
         1, 2 if with_control else 1, figsize=(10 if with_control else 5.5, 4), squeeze=False
     )
@@ -361,7 +383,7 @@ def plot(quality: dict[str, Any], path: Path) -> None:
             marker="o",
             label=domain,
         )
-        if with_control:
+        if with_control and all("control" in s for s in scores):
             axes[1].plot(
                 windows,
                 [s["zip2zip"]["bits_per_byte"] / s["control"]["bits_per_byte"] for s in scores],
@@ -377,6 +399,7 @@ def plot(quality: dict[str, Any], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
