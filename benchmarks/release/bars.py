@@ -8,9 +8,16 @@ from benchmarks.common import DOMAINS, repeated_ngram_share
 from benchmarks.release.settings import (
     BAR_TOLERANCE,
     BPB_BARS,
+    FULL,
     GENERATION_COMPRESSION_BAR,
     GENERATION_DOMAINS,
     HYPERTOKEN_SHARE_BAR,
+    LONG_CONTROL_BARS,
+    LONG_GAIN_BAR,
+    LONG_GAIN_DOMAINS,
+    LONG_GAIN_WINDOWS,
+    LONG_KV_BAR,
+    LONG_TIME_BAR,
     MC_BASE_RUN,
     MC_DOMAINS,
     MC_POINTS_BAR,
@@ -31,7 +38,7 @@ class Bar(NamedTuple):
     """One release bar: what it compares, the measured value (None: not in this run), the limit, the unit.
 
     ``at_most`` says which side passes. Units: ``"x"`` a ratio, ``""`` a plain number, ``"%"`` a share
-    (stored as a fraction), ``"points"`` a difference of percentages.
+    (stored as a fraction), ``"points"`` a difference of percentages, ``" of N"`` a count out of N.
     """
 
     name: str
@@ -53,6 +60,8 @@ class Bar(NamedTuple):
             return f"{value:.1%}"
         if self.unit == "points":
             return f"{value:+.1f} points"
+        if self.unit.startswith(" of "):
+            return f"{value:.0f}{self.unit}"
         return f"{value:.3f}{self.unit}"
 
     @property
@@ -69,6 +78,8 @@ class Bar(NamedTuple):
             return f"{100 * gap:.1f} points"
         if self.unit == "points":
             return f"{gap:.1f} points"
+        if self.unit.startswith(" of "):
+            return f"{gap:.0f}"
         return f"{gap:.3f}{self.unit}"
 
 
@@ -145,7 +156,93 @@ def release_bars(report: dict[str, Any]) -> list[Bar]:
             "x",
         )
     )
+    return bars + long_context_bars(report)
+
+
+def long_context_bars(report: dict[str, Any]) -> list[Bar]:
+    """The bars of section 5 (long context); every value None when the report has no such section."""
+    settings = {**FULL, **report["run"]["settings"]}
+    long = report.get("long_context") or {}
+    bars = []
+    short, wide = LONG_GAIN_WINDOWS
+    for domain in LONG_GAIN_DOMAINS:
+        at_short = long_context_ratio(report, domain, short)
+        at_wide = long_context_ratio(report, domain, wide)
+        label = f"{domain} (unseen)" if domain == UNSEEN_DOMAIN else domain
+        bars.append(
+            Bar(
+                f"long context, {label}: zip2zip / base bits per byte at {wide:,} positions over the same at "
+                f"{short:,} <= {LONG_GAIN_BAR:.2f}x",
+                at_wide / at_short if at_wide is not None and at_short is not None else None,
+                LONG_GAIN_BAR,
+                True,
+                "x",
+            )
+        )
+    for window, limit in LONG_CONTROL_BARS.items():
+        bars.append(
+            Bar(
+                f"long context: zip2zip / control bits per byte at {window:,} positions, pooled over domains "
+                f"<= {limit:.2f}x",
+                pooled_long_context_ratio(report, window, "control"),
+                limit,
+                True,
+                "x",
+            )
+        )
+    endings = long.get("endings")
+    asked, new = settings["long_endings"], settings["long_new_tokens"]
+    bars.append(
+        Bar(
+            f"held-out code files cut mid-file: zip2zip continuations that write all {new} new base tokens "
+            f"without end-of-sequence >= {asked} of {asked}",
+            endings["zip2zip_full"] if endings else None,
+            asked,
+            False,
+            f" of {endings['prompts'] if endings else asked}",
+        )
+    )
+    prompt = settings["long_prompt_tokens"]
+    continuation, kv = long.get("continuation"), long.get("kv_cache")
+    bars.append(
+        Bar(
+            f"time for {new} new base tokens after a {prompt:,}-token code prompt zip2zip / base <= "
+            f"{LONG_TIME_BAR:.2f}x",
+            continuation["ratio"] if continuation else None,
+            LONG_TIME_BAR,
+            True,
+            "x",
+        )
+    )
+    bars.append(
+        Bar(
+            f"KV-cache bytes after a {prompt:,}-token code prompt zip2zip / base <= {LONG_KV_BAR:.2f}x",
+            kv["zip2zip"] / kv["base"] if kv else None,
+            LONG_KV_BAR,
+            True,
+            "x",
+        )
+    )
     return bars
+
+
+def long_context_ratio(report: dict[str, Any], domain: str, window: int, key: str = "base") -> float | None:
+    """zip2zip / ``key`` (base or control) bits per byte of one domain at one long-context window, or None."""
+    quality = (report.get("long_context") or {}).get("quality") or {}
+    return _bpb_ratio((quality.get(domain) or {}).get("windows", {}).get(str(window)), key)
+
+
+def pooled_long_context_ratio(report: dict[str, Any], window: int, key: str = "base") -> float | None:
+    """zip2zip / ``key`` bits per byte at one window pooled over the long-context domains (their bits over their
+    bytes, so each domain weighs by its bytes); None unless every domain has both scores there."""
+    quality = (report.get("long_context") or {}).get("quality") or {}
+    scores = [entry["windows"].get(str(window)) or {} for entry in quality.values()]
+    if not scores or any(key not in s or "zip2zip" not in s for s in scores):
+        return None
+    bits = {
+        name: sum(s[name]["bits_per_byte"] * s[name]["bytes"] for s in scores) for name in ("zip2zip", key)
+    }
+    return bits["zip2zip"] / bits[key]
 
 
 def _bpb_ratio(entry: dict[str, Any] | None, key: str = "base") -> float | None:

@@ -16,7 +16,12 @@ from benchmarks.common import load_models, resolve_model
 from benchmarks.release.control import load_control, read_carried_control
 from benchmarks.release.curves import read_control_run, read_training_run
 from benchmarks.release.items import build_next_line_items, write_items
-from benchmarks.release.measure import measure_bits_per_byte, measure_generation, measure_multiple_choice
+from benchmarks.release.measure import (
+    measure_bits_per_byte,
+    measure_generation,
+    measure_long_context,
+    measure_multiple_choice,
+)
 from benchmarks.release.plots import plot
 from benchmarks.release.provenance import backfill_delta_scale, describe_run
 from benchmarks.release.report import render
@@ -70,6 +75,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--mc-items", type=int, help=f"multiple-choice items per domain ({FULL['mc_items']})")
     parser.add_argument("--max-length", type=int, help=f"positions per scored window ({FULL['max_length']})")
+    parser.add_argument(
+        "--long-context",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="section 5: bits per byte by window, the continuation after a long code prompt, file endings",
+    )
+    parser.add_argument(
+        "--long-windows",
+        type=int,
+        nargs="+",
+        help=f"long-context windows in positions ({' '.join(map(str, FULL['long_windows']))})",
+    )
+    parser.add_argument(
+        "--long-documents", type=int, help=f"long held-out documents per domain ({FULL['long_documents']})"
+    )
+    parser.add_argument(
+        "--long-chars", type=int, help=f"characters per long document ({FULL['long_chars']:,})"
+    )
+    parser.add_argument(
+        "--long-prompt-tokens",
+        type=int,
+        help=f"base tokens of the long code prompt ({FULL['long_prompt_tokens']})",
+    )
+    parser.add_argument(
+        "--long-new-tokens",
+        type=int,
+        help=f"new base tokens after the long prompt and after each cut file ({FULL['long_new_tokens']})",
+    )
+    parser.add_argument(
+        "--long-repeats", type=int, help=f"timed runs after the long prompt ({FULL['long_repeats']})"
+    )
+    parser.add_argument(
+        "--long-endings", type=int, help=f"held-out code files continued mid-file ({FULL['long_endings']})"
+    )
+    parser.add_argument(
+        "--long-ending-chars",
+        type=int,
+        help=f"characters of each mid-file prompt ({FULL['long_ending_chars']:,})",
+    )
     parser.add_argument("--mc-context", type=int, default=4, help="lines / sentences of context per item")
     parser.add_argument(
         "--pld-tokens", type=int, default=10, help="prompt_lookup_num_tokens of prompt lookup"
@@ -94,16 +138,24 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
     settings.update(
         quick=args.quick,
+        long_context=args.long_context,
         mc_context=args.mc_context,
         pld_tokens=args.pld_tokens,
         seed=args.seed,
         threads=args.threads,
     )
-    for name in ("eval_chars", "prompts", "prompt_tokens", "new_tokens", "repeats", "mc_items", "mc_context"):
+    counts = ("eval_chars", "prompts", "prompt_tokens", "new_tokens", "repeats", "mc_items", "mc_context")
+    counts += tuple(name for name in FULL if name.startswith("long_") and name != "long_windows")
+    for name in counts:
         if settings[name] < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1 (got {settings[name]})")
     if settings["max_length"] < 16:
         raise SystemExit(f"--max-length must be at least 16 positions (got {settings['max_length']})")
+    if min(settings["long_windows"]) < 16:
+        raise SystemExit(
+            f"--long-windows must be at least 16 positions each (got {settings['long_windows']})"
+        )
+    settings["long_windows"] = sorted(set(settings["long_windows"]))
     return settings
 
 
@@ -151,11 +203,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if control_curves:
         report["control_run"] = control_curves
         _warn_without_run(report)
-    sections = (
+    sections = [
         ("bits_per_byte", lambda: measure_bits_per_byte(models, settings)),
         ("generation", lambda: measure_generation(models, settings)),
         ("multiple_choice", lambda: measure_multiple_choice(models, folder, items_path, settings)),
-    )
+    ]
+    if settings["long_context"]:
+        sections.append(("long_context", lambda: measure_long_context(models, settings)))
     for name, work in sections:
         print(f"== {name}", file=sys.stderr)
         start = time.perf_counter()

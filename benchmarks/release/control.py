@@ -33,7 +33,8 @@ def read_carried_control(path: str) -> dict[str, Any]:
     """The control's scores from an earlier ``results.json`` (``--control FILE``), for when its folder is gone.
 
     The control's weights do not change with the zip2zip model, so its scores on the same texts and windows
-    stay true; :func:`check_carried_control` checks that they are the same before they are shown.
+    stay true; :func:`check_carried_control` checks that they are the same before they are shown. Its
+    long-context scores come along when that run measured them (:func:`carry_long_context_control`).
     """
     try:
         earlier = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -45,7 +46,44 @@ def read_carried_control(path: str) -> dict[str, Any]:
         ) from None
     when = f"{earlier['run'].get('date')}, commit {earlier['run'].get('commit')}"
     carried_from = run.get("carried_from") or f"{path} (measured {when})"
-    return {"scores": scores, "run": {**run, "carried_from": carried_from}}
+    quality = (earlier.get("long_context") or {}).get("quality") or {}
+    long_context = {
+        domain: {
+            "digest": entry.get("digest"),
+            "windows": {w: s["control"] for w, s in entry.get("windows", {}).items() if "control" in s},
+        }
+        for domain, entry in quality.items()
+    }
+    return {
+        "scores": scores,
+        "run": {**run, "carried_from": carried_from},
+        "long_context": {domain: entry for domain, entry in long_context.items() if entry["windows"]},
+    }
+
+
+def carry_long_context_control(quality: dict[str, Any], carried: dict[str, Any]) -> list[str]:
+    """Put the carried control's long-context scores into ``quality`` (``benchmarks.long_context``'s
+    ``measure_quality``) where they were measured on the same documents and windows; the cells without them stay
+    empty. Returns what was left out and why, for a warning."""
+    left_out = []
+    for domain, entry in quality.items():
+        mine = (carried.get("long_context") or {}).get(domain)
+        if not mine:
+            left_out.append(f"{domain}: the earlier run has no long-context control scores")
+            continue
+        if mine["digest"] != entry["digest"]:
+            left_out.append(f"{domain}: the earlier run read other documents")
+            continue
+        for window, scores in entry["windows"].items():
+            control = mine["windows"].get(window)
+            base = scores["base"]
+            if control is None:
+                left_out.append(f"{domain}, window {window}: not measured in the earlier run")
+            elif (control["bytes"], control["base_tokens"]) != (base["bytes"], base["base_tokens"]):
+                left_out.append(f"{domain}, window {window}: other bytes or base tokens")
+            else:
+                scores["control"] = control
+    return left_out
 
 
 def check_carried_control(carried: dict[str, Any], compared: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,24 @@
-"""The three measurements of a release run: bits per byte, generation and multiple choice."""
+"""The measurements of a release run: bits per byte, generation, multiple choice and long context."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import generation
+from benchmarks import generation, long_context
 from benchmarks.common import DOMAINS, heldout_texts, load_prompts
-from benchmarks.release.control import check_carried_control
-from benchmarks.release.settings import GENERATION_DOMAINS, MC_DOMAINS, MC_MAX_LENGTH, MC_TASKS, TASKS_DIR
+from benchmarks.release.control import carry_long_context_control, check_carried_control
+from benchmarks.release.settings import (
+    GENERATION_DOMAINS,
+    LONG_CONTEXT_DOMAINS,
+    MC_DOMAINS,
+    MC_MAX_LENGTH,
+    MC_TASKS,
+    TASKS_DIR,
+)
 
 
 def measure_bits_per_byte(models: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -131,3 +139,47 @@ def measure_multiple_choice(
             },
         }
     return out
+
+
+def measure_long_context(models: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Section 5, with ``benchmarks/long_context.py``'s measurements: bits per byte by window on whole long
+    held-out documents (base, zip2zip and the control when loaded or carried), the time for new base tokens after
+    a long code prompt and the KV-cache bytes it leaves, and greedy continuations of code files cut mid-file."""
+    import torch
+
+    pairs = {
+        "base": (models["base"], models["base_tokenizer"]),
+        "zip2zip": (models["zip"], models["zip_tokenizer"]),
+    }
+    if models.get("control") is not None:
+        pairs["control"] = (models["control"], models["control_tokenizer"])
+    args = argparse.Namespace(
+        domains=LONG_CONTEXT_DOMAINS,
+        windows=settings["long_windows"],
+        documents=settings["long_documents"],
+        chars=settings["long_chars"],
+        new_tokens=settings["long_new_tokens"],
+        repeats=settings["long_repeats"],
+        eos_prompts=settings["long_endings"],
+        eos_chars=settings["long_ending_chars"],
+    )
+    prompt = long_context.code_ids(models["base_tokenizer"])[: settings["long_prompt_tokens"]]
+    if len(prompt) < settings["long_prompt_tokens"]:
+        raise SystemExit(
+            f"the long held-out code file has only {len(prompt)} base tokens; use --long-prompt-tokens "
+            f"{len(prompt)} or fewer"
+        )
+    quality = long_context.measure_quality(pairs, args)
+    if models.get("carried_control") is not None:
+        for reason in carry_long_context_control(quality, models["carried_control"]):
+            print(f"warning: the carried control's long-context score is left out: {reason}", file=sys.stderr)
+    continuation = long_context.continuation_time(pairs, prompt, args)
+    codes = models["zip_tokenizer"].codec.encode(prompt)
+    kv_cache = {
+        "prompt_base_tokens": len(prompt),
+        "prompt_codes": len(codes),
+        "base": long_context.kv_cache_bytes(models["base"], torch.tensor([prompt])),
+        "zip2zip": long_context.kv_cache_bytes(models["zip"], torch.tensor([codes])),
+    }
+    endings = long_context.measure_endings(pairs, args)
+    return {"quality": quality, "continuation": continuation, "kv_cache": kv_cache, "endings": endings}

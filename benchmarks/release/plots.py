@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks import generation
+from benchmarks import generation, long_context
 from benchmarks.release.bars import bpb_domains
 from benchmarks.release.curves import heldout_domains, power_law
 from benchmarks.release.settings import MC_DOMAINS, MC_TASKS, UNSEEN_DOMAIN
@@ -14,7 +14,8 @@ from benchmarks.release.settings import MC_DOMAINS, MC_TASKS, UNSEEN_DOMAIN
 
 def plot(report: dict[str, Any], assets: Path) -> None:
     """bpb.png (per domain: base, control, zip2zip), generation.png (steps, ms/step, bytes/s), next_line.png
-    (acc) and, when the run's curves were read, training_curves.png."""
+    (acc), when the run's curves were read training_curves.png, and when long context was measured
+    long_context.png (zip2zip / base and / control against the window)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,6 +50,8 @@ def plot(report: dict[str, Any], assets: Path) -> None:
         plot_training_curves(
             report["training_run"], assets / "training_curves.png", control=report.get("control_run")
         )
+    if report.get("long_context"):
+        long_context.plot(report["long_context"]["quality"], assets / "long_context.png")
 
 
 def plot_bits_per_byte(report: dict[str, Any], path: Path) -> None:

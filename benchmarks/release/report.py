@@ -7,7 +7,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmarks.release.bars import bpb_domains, release_bars, repeated_shares, same_work_ratios, verdict
+from benchmarks.long_context import quality_table
+from benchmarks.release.bars import (
+    bpb_domains,
+    pooled_long_context_ratio,
+    release_bars,
+    repeated_shares,
+    same_work_ratios,
+    verdict,
+)
 from benchmarks.release.curves import at_equal_tokens, heldout_domains
 from benchmarks.release.paper import (
     PAPER_BYTE_PPL,
@@ -54,6 +62,7 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
         f"{s['new_tokens']} new base tokens, greedy, batch 1, {s['repeats']} repeat(s), prompt lookup "
         f"{s['pld_tokens']} tokens |",
         f"| multiple choice | {s['mc_items']} items per domain, {s['mc_context']} units of context, seed {s['seed']} |",
+        f"| long context | {_long_context_cell(report)} |",
         f"| control (M = 1) | {_control_cell(run.get('control'))} |",
         f"| training run | {_run_cell(report.get('training_run'))} |",
         f"| raw data | [`results.json`]({link('results.json')}), items [`next_line.jsonl`]({link('next_line.jsonl')}) |",
@@ -64,6 +73,7 @@ def render(report: dict[str, Any], out: Path, assets: Path) -> str:
     lines += _generation_section(report, link)
     lines += _mc_section(report, link)
     lines += _curves_section(report, link)
+    lines += _long_context_section(report, link)
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +89,19 @@ def _control_cell(control: dict[str, Any] | None) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in control["model_settings"].items())
     carried = f"; its scores carried from {control['carried_from']}" if control.get("carried_from") else ""
     return f"`{control['folder']}` ({settings}){carried}"
+
+
+def _long_context_cell(report: dict[str, Any]) -> str:
+    if not report.get("long_context"):
+        return "not measured (`--no-long-context`, or a report from before section 5)"
+    s = report["run"]["settings"]
+    windows = ", ".join(f"{w:,}" for w in s["long_windows"])
+    return (
+        f"windows of {windows} positions on {s['long_documents']} document(s) of up to {s['long_chars']:,} "
+        f"characters per domain; {s['long_new_tokens']} new base tokens after a {s['long_prompt_tokens']:,}-token "
+        f"code prompt, {s['long_repeats']} repeat(s); {s['long_endings']} code file(s) cut after about "
+        f"{s['long_ending_chars']:,} characters"
+    )
 
 
 def _run_cell(curves: dict[str, Any] | None) -> str:
@@ -445,6 +468,112 @@ def _control_curve_lines(
             f"| {entry.get('step', '')} | {entry['base_tokens_seen']:,} | " + " | ".join(cells) + " |"
         )
     return [*lines, ""]
+
+
+def _long_context_section(report: dict[str, Any], link: Any) -> list[str]:
+    """Section 5: bits per byte by window, the continuation and KV cache after a long prompt, file endings."""
+    lines = ["## 5. Long context", ""]
+    long = report.get("long_context")
+    if not long:
+        return [
+            *lines,
+            "Not measured in this run: the measuring run's `--long-context` (on by default) adds it. "
+            "`python -m benchmarks.long_context` measures more of it (prefill and step time by prompt length, the "
+            "codebook's fill).",
+            "",
+        ]
+    quality = long["quality"]
+    windows = sorted({int(w) for entry in quality.values() for w in entry["windows"]})
+    documents = "; ".join(
+        f"{domain} {' + '.join(f'{c:,}' for c in entry['characters'])} characters"
+        for domain, entry in quality.items()
+    )
+    lines += [
+        "Strict bits per byte in windows of "
+        + ", ".join(f"{w:,}" for w in windows)
+        + " positions on whole held-out documents, the longest ones (`benchmarks/long_context.py`'s "
+        f"`measure_quality`; {documents}): every model reads the same bytes at every window, a fresh codebook per "
+        "window. An LZW codebook keeps learning along a window, so compression (base tokens per code) grows with "
+        "it; the bars ask that zip2zip's quality keep pace with the base's.",
+        "",
+        *quality_table(quality).splitlines(),
+        "",
+    ]
+    pooled = []
+    for key in ("base", "control"):
+        ratios = {w: pooled_long_context_ratio(report, w, key) for w in windows}
+        cells = [f"{ratio:.3f}x at {w:,}" for w, ratio in ratios.items() if ratio is not None]
+        if cells:
+            pooled.append(f"zip2zip / {key} {', '.join(cells)}")
+    lines += ["Pooled over the domains (byte-weighted): " + "; ".join(pooled) + ".", ""]
+    control = report["run"].get("control") or {}
+    has_control = any("control" in s for entry in quality.values() for s in entry["windows"].values())
+    if control.get("carried_from"):
+        lines += [
+            f"The control's scores are carried from {control['carried_from']} wherever that run scored the same "
+            "documents in the same windows; other cells are empty.",
+            "",
+        ]
+    elif not has_control:
+        lines += ["The no-compression control was not scored here (`--control`).", ""]
+    lines += [f"![long context]({link('long_context.png')})", ""]
+    lines += _continuation_lines(long)
+    lines += _endings_lines(long["endings"], long["continuation"]["new_base_tokens"])
+    return lines
+
+
+def _continuation_lines(long: dict[str, Any]) -> list[str]:
+    """The time for new base tokens after the long code prompt and the KV cache it leaves, side by side."""
+    c, kv = long["continuation"], long["kv_cache"]
+    steps = f" ({c['zip2zip_steps']} steps)" if c.get("zip2zip_steps") is not None else ""
+    return [
+        f"### After a {c['prompt_base_tokens']:,}-token code prompt",
+        "",
+        f"Greedy, batch 1, end of sequence suppressed: the time for {c['new_base_tokens']} new base tokens "
+        "(the whole `generate` call, prefill included, median of the repeats; zip2zip reads the prompt's LZW "
+        "codes and stops at `max_new_base_tokens`), and the bytes of the KV cache after one forward pass over the "
+        "prompt (`benchmarks/long_context.py`'s `continuation_time` and `kv_cache_bytes`).",
+        "",
+        "| | base | zip2zip | zip2zip / base |",
+        "|---|---:|---:|---:|",
+        f"| prompt positions | {kv['prompt_base_tokens']:,} | {kv['prompt_codes']:,} | "
+        f"{kv['prompt_codes'] / kv['prompt_base_tokens']:.3f}x |",
+        f"| time for {c['new_base_tokens']} new base tokens | {c['base_seconds']:.2f} s | "
+        f"{c['zip2zip_seconds']:.2f} s{steps} | {c['ratio']:.3f}x |",
+        f"| KV cache after the prompt | {kv['base'] / 2**20:.1f} MiB | {kv['zip2zip'] / 2**20:.1f} MiB | "
+        f"{kv['zip2zip'] / kv['base']:.3f}x |",
+        "",
+    ]
+
+
+def _endings_lines(endings: dict[str, Any], new: int) -> list[str]:
+    """Greedy continuations of code files cut mid-file: which model writes its ``new`` base tokens, which ends
+    the file."""
+    rows = endings["rows"]
+    lines = [
+        "### Code files cut mid-file",
+        "",
+        "Greedy continuations of held-out code files cut at a line end (`benchmarks/long_context.py`'s "
+        "`measure_endings`; end of sequence allowed): a model that learned that files end every few thousand "
+        "characters writes an end-of-sequence token where the file goes on.",
+        "",
+        "| prompt | characters | base: new base tokens | base: ended | zip2zip: new base tokens | zip2zip: ended |",
+        "|---:|---:|---:|---|---:|---|",
+    ]
+    yes = {True: "yes", False: "no"}
+    for k, row in enumerate(rows, 1):
+        b, z = row["base"], row["zip2zip"]
+        lines.append(
+            f"| {k} | {row['prompt_chars']:,} | {b['base_tokens']} | {yes[b['ended']]} | {z['base_tokens']} | "
+            f"{yes[z['ended']]} |"
+        )
+    lines += [
+        "",
+        f"Full budget ({new} new base tokens) without end-of-sequence: base {endings['base_full']} of "
+        f"{endings['prompts']}, zip2zip {endings['zip2zip_full']} of {endings['prompts']}.",
+        "",
+    ]
+    return lines
 
 
 def fit_sentence(fit: dict[str, Any] | None, heldout: list[dict[str, Any]]) -> str:

@@ -24,6 +24,18 @@ REPEAT_POINTS_BAR = 10.0  # zip2zip's repeated-8-gram share minus the base model
 MC_POINTS_BAR = 5.0  # next-line accuracy: zip2zip at most this many points below the base (lm-eval ``hf``)
 MC_BASE_RUN = "base (hf)"
 SAME_WORK_TIME_BAR = 0.85  # zip2zip / base time for the same new base tokens of code continuation, at most
+LONG_CONTEXT_DOMAINS = ("code", "prose", UNSEEN_DOMAIN)  # whole held-out documents scored in long windows
+# zip2zip / base at the longer window over zip2zip / base at the shorter one, at most: a longer window must not cost
+# zip2zip more than it costs the base (compression grows with the window, so the gap must not)
+LONG_GAIN_WINDOWS = (1024, 4096)
+LONG_GAIN_DOMAINS = ("code", UNSEEN_DOMAIN)
+LONG_GAIN_BAR = 1.00
+LONG_CONTROL_BARS = {
+    1024: 1.10,
+    4096: 1.12,
+}  # zip2zip / control, pooled over domains (byte-weighted), at most
+LONG_TIME_BAR = 0.75  # zip2zip / base time for the new base tokens after the long code prompt, at most
+LONG_KV_BAR = 0.80  # zip2zip / base KV-cache bytes after the long code prompt, at most
 BAR_TOLERANCE = 1e-9  # a value that equals its bar up to float rounding meets it
 
 # Rows of 660 base tokens hold the text of the release run's 512 codes (its compression, 1.29): the same base tokens.
@@ -41,6 +53,15 @@ FULL = {
     "repeats": 1,
     "mc_items": 60,
     "max_length": 1024,
+    # long context (section 5): whole documents long enough for the largest window (8k+ code tokens)
+    "long_windows": [1024, 2048, 4096, 8192],
+    "long_documents": 2,
+    "long_chars": 28_000,
+    "long_prompt_tokens": 4096,
+    "long_new_tokens": 128,
+    "long_repeats": 3,
+    "long_endings": 8,
+    "long_ending_chars": 3_000,
 }
 QUICK = {
     "eval_chars": 1_500,
@@ -50,4 +71,12 @@ QUICK = {
     "repeats": 1,
     "mc_items": 4,
     "max_length": 256,
+    "long_windows": [1024, 4096],
+    "long_documents": 1,
+    "long_chars": 2_000,
+    "long_prompt_tokens": 256,
+    "long_new_tokens": 16,
+    "long_repeats": 1,
+    "long_endings": 1,
+    "long_ending_chars": 1_000,
 }
