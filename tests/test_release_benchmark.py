@@ -931,6 +931,34 @@ def test_summary_carries_the_bars_and_reaches_the_card(release):
     assert "| code | 1.0000 | 1.2000 | 1.5040 | 1.504x | <= 1.10x | 1.253x |" in text
     assert "Missed: strict bits per byte zip2zip / base, code <= 1.10x (1.504x, by 0.404x)" in text
     assert "| next_line_code | 70.0% | 60.0% |" in text
+    assert summary["long_context"] is None and "Long context:" not in text  # section 5 not measured
+
+    report["long_context"] = long_context_results(gain=1.05, control={1024: 1.0, 4096: 1.1}, zip_full=3)
+    summary = json.loads(json.dumps(release.summary.release_summary(report)))  # as written and read back
+    long = summary["long_context"]
+    assert long["domains"]["go"]["4096"] == {
+        "base": 1.0,
+        "zip2zip": 1.26,
+        "control": 1.1455,
+        "compression": 1.359,
+    }
+    assert long["domains"]["go"]["2048"]["control"] is None
+    assert (long["time_ratio"], long["kv_ratio"], long["prompt_base_tokens"]) == (0.75, 0.8, 4096)
+    assert long["endings"] == {"prompts": 8, "base_full": 8, "zip2zip_full": 3}
+    text = str(
+        render_model_card(
+            config,
+            repo_id="org/z",
+            base_model="org/base",
+            license="apache-2.0",
+            trained=True,
+            release=summary,
+        )
+    )
+    assert "It meets **11 of 17** measured bars:" in text  # 7 of 10, and 4 of the 7 new ones
+    assert "| go (unseen) | base | 1.200x | 1.260x | 1.260x | 1.260x |" in text
+    assert "| go (unseen) | control (M = 1) | 1.000x |  | 1.100x |  |" in text
+    assert "| held-out code files cut mid-file: zip2zip continuations that write all 128" in text
 
 
 def test_summary_only_for_a_full_run_of_the_shipped_model(release):

@@ -154,6 +154,56 @@ def test_card_without_control_says_it_was_not_measured():
     assert "overall." not in next(line for line in text.splitlines() if line.startswith("**Compared with"))
 
 
+LONG_CONTEXT = {
+    "unseen": "go",
+    "documents": {"code": [28_000, 15_412], "go": [28_000, 28_000]},
+    "domains": {
+        "code": {
+            "1024": {"base": 0.8, "zip2zip": 0.84, "control": 0.8, "compression": 1.227},
+            "4096": {"base": 0.75, "zip2zip": 0.825, "control": None, "compression": 1.313},
+        },
+        "go": {
+            "1024": {"base": 1.0, "zip2zip": 1.25, "control": 1.1, "compression": 1.227},
+            "4096": {"base": 0.9, "zip2zip": 1.17, "control": 1.0, "compression": 1.309},
+        },
+    },
+    "prompt_base_tokens": 4096,
+    "new_base_tokens": 128,
+    "time_ratio": 0.71,
+    "kv_ratio": 0.721,
+    "endings": {"prompts": 8, "base_full": 8, "zip2zip_full": 3},
+}
+
+
+def test_card_shows_the_long_context_table_when_the_summary_has_it():
+    text = card_text(summary(long_context=LONG_CONTEXT))
+    assert "Long context: strict bits per byte relative to org/base and to\nthe control in windows" in text
+    assert "| domain | relative to | 1,024 | 4,096 |\n|---|---|---:|---:|\n" in text
+    assert "| code | base | 1.050x | 1.100x |" in text
+    assert "| code | control (M = 1) | 1.050x |  |" in text  # the control was not scored at 4,096 on code
+    assert "| go (unseen) | base | 1.250x | 1.300x |" in text
+    assert "| go (unseen) | control (M = 1) | 1.136x | 1.170x |" in text
+    assert (
+        "After a 4,096-token code prompt it writes 128 new base tokens in 0.71x the base model's time, with 0.72x "
+        "its KV-cache bytes." in text
+    )
+    assert "on 8 of them, this model on 3." in text
+    # without any control score: one row per domain and no word of the control
+    alone = {**LONG_CONTEXT, "domains": {"code": {"1024": {"base": 0.8, "zip2zip": 0.84, "control": None}}}}
+    text = card_text(summary(long_context=alone))
+    assert "relative to org/base in windows" in text and "| code | base | 1.050x |" in text
+    assert "control (M = 1) |" not in text.split("Long context:")[1]
+
+
+@pytest.mark.parametrize("long_context", ["absent", None, {}], ids=["older-summary", "not-measured", "empty"])
+def test_card_without_long_context_has_no_such_table(long_context):
+    data = summary() if long_context == "absent" else summary(long_context=long_context)
+    assert "long_context" not in data or not data["long_context"]
+    text = card_text(data)
+    assert "## Release benchmark" in text and "It meets **1 of 2** measured bars:" in text
+    assert "Long context:" not in text and "| relative to |" not in text
+
+
 def test_card_without_a_summary_has_no_release_section():
     text = card_text(None)
     assert "## Release benchmark" not in text and "PASS" not in text and "MISS" not in text

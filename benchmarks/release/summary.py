@@ -20,7 +20,8 @@ from zip2zip.bundled.shipped import shipped_checkpoint_dir
 def release_summary(report: dict[str, Any]) -> ReleaseSummary:
     """The compact part of the report the shipped model's card shows (``zip2zip.hub.model_card`` renders it): the bars
     with their measured values and verdicts, bits per byte per domain (base, zip2zip, control), generation
-    compression, speed and repetition, next-line accuracies, and when and on which weights it was measured.
+    compression, speed and repetition, next-line accuracies, long context, and when and on which weights it was
+    measured.
     """
     run = report["run"]
     compared = report["bits_per_byte"]["compared"]
@@ -83,6 +84,7 @@ def release_summary(report: dict[str, Any]) -> ReleaseSummary:
                 "domains": generation,
             },
             "multiple_choice": {"items": run["settings"]["mc_items"], "accuracy": accuracy},
+            "long_context": long_context_summary(report),
             "training": (
                 {
                     "base_tokens_seen": report["training_run"]["heldout"][-1]["base_tokens_seen"],
@@ -94,6 +96,37 @@ def release_summary(report: dict[str, Any]) -> ReleaseSummary:
             ),
         }
     )
+
+
+def long_context_summary(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Section 5 for the card: bits per byte per domain and window (base, zip2zip, control), the time and KV
+    cache after the long code prompt relative to the base, and the continuations of cut files; None when the
+    report has no such section."""
+    long = report.get("long_context")
+    if not long:
+        return None
+    domains = {}
+    for domain, entry in long["quality"].items():
+        domains[domain] = {}
+        for window, scores in entry["windows"].items():
+            control = scores.get("control")
+            domains[domain][window] = {
+                "base": round(scores["base"]["bits_per_byte"], 4),
+                "zip2zip": round(scores["zip2zip"]["bits_per_byte"], 4),
+                "control": round(control["bits_per_byte"], 4) if control else None,
+                "compression": round(scores["zip2zip"]["compression"], 3),
+            }
+    continuation, kv, endings = long["continuation"], long["kv_cache"], long["endings"]
+    return {
+        "unseen": UNSEEN_DOMAIN,
+        "documents": {domain: entry["characters"] for domain, entry in long["quality"].items()},
+        "domains": domains,
+        "prompt_base_tokens": continuation["prompt_base_tokens"],
+        "new_base_tokens": continuation["new_base_tokens"],
+        "time_ratio": round(continuation["ratio"], 3),
+        "kv_ratio": round(kv["zip2zip"] / kv["base"], 3),
+        "endings": {key: endings[key] for key in ("prompts", "base_full", "zip2zip_full")},
+    }
 
 
 def write_release_summary(report: dict[str, Any], folder: Path) -> Path:

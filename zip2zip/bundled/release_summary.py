@@ -37,8 +37,10 @@ class ReleaseBar(TypedDict):
 class ReleaseSummary(TypedDict, total=False):
     """What ``release_results.json`` holds (format :data:`RELEASE_SUMMARY_FORMAT`).
 
-    ``bits_per_byte``, ``generation``, ``multiple_choice`` and ``training`` are the release benchmark's sections,
-    keyed by domain or measurement; the model card reads the fields it renders and ignores the rest.
+    ``bits_per_byte``, ``generation``, ``multiple_choice``, ``long_context`` and ``training`` are the release
+    benchmark's sections, keyed by domain or measurement; the model card reads the fields it renders and ignores
+    the rest. ``long_context`` is absent from summaries written before that section existed, and None when the
+    run did not measure it.
     """
 
     format: str
@@ -51,6 +53,7 @@ class ReleaseSummary(TypedDict, total=False):
     bits_per_byte: dict[str, Any]
     generation: dict[str, Any]
     multiple_choice: dict[str, Any]
+    long_context: dict[str, Any] | None
     training: dict[str, Any]
 
 

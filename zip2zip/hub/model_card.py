@@ -149,6 +149,45 @@ def _release_view(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "multiple_choice": mc_rows,
         "mc_items": (summary.get("multiple_choice") or {}).get("items"),
         "training": _training_sentence(summary.get("training")),
+        "long_context": _long_context_view(summary.get("long_context")),
+    }
+
+
+def _long_context_view(long: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The card's long-context table (zip2zip / base and, where scored, zip2zip / control strict bits per byte
+    per domain and window) and a sentence on the long prompt and the cut files; None for a summary without
+    that section (one written before it, or a run that skipped it)."""
+    if not long or not long.get("domains"):
+        return None
+    windows = sorted({int(window) for per_window in long["domains"].values() for window in per_window})
+    unseen = long.get("unseen")
+    rows = []
+    for domain, per_window in long["domains"].items():
+        scores = [per_window.get(str(window)) or {} for window in windows]
+        label = f"{domain} (unseen)" if domain == unseen else domain
+        for key, versus in (("base", "base"), ("control", "control (M = 1)")):
+            cells = [f"{s['zip2zip'] / s[key]:.3f}x" if s.get(key) else "" for s in scores]
+            if any(cells):
+                rows.append({"domain": label, "versus": versus, "cells": cells})
+    sentences = []
+    new = long.get("new_base_tokens")
+    if long.get("time_ratio") is not None and long.get("kv_ratio") is not None:
+        sentences.append(
+            f"After a {long['prompt_base_tokens']:,}-token code prompt it writes {new} new base tokens in "
+            f"{long['time_ratio']:.2f}x the base model's time, with {long['kv_ratio']:.2f}x its KV-cache bytes."
+        )
+    endings = long.get("endings")
+    if endings:
+        sentences.append(
+            f"Continuing {endings['prompts']} held-out code files cut mid-file, the base model writes all {new} "
+            f"new base tokens without ending the file on {endings['base_full']} of them, this model on "
+            f"{endings['zip2zip_full']}."
+        )
+    return {
+        "windows": [f"{window:,}" for window in windows],
+        "rows": rows,
+        "has_control": any(row["versus"] != "base" for row in rows),
+        "sentence": " ".join(sentences),
     }
 
 
@@ -244,8 +283,9 @@ def render_model_card(
     codec settings and the overall compression and bits per byte. The text says how the model compares with
     its base when the measurements include the base, and that no quality measurement is included when there
     is none. ``release`` (a release benchmark summary, :func:`load_release_summary`) adds its bars with their
-    verdicts, bits per byte per domain against the base and the no-compression control, generation and
-    next-line accuracy, and the comparison then comes from it, misses included. ``model_name`` defaults to
+    verdicts, bits per byte per domain against the base and the no-compression control, generation,
+    next-line accuracy and, when measured, long context, and the comparison then comes from it, misses
+    included. ``model_name`` defaults to
     the last part of ``repo_id``.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
