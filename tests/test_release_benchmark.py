@@ -1,4 +1,5 @@
-"""The release benchmark's multiple-choice item builder (no model needed)."""
+"""The release benchmark: its multiple-choice items, bars, report, summary, control and curves from synthetic
+reports, and section 5's measuring part with tiny random models."""
 
 from __future__ import annotations
 
