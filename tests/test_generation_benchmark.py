@@ -157,24 +157,12 @@ def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_th
     """Split by target kind, the bits are still each model's whole strict score on the same windows."""
     import math
 
-    from _tiny_models import tiny_base_model
-    from _tiny_tokenizers import tiny_bpe_tokenizer
+    from _tiny_models import tiny_zip2zip
 
-    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
     from zip2zip.evaluation.scoring import bits_per_byte
 
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=0).eval()
-    model = Zip2ZipForCausalLM.from_base(
-        base,
-        tokenizer=base_tok,
-        max_codebook_size=64,
-        max_subtokens=4,
-        encoder_hidden_size=16,
-        encoder_num_heads=2,
-        encoder_intermediate_size=32,
-    ).eval()
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    model, tok = tiny_zip2zip(perturb=0.0)
+    base, base_tok = model.language_model, tok.base
     texts = [
         "the cat sat on the mat. the cat sat on the hat. the cat sat" * 3,
         "def add(a, b):\n    return a + b\n",
