@@ -13,12 +13,12 @@ import textwrap
 
 import pytest
 from _fresh_process import last_json_line, run_without_package
-from _tiny_models import tiny_base_model
-from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer
+from _saved_models import TINY_SETTINGS, saved_tiny_zip2zip
+from _tiny_tokenizers import CHATML_TEMPLATE
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, TokenizersBackend, pipeline
 
-from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+from zip2zip import Zip2ZipTokenizer
 from zip2zip.model.configuration_zip2zip import codec_mismatches, vocab_fingerprint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,18 +54,10 @@ def other_vocabulary() -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    base_tok = tiny_bpe_tokenizer()
-    model = Zip2ZipForCausalLM.from_base(
-        tiny_base_model(vocab_size=len(base_tok)),
-        tokenizer=base_tok,
-        max_codebook_size=64,
-        encoder_num_layers=1,
-    ).eval()
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
-    folder = tmp_path_factory.mktemp("pair") / "zip2zip"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder, model, tok, base_tok
+    folder, model, tok = saved_tiny_zip2zip(
+        tmp_path_factory.mktemp("pair") / "zip2zip", perturb=0.0, encoders={}, **TINY_SETTINGS
+    )
+    return folder, model, tok, tok.base
 
 
 def tampered_value(field: str, tokenizer_config: dict):
