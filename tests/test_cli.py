@@ -257,9 +257,13 @@ def test_train_two_steps_follows_the_recipe_and_the_result_loads_as_trained(save
     assert trained and is_trained(out) and model.config.max_codebook_size == 64
 
 
-def test_train_without_data_reads_the_recipe_mix():
+def test_train_data_is_the_files_given_else_the_recipe_mix(tmp_path):
+    """`--data` paths win over the domains (how they are read is tested in test_text_files.py); without them
+    the recipe's mix of the domains is read."""
     from zip2zip.cli.train import load_training_data
     from zip2zip.corpora.mixing import training_mix
 
+    (tmp_path / "a.jsonl").write_text(json.dumps({"body": "mine"}) + "\n")
+    assert load_training_data([str(tmp_path / "a.jsonl")], ["code"], "body")["body"] == ["mine"]
     data = load_training_data(None, ["code"], docs_per_domain=3, seed=1)
     assert data["text"] == training_mix(docs_per_domain=3, seed=1, domains=("code",))["text"]

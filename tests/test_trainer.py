@@ -402,20 +402,6 @@ def test_cli_train_runs_and_resumes(tmp_path, capsys):
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4]
 
 
-def test_cli_data_loader_reads_files_jsonl_and_saved_datasets(tmp_path):
-    from zip2zip.cli.train import load_training_data
-
-    (tmp_path / "a.txt").write_text("first document")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"body": "second"}) + "\n" + json.dumps({"body": "third"}))
-    Dataset.from_dict({"body": ["fourth"]}).save_to_disk(str(tmp_path / "saved"))
-    data = load_training_data(
-        [str(tmp_path / "saved"), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")], [], "body"
-    )
-    assert sorted(data["body"]) == ["first document", "fourth", "second", "third"]
-    with pytest.raises(ValueError, match="no 'text' field"):
-        load_training_data([str(tmp_path / "b.jsonl")], [], "text")
-
-
 def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
     from peft import LoraConfig
 
