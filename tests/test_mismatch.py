@@ -145,29 +145,41 @@ def test_a_folder_whose_config_records_no_fingerprint_is_refused_until_it_does(s
     loaded_tok.check_compatible(model.config)
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_the_tokenizer_loader(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(ValueError, match=field) as error:
-        AutoTokenizer.from_pretrained(broken, trust_remote_code=True)
-    assert "base_tokenizer.json" in str(error.value) or "from_base" in str(error.value)
+@pytest.fixture(scope="module", params=ALL_FIELDS)
+def tampered(request, saved, tmp_path_factory):
+    """A copy of the saved folder whose tokenizer files disagree with the model in one field (one per field,
+    shared by the loaders)."""
+    return request.param, tamper(saved[0], tmp_path_factory.mktemp("tampered"), request.param)
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_the_model_loader(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(
-        ValueError, match=rf"\n  {field}: .*tokenizer files .*model config \(config\.json\)"
-    ) as error:
-        AutoModelForCausalLM.from_pretrained(broken, trust_remote_code=True)
-    assert "save_pretrained" in str(error.value)  # how to fix it
+# Each loader: how it loads a folder, the refusal it must raise (``{field}`` is the tampered field), and the fix
+# its message must name (any of them).
+LOADERS = {
+    "tokenizer": (
+        lambda folder: AutoTokenizer.from_pretrained(folder, trust_remote_code=True),
+        "{field}",
+        ("base_tokenizer.json", "from_base"),
+    ),
+    "model": (
+        lambda folder: AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True),
+        r"\n  {field}: .*tokenizer files .*model config \(config\.json\)",
+        ("save_pretrained",),
+    ),
+    "pipeline": (
+        lambda folder: pipeline("text-generation", model=str(folder), trust_remote_code=True),
+        "{field}",
+        (),
+    ),
+}
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_pipeline(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(ValueError, match=field):
-        pipeline("text-generation", model=str(broken), trust_remote_code=True)
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_tampered_folder_is_refused_by_every_loader(tampered, loader):
+    field, broken = tampered
+    load, refusal, fixes = LOADERS[loader]
+    with pytest.raises(ValueError, match=refusal.format(field=field)) as error:
+        load(broken)
+    assert not fixes or any(fix in str(error.value) for fix in fixes)
 
 
 @pytest.mark.parametrize("field", ALL_FIELDS)
