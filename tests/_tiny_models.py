@@ -73,16 +73,24 @@ SMALL_ENCODERS = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_in
 def tiny_zip2zip(
     *,
     seed: int = 0,
+    arch: str = "llama",
+    tokenizer: bool = True,
     max_subtokens: int = 4,
     max_codebook_size: int = 64,
     tied: bool = False,
+    tie_encoders: bool | None = None,
     loud_hypertokens: bool = False,
     perturb: float = 0.05,
     extra_vocab: int = 0,
     encoders: dict | None = None,
     **settings,
 ):
-    """A tiny zip2zip model over a random Llama and its tokenizer (the tiny BPE), in eval mode.
+    """A tiny zip2zip model over a random base of ``arch`` and its tokenizer (the tiny BPE), in eval mode.
+
+    Every tiny zip2zip model of the tests comes from here, so they differ only by the arguments. It goes
+    through `zip2zip_from_base`, the users' conversion. `tokenizer=False` skips the tokenizer: the base then has
+    the :data:`VOCAB` ids of the other tiny models, ``settings`` name its never-merged ids, and the second item
+    returned is None. `tied` ties the base's embeddings; `tie_encoders` (default: `tied`) shares one encoder.
 
     The untrained encoders start as exact means of their constituents; `perturb` adds noise of that scale so
     hypertokens have vectors of their own. `loud_hypertokens` gives the output encoder large random weights:
@@ -92,19 +100,23 @@ def tiny_zip2zip(
     """
     from _tiny_tokenizers import tiny_bpe_tokenizer
 
-    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+    from zip2zip import Zip2ZipForCausalLM
+    from zip2zip.conversion import zip2zip_from_base
 
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", tied=tied, vocab_size=len(base_tok) + extra_vocab, seed=seed)
-    model = Zip2ZipForCausalLM.from_base(
-        base,
-        tokenizer=base_tok,
-        max_codebook_size=max_codebook_size,
-        max_subtokens=max_subtokens,
-        tie_encoders=tied,
+    settings = {
+        "max_codebook_size": max_codebook_size,
+        "max_subtokens": max_subtokens,
+        "tie_encoders": tied if tie_encoders is None else tie_encoders,
         **(SMALL_ENCODERS if encoders is None else encoders),
         **settings,
-    )
+    }
+    if tokenizer:
+        base_tok = tiny_bpe_tokenizer()
+        base = tiny_base_model(arch, tied=tied, vocab_size=len(base_tok) + extra_vocab, seed=seed)
+        model, tok = zip2zip_from_base(base, tokenizer=base_tok, **settings)
+    else:
+        base = tiny_base_model(arch, tied=tied, vocab_size=VOCAB + extra_vocab, seed=seed)
+        model, tok = Zip2ZipForCausalLM.from_base(base, **settings), None
     if perturb or loud_hypertokens:
         torch.manual_seed(seed + 1)
         output_encoder = model.output_encoder if model.output_encoder is not None else model.input_encoder
@@ -114,7 +126,7 @@ def tiny_zip2zip(
                     p.add_(torch.randn_like(p) * perturb)
             if loud_hypertokens:
                 output_encoder.out_proj.weight.normal_(0.0, 2.0)
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
+    if tok is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.eos_token_id = tok.eos_token_id
     return model.eval(), tok

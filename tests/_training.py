@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import torch
-from _tiny_models import tiny_base_model
-from _tiny_tokenizers import TRAINING_TEXT, tiny_bpe_tokenizer
+from _tiny_models import tiny_base_model, tiny_zip2zip
+from _tiny_tokenizers import TRAINING_TEXT
 from datasets import Dataset
 
-from zip2zip.conversion import zip2zip_from_base
 from zip2zip.trainer.sft_config import Zip2ZipSFTConfig
 from zip2zip.trainer.sft_trainer import Zip2ZipSFTTrainer
 from zip2zip.utils.peft import default_lora_config
 
 
 def build(seed: int = 0, arch: str = "llama", **settings):
-    """A tiny zip2zip model and tokenizer, identical for a given seed."""
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model(arch, vocab_size=len(base_tok), seed=seed)
-    settings = {"max_codebook_size": 64, "max_subtokens": 4, "encoder_num_layers": 1, **settings}
-    torch.manual_seed(seed)
-    return zip2zip_from_base(base, tokenizer=base_tok, **settings)
+    """A tiny zip2zip model and tokenizer as conversion leaves them (encoders unperturbed, default width, one
+    layer), identical for a given seed."""
+    settings = {"encoder_num_layers": 1, **settings}
+    return tiny_zip2zip(seed=seed, arch=arch, perturb=0.0, encoders={}, **settings)
 
 
 def prompt_completion_dataset(texts) -> Dataset:

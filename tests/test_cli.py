@@ -223,28 +223,24 @@ def test_generate_length_flags_mean_what_the_api_means(saved, flags, api, capsys
     assert "UNTRAINED" in captured.err and "UNTRAINED" not in captured.out
 
 
-def test_train_two_steps_follows_the_recipe_and_the_result_loads_as_trained(saved, tmp_path, capsys):
+def test_train_follows_the_recipe_resumes_and_the_result_loads_as_trained(saved, tmp_path, capsys):
+    """Two steps on a folder of texts and a JSON Lines file follow the preset and the recipe; asked for four
+    steps, the same command resumes from the checkpoint and logs each step once; the result loads as trained."""
     from zip2zip.loading import is_trained, load_zip2zip
 
     base, _ = saved
-    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps({"text": TEXT[: 60 + i]}) for i in range(8)))
+    (tmp_path / "docs").mkdir()
+    for i in range(4):
+        (tmp_path / "docs" / f"doc{i}.txt").write_text(TEXT[: 60 + i])
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps({"text": TEXT[: 70 + i]}) for i in range(4)))
     out = tmp_path / "run"
-    argv = ["train", "--base", str(base), "--data", str(tmp_path / "data.jsonl"), "--output", str(out)]
-    argv += ["--preset", "cpu", "--steps", "2", "--max-length", "64", "--max-codebook-size", "64"]
-    argv += [
-        "--encoder-layers",
-        "1",
-        "--lora-r",
-        "4",
-        "--no-progress",
-        "--logging-steps",
-        "1",
-        "--device",
-        "cpu",
-    ]
-    assert main(argv) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["global_step"] == 2
+    argv = ["train", "--base", str(base), "--data", str(tmp_path / "docs"), str(tmp_path / "data.jsonl")]
+    argv += ["--output", str(out), "--preset", "cpu", "--max-length", "64", "--max-codebook-size", "64"]
+    argv += ["--encoder-layers", "1", "--lora-r", "4", "--save-steps", "2", "--no-progress"]
+    argv += ["--logging-steps", "1", "--device", "cpu"]
+    assert main([*argv, "--steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "resuming" not in printed and json.loads(printed.strip().splitlines()[-1])["global_step"] == 2
     config = json.loads((out / "config.json").read_text())
     assert config["max_codebook_size"] == 64 and config["encoder_num_layers"] == 1
     for name in ("max_subtokens", "encoder_init", "protect_digits", "position_mode", "tie_encoders"):
@@ -253,13 +249,23 @@ def test_train_two_steps_follows_the_recipe_and_the_result_loads_as_trained(save
     assert state["train_batch_size"] == PRESETS["cpu"].batch_size
     adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["lora_alpha"] == PRESETS["cpu"].lora_alpha
+
+    assert main([*argv, "--steps", "4"]) == 0
+    assert f"resuming from {out / 'checkpoint-2'}" in capsys.readouterr().out
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4]
     model, _, trained = load_zip2zip(out)
     assert trained and is_trained(out) and model.config.max_codebook_size == 64
 
 
-def test_train_without_data_reads_the_recipe_mix():
+def test_train_data_is_the_files_given_else_the_recipe_mix(tmp_path):
+    """`--data` paths win over the domains (how they are read is tested in test_text_files.py); without them
+    the recipe's mix of the domains is read."""
     from zip2zip.cli.train import load_training_data
     from zip2zip.corpora.mixing import training_mix
 
+    (tmp_path / "a.jsonl").write_text(json.dumps({"body": "mine"}) + "\n")
+    assert load_training_data([str(tmp_path / "a.jsonl")], ["code"], "body")["body"] == ["mine"]
     data = load_training_data(None, ["code"], docs_per_domain=3, seed=1)
     assert data["text"] == training_mix(docs_per_domain=3, seed=1, domains=("code",))["text"]

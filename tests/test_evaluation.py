@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests._saved_models import save_model
 from tests._tiny_models import tiny_zip2zip
 from tests.lm_eval_tasks.utils import rolling_texts
 from zip2zip.evaluation.scoring import Scorer, bits_per_byte, compare_on_domains, compression_statistics
@@ -245,11 +246,7 @@ def test_measurement_modules_load_by_path_offline(tiny, tmp_path, monkeypatch):
 def saved_pair(tiny, tmp_path_factory):
     base, base_tok, model, tok = tiny
     root = tmp_path_factory.mktemp("saved")
-    base.save_pretrained(root / "base")
-    base_tok.save_pretrained(root / "base")
-    model.save_pretrained(root / "zip2zip")
-    tok.save_pretrained(root / "zip2zip")
-    return root / "base", root / "zip2zip"
+    return save_model(root / "base", base, base_tok), save_model(root / "zip2zip", model, tok)
 
 
 def test_cli_eval_table_and_json_match_bits_per_byte(tiny, saved_pair, tmp_path, capsys):

@@ -15,11 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from _fresh_process import assert_same_report, fresh_generation_report, generation_report
-from _saved_models import TINY_SETTINGS
-from _tiny_models import tiny_base_model, tiny_zip2zip
-from _tiny_tokenizers import tiny_bpe_tokenizer
+from _saved_models import TINY_SETTINGS, saved_tiny_zip2zip
+from _tiny_models import tiny_zip2zip
 
-from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
 from zip2zip.hub.export import export_dtype, export_repo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,19 +29,8 @@ TOLERANCE = {"bfloat16": 0.05, "float16": 0.01, "float32": 1e-5}
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    base_tok = tiny_bpe_tokenizer()
-    torch.manual_seed(0)
-    model = Zip2ZipForCausalLM.from_base(
-        tiny_base_model(vocab_size=len(base_tok)), tokenizer=base_tok, **TINY_SETTINGS
-    ).eval()
-    with torch.no_grad():  # a trained-looking encoder, so hypertoken logits depend on every weight
-        for parameter in model.input_encoder.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
-    folder = tmp_path_factory.mktemp("model") / "tiny-run"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder, model, tok
+    # perturbed encoders look trained: hypertoken logits then depend on every weight
+    return saved_tiny_zip2zip(tmp_path_factory.mktemp("model") / "tiny-run", encoders={}, **TINY_SETTINGS)
 
 
 def logits(model, tok) -> torch.Tensor:

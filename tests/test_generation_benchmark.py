@@ -1,8 +1,10 @@
-"""The generation benchmark's lookup bound: the fewest passes any prompt lookup could take (no model needed)."""
+"""The generation benchmark: the lookup bound (the fewest passes any prompt lookup could take), its prompts, and
+where the extra bits go."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 
 import pytest
 from _benchmarks import load_benchmark
@@ -97,17 +99,38 @@ def test_the_bound_counts_passes_as_forward_passes_do(generation):
     assert rows[0]["base"]["forward_passes"] == len(output) == rows[0]["base"]["lookup_bound_passes"]
 
 
-def test_copy_prompts_repeat_the_start_of_a_document():
+def test_prompts_are_real_base_ids_of_held_out_documents():
+    """On a real byte-level BPE: a domain prompt is the first ``length`` ids of each held-out document long
+    enough; a copy prompt is a code document's start, then its first COPY_TOKENS ids again; a chat prompt is the
+    chat template around the question."""
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from zip2zip.corpora.store import load_corpus
+
     common = load_benchmark("common")
+    tok = tiny_bpe_tokenizer()
 
-    class Words:
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": [len(word) for word in text.split()]}
+    def documents(domain, count):
+        texts = list(itertools.islice(load_corpus(domain, split="heldout"), count))
+        return [(text, tok(text, add_special_tokens=False)["input_ids"]) for text in texts]
 
-    prompt = common.load_prompts(Words(), "copy", 1, 100)[0]
-    assert len(prompt) == 100 and prompt[36:72] == prompt[:36]  # the document from its start again
+    prose = [ids for _, ids in documents("prose", 8)]
+    expected = [ids[:600] for ids in prose if len(ids) >= 600 + 16][:3]
+    assert expected != [ids[:600] for ids in prose[:3]]  # one of the first three is too short and passed over
+    assert common.load_prompts(tok, "prose", 3, 600) == expected
+
+    text, ids = next((text, ids) for text, ids in documents("code", 8) if len(ids) >= 100 + 16)
+    (prompt,) = common.load_prompts(tok, "copy", 1, 100)
+    assert prompt == ids[:36] + ids[:64]
+    assert text.startswith(tok.decode(prompt[36:]))  # the repeated part is the document's opening text
     with pytest.raises(ValueError, match="need more than 64 base tokens"):
-        common.load_prompts(Words(), "copy", 1, 64)
+        common.load_prompts(tok, "copy", 1, 64)
+
+    chats = common.load_prompts(tok, "chat", 2, 0)
+    assert [tok.decode(ids) for ids in chats] == [
+        f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+        for question in common.CHAT_QUESTIONS[:2]
+    ]
 
 
 # --------------------------------------------------------------------------- where the extra bits go
@@ -134,24 +157,12 @@ def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_th
     """Split by target kind, the bits are still each model's whole strict score on the same windows."""
     import math
 
-    from _tiny_models import tiny_base_model
-    from _tiny_tokenizers import tiny_bpe_tokenizer
+    from _tiny_models import tiny_zip2zip
 
-    from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
     from zip2zip.evaluation.scoring import bits_per_byte
 
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", vocab_size=len(base_tok), seed=0).eval()
-    model = Zip2ZipForCausalLM.from_base(
-        base,
-        tokenizer=base_tok,
-        max_codebook_size=64,
-        max_subtokens=4,
-        encoder_hidden_size=16,
-        encoder_num_heads=2,
-        encoder_intermediate_size=32,
-    ).eval()
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
+    model, tok = tiny_zip2zip(perturb=0.0)
+    base, base_tok = model.language_model, tok.base
     texts = [
         "the cat sat on the mat. the cat sat on the hat. the cat sat" * 3,
         "def add(a, b):\n    return a + b\n",

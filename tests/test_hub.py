@@ -8,9 +8,7 @@ import os
 import pytest
 
 from tests._fresh_process import assert_same_report, fresh_generation_report, generation_report
-from tests._tiny_models import tiny_base_model
-from tests._tiny_tokenizers import tiny_bpe_tokenizer
-from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+from tests._saved_models import saved_tiny_zip2zip
 from zip2zip.evaluation.scoring import compare_on_domains
 from zip2zip.hub.export import check_model_folder, export_repo, push_repo
 from zip2zip.hub.model_card import ExportError
@@ -24,19 +22,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """A saved (untrained) tiny zip2zip model and tokenizer folder."""
-    base_tok = tiny_bpe_tokenizer()
-    model = Zip2ZipForCausalLM.from_base(
-        tiny_base_model(vocab_size=len(base_tok) + 4),
-        tokenizer=base_tok,
-        max_codebook_size=64,
-        max_subtokens=3,
-    ).eval()
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
-    folder = tmp_path_factory.mktemp("model")
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder, model, tok
+    """A saved (untrained) tiny zip2zip model and tokenizer folder (its base has embedding rows beyond the
+    tokenizer's). Its encoders are perturbed: exact means would tie a hypertoken of a repeated token with that
+    token, and a batched row could then break the tie otherwise than the row alone."""
+    return saved_tiny_zip2zip(tmp_path_factory.mktemp("model"), max_subtokens=3, extra_vocab=4, encoders={})
 
 
 @pytest.fixture(scope="module")

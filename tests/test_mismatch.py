@@ -13,12 +13,12 @@ import textwrap
 
 import pytest
 from _fresh_process import last_json_line, run_without_package
-from _tiny_models import tiny_base_model
-from _tiny_tokenizers import CHATML_TEMPLATE, tiny_bpe_tokenizer
+from _saved_models import TINY_SETTINGS, saved_tiny_zip2zip
+from _tiny_tokenizers import CHATML_TEMPLATE
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, TokenizersBackend, pipeline
 
-from zip2zip import Zip2ZipForCausalLM, Zip2ZipTokenizer
+from zip2zip import Zip2ZipTokenizer
 from zip2zip.model.configuration_zip2zip import codec_mismatches, vocab_fingerprint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,18 +54,10 @@ def other_vocabulary() -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    base_tok = tiny_bpe_tokenizer()
-    model = Zip2ZipForCausalLM.from_base(
-        tiny_base_model(vocab_size=len(base_tok)),
-        tokenizer=base_tok,
-        max_codebook_size=64,
-        encoder_num_layers=1,
-    ).eval()
-    tok = Zip2ZipTokenizer.from_base(base_tok, model.config)
-    folder = tmp_path_factory.mktemp("pair") / "zip2zip"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder, model, tok, base_tok
+    folder, model, tok = saved_tiny_zip2zip(
+        tmp_path_factory.mktemp("pair") / "zip2zip", perturb=0.0, encoders={}, **TINY_SETTINGS
+    )
+    return folder, model, tok, tok.base
 
 
 def tampered_value(field: str, tokenizer_config: dict):
@@ -153,29 +145,41 @@ def test_a_folder_whose_config_records_no_fingerprint_is_refused_until_it_does(s
     loaded_tok.check_compatible(model.config)
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_the_tokenizer_loader(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(ValueError, match=field) as error:
-        AutoTokenizer.from_pretrained(broken, trust_remote_code=True)
-    assert "base_tokenizer.json" in str(error.value) or "from_base" in str(error.value)
+@pytest.fixture(scope="module", params=ALL_FIELDS)
+def tampered(request, saved, tmp_path_factory):
+    """A copy of the saved folder whose tokenizer files disagree with the model in one field (one per field,
+    shared by the loaders)."""
+    return request.param, tamper(saved[0], tmp_path_factory.mktemp("tampered"), request.param)
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_the_model_loader(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(
-        ValueError, match=rf"\n  {field}: .*tokenizer files .*model config \(config\.json\)"
-    ) as error:
-        AutoModelForCausalLM.from_pretrained(broken, trust_remote_code=True)
-    assert "save_pretrained" in str(error.value)  # how to fix it
+# Each loader: how it loads a folder, the refusal it must raise (``{field}`` is the tampered field), and the fix
+# its message must name (any of them).
+LOADERS = {
+    "tokenizer": (
+        lambda folder: AutoTokenizer.from_pretrained(folder, trust_remote_code=True),
+        "{field}",
+        ("base_tokenizer.json", "from_base"),
+    ),
+    "model": (
+        lambda folder: AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True),
+        r"\n  {field}: .*tokenizer files .*model config \(config\.json\)",
+        ("save_pretrained",),
+    ),
+    "pipeline": (
+        lambda folder: pipeline("text-generation", model=str(folder), trust_remote_code=True),
+        "{field}",
+        (),
+    ),
+}
 
 
-@pytest.mark.parametrize("field", ALL_FIELDS)
-def test_a_tampered_folder_is_refused_by_pipeline(saved, tmp_path, field):
-    broken = tamper(saved[0], tmp_path, field)
-    with pytest.raises(ValueError, match=field):
-        pipeline("text-generation", model=str(broken), trust_remote_code=True)
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_tampered_folder_is_refused_by_every_loader(tampered, loader):
+    field, broken = tampered
+    load, refusal, fixes = LOADERS[loader]
+    with pytest.raises(ValueError, match=refusal.format(field=field)) as error:
+        load(broken)
+    assert not fixes or any(fix in str(error.value) for fix in fixes)
 
 
 @pytest.mark.parametrize("field", ALL_FIELDS)

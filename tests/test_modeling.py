@@ -9,31 +9,29 @@ import textwrap
 import pytest
 import torch
 from _fresh_process import run_without_package
-from _tiny_models import ARCHITECTURES, VOCAB, tiny_base_model
+from _tiny_models import ARCHITECTURES, SMALL_ENCODERS, VOCAB, tiny_base_model, tiny_zip2zip
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaModel
 
 from zip2zip import Zip2ZipConfig, Zip2ZipForCausalLM
 from zip2zip.model.lzw_decoder import LZWDecoder
 
 C = 40
-SMALL = {"encoder_hidden_size": 16, "encoder_num_heads": 2, "encoder_intermediate_size": 32}
 
 
 def make_model(arch="llama", tied=False, max_subtokens=4, seed=0, **settings):
-    base = tiny_base_model(arch, tied, seed=seed)
-    settings = {**SMALL, **settings}
-    model = Zip2ZipForCausalLM.from_base(
-        base, disabled_ids=[0, 1, 2], max_codebook_size=C, max_subtokens=max_subtokens, **settings
+    """A tiny zip2zip model over the :data:`VOCAB` ids of a random ``arch`` (no tokenizer), perturbed encoders."""
+    model, _ = tiny_zip2zip(
+        seed=seed,
+        arch=arch,
+        tokenizer=False,
+        tied=tied,
+        tie_encoders=settings.pop("tie_encoders", False),
+        max_subtokens=max_subtokens,
+        max_codebook_size=C,
+        disabled_ids=[0, 1, 2],
+        **settings,
     )
-    torch.manual_seed(seed + 1)
-    # Untrained encoders start as exact means (or residuals); perturb them so tests see real hypertoken vectors.
-    with torch.no_grad():
-        for p in model.input_encoder.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        if model.output_encoder is not None:
-            for p in model.output_encoder.parameters():
-                p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+    return model
 
 
 def repetitive_ids(n=60, seed=0, vocab=VOCAB):
@@ -464,7 +462,9 @@ def test_tokenizer_batches_feed_the_model_directly():
 
     base_tokenizer = tiny_bpe_tokenizer()
     base = tiny_base_model("llama", vocab_size=len(base_tokenizer))
-    model = Zip2ZipForCausalLM.from_base(base, tokenizer=base_tokenizer, max_codebook_size=64, **SMALL).eval()
+    model = Zip2ZipForCausalLM.from_base(
+        base, tokenizer=base_tokenizer, max_codebook_size=64, **SMALL_ENCODERS
+    ).eval()
     assert set(base_tokenizer.all_special_ids) <= set(model.config.disabled_ids)
     tokenizer = Zip2ZipTokenizer.from_base(base_tokenizer, model.config, padding_side="left")
     texts = [
@@ -497,7 +497,9 @@ def test_tokenizer_batches_feed_the_model_directly():
 )
 def test_encoder_variants(settings, monkeypatch):
     base = tiny_base_model("llama")
-    model = Zip2ZipForCausalLM.from_base(base, disabled_ids=[0], max_codebook_size=C, **{**SMALL, **settings})
+    model = Zip2ZipForCausalLM.from_base(
+        base, disabled_ids=[0], max_codebook_size=C, **{**SMALL_ENCODERS, **settings}
+    )
     entries = torch.tensor([[5, 6, -1, -1], [7, 8, 9, -1], [5, 6, 7, 8]])
     embed = model.get_input_embeddings().weight
     head = model.get_output_embeddings().weight

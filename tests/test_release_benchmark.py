@@ -886,8 +886,7 @@ def test_an_earlier_report_gives_back_its_curves(release, tmp_path):
 
 
 def test_summary_carries_the_bars_and_reaches_the_card(release):
-    from types import SimpleNamespace
-
+    from zip2zip import Zip2ZipConfig
     from zip2zip.bundled.release_summary import RELEASE_SUMMARY_FORMAT
     from zip2zip.hub.model_card import render_model_card
 
@@ -912,16 +911,8 @@ def test_summary_carries_the_bars_and_reaches_the_card(release):
         if bar["bar"].startswith("strict bits per byte")
     }
     assert met == {"code <= 1.10x": False, "prose <= 1.05x": True, "go (unseen) <= 1.20x": True}
-    config = SimpleNamespace(
-        base_vocab_size=49152,
-        max_codebook_size=2048,
-        max_subtokens=4,
-        protect_digits=True,
-        protect_whitespace=False,
-        encoder_num_layers=2,
-        position_mode="compressed",
-        disabled_ids=[0, 1],
-        dtype="bfloat16",
+    config = Zip2ZipConfig(
+        base_vocab_size=49152, max_codebook_size=2048, disabled_ids=[0, 1], dtype="bfloat16"
     )
     card = render_model_card(
         config, repo_id="org/z", base_model="org/base", license="apache-2.0", trained=True, release=summary

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from zip2zip import Zip2ZipConfig
 from zip2zip.bundled.release_summary import (
     RELEASE_SUMMARY_FILENAME,
     RELEASE_SUMMARY_FORMAT,
@@ -16,7 +16,7 @@ from zip2zip.bundled.release_summary import (
 from zip2zip.hub.model_card import render_model_card
 from zip2zip.utils.cache import MARKER_FILENAME
 
-CONFIG = SimpleNamespace(
+CONFIG = Zip2ZipConfig(
     base_vocab_size=49152,
     max_codebook_size=2048,
     max_subtokens=4,
@@ -129,6 +129,26 @@ def test_card_shows_the_bars_numbers_and_misses():
         ).data.to_dict()
     )
     assert '"bars_met": 1' in data and '"bars_measured": 2' in data and '"value": 1.2708' in data
+
+
+def test_card_settings_come_from_the_config():
+    """The settings table reads the model's config: its dtype (a torch dtype there) without the prefix, the
+    never-merged ids counted, the seed's entries counted."""
+    text = card_text(summary())
+    assert "| base vocabulary `V` | 49152 |" in text
+    assert "| hypertokens per sequence `C` (`max_codebook_size`) | 2048 |" in text
+    assert "| never-merged ids | 3 (special and chat tokens, digits) |" in text
+    assert (
+        "| initial codebook (hypertokens every sequence starts with) | 0 (every codebook starts empty) |"
+        in text
+    )
+    assert "| weights | bfloat16 |" in text
+    seeded = Zip2ZipConfig(**{**CONFIG.to_dict(), "initial_codebook": [[5, 6], [5, 6, 7]]})
+    card = render_model_card(
+        seeded, repo_id="org/z", base_model="org/base", license="apache-2.0", trained=True, release=summary()
+    )
+    assert "| 2 entries, in `initial_codebook` of config.json and tokenizer_config.json |" in str(card)
+    assert card.data.to_dict()["zip2zip"]["initial_codebook_entries"] == 2
 
 
 def test_card_states_the_fit_of_the_long_run():

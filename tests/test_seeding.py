@@ -282,7 +282,8 @@ def test_a_seeded_model_trains_a_few_steps_and_generates(tmp_path):
     assert any(not torch.equal(before[name], p) for name, p in model.named_parameters() if name in before)
     model.eval()
     enc = tok(PROMPT, return_tensors="pt")
-    out = model.generate(**enc, max_new_tokens=6, do_sample=False, return_codes=True)
+    # three steps on random weights may well favour end-of-sequence: six codes are asked for, not left to chance
+    out = model.generate(**enc, min_new_tokens=6, max_new_tokens=6, do_sample=False, return_codes=True)
     assert out.shape[1] == enc["input_ids"].shape[1] + 6
     assert tok.decode(out[0]).startswith(PROMPT)
 

@@ -369,51 +369,7 @@ def test_eval_and_conversational_prompt_completion(tmp_path):
     assert metrics["eval_loss"] > 0 and "eval_bits_per_byte" in metrics
 
 
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def test_cli_train_runs_and_resumes(tmp_path, capsys):
-    from zip2zip.cli import main
-
-    base_tok = tiny_bpe_tokenizer()
-    base = tiny_base_model("llama", vocab_size=len(base_tok))
-    base_dir = tmp_path / "base"
-    base.save_pretrained(base_dir)
-    base_tok.save_pretrained(base_dir)
-    data = tmp_path / "data"
-    data.mkdir()
-    for i, text in enumerate(TRAINING_TEXT):
-        (data / f"doc{i}.txt").write_text(text * 3)
-    (tmp_path / "extra.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in TRAINING_TEXT))
-    out = tmp_path / "out"
-    common = [
-        "train", "--base", str(base_dir), "--data", str(data), str(tmp_path / "extra.jsonl"),
-        "--output", str(out), "--batch-size", "2", "--lr", "3e-3", "--max-codebook-size", "64",
-        "--encoder-layers", "1", "--lora-r", "4", "--save-steps", "2", "--max-length", "64", "--no-progress",
-        "--logging-steps", "1",
-    ]  # fmt: skip
-    assert main([*common, "--steps", "2"]) == 0
-    assert (out / "checkpoint-2").is_dir() and (out / "config.json").exists()
-    assert "resuming" not in capsys.readouterr().out
-    assert main([*common, "--steps", "4"]) == 0
-    assert f"resuming from {out / 'checkpoint-2'}" in capsys.readouterr().out
-    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["global_step"] == 4
-    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4]
-
-
-def test_cli_data_loader_reads_files_jsonl_and_saved_datasets(tmp_path):
-    from zip2zip.cli.train import load_training_data
-
-    (tmp_path / "a.txt").write_text("first document")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"body": "second"}) + "\n" + json.dumps({"body": "third"}))
-    Dataset.from_dict({"body": ["fourth"]}).save_to_disk(str(tmp_path / "saved"))
-    data = load_training_data(
-        [str(tmp_path / "saved"), str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")], [], "body"
-    )
-    assert sorted(data["body"]) == ["first document", "fourth", "second", "third"]
-    with pytest.raises(ValueError, match="no 'text' field"):
-        load_training_data([str(tmp_path / "b.jsonl")], [], "text")
+# ------------------------------------------------------------------------------------------ LoRA
 
 
 def test_a_plain_lora_config_is_adapted_to_the_recipe(tmp_path):
