@@ -71,7 +71,8 @@ def test_making_one_from_any_decoder(tiny_base, tmp_path, monkeypatch):
     assert saved.config.trained is True
     ids = namespace["tok"](TRAINING_TEXT[0] + " " + TRAINING_TEXT[0], return_tensors="pt")["input_ids"]
     untrained = Zip2ZipForCausalLM.from_base(str(tiny_base)).eval()
-    trained = trainer.model.eval()
+    # The float32 weights as trained, without the bf16 autocast the Trainer wraps around `forward` on CPUs with bf16
+    trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).eval()
     with torch.no_grad():
         expected = trained(input_ids=ids).logits
         torch.testing.assert_close(saved(input_ids=ids).logits, expected, atol=1e-4, rtol=1e-4)
