@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
             "mixed with equal base tokens each) and write them as a seed file. --rule frequency takes the most "
             "frequent runs; --rule gain starts from a larger frequency ranking and drops the entries that save the "
             "fewest codes on short windows of other train text. Give a model the seed with "
-            "zip2zip.apply_seed(model, base_tokenizer, Seed.load(FILE)) (or examples/train_smollm2.py --seed FILE)."
+            "zip2zip.apply_seed(model, base_tokenizer, Seed.load(FILE)) (or examples/train_smollm2.py --seed-file FILE)."
         ),
     )
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the seed (JSON)")
