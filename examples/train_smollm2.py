@@ -274,6 +274,8 @@ def ship_snapshot(output: str, command: str):
     ``OUTPUT/best`` and packs them into the package (``zip2zip.bundled.packing.pack_zip2zip_checkpoint``) with the held-out scores as provenance."""
 
     def ship(trainer, entry: dict) -> None:
+        import json
+
         from zip2zip.bundled.packing import pack_zip2zip_checkpoint
         from zip2zip.utils.peft import core_model
 
@@ -292,6 +294,10 @@ def ship_snapshot(output: str, command: str):
             "base_tokens_seen": entry.get("base_tokens_seen"),
             "heldout": {k: v for k, v in entry.items() if k.startswith("heldout_")},
         }
+        warm_start = os.path.join(output, "warm_start.json")  # a continued run says what it started from
+        if os.path.isfile(warm_start):
+            with open(warm_start, encoding="utf-8") as handle:
+                provenance["warm_start"] = json.load(handle)
         out = pack_zip2zip_checkpoint(snapshot, provenance=provenance)
         print(f"held-out {entry['heldout_bpb']:.4f} bits/byte (best so far): packed into {out}", flush=True)
 
