@@ -138,46 +138,78 @@ def measure_setting(setting: str, quick: bool) -> dict:
     return {"setting": setting, "codec": repr(codec), "rows": rows}
 
 
+STEP_PROMPT = "Write a Python function that returns the n-th Fibonacci number, and explain how it works."
+
+
 def step_time(repeats: int, new_tokens: int) -> dict:
     """Seconds per decoding step of the shipped model, with a 1,024-entry seed and without, interleaved."""
-    import statistics
-
     import torch
 
     from zip2zip.bundled.base import load_default_tokenizer
     from zip2zip.loading import load_zip2zip
-    from zip2zip.seeding import apply_seed, seed_from_corpora
+    from zip2zip.seeding import seed_from_corpora
 
     torch.set_num_threads(1)
     model, tok, _ = load_zip2zip()
-    base_tok = load_default_tokenizer()
     seed = seed_from_corpora(tok, DOMAINS, 1024, max_base_tokens=400_000)
-    prompt = "Write a Python function that returns the n-th Fibonacci number, and explain how it works."
-    tokenizers = {"plain": tok}
-    tokenizers["seeded"] = apply_seed(model, base_tok, seed)
-    apply_seed(model, base_tok, None)
+    result = {
+        "model": "shipped",
+        **decoding_step_times(model, load_default_tokenizer(), seed, repeats, new_tokens),
+    }
+    median = result["seconds_per_step"]
+    print(
+        f"step time: plain {median['plain'] * 1e3:.1f} ms, seeded {median['seeded'] * 1e3:.1f} ms, "
+        f"ratio {result['ratio']:.3f}"
+    )
+    return result
+
+
+def decoding_step_times(
+    model, base_tokenizer, seed, repeats: int, new_tokens: int, prompt: str = STEP_PROMPT
+) -> dict:
+    """Seconds per greedy decoding step of ``model`` answering the chat ``prompt`` with ``seed`` and without it,
+    alternating, the first round a warm-up; the median of each (``ratio``: seeded over plain).
+
+    Both answers run ``new_tokens`` steps (end of sequence suppressed), so only the seed differs between them.
+    The model keeps the seed it came with afterwards.
+    """
+    import statistics
+
+    import torch
+
+    from zip2zip.seeding import apply_seed
+
+    kept = model.config.initial_codebook
+    tokenizers = {
+        "seeded": apply_seed(model, base_tokenizer, seed),
+        "plain": apply_seed(model, base_tokenizer, None),
+    }
     times: dict[str, list[float]] = {"plain": [], "seeded": []}
-    for _ in range(repeats + 1):
-        for name in ("plain", "seeded"):
-            apply_seed(model, base_tok, seed if name == "seeded" else None)
-            batch = tokenizers[name].apply_chat_template(
-                [{"role": "user", "content": prompt}],
-                add_generation_prompt=True,
-                return_tensors="pt",
-                return_dict=True,
-            )
-            with torch.no_grad():
-                model.generate(**batch, max_new_tokens=2, do_sample=False)  # prefill and warm-up, not timed
-                start = time.perf_counter()
-                model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
-                elapsed = time.perf_counter() - start
-            steps = model.last_generation_stats.steps
-            times[name].append(elapsed / steps)
+    try:
+        for _ in range(repeats + 1):
+            for name in ("plain", "seeded"):
+                apply_seed(model, base_tokenizer, seed if name == "seeded" else None)
+                batch = tokenizers[name].apply_chat_template(
+                    [{"role": "user", "content": prompt}],
+                    add_generation_prompt=True,
+                    return_tensors="pt",
+                    return_dict=True,
+                )
+                with torch.no_grad():
+                    # prefill and warm-up, not timed
+                    model.generate(**batch, max_new_tokens=2, do_sample=False)
+                    start = time.perf_counter()
+                    model.generate(
+                        **batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+                    )
+                    elapsed = time.perf_counter() - start
+                times[name].append(elapsed / model.last_generation_stats.steps)
+    finally:
+        apply_seed(model, base_tokenizer, kept)
     for name in times:
         times[name] = times[name][1:]  # the first round warms caches
     median = {name: statistics.median(values) for name, values in times.items()}
-    result = {
-        "model": "shipped",
+    return {
         "seed_entries": len(seed),
         "new_tokens": new_tokens,
         "repeats": repeats,
@@ -185,11 +217,6 @@ def step_time(repeats: int, new_tokens: int) -> dict:
         "all": times,
         "ratio": median["seeded"] / median["plain"],
     }
-    print(
-        f"step time: plain {median['plain'] * 1e3:.1f} ms, seeded {median['seeded'] * 1e3:.1f} ms, "
-        f"ratio {result['ratio']:.3f}"
-    )
-    return result
 
 
 def plot(results: list[dict], path: Path) -> None:
