@@ -1,8 +1,9 @@
 """Serving benchmark: `zip2zip serve` with the base model and with the zip2zip model, side by side.
 
 The same server (``python -m zip2zip.cli serve``, transformers' OpenAI-compatible server) serves the base model,
-then the zip2zip model; for each, 1, 4 and 16 concurrent clients send greedy streaming requests (code
-continuations to /v1/completions and chat turns to /v1/chat/completions) of ``--max-tokens`` base tokens.
+then the zip2zip model; for each, 1, 4 and 16 concurrent clients send greedy streaming requests (continuations of
+held-out Python files to /v1/completions and held-out chat questions to /v1/chat/completions, alternating) of
+``--max-tokens`` base tokens.
 Reported per model and concurrency: requests/s, p50/p95 time to first token and total latency, base tokens/s
 (completion base tokens from ``usage`` over wall time). Writes ``results.json`` and ``serving.png`` under
 benchmarks/results/serving/.
@@ -32,22 +33,26 @@ OUT = HERE / "results" / "serving"
 STARTUP_TIMEOUT = 900.0
 REQUEST_TIMEOUT = 600.0
 
-CODE_PROMPTS = [
-    "def fibonacci(n):\n",
-    "import json\n\n\ndef load_config(path):\n",
-    "class Stack:\n    def __init__(self):\n",
-    "def is_prime(n: int) -> bool:\n",
-    "func reverse(s string) string {\n",
-    "def merge_sorted(a, b):\n    result = []\n",
-]
-CHAT_PROMPTS = [
-    "Explain what a hash map is in two sentences.",
-    "Write a haiku about the sea.",
-    "What is the capital of France, and why is it famous?",
-    "Give three tips for writing clear code.",
-    "Describe the water cycle briefly.",
-    "What does HTTP stand for?",
-]
+PROMPTS_PER_KIND = 8
+
+
+def heldout_prompts(count: int = PROMPTS_PER_KIND, code_chars: int = 1500) -> dict[str, list[str]]:
+    """Held-out prompts of both kinds: the first ``code_chars`` characters of held-out Python files (cut at a line
+    end, the file going on after it) and the first user turn of held-out chat conversations
+    (``zip2zip.corpora.chat``: a question about a handbook or code passage)."""
+    from zip2zip.corpora.chat import chat_conversations
+    from zip2zip.corpora.store import load_corpus
+
+    code = []
+    for doc in load_corpus("code", "heldout"):
+        if len(doc) < 2 * code_chars:
+            continue
+        cut = doc.rfind("\n", 0, code_chars)
+        code.append(doc[: cut + 1 if cut > 0 else code_chars])
+        if len(code) == count:
+            break
+    chat = [conversation[0]["content"] for conversation in chat_conversations("heldout", count)]
+    return {"code": code, "chat": chat}
 
 
 def _free_port() -> int:
@@ -146,18 +151,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_level(client: Any, model: str, clients: int, requests: int, max_tokens: int) -> dict[str, Any]:
+def run_level(
+    client: Any, model: str, clients: int, requests: int, max_tokens: int, prompts: dict[str, list[str]]
+) -> dict[str, Any]:
     """``requests`` requests (code and chat alternating) from ``clients`` concurrent clients."""
     jobs = []
     for i in range(requests):
         kind = "code" if i % 2 == 0 else "chat"
-        prompts = CODE_PROMPTS if kind == "code" else CHAT_PROMPTS
-        jobs.append((kind, prompts[(i // 2) % len(prompts)]))
+        jobs.append((kind, prompts[kind][(i // 2) % len(prompts[kind])]))
     lock = threading.Lock()
     done: list[dict[str, float]] = []
 
     def work(job: tuple[str, str]) -> None:
-        result = one_request(client, model, job[0], job[1], max_tokens)
+        result = {"kind": job[0], **one_request(client, model, job[0], job[1], max_tokens)}
         with lock:
             done.append(result)
 
@@ -169,6 +175,13 @@ def run_level(client: Any, model: str, clients: int, requests: int, max_tokens: 
     ttft = [r["ttft"] for r in done]
     latency = [r["latency"] for r in done]
     tokens = sum(r["base_tokens"] for r in done)
+    by_kind = {}
+    for kind in ("code", "chat"):  # per request: its base tokens over its own latency, summed over the kind
+        mine = [r for r in done if r["kind"] == kind]
+        seconds = sum(r["latency"] for r in mine)
+        by_kind[f"{kind}_base_tokens_per_request_s"] = (
+            sum(r["base_tokens"] for r in mine) / seconds if seconds else float("nan")
+        )
     return {
         "clients": clients,
         "requests": len(done),
@@ -180,6 +193,7 @@ def run_level(client: Any, model: str, clients: int, requests: int, max_tokens: 
         "latency_p95_s": percentile(latency, 0.95),
         "base_tokens": tokens,
         "base_tokens_per_s": tokens / wall,
+        **by_kind,
     }
 
 
@@ -191,18 +205,20 @@ def bench_model(label: str, model: str, args: argparse.Namespace) -> list[dict[s
     try:
         client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
         served = client.models.list().data[0].id
-        one_request(client, served, "code", CODE_PROMPTS[0], 4)  # warm-up, not counted
+        prompts = heldout_prompts(code_chars=args.prompt_chars)
+        one_request(client, served, "code", prompts["code"][0], 4)  # warm-up, not counted
         rows = []
         for clients in args.clients:
             requests = max(clients, args.requests_per_client * clients)
-            row = run_level(client, served, clients, requests, args.max_tokens)
+            row = run_level(client, served, clients, requests, args.max_tokens, prompts)
             row["model"] = label
             rows.append(row)
             print(
                 f"{label:8s} clients={clients:3d} requests={row['requests']:4d} "
                 f"req/s={row['requests_per_s']:.3f} ttft p50={row['ttft_p50_s']:.2f}s p95={row['ttft_p95_s']:.2f}s "
                 f"latency p50={row['latency_p50_s']:.2f}s p95={row['latency_p95_s']:.2f}s "
-                f"base tok/s={row['base_tokens_per_s']:.1f}",
+                f"base tok/s={row['base_tokens_per_s']:.1f} (per request: code "
+                f"{row['code_base_tokens_per_request_s']:.1f}, chat {row['chat_base_tokens_per_request_s']:.1f})",
                 flush=True,
             )
         return rows
@@ -251,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128, help="new base tokens per request")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the server")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--prompt-chars",
+        type=int,
+        default=1500,
+        help="characters of each held-out code prompt (cut at a line end)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 and 4 clients, one request each, 16 tokens")
     args = parser.parse_args(argv)
     if args.quick:
@@ -273,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             "requests_per_client": args.requests_per_client,
             "max_tokens": args.max_tokens,
             "quick": args.quick,
-            "decoding": "greedy, streaming; code prompts to /v1/completions, chat prompts to /v1/chat/completions",
+            "decoding": "greedy, streaming; held-out code prompts to /v1/completions, held-out chat questions to /v1/chat/completions",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         },
         "rows": rows,

@@ -338,3 +338,21 @@ def test_serving_section_snippet_against_the_shipped_model(tmp_path):
         assert json.loads(result.stdout.strip().splitlines()[-1])["completion_tokens"] > 0
     finally:
         stop_server(process)
+
+
+def test_the_serving_benchmark_sends_held_out_prompts():
+    """Code prompts are held-out files cut at a line end with the file going on; chat prompts are held-out
+    questions; none is a training document's."""
+    from zip2zip.corpora.chat import chat_conversations
+    from zip2zip.corpora.store import load_corpus
+
+    prompts = SERVING.heldout_prompts(count=3, code_chars=600)
+    heldout = load_corpus("code", "heldout")
+    assert len(prompts["code"]) == 3 and len(prompts["chat"]) == 3
+    for prompt in prompts["code"]:
+        assert prompt.endswith("\n") and len(prompt) <= 600
+        doc = next(doc for doc in heldout if doc.startswith(prompt))
+        assert len(doc) > len(prompt), "the file goes on after the prompt"
+    train = {conversation[0]["content"] for conversation in chat_conversations("train", 50)}
+    assert prompts["chat"] == [c[0]["content"] for c in chat_conversations("heldout", 3)]
+    assert not train & set(prompts["chat"])
