@@ -39,6 +39,12 @@ def heldout_texts(domain: str, chars: int, skip: int = 0) -> list[str]:
     return texts
 
 
+def cut_at_line_end(text: str, chars: int) -> str:
+    """The start of ``text`` up to its last line end within ``chars`` characters (``chars`` characters where it has
+    none): a prompt cut mid-file where a line ends, the file going on after it."""
+    return text[: text.rfind("\n", 0, chars) + 1 or chars]
+
+
 def load_prompts(tokenizer: Any, domain: str, count: int, length: int) -> list[list[int]]:
     """The first ``length`` base ids of the first ``count`` held-out documents that are long enough; for
     ``chat``, the chat template around the first ``count`` of :data:`CHAT_QUESTIONS` (``length`` unused); for

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import resolve_model
+from benchmarks.common import cut_at_line_end, resolve_model
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "long_context"
@@ -143,7 +143,8 @@ def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: i
     """Prefill time, KV-cache bytes and the median time of one greedy decoding step after ``input_ids``.
 
     The prefill is the time from the call to the first step's logits; a step is the median gap between the
-    logits of consecutive steps. Medians over ``repeats`` runs after one untimed warm-up.
+    logits of consecutive steps. Medians over ``repeats`` runs after the untimed forward pass that measures the
+    KV cache (it warms up the prompt's length).
     """
     from transformers import LogitsProcessorList
 
@@ -160,12 +161,12 @@ def prefill_and_step(model: Any, input_ids: torch.Tensor, steps: int, repeats: i
         gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
         return clock.times[0] - started, statistics.median(gaps)
 
-    run()  # warm-up: allocations and kernels of this prompt length
+    kv = kv_cache_bytes(model, input_ids)  # also the warm-up: allocations and kernels of this prompt length
     timings = [run() for _ in range(repeats)]
     return {
         "prompt_positions": int(input_ids.shape[1]),
         "prefill_seconds": statistics.median(t[0] for t in timings),
-        "kv_cache_bytes": kv_cache_bytes(model, input_ids),
+        "kv_cache_bytes": kv,
         "seconds_per_step": statistics.median(t[1] for t in timings),
     }
 
@@ -287,19 +288,20 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
     files = [t for t in load_files("code", "heldout") if len(t) >= 2 * args.eos_chars][: args.eos_prompts]
     rows = []
     for text in files:
-        cut = text.rfind("\n", 0, args.eos_chars) + 1 or args.eos_chars
-        prompt = base_tokenizer(text[:cut], add_special_tokens=False)["input_ids"]
+        head = cut_at_line_end(text, args.eos_chars)
+        prompt = base_tokenizer(head, add_special_tokens=False)["input_ids"]
         new = greedy(base, prompt, max_new_tokens=args.new_tokens)
         zip_new = greedy(zip_model, zip_tokenizer.codec.encode(prompt), max_new_base_tokens=args.new_tokens)
         rows.append(
             {
-                "prompt_chars": cut,
+                "prompt_chars": len(head),
                 "base": {"base_tokens": len(new), "ended": eos in new},
                 "zip2zip": {"base_tokens": len(zip_new), "ended": eos in zip_new},
             }
         )
         print(
-            f"prompt of {cut} characters: base {rows[-1]['base']}, zip2zip {rows[-1]['zip2zip']}", flush=True
+            f"prompt of {len(head)} characters: base {rows[-1]['base']}, zip2zip {rows[-1]['zip2zip']}",
+            flush=True,
         )
     return {
         "prompts": len(rows),

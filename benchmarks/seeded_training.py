@@ -299,9 +299,7 @@ def heldout_texts(base_tokenizer: Any, chars: int) -> dict[str, str]:
 
     texts = {}
     for domain in EVAL_DOMAINS:
-        separator = (
-            "" if domain == "chat" else "\n\n"
-        )  # a templated conversation ends with its own line break
+        separator = "" if domain == "chat" else "\n\n"  # a templated conversation ends with a line break
         joined = ""
         for doc in domain_texts(base_tokenizer, domain, "heldout"):
             joined += doc if not joined else separator + doc
@@ -416,9 +414,6 @@ def score_models(out: Path, args: argparse.Namespace, seed: Any, logs: dict[str,
         "shipped+seed": args.model,
         **{a: str(model_folder(out, a)) for a in ARMS},
     }
-    last: tuple[str, Any] | None = (
-        None  # the model scored last, kept for the step timing if it is the seeded arm
-    )
     for name in MODELS:
         path = score_path(out, name)
         settings = scoring_settings(args, texts, identities[name])
@@ -439,7 +434,6 @@ def score_models(out: Path, args: argparse.Namespace, seed: Any, logs: dict[str,
                 base, model, base_tokenizer, tokenizer.codec, prompts, args
             )
         write_json(path, result)
-        last = (name, model)
     path = out / "scores" / "step_time.json"
     settings = {
         "model": identities["seeded"],
@@ -450,7 +444,7 @@ def score_models(out: Path, args: argparse.Namespace, seed: Any, logs: dict[str,
     cached = read_json(path)
     if cached and cached["settings"] == settings:
         return
-    model = last[1] if last and last[0] == "seeded" else load_zip2zip(folders["seeded"], base_tokenizer)[0]
+    model = load_zip2zip(folders["seeded"], base_tokenizer)[0]
     print("[seeded] timing decoding steps with the seed and without", flush=True)
     timing = decoding_step_times(model, base_tokenizer, seed, args.step_repeats, args.step_tokens)
     write_json(path, {"settings": settings, **timing})

@@ -40,6 +40,7 @@ def heldout_prompts(count: int = PROMPTS_PER_KIND, code_chars: int = 1500) -> di
     """Held-out prompts of both kinds: the first ``code_chars`` characters of held-out Python files (cut at a line
     end, the file going on after it) and the first user turn of held-out chat conversations
     (``zip2zip.corpora.chat``: a question about a handbook or code passage)."""
+    from benchmarks.common import cut_at_line_end
     from zip2zip.corpora.chat import chat_conversations
     from zip2zip.corpora.store import load_corpus
 
@@ -47,8 +48,7 @@ def heldout_prompts(count: int = PROMPTS_PER_KIND, code_chars: int = 1500) -> di
     for doc in load_corpus("code", "heldout"):
         if len(doc) < 2 * code_chars:
             continue
-        cut = doc.rfind("\n", 0, code_chars)
-        code.append(doc[: cut + 1 if cut > 0 else code_chars])
+        code.append(cut_at_line_end(doc, code_chars))
         if len(code) == count:
             break
     chat = [conversation[0]["content"] for conversation in chat_conversations("heldout", count)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_generation import Collect
 from transformers import pipeline
-from transformers.generation.streamers import BaseStreamer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -90,25 +90,15 @@ def test_transition_scores_are_the_scores_of_the_written_codes(shipped):
     assert all(out.scores[t][0].argmax() == out.codes[0, P + t] for t in range(steps))
 
 
-class _Steps(BaseStreamer):
-    def __init__(self) -> None:
-        self.puts: list[list[int]] = []
-
-    def put(self, value) -> None:
-        self.puts.append(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        pass
-
-
 def test_streamed_steps_assemble_the_returned_text(shipped):
     model, tok = shipped
     enc = tok(PROMPTS[2], return_tensors="pt")
     P = enc["input_ids"].shape[1]
-    streamer = _Steps()
+    streamer = Collect()
     out = model.generate(
         **enc, max_new_base_tokens=NEW, do_sample=False, streamer=streamer, return_dict_in_generate=True
     )
-    streamed = [i for put in streamer.puts[1:] for i in put]  # the first put is the prompt's base ids
-    assert streamed == out.sequences[0, P:].tolist()
-    assert any(len(put) > 1 for put in streamer.puts[1:]), "some steps write a hypertoken"
+    steps = streamer.puts[1:-1]  # the first put is the prompt's base ids, the last the end
+    assert streamer.puts[-1] == ["end"]
+    assert [i for put in steps for i in put] == out.sequences[0, P:].tolist()
+    assert any(len(put) > 1 for put in steps), "some steps write a hypertoken"
