@@ -1,12 +1,15 @@
 """Serving benchmark: `zip2zip serve` with the base model and with the zip2zip model, side by side.
 
-The same server (``python -m zip2zip.cli serve``, transformers' OpenAI-compatible server) serves the base model,
-then the zip2zip model; for each, 1, 4 and 16 concurrent clients send greedy streaming requests (continuations of
-held-out Python files to /v1/completions and held-out chat questions to /v1/chat/completions, alternating) of
-``--max-tokens`` base tokens.
+The same server (``python -m zip2zip.cli serve``, transformers' OpenAI-compatible server) serves the base model and
+the zip2zip model, both started at once on 127.0.0.1; 1, 4 and 16 concurrent clients send greedy streaming requests
+(continuations of held-out Python files to /v1/completions and held-out chat questions to /v1/chat/completions,
+alternating) of ``--max-tokens`` base tokens. The servers take turns: in each round every concurrency level runs
+on one model and then on the other, the order flipping from round to round, so that the machine's drift between
+minutes falls on both alike; ratios are taken within a round and their median over ``--rounds`` is reported.
 Reported per model and concurrency: requests/s, p50/p95 time to first token and total latency, base tokens/s
-(completion base tokens from ``usage`` over wall time). Writes ``results.json`` and ``serving.png`` under
-benchmarks/results/serving/.
+(completion base tokens from ``usage`` over wall time), and per request kind the decoding speed (a request's base
+tokens over its time after its first token: requests are served one at a time, so this is its own speed at any
+concurrency). Writes ``results.json`` and ``serving.png`` under benchmarks/results/serving/.
 
     python -m benchmarks.serving             # the full run (slow on CPU)
     python -m benchmarks.serving --quick     # a few requests, to check that it runs
@@ -15,6 +18,7 @@ benchmarks/results/serving/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -176,12 +181,14 @@ def run_level(
     latency = [r["latency"] for r in done]
     tokens = sum(r["base_tokens"] for r in done)
     by_kind = {}
-    for kind in ("code", "chat"):  # per request: its base tokens over its own latency, summed over the kind
+    for kind in ("code", "chat"):
         mine = [r for r in done if r["kind"] == kind]
+        kind_tokens = sum(r["base_tokens"] for r in mine)
+        # what one such request's client sees (queueing included), and its decoding speed after the first token
         seconds = sum(r["latency"] for r in mine)
-        by_kind[f"{kind}_base_tokens_per_request_s"] = (
-            sum(r["base_tokens"] for r in mine) / seconds if seconds else float("nan")
-        )
+        decoding = sum(r["latency"] - r["ttft"] for r in mine)
+        by_kind[f"{kind}_base_tokens_per_request_s"] = kind_tokens / seconds if seconds else float("nan")
+        by_kind[f"{kind}_decode_base_tokens_per_s"] = kind_tokens / decoding if decoding else float("nan")
     return {
         "clients": clients,
         "requests": len(done),
@@ -197,36 +204,62 @@ def run_level(
     }
 
 
-def bench_model(label: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def running_servers(
+    models: dict[str, str], args: argparse.Namespace, warm_up: str
+) -> Iterator[dict[str, tuple[Any, str]]]:
+    """Every model's server started at once (each idles while the other serves); yields label -> (client, the
+    served model's id), each warmed up with one short completion of ``warm_up``."""
     from openai import OpenAI
 
     threads = ("--threads", str(args.threads)) if args.threads else ()
-    process, url = start_server(model, args.out / f"server-{label}.log", *threads)
-    try:
-        client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
-        served = client.models.list().data[0].id
-        prompts = heldout_prompts(code_chars=args.prompt_chars)
-        one_request(client, served, "code", prompts["code"][0], 4)  # warm-up, not counted
-        rows = []
-        for clients in args.clients:
-            requests = max(clients, args.requests_per_client * clients)
-            row = run_level(client, served, clients, requests, args.max_tokens, prompts)
-            row["model"] = label
-            rows.append(row)
-            print(
-                f"{label:8s} clients={clients:3d} requests={row['requests']:4d} "
-                f"req/s={row['requests_per_s']:.3f} ttft p50={row['ttft_p50_s']:.2f}s p95={row['ttft_p95_s']:.2f}s "
-                f"latency p50={row['latency_p50_s']:.2f}s p95={row['latency_p95_s']:.2f}s "
-                f"base tok/s={row['base_tokens_per_s']:.1f} (per request: code "
-                f"{row['code_base_tokens_per_request_s']:.1f}, chat {row['chat_base_tokens_per_request_s']:.1f})",
-                flush=True,
-            )
-        return rows
-    finally:
-        stop_server(process)
+    with contextlib.ExitStack() as stack:
+        served = {}
+        for label, model in models.items():
+            process, url = start_server(model, args.out / f"server-{label}.log", *threads)
+            stack.callback(stop_server, process)
+            client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
+            served[label] = (client, client.models.list().data[0].id)
+        for client, model_id in served.values():
+            one_request(client, model_id, "code", warm_up, 4)  # warm-up, not counted
+        yield served
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+RATIO_KEYS = (
+    "base_tokens_per_s",
+    "code_base_tokens_per_request_s",
+    "chat_base_tokens_per_request_s",
+    "code_decode_base_tokens_per_s",
+    "chat_decode_base_tokens_per_s",
+)
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per concurrency: each model's medians over rounds, and the medians of the rounds' zip2zip / base ratios."""
+    summary = []
+    for clients in sorted({r["clients"] for r in rows}):
+        level = [r for r in rows if r["clients"] == clients]
+        entry: dict[str, Any] = {"clients": clients, "rounds": len({r["round"] for r in level})}
+        for label in ("base", "zip2zip"):
+            mine = [r for r in level if r["model"] == label]
+            entry[label] = {
+                key: statistics.median(r[key] for r in mine)
+                for key in mine[0]
+                if key not in ("model", "round", "clients") and isinstance(mine[0][key], (int, float))
+            }
+        for key in RATIO_KEYS:
+            ratios = []
+            for round_ in sorted({r["round"] for r in level}):
+                pair = {r["model"]: r[key] for r in level if r["round"] == round_}
+                if pair.get("base") and "zip2zip" in pair:
+                    ratios.append(pair["zip2zip"] / pair["base"])
+            entry[f"zip2zip_over_base_{key}"] = statistics.median(ratios) if ratios else float("nan")
+            entry[f"zip2zip_over_base_{key}_rounds"] = ratios
+        summary.append(entry)
+    return summary
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,17 +271,28 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ("ttft_p50_s", "time to first token p50 (s)"),
         ("latency_p95_s", "latency p95 (s)"),
     ]
-    labels = sorted({r["model"] for r in rows}, key=lambda m: m != "base")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+    clients = [entry["clients"] for entry in summary]
+    fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4 * (len(metrics) + 1), 3.4))
     for ax, (key, title) in zip(axes, metrics):
-        for label in labels:
-            points = sorted((r["clients"], r[key]) for r in rows if r["model"] == label)
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        for label in ("base", "zip2zip"):
+            ax.plot(clients, [entry[label][key] for entry in summary], marker="o", label=label)
+        ax.set_title(title + " (median of rounds)", fontsize=9)
+    ratio_ax = axes[-1]
+    for key, label in (
+        ("base_tokens_per_s", "all requests"),
+        ("code_decode_base_tokens_per_s", "code, decoding"),
+        ("chat_decode_base_tokens_per_s", "chat, decoding"),
+    ):
+        ratio_ax.plot(
+            clients, [entry[f"zip2zip_over_base_{key}"] for entry in summary], marker="o", label=label
+        )
+    ratio_ax.axhline(1.0, color="grey", lw=0.8)
+    ratio_ax.set_title("zip2zip / base base tokens/s", fontsize=9)
+    for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
-        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -263,9 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         "--zip2zip", default=None, help="zip2zip model folder or Hub id (default: the shipped one)"
     )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--requests-per-client", type=int, default=2)
+    parser.add_argument(
+        "--min-requests", type=int, default=8, help="requests per level at least (half code, half chat)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every level on both models")
     parser.add_argument("--max-tokens", type=int, default=128, help="new base tokens per request")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the server")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of each server")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--prompt-chars",
@@ -273,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1500,
         help="characters of each held-out code prompt (cut at a line end)",
     )
-    parser.add_argument("--quick", action="store_true", help="1 and 4 clients, one request each, 16 tokens")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 and 4 clients, 2 requests each, 16 tokens, one round"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.requests_per_client, args.max_tokens = [1, 4], 1, 16
+        args.clients, args.requests_per_client, args.min_requests = [1, 4], 1, 2
+        args.max_tokens, args.rounds = 16, 1
     args.out.mkdir(parents=True, exist_ok=True)
 
     from zip2zip.bundled.base import default_base_path
@@ -286,22 +337,56 @@ def main(argv: list[str] | None = None) -> int:
     zip2zip_model = args.zip2zip or shipped_zip2zip_path()
     if zip2zip_model is None:
         raise SystemExit("serving.py: no trained model ships with this checkout; pass --zip2zip")
-    rows = bench_model("base", os.fspath(base), args) + bench_model("zip2zip", os.fspath(zip2zip_model), args)
+    models = {"base": os.fspath(base), "zip2zip": os.fspath(zip2zip_model)}
+    prompts = heldout_prompts(code_chars=args.prompt_chars)
+    rows = []
+    with running_servers(models, args, prompts["code"][0]) as served:
+        for round_ in range(args.rounds):
+            order = list(models) if round_ % 2 == 0 else list(models)[::-1]
+            for clients in args.clients:
+                requests = max(args.min_requests, args.requests_per_client * clients)
+                for label in order:
+                    client, model_id = served[label]
+                    row = run_level(client, model_id, clients, requests, args.max_tokens, prompts)
+                    row.update(model=label, round=round_)
+                    rows.append(row)
+                    print(
+                        f"round {round_} {label:8s} clients={clients:3d} requests={row['requests']:4d} "
+                        f"req/s={row['requests_per_s']:.3f} ttft p50={row['ttft_p50_s']:.2f}s "
+                        f"latency p50={row['latency_p50_s']:.2f}s p95={row['latency_p95_s']:.2f}s "
+                        f"base tok/s={row['base_tokens_per_s']:.1f} (decoding: code "
+                        f"{row['code_decode_base_tokens_per_s']:.1f}, chat {row['chat_decode_base_tokens_per_s']:.1f})",
+                        flush=True,
+                    )
+    summary = summarize(rows)
+    for entry in summary:
+        print(
+            f"clients={entry['clients']:3d} zip2zip / base (median of {entry['rounds']} rounds): all "
+            f"{entry['zip2zip_over_base_base_tokens_per_s']:.3f}x, code requests "
+            f"{entry['zip2zip_over_base_code_base_tokens_per_request_s']:.3f}x (decoding "
+            f"{entry['zip2zip_over_base_code_decode_base_tokens_per_s']:.3f}x), chat requests "
+            f"{entry['zip2zip_over_base_chat_base_tokens_per_request_s']:.3f}x (decoding "
+            f"{entry['zip2zip_over_base_chat_decode_base_tokens_per_s']:.3f}x)"
+        )
     record = {
         "settings": {
-            "base": os.fspath(base),
-            "zip2zip": os.fspath(zip2zip_model),
+            **models,
             "clients": args.clients,
             "requests_per_client": args.requests_per_client,
+            "min_requests": args.min_requests,
+            "rounds": args.rounds,
             "max_tokens": args.max_tokens,
+            "threads": args.threads,
             "quick": args.quick,
-            "decoding": "greedy, streaming; held-out code prompts to /v1/completions, held-out chat questions to /v1/chat/completions",
+            "decoding": "greedy, streaming; held-out code prompts to /v1/completions, held-out chat questions to "
+            "/v1/chat/completions; both servers up, taking turns level by level",
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         },
+        "summary": summary,
         "rows": rows,
     }
     (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot(rows, args.out / "serving.png")
+    plot(summary, args.out / "serving.png")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'serving.png'}")
     return 0
 
