@@ -61,13 +61,15 @@ from benchmarks.common import load_prompts, load_zip2zip
 
 CONFIGS = ("base", "pld", "zip2zip", "lookup")
 # Measured on request (--configs): prompt lookup matching the row's code stream instead of its base-token text.
-EXTRA_CONFIGS = ("lookup-codes",)
+# Greedy search by base-token prefix (`greedy_by="prefix"`) is measured on request too.
+EXTRA_CONFIGS = ("lookup-codes", "prefix")
 LABELS = {
     "base": "base",
     "pld": "base + PLD",
     "zip2zip": "zip2zip",
     "lookup": "zip2zip + lookup",
     "lookup-codes": "zip2zip + lookup (match codes)",
+    "prefix": "zip2zip, greedy by prefix",
 }
 DOMAINS = ("code", "prose", "chat")
 
@@ -165,6 +167,7 @@ def generation_settings(eos: int, new_tokens: int, pld_tokens: int) -> dict[str,
             "prompt_lookup_num_tokens": pld_tokens,
             "prompt_lookup_match": "codes",
         },
+        "prefix": {**common, "max_new_base_tokens": new_tokens, "greedy_by": "prefix"},
     }
 
 
@@ -197,7 +200,14 @@ def measure(
     codec = codec if codec is not None else zip_model.codec
     eos = tokenizer.eos_token_id
     settings = generation_settings(eos, new_tokens, pld_tokens)
-    models = {"base": base, "pld": base, "zip2zip": zip_model, "lookup": zip_model, "lookup-codes": zip_model}
+    models = {
+        "base": base,
+        "pld": base,
+        "zip2zip": zip_model,
+        "lookup": zip_model,
+        "lookup-codes": zip_model,
+        "prefix": zip_model,
+    }
     domains = tuple(prompts)
 
     def one(config: str, prompt: list[int]) -> dict:

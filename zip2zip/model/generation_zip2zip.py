@@ -66,8 +66,10 @@ from .generation_state_zip2zip import Zip2ZipGenerationState, Zip2ZipGenerationS
 from .lookup_zip2zip import LOOKUP_MATCH_MODES, prompt_lookup_decoding
 from .lzw_inputs import require_int_dtype
 from .stopping_zip2zip import (
+    GREEDY_BY_MODES,
     Zip2ZipAcceptSetLogitsProcessor,
     Zip2ZipMaxBaseTokensCriteria,
+    Zip2ZipPrefixGreedyLogitsProcessor,
     Zip2ZipStopStringCriteria,
 )
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer, _BaseIdStreamer
@@ -79,6 +81,7 @@ __all__ = [
     "Zip2ZipGenerationState",
     "Zip2ZipGenerationStats",
     "Zip2ZipMaxBaseTokensCriteria",
+    "Zip2ZipPrefixGreedyLogitsProcessor",
     "Zip2ZipStopStringCriteria",
     "Zip2ZipTextIteratorStreamer",
     "Zip2ZipTextStreamer",
@@ -185,6 +188,12 @@ class Zip2ZipGenerationMixin(GenerationMixin):
                 output so far) and verify them in one forward pass. The output equals the output without it
                 (greedy: code for code); one row at a time. `generation_stats` then counts forward passes and
                 proposed and accepted codes. `max_matching_ngram_size` caps the suffix match (default 32).
+            greedy_by (`str`, *optional*, defaults to `"code"`):
+                What greedy search maximizes at each step: `"code"` the single likeliest code (transformers'
+                greedy search as is), or `"prefix"` the likeliest next base token, summed over every code that
+                starts with it, then the longest run of the codebook that stays the likeliest
+                ([`Zip2ZipPrefixGreedyLogitsProcessor`]). Greedy search only. Also read from
+                `generation_config.greedy_by`.
             prompt_lookup_match (`str`, *optional*, defaults to `"base"`):
                 What prompt lookup matches: `"base"` the text as base tokens, re-encoded with the row's current
                 codebook (a proposed code can stand for several base tokens), or `"codes"` the code stream.
@@ -223,6 +232,14 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         lookup_match = _setting("prompt_lookup_match", kwargs, configs, pop=True) or "base"
         if lookup_match not in LOOKUP_MATCH_MODES:
             raise ValueError(f"prompt_lookup_match must be one of {LOOKUP_MATCH_MODES}, got {lookup_match!r}")
+        greedy_by = _setting("greedy_by", kwargs, configs, pop=True) or "code"
+        if greedy_by not in GREEDY_BY_MODES:
+            raise ValueError(f"greedy_by must be one of {GREEDY_BY_MODES}, got {greedy_by!r}")
+        if greedy_by == "prefix" and _setting("do_sample", kwargs, configs):
+            raise ValueError(
+                "greedy_by='prefix' chooses codes for greedy search, but do_sample=True samples them (sampling "
+                "codes already samples the text with the model's probabilities); drop one of the two"
+            )
         if max_new_base_tokens is not None and not any(
             _setting(name, kwargs, configs) is not None for name in ("max_new_tokens", "max_length")
         ):
@@ -242,6 +259,8 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         if processors:
             # transformers' own processors keep -inf at -inf; custom ones may not, so re-mask after them.
             processors.append(Zip2ZipAcceptSetLogitsProcessor(state))
+        if greedy_by == "prefix":
+            processors.append(Zip2ZipPrefixGreedyLogitsProcessor(state))
         wrapped = _BaseIdStreamer(streamer, state, pad_id) if streamer is not None else None
 
         result = super().generate(

@@ -21,7 +21,15 @@ from transformers import LogitsProcessor, StoppingCriteria
 
 from .generation_state_zip2zip import Zip2ZipGenerationState
 
-__all__ = ["Zip2ZipAcceptSetLogitsProcessor", "Zip2ZipMaxBaseTokensCriteria", "Zip2ZipStopStringCriteria"]
+__all__ = [
+    "GREEDY_BY_MODES",
+    "Zip2ZipAcceptSetLogitsProcessor",
+    "Zip2ZipMaxBaseTokensCriteria",
+    "Zip2ZipPrefixGreedyLogitsProcessor",
+    "Zip2ZipStopStringCriteria",
+]
+
+GREEDY_BY_MODES = ("code", "prefix")
 
 
 class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
@@ -49,6 +57,88 @@ class Zip2ZipAcceptSetLogitsProcessor(LogitsProcessor):
             hyper = scores[:, state.V :].masked_fill(blocked, float("-inf"))
             scores = torch.cat([scores[:, : state.V], hyper], dim=-1)
         return scores
+
+
+class Zip2ZipPrefixGreedyLogitsProcessor(LogitsProcessor):
+    """Greedy search over the text, not over the codes: keeps only the code that a walk down the row's
+    codebook trie picks, so that a base token is not passed over because its probability is split.
+
+    A zip2zip model spreads the probability of a next base token `t` over `t` itself and every hypertoken that
+    starts with `t` (trained on LZW's longest matches, it gives `t` alone only the mass of "t, then something
+    no entry continues"). Plain greedy search takes the single most likely code, so a token with many entries
+    loses to one with none even when it is the likelier next token, and the model writes base tokens where its
+    codebook holds the whole run. This processor picks the next base token by its total mass (every code that
+    starts with it), then, one position deeper at a time, either stops (the code that ends there) or goes on
+    to the likeliest next token among the codes left, and masks every other code with `-inf`. The choice is
+    the code the argmax of a base-token model would write, as far as the codebook can tell.
+    """
+
+    def __init__(self, state: Zip2ZipGenerationState) -> None:
+        self.state = state
+        self._tables: list[torch.Tensor] = []  # per row: (entries, M) base ids of each slot, -1 padded
+
+    def _table(self, row: int, known: int, device: torch.device) -> torch.Tensor:
+        entries = self.state.entries[row]
+        while len(self._tables) <= row:
+            self._tables.append(torch.empty(0, self.state.M, dtype=torch.long))
+        table = self._tables[row]
+        if table.shape[0] > len(entries):  # rolled back (prompt lookup): rebuild
+            table = table[:0]
+        if table.shape[0] < len(entries):
+            M = self.state.M
+            new = [list(e) + [-1] * (M - len(e)) for e in entries[table.shape[0] :]]
+            table = torch.cat([table, torch.tensor(new, dtype=torch.long).reshape(-1, M)])
+            self._tables[row] = table
+        return table[:known].to(device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        state = self.state
+        state.sync(input_ids)
+        column = input_ids.shape[1] - 1
+        V = state.V
+        chosen = torch.empty(scores.shape[0], dtype=torch.long)
+        for b in range(scores.shape[0]):
+            probs = torch.softmax(scores[b].float(), dim=-1)
+            limit = state.limits[b][column]
+            candidate = state.candidates[b][column]
+            known = limit - (candidate is not None)
+            table = self._table(b, known, scores.device)
+            if candidate is not None:
+                pad = [-1] * (state.M - len(candidate))
+                table = torch.cat([table, torch.tensor([list(candidate) + pad], device=scores.device)])
+            hyper = probs[V : V + table.shape[0]]
+            # Depth 0: every base token's total mass.
+            mass = probs[:V].clone().index_add_(0, table[:, 0], hyper)
+            token = int(mass.argmax())
+            slots = torch.nonzero(table[:, 0] == token).flatten()
+            code, depth = token, 1
+            while slots.numel() and depth < state.M:
+                column_ids = table[slots, depth]
+                slot_mass = hyper[slots]
+                # The code that ends here: the base token at depth 1, else the entry of exactly `depth` ids.
+                ends = column_ids < 0
+                stop = float(probs[code]) if depth == 1 else float(slot_mass[ends].sum())
+                going = ~ends
+                if not bool(going.any()):
+                    break
+                next_ids = column_ids[going]
+                totals = torch.zeros(int(next_ids.max()) + 1, device=scores.device).index_add_(
+                    0, next_ids, slot_mass[going]
+                )
+                best = int(totals.argmax())
+                if float(totals[best]) <= stop:
+                    break
+                slots = slots[going][next_ids == best]
+                depth += 1
+                exact = slots[table[slots, depth] < 0] if depth < state.M else slots
+                if exact.numel():
+                    code = V + int(exact[0])
+            chosen[b] = code
+        keep = torch.full_like(scores, float("-inf"))
+        rows = torch.arange(scores.shape[0], device=scores.device)
+        chosen = chosen.to(scores.device)
+        keep[rows, chosen] = scores[rows, chosen]
+        return keep
 
 
 class Zip2ZipStopStringCriteria(StoppingCriteria):

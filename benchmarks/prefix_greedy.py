@@ -1,0 +1,145 @@
+"""Greedy search by code or by base-token prefix (`greedy_by="prefix"`): what each writes, how fast, how good.
+
+    python -m benchmarks.prefix_greedy [--model shipped --model FOLDER ...] [--prompts 8] [--new-tokens 128]
+
+For each zip2zip model, greedy continuations of held-out chat prompts and Python code prompts (the seeded-training
+study's prompts: 128 new base tokens, end of sequence suppressed) with plain greedy search over codes and with
+greedy search by prefix, beside the base model's, run side by side (:func:`benchmarks.generation.measure`).
+Per model and domain: base tokens per code written, time for the same new base tokens over the base model's, and
+the base model's bits per byte of each continuation given its prompt (lower: text the base model finds more
+likely; the base model's own greedy text is the floor greedy search reaches). Writes ``results.json`` and
+``results.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONFIGS = ("base", "zip2zip", "prefix")
+
+
+def base_bits_per_byte(base: Any, tokenizer: Any, prompt: list[int], new: list[int]) -> tuple[float, int]:
+    """The base model's negative log-likelihood of ``new`` after ``prompt`` in bits, and its UTF-8 bytes."""
+    ids = torch.tensor([prompt + new])
+    with torch.inference_mode():
+        logits = base(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+    nll = torch.nn.functional.cross_entropy(logits, torch.tensor(new), reduction="sum")
+    return float(nll) / math.log(2), len(tokenizer.decode(new).encode())
+
+
+def study(models: Sequence[str], args: argparse.Namespace) -> dict:
+    from benchmarks.common import load_prompts, load_zip2zip
+    from benchmarks.generation import measure
+    from benchmarks.seeded_training import chat_prompts
+    from zip2zip.loading import load_model_and_tokenizer
+
+    torch.set_num_threads(args.threads)
+    base, base_tokenizer = load_model_and_tokenizer(args.base)
+    prompts = {
+        "chat": chat_prompts(base_tokenizer, args.prompts),
+        "code": load_prompts(base_tokenizer, "code", args.prompts, args.prompt_tokens),
+    }
+    result: dict = {"settings": vars(args) | {"models": list(models)}, "models": {}}
+    for folder in models:
+        model, tokenizer = load_zip2zip(folder, base_tokenizer)
+        print(f"[{folder}] generating", flush=True)
+        measured = measure(
+            base,
+            model,
+            base_tokenizer,
+            prompts,
+            new_tokens=args.new_tokens,
+            repeats=args.repeats,
+            codec=tokenizer.codec,
+            configs=CONFIGS,
+            progress=True,
+        )
+        rows = {}
+        for domain, runs in measured["results"].items():
+            row: dict = {}
+            for config in CONFIGS:
+                bits = nbytes = 0.0
+                for run in runs[config]:
+                    b, n = base_bits_per_byte(
+                        base, base_tokenizer, prompts[domain][run["prompt"]], run["output"]
+                    )
+                    bits, nbytes = bits + b, nbytes + n
+                row[config] = {"base_bits_per_byte": bits / nbytes}
+            summary = next(r for r in measured["rows"] if r["domain"] == domain)
+            for config in CONFIGS:
+                row[config]["seconds"] = summary[config]["seconds"]
+                row[config]["time_over_base"] = summary[config]["seconds"] / summary["base"]["seconds"]
+                if "compression" in summary[config]:
+                    row[config]["compression"] = summary[config]["compression"]
+            row["same_text_as_base"] = statistics.mean(
+                a["output"] == b["output"] for a, b in zip(runs["prefix"], runs["base"], strict=True)
+            )
+            row["plain_same_text_as_base"] = statistics.mean(
+                a["output"] == b["output"] for a, b in zip(runs["zip2zip"], runs["base"], strict=True)
+            )
+            row["examples"] = {config: runs[config][0]["text"] for config in CONFIGS}
+            rows[domain] = row
+        result["models"][folder] = rows
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "| model | domain | base tokens per code: greedy / by prefix | time / base: greedy / by prefix "
+        "| base model's bits per byte: base / greedy / by prefix |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for folder, rows in result["models"].items():
+        name = Path(folder).name if "/" in folder else folder
+        for domain, row in rows.items():
+            z, p, b = row["zip2zip"], row["prefix"], row["base"]
+            lines.append(
+                f"| {name} | {domain} | {z['compression']:.3f} / {p['compression']:.3f} "
+                f"| {z['time_over_base']:.3f}x / {p['time_over_base']:.3f}x "
+                f"| {b['base_bits_per_byte']:.3f} / {z['base_bits_per_byte']:.3f} / {p['base_bits_per_byte']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model", action="append", help="zip2zip model folder (repeatable; default: shipped)"
+    )
+    parser.add_argument("--base", default=None, help="base model folder (default: the embedded SmolLM2)")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per domain")
+    parser.add_argument("--prompt-tokens", type=int, default=128, help="base tokens of each code prompt")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "prefix_greedy")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    from benchmarks.common import resolve_model
+    from zip2zip.bundled.base import default_base_path
+
+    args = parse_args(argv)
+    models = [resolve_model(m) for m in (args.model or [None])]
+    args.model = None
+    args.base = args.base or str(default_base_path())
+    result = study(models, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    table = markdown(result)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()
