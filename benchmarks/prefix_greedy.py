@@ -98,7 +98,8 @@ def markdown(result: dict) -> str:
         "|---|---|---:|---:|---:|",
     ]
     for folder, rows in result["models"].items():
-        name = Path(folder).name if "/" in folder else folder
+        path = Path(folder)
+        name = path.parent.name if path.name == "model" else path.name  # a study's arm: its folder's name
         for domain, row in rows.items():
             z, p, b = row["zip2zip"], row["prefix"], row["base"]
             lines.append(

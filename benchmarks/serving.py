@@ -216,7 +216,8 @@ def running_servers(
     with contextlib.ExitStack() as stack:
         served = {}
         for label, model in models.items():
-            process, url = start_server(model, args.out / f"server-{label}.log", *threads)
+            extra = tuple(args.zip2zip_flags.split()) if label == "zip2zip" else ()
+            process, url = start_server(model, args.out / f"server-{label}.log", *threads, *extra)
             stack.callback(stop_server, process)
             client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
             served[label] = (client, client.models.list().data[0].id)
@@ -314,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every level on both models")
     parser.add_argument("--max-tokens", type=int, default=128, help="new base tokens per request")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of each server")
+    parser.add_argument(
+        "--zip2zip-flags",
+        default="",
+        help="extra `zip2zip serve` flags of the zip2zip server, e.g. '--greedy-by prefix'",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--prompt-chars",

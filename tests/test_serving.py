@@ -81,7 +81,9 @@ def reference(served):
     tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
 
-    def generate(prompt: str | None = None, messages: list | None = None, max_tokens: int = MAX_TOKENS):
+    def generate(
+        prompt: str | None = None, messages: list | None = None, max_tokens: int = MAX_TOKENS, **options
+    ):
         if messages is not None:
             inputs = tok.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -95,6 +97,7 @@ def reference(served):
                 max_new_base_tokens=max_tokens,
                 do_sample=False,
                 tokenizer=tok,
+                **options,
             )
         text = tok.decode(out[0][inputs["input_ids"].shape[-1] :], skip_special_tokens=True)
         return text, model.last_generation_stats
@@ -180,6 +183,28 @@ def test_concurrent_clients_each_get_their_own_answer(client, reference):
     for reply, (text, stats) in zip(replies, expected):
         assert reply.choices[0].text == text
         check_usage(reply.usage, stats)
+
+
+def test_greedy_by_prefix_flag_serves_what_generate_gives_with_it(served, reference, tmp_path):
+    folder, _ = served
+    process, url = start_server(str(folder), tmp_path / "server.log", "--greedy-by", "prefix")
+    try:
+        prefix_client = openai.OpenAI(
+            base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0
+        )
+        name = model_name(prefix_client)
+        differs = 0
+        for prompt in PROMPTS[:4]:
+            response = prefix_client.completions.create(
+                model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0
+            )
+            text, stats = reference(prompt, greedy_by="prefix")
+            assert response.choices[0].text == text
+            check_usage(response.usage, stats)
+            differs += text != reference(prompt)[0]
+        assert differs, "the flag changed no answer: the check would not tell it from plain greedy"
+    finally:
+        stop_server(process)
 
 
 def test_sampling_with_a_seed_repeats(client):

@@ -24,7 +24,7 @@ import os
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from transformers.cli.serving.chat_completion import ChatCompletionHandler
 from transformers.cli.serving.completion import CompletionHandler
@@ -67,6 +67,11 @@ class ServeSettings:
     prompt_lookup_num_tokens: int | None = None
     prompt_lookup_match: str = "base"
     max_prompt_chars: int | None = None
+    greedy_by: Literal["code", "prefix"] = "code"
+
+    def __post_init__(self) -> None:
+        if self.greedy_by not in ("code", "prefix"):
+            raise ValueError(f"greedy_by must be 'code' or 'prefix', got {self.greedy_by!r}")
 
 
 def refuse_unsupported_modes(continuous_batching: bool = False, compile: bool = False) -> None:
@@ -420,6 +425,8 @@ class _Zip2ZipHandlerMixin:
             gen_config.max_new_base_tokens = (
                 budget  # codes never outnumber base tokens, so this one stops first
             )
+            if self.settings.greedy_by != "code" and not gen_config.do_sample:
+                gen_config.greedy_by = self.settings.greedy_by  # greedy requests only (temperature 0)
             if self.settings.prompt_lookup_num_tokens:
                 gen_config.prompt_lookup_num_tokens = self.settings.prompt_lookup_num_tokens
                 gen_config.prompt_lookup_match = self.settings.prompt_lookup_match

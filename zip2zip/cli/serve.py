@@ -58,6 +58,13 @@ def register(subparsers: Any) -> None:
         help="what prompt lookup matches: the text's base tokens (default) or the code stream",
     )
     p.add_argument(
+        "--greedy-by",
+        choices=("code", "prefix"),
+        default="code",
+        help="greedy requests (temperature 0): take the likeliest code (default), or the likeliest next base "
+        "token summed over the codes that start with it, then the longest run that stays likeliest",
+    )
+    p.add_argument(
         "--max-prompt-chars",
         type=int,
         default=None,
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_lookup_num_tokens=args.prompt_lookup or None,
         prompt_lookup_match=args.prompt_lookup_match,
         max_prompt_chars=args.max_prompt_chars,
+        greedy_by=args.greedy_by,
     )
     try:
         app = build_app(
