@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import socket
 import statistics
 import subprocess
@@ -216,7 +217,7 @@ def running_servers(
     with contextlib.ExitStack() as stack:
         served = {}
         for label, model in models.items():
-            extra = tuple(args.zip2zip_flags.split()) if label == "zip2zip" else ()
+            extra = tuple(shlex.split(args.zip2zip_flags)) if label == "zip2zip" else ()
             process, url = start_server(model, args.out / f"server-{label}.log", *threads, *extra)
             stack.callback(stop_server, process)
             client = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)

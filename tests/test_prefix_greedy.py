@@ -175,3 +175,14 @@ def test_scores_keep_the_chosen_codes_logit():
         code = int(out.codes[0, start + step])
         assert torch.isfinite(scores[0]).sum() == 1
         assert math.isclose(float(scores[0, code]), float(logits[0, code]), rel_tol=1e-6)
+
+
+def test_prompt_lookup_keeps_its_output():
+    """Lookup verifies proposals against this processor's choice and rolls the codebook back past rejected ones."""
+    model, tok = seeded_model()
+    for prompt in PROMPTS:
+        enc = tok(prompt + prompt, return_tensors="pt")
+        settings = {"max_new_tokens": 24, "do_sample": False, "greedy_by": "prefix", "return_codes": True}
+        plain = model.generate(**enc, **settings)
+        looked_up = model.generate(**enc, **settings, prompt_lookup_num_tokens=4)
+        assert torch.equal(plain, looked_up)

@@ -39,6 +39,8 @@ from transformers.cli.serving.utils import (
     split_revision,
 )
 
+from zip2zip.model.stopping_zip2zip import GREEDY_BY_MODES
+
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "ServeSettings",
@@ -70,8 +72,8 @@ class ServeSettings:
     greedy_by: Literal["code", "prefix"] = "code"
 
     def __post_init__(self) -> None:
-        if self.greedy_by not in ("code", "prefix"):
-            raise ValueError(f"greedy_by must be 'code' or 'prefix', got {self.greedy_by!r}")
+        if self.greedy_by not in GREEDY_BY_MODES:
+            raise ValueError(f"greedy_by must be one of {GREEDY_BY_MODES}, got {self.greedy_by!r}")
 
 
 def refuse_unsupported_modes(continuous_batching: bool = False, compile: bool = False) -> None:

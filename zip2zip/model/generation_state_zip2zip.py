@@ -137,6 +137,7 @@ class Zip2ZipGenerationState:
         self._seed_written = False
         # Prompt lookup (``lookup_zip2zip.py``): what it matches on, and what it counts.
         self.lookup_match = "base"
+        self.restores = 0  # times `restore` cut entries: caches of entries by slot are stale after it
         self.forward_passes: int | None = None  # None: one forward pass per step
         self.proposed_codes = 0
         self.accepted_codes = 0
@@ -212,6 +213,7 @@ class Zip2ZipGenerationState:
             self._written_candidates[b] = None
         self.attended = list(snapshot.attended)
         self._new_entries = list(snapshot.pending_entries)
+        self.restores += 1
 
     def _start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         rows = input_ids.shape[0]

@@ -76,14 +76,16 @@ class Zip2ZipPrefixGreedyLogitsProcessor(LogitsProcessor):
     def __init__(self, state: Zip2ZipGenerationState) -> None:
         self.state = state
         self._tables: list[torch.Tensor] = []  # per row: (entries, M) base ids of each slot, -1 padded
+        self._restores = 0
 
     def _table(self, row: int, known: int, device: torch.device) -> torch.Tensor:
         entries = self.state.entries[row]
+        # Prompt lookup rolled entries back since the last call: a slot may hold another entry now.
+        if self._restores != self.state.restores:
+            self._tables, self._restores = [], self.state.restores
         while len(self._tables) <= row:
             self._tables.append(torch.empty(0, self.state.M, dtype=torch.long))
         table = self._tables[row]
-        if table.shape[0] > len(entries):  # rolled back (prompt lookup): rebuild
-            table = table[:0]
         if table.shape[0] < len(entries):
             M = self.state.M
             new = [list(e) + [-1] * (M - len(e)) for e in entries[table.shape[0] :]]
