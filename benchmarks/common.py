@@ -50,8 +50,6 @@ def load_prompts(tokenizer: Any, domain: str, count: int, length: int) -> list[l
     ``chat``, the chat template around the first ``count`` of :data:`CHAT_QUESTIONS` (``length`` unused); for
     ``copy``, the first ``length - COPY_TOKENS`` base ids of a held-out code document, then its first
     :data:`COPY_TOKENS` again."""
-    from zip2zip.corpora.store import load_corpus
-
     if domain == "chat":
         return [
             list(
@@ -62,20 +60,31 @@ def load_prompts(tokenizer: Any, domain: str, count: int, length: int) -> list[l
             for question in CHAT_QUESTIONS[:count]
         ]
 
-    prompts = []
     corpus, repeated = ("code", COPY_TOKENS) if domain == "copy" else (domain, 0)
     if length <= repeated:
         raise ValueError(
             f"copy prompts end with the document's first {repeated} base tokens again, so they need more than "
             f"{repeated} base tokens; got --prompt-tokens {length}"
         )
+    return [
+        ids[: length - repeated] + ids[:repeated]
+        for ids in heldout_ids(tokenizer, corpus, count, length + 16)
+    ]
+
+
+def heldout_ids(tokenizer: Any, corpus: str, count: int, min_tokens: int) -> list[list[int]]:
+    """Base ids of the first ``count`` held-out documents of ``corpus`` that have at least ``min_tokens``: the
+    documents :func:`load_prompts` cuts its prompts from (``min_tokens = length + 16``), continuations and all."""
+    from zip2zip.corpora.store import load_corpus
+
+    documents = []
     for doc in load_corpus(corpus, split="heldout"):
         ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
-        if len(ids) >= length + 16:
-            prompts.append(ids[: length - repeated] + ids[:repeated])
-            if len(prompts) == count:
+        if len(ids) >= min_tokens:
+            documents.append(ids)
+            if len(documents) == count:
                 break
-    return prompts
+    return documents
 
 
 def resolve_model(folder: str | None) -> str:

@@ -7,13 +7,16 @@ study's prompts: 128 new base tokens, end of sequence suppressed) with plain gre
 greedy search by prefix, beside the base model's, run side by side (:func:`benchmarks.generation.measure`).
 Per model and domain: base tokens per code written, time for the same new base tokens over the base model's, and
 the base model's bits per byte of each continuation given its prompt (lower: text the base model finds more
-likely; the base model's own greedy text is the floor greedy search reaches). Writes ``results.json`` and
-``results.md`` under ``--out``.
+likely; the base model's own greedy text is the floor greedy search reaches). The code prompts are cut from
+held-out files, so each continuation is also held against what the file really says next: whether it completes
+the prompt's last line exactly, and how similar its text is to the file's (per prompt, by prefix against plain
+greedy: wins, ties, losses). Writes ``results.json`` and ``results.md`` under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import statistics
@@ -35,18 +38,47 @@ def base_bits_per_byte(base: Any, tokenizer: Any, prompt: list[int], new: list[i
     return float(nll) / math.log(2), len(tokenizer.decode(new).encode())
 
 
+def continuation_match(text: str, reference: str) -> dict[str, float]:
+    """How close a continuation is to what the file really says next: the rest of the prompt's last line exactly
+    (``line_exact``), that line's similarity, and the similarity of the whole continuation (cut to the
+    reference's length): difflib's ratio, 1.0 for equal text."""
+    line, reference_line = text.split("\n", 1)[0].rstrip(), reference.split("\n", 1)[0].rstrip()
+
+    def ratio(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() if a or b else 1.0
+
+    return {
+        "line_exact": float(line == reference_line),
+        "line_similarity": ratio(line, reference_line),
+        "similarity": ratio(text[: len(reference)], reference),
+    }
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, int]:
+    """Per prompt, ``a`` against ``b``: how often higher, equal, lower."""
+    return {
+        "wins": sum(x > y for x, y in zip(a, b, strict=True)),
+        "ties": sum(x == y for x, y in zip(a, b, strict=True)),
+        "losses": sum(x < y for x, y in zip(a, b, strict=True)),
+    }
+
+
 def study(models: Sequence[str], args: argparse.Namespace) -> dict:
-    from benchmarks.common import load_prompts, load_zip2zip
+    from benchmarks.common import heldout_ids, load_zip2zip
     from benchmarks.generation import measure
     from benchmarks.seeded_training import chat_prompts
     from zip2zip.loading import load_model_and_tokenizer
 
     torch.set_num_threads(args.threads)
     base, base_tokenizer = load_model_and_tokenizer(args.base)
+    files = heldout_ids(base_tokenizer, "code", args.prompts, args.prompt_tokens + 16)
     prompts = {
-        "chat": chat_prompts(base_tokenizer, args.prompts),
-        "code": load_prompts(base_tokenizer, "code", args.prompts, args.prompt_tokens),
+        "chat": chat_prompts(base_tokenizer, args.chat_prompts or args.prompts),
+        "code": [ids[: args.prompt_tokens] for ids in files],
     }
+    references = [
+        base_tokenizer.decode(ids[args.prompt_tokens : args.prompt_tokens + args.new_tokens]) for ids in files
+    ]
     result: dict = {"settings": vars(args) | {"models": list(models)}, "models": {}}
     for folder in models:
         model, tokenizer = load_zip2zip(folder, base_tokenizer)
@@ -65,14 +97,29 @@ def study(models: Sequence[str], args: argparse.Namespace) -> dict:
         rows = {}
         for domain, runs in measured["results"].items():
             row: dict = {}
+            per_prompt: dict = {}
             for config in CONFIGS:
                 bits = nbytes = 0.0
+                per_prompt[config] = []
                 for run in runs[config]:
                     b, n = base_bits_per_byte(
                         base, base_tokenizer, prompts[domain][run["prompt"]], run["output"]
                     )
                     bits, nbytes = bits + b, nbytes + n
+                    per_prompt[config].append({"base_bits_per_byte": b / n})
+                    if domain == "code":
+                        per_prompt[config][-1] |= continuation_match(run["text"], references[run["prompt"]])
                 row[config] = {"base_bits_per_byte": bits / nbytes}
+                for metric in ("line_exact", "line_similarity", "similarity") if domain == "code" else ():
+                    row[config][metric] = statistics.mean(p[metric] for p in per_prompt[config])
+            if domain == "code":
+                row["prefix_vs_greedy"] = {
+                    metric: paired(
+                        [p[metric] for p in per_prompt["prefix"]], [p[metric] for p in per_prompt["zip2zip"]]
+                    )
+                    for metric in ("line_exact", "similarity")
+                }
+            row["per_prompt"] = per_prompt
             summary = next(r for r in measured["rows"] if r["domain"] == domain)
             for config in CONFIGS:
                 row[config]["seconds"] = summary[config]["seconds"]
@@ -107,6 +154,31 @@ def markdown(result: dict) -> str:
                 f"| {z['time_over_base']:.3f}x / {p['time_over_base']:.3f}x "
                 f"| {b['base_bits_per_byte']:.3f} / {z['base_bits_per_byte']:.3f} / {p['base_bits_per_byte']:.3f} |"
             )
+    matched = [(folder, rows["code"]) for folder, rows in result["models"].items() if "code" in rows]
+    if matched:
+        lines += [
+            "",
+            "Code continuations against what the held-out file says next (base / greedy / by prefix; by prefix "
+            "against greedy per prompt: wins-ties-losses):",
+            "",
+            "| model | last line completed exactly | wins-ties-losses | similarity of the line "
+            "| similarity of the continuation | wins-ties-losses |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for folder, row in matched:
+            path = Path(folder)
+            name = path.parent.name if path.name == "model" else path.name
+
+            def cell(metric: str, row: dict = row) -> str:
+                return " / ".join(f"{row[c][metric]:.3f}" for c in ("base", "zip2zip", "prefix"))
+
+            def record(metric: str, row: dict = row) -> str:
+                return "-".join(str(row["prefix_vs_greedy"][metric][k]) for k in ("wins", "ties", "losses"))
+
+            lines.append(
+                f"| {name} | {cell('line_exact')} | {record('line_exact')} | {cell('line_similarity')} "
+                f"| {cell('similarity')} | {record('similarity')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +189,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--base", default=None, help="base model folder (default: the embedded SmolLM2)")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per domain")
+    parser.add_argument("--chat-prompts", type=int, default=None, help="chat prompts (default: --prompts)")
     parser.add_argument("--prompt-tokens", type=int, default=128, help="base tokens of each code prompt")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1)
