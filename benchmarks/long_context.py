@@ -279,7 +279,9 @@ def step_cost_by_codebook(args: argparse.Namespace) -> dict[str, Any]:
 @torch.inference_mode()
 def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Greedy continuations of held-out code cut mid-file (the first ``--eos-chars`` characters of files at least
-    twice that long, cut at a line end): does a model write its ``--new-tokens`` base tokens, or end the file?"""
+    twice that long, cut at a line end): does a model write its ``--new-tokens`` base tokens, or end the file?
+    Beside the count, each model's probability of end of sequence as the next token (code) after the cut: it
+    moves before the count does, so it shows a training run unlearning early endings."""
     from zip2zip.corpora.store import load_files
 
     base, base_tokenizer = models["base"]
@@ -290,13 +292,22 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
     for text in files:
         head = cut_at_line_end(text, args.eos_chars)
         prompt = base_tokenizer(head, add_special_tokens=False)["input_ids"]
+        codes = zip_tokenizer.codec.encode(prompt)
         new = greedy(base, prompt, max_new_tokens=args.new_tokens)
-        zip_new = greedy(zip_model, zip_tokenizer.codec.encode(prompt), max_new_base_tokens=args.new_tokens)
+        zip_new = greedy(zip_model, codes, max_new_base_tokens=args.new_tokens)
         rows.append(
             {
                 "prompt_chars": len(head),
-                "base": {"base_tokens": len(new), "ended": eos in new},
-                "zip2zip": {"base_tokens": len(zip_new), "ended": eos in zip_new},
+                "base": {
+                    "base_tokens": len(new),
+                    "ended": eos in new,
+                    "p_eos": next_probability(base, prompt, eos),
+                },
+                "zip2zip": {
+                    "base_tokens": len(zip_new),
+                    "ended": eos in zip_new,
+                    "p_eos": next_probability(zip_model, codes, eos),
+                },
             }
         )
         print(
@@ -312,7 +323,15 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
         "zip2zip_full": sum(
             not r["zip2zip"]["ended"] and r["zip2zip"]["base_tokens"] >= args.new_tokens for r in rows
         ),
+        "base_mean_p_eos": sum(r["base"]["p_eos"] for r in rows) / max(len(rows), 1),
+        "zip2zip_mean_p_eos": sum(r["zip2zip"]["p_eos"] for r in rows) / max(len(rows), 1),
     }
+
+
+def next_probability(model: Any, ids: list[int], token: int) -> float:
+    """The model's probability of ``token`` (a code, for a zip2zip model) right after ``ids``."""
+    logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    return float(logits.softmax(-1)[token])
 
 
 def load(args: argparse.Namespace) -> dict[str, Any]:
@@ -451,7 +470,9 @@ def main(argv: list[str] | None = None) -> None:
         report["endings"] = measure_endings(models, args)
         print(
             f"full {args.new_tokens} base tokens without end-of-sequence: base {report['endings']['base_full']}, "
-            f"zip2zip {report['endings']['zip2zip_full']} of {report['endings']['prompts']}"
+            f"zip2zip {report['endings']['zip2zip_full']} of {report['endings']['prompts']}; mean probability of "
+            f"end of sequence after the cut: base {report['endings']['base_mean_p_eos']:.3f}, "
+            f"zip2zip {report['endings']['zip2zip_mean_p_eos']:.3f}"
         )
     (out / f"{args.part}.json").write_text(json.dumps(report, indent=1) + "\n")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from _benchmarks import load_benchmark
 
 
@@ -42,6 +41,10 @@ def test_unrelated_text_scores_low(prefix_greedy):
 
 
 def test_paired_counts_wins_ties_and_losses_per_prompt(prefix_greedy):
-    assert prefix_greedy.paired([1.0, 0.5, 0.2, 0.0], [0.0, 0.5, 0.3, 0.0]) == {"wins": 1, "ties": 2, "losses": 1}
+    assert prefix_greedy.paired([1.0, 0.5, 0.2, 0.0], [0.0, 0.5, 0.3, 0.0]) == {
+        "wins": 1,
+        "ties": 2,
+        "losses": 1,
+    }
     with pytest.raises(ValueError):
         prefix_greedy.paired([1.0], [1.0, 2.0])

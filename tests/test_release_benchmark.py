@@ -689,6 +689,11 @@ def test_measure_long_context_with_tiny_models(release):
     assert endings["prompts"] == 2 and len(endings["rows"]) == 2
     assert all(row["prompt_chars"] <= 200 for row in endings["rows"])
     assert 0 <= endings["zip2zip_full"] <= 2
+    for row in endings["rows"]:
+        for model in ("base", "zip2zip"):
+            assert 0.0 <= row[model]["p_eos"] <= 1.0
+            # a model whose next token after the cut is likely the end stops there
+            assert row[model]["p_eos"] < 0.5 or row[model]["ended"]
     report = synthetic_report(release, AT_THE_BARS, long_context=json.loads(json.dumps(long)))
     report["run"]["settings"].update(settings)
     bars = release.bars.long_context_bars(report)

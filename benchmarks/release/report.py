@@ -557,15 +557,18 @@ def _endings_lines(endings: dict[str, Any], new: int) -> list[str]:
         "`measure_endings`; end of sequence allowed): a model that learned that files end every few thousand "
         "characters writes an end-of-sequence token where the file goes on.",
         "",
-        "| prompt | characters | base: new base tokens | base: ended | zip2zip: new base tokens | zip2zip: ended |",
-        "|---:|---:|---:|---|---:|---|",
+        "| prompt | characters | base: new base tokens | base: ended | zip2zip: new base tokens | zip2zip: ended "
+        "| P(end of sequence next): base / zip2zip |",
+        "|---:|---:|---:|---|---:|---|---:|",
     ]
     yes = {True: "yes", False: "no"}
     for k, row in enumerate(rows, 1):
         b, z = row["base"], row["zip2zip"]
+        # Results from before the probability was measured have none.
+        p_eos = f"{b['p_eos']:.3f} / {z['p_eos']:.3f}" if "p_eos" in z else "not measured"
         lines.append(
             f"| {k} | {row['prompt_chars']:,} | {b['base_tokens']} | {yes[b['ended']]} | {z['base_tokens']} | "
-            f"{yes[z['ended']]} |"
+            f"{yes[z['ended']]} | {p_eos} |"
         )
     lines += [
         "",
