@@ -59,6 +59,8 @@ def test_preset_training_data_reads_its_data_fields():
     [
         ("mix", "web", "not a known mix"),
         ("max_passes", 0.0, "max_passes"),
+        ("line_cut_share", 1.5, "line_cut_share"),
+        ("line_cut_share", -0.1, "line_cut_share"),
     ],
 )
 def test_preset_rejects_bad_data_fields(field, value, message):

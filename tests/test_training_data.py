@@ -352,3 +352,82 @@ def test_describe_rows_counts_rows_tokens_and_passes(tmp_path, tiny):
     tokens = sum(rows["num_base_tokens"])
     assert f"{rows.num_rows:,} rows ({tokens:,} base tokens)" in text
     assert f"{12 / rows.num_rows:.2f} times" in text
+
+
+# A function body: every line after the first is indented, so a cut after any line end changes the tokens (the
+# tokenizer merges a newline with the next line's indentation only when it reads them together).
+INDENTED_TEXT = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return y0\n"
+
+
+def _pieces(tok, text, cut):
+    first = tok.base(text[:cut])["input_ids"]
+    return first, tok.base(text[cut:], add_special_tokens=False)["input_ids"]
+
+
+def test_a_cut_text_is_tokenised_as_a_prompt_and_what_follows_it(tiny):
+    from zip2zip.trainer.data import line_cut, tokenize_rows
+
+    _model, tok = tiny
+    cut = line_cut(INDENTED_TEXT, 1.0)
+    assert cut is not None and 0 < cut < len(INDENTED_TEXT) and INDENTED_TEXT[cut - 1] == "\n"
+    first, rest = _pieces(tok, INDENTED_TEXT, cut)
+    whole = tok.base(INDENTED_TEXT)["input_ids"]
+    assert first + rest != whole  # the cut changes the tokens ...
+    assert (
+        tok.base.decode(first[-1:]) == "\n"
+    )  # ... the first piece ends with a bare newline, as a prompt would
+    (row,) = tokenize_rows({"text": INDENTED_TEXT}, tok, line_cut_share=1.0)
+    assert tok.codec.decode(row["input_ids"]) == first + rest + [tok.eos_token_id]
+    assert tok.decode(row["input_ids"], skip_special_tokens=True) == INDENTED_TEXT  # ... but not the text
+    # the same text is cut at the same place every time (a resumed run sees the rows it saw)
+    assert tokenize_rows({"text": INDENTED_TEXT}, tok, line_cut_share=1.0) == [row]
+    (uncut,) = tokenize_rows({"text": INDENTED_TEXT}, tok, line_cut_share=0.0)
+    assert tok.codec.decode(uncut["input_ids"]) == whole + [tok.eos_token_id]
+
+
+def test_line_cut_picks_about_its_share_of_texts_and_only_line_ends_inside_them():
+    from zip2zip.trainer.data import line_cut
+
+    texts = [f"text {i}\nline two of {i}\nline three\n" for i in range(400)]
+    cuts = [line_cut(text, 0.25) for text in texts]
+    assert 60 <= sum(cut is not None for cut in cuts) <= 140
+    for text, cut in zip(texts, cuts, strict=True):
+        assert cut is None or (text[cut - 1] == "\n" and cut < len(text))
+    assert all(line_cut(text, 0.0) is None for text in texts)
+    assert all(line_cut(text, 1.0) is not None for text in texts)
+    # nothing to cut: no line end, or only the final one
+    assert line_cut("one line", 1.0) is None and line_cut("one line\n", 1.0) is None
+
+
+def test_cut_texts_split_into_rows_join_back_to_their_pieces(tmp_path, tiny):
+    _model, tok = tiny
+    trainer = make_trainer(
+        tmp_path, tiny, Dataset.from_dict({"text": [INDENTED_TEXT]}), max_length=40, line_cut_share=1.0
+    )
+    from zip2zip.trainer.data import line_cut
+
+    rows = list(trainer.train_dataset)
+    first, rest = _pieces(tok, INDENTED_TEXT, line_cut(INDENTED_TEXT, 1.0))
+    assert len(rows) > 2 and all(len(row["input_ids"]) <= 40 for row in rows)
+    assert _base_ids_of_rows(tok, rows) == first + rest + [tok.eos_token_id]
+    assert [row["input_ids"][-1] == tok.eos_token_id for row in rows] == [False] * (len(rows) - 1) + [True]
+    trainer.train()
+
+
+def test_prompt_completion_and_chat_examples_are_never_cut(tiny):
+    from zip2zip.trainer.data import tokenize_rows
+
+    _model, tok = tiny
+    for example in (
+        {"prompt": "def f(x):\n", "completion": "    return x\n    pass\n"},
+        {"messages": [user("write\n    code\n"), assistant("def f():\n    return 1\n    pass\n")]},
+    ):
+        assert tokenize_rows(example, tok, line_cut_share=1.0) == tokenize_rows(
+            example, tok, line_cut_share=0.0
+        )
+
+
+@pytest.mark.parametrize("share", [-0.5, 1.01, True, "all"])
+def test_the_config_refuses_a_line_cut_share_outside_zero_to_one(tmp_path, share):
+    with pytest.raises(ValueError, match=r"line_cut_share .*\[0, 1\]"):
+        config(tmp_path, line_cut_share=share)

@@ -104,6 +104,10 @@ class TrainingPreset:
     distillation_weight: float = dataclasses.field(
         default=0.0, metadata={"help": "First-token self-distillation from the frozen base (0 = off)."}
     )
+    line_cut_share: float = dataclasses.field(
+        default=0.0,
+        metadata={"help": "Share of texts tokenised in two pieces cut after a line end, as prompts are."},
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "max_length"):
@@ -124,6 +128,10 @@ class TrainingPreset:
             )
         if not self.max_passes > 0:
             raise ValueError(f"TrainingPreset.max_passes must be > 0, got {self.max_passes!r}")
+        if not 0 <= self.line_cut_share <= 1:
+            raise ValueError(
+                f"TrainingPreset.line_cut_share is a share in [0, 1], got {self.line_cut_share!r}"
+            )
 
     def replace(self, **changes: Any) -> TrainingPreset:
         """A copy with `changes` (`None` values are ignored, so parsed command-line flags can be passed as is)."""
@@ -153,7 +161,8 @@ PRESETS: dict[str, TrainingPreset] = {
         max_passes=2.0,
     ),
     # Long context, continuing a trained model (`--init-from`): rows of up to 2048 codes (a quarter of SmolLM2's
-    # 8192-token context at the recipe's compression), two per step, half the learning rates of a fresh run.
+    # 8192-token context at the recipe's compression), two per step, half the learning rates of a fresh run; every
+    # text tokenised as two pieces cut after a line end, as a prompt and its continuation are.
     "cpu-long-context": TrainingPreset(
         steps=1500,
         batch_size=1,
@@ -164,6 +173,7 @@ PRESETS: dict[str, TrainingPreset] = {
         docs_per_domain=None,
         mix="long",
         max_passes=2.0,
+        line_cut_share=1.0,
     ),
     # One recent GPU: the paper's batch (~32k base tokens per step: 8 rows x 2048 codes x 2 accumulation
     # steps). The project's corpora, not the GPU, bound the run: at four passes of the long mix they hold
@@ -176,6 +186,7 @@ PRESETS: dict[str, TrainingPreset] = {
         docs_per_domain=None,
         mix="long",
         max_passes=4.0,
+        line_cut_share=1.0,
     ),
 }
 

@@ -9,6 +9,8 @@ each row's codebook state on the data-loader side, so the model does not rerun t
 from __future__ import annotations
 
 import logging
+import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,24 @@ def _tokenize_piece(base: Any, text: str, add_special_tokens: bool) -> list[int]
     # verbose=False: the base tokenizer's "longer than the maximum" notice would be wrong here, since a long text is
     # split into rows (or its truncation counted and reported) after compression.
     return list(base(text, add_special_tokens=add_special_tokens, verbose=False)["input_ids"])
+
+
+def line_cut(text: str, share: float) -> int | None:
+    """Where a plain text is cut as a user's prompt is cut, or None: after one of its line ends, for about a
+    `share` of texts. The choice is drawn from the text itself, so a text is cut alike in every run and on resume.
+
+    A prompt is tokenised on its own, so one that ends at a line end ends with a bare newline token even where the
+    file goes on with an indented line, which the tokenizer, reading the whole file, would have merged with the
+    newline. A model that only ever saw whole files reads that bare newline as the end of an indented block, and
+    at the end of a file, as the file's end.
+    """
+    if share <= 0:
+        return None
+    draw = random.Random(zlib.crc32(text.encode("utf-8", "surrogatepass")))
+    if draw.random() >= share:
+        return None
+    ends = [k + 1 for k, char in enumerate(text[:-1]) if char == "\n"]
+    return draw.choice(ends) if ends else None
 
 
 def _render(
@@ -117,8 +137,10 @@ def _segments(
     completion_only: bool,
     assistant_only: bool,
     template: Any,
+    line_cut_share: float = 0.0,
 ) -> list[tuple[list[int], bool]]:
-    """Base-token segments `(ids, trained)` of one example, in order; segments never share a hypertoken."""
+    """Base-token segments `(ids, trained)` of one example, in order; segments never share a hypertoken. A plain
+    text picked by :func:`line_cut` is tokenised in two pieces, as a prompt and what follows it would be."""
     base = _base_tokenizer(tokenizer)
     eos = tokenizer.eos_token_id
     tools = example.get("tools")
@@ -144,7 +166,12 @@ def _segments(
     if "messages" in example:
         pieces = _chat_segments(tokenizer, list(example["messages"]), tools, assistant_only, template)
         return [(_tokenize_piece(base, text, False), trained) for text, trained in pieces]
-    ids = _tokenize_piece(base, example[text_field], True)
+    text = example[text_field]
+    cut = line_cut(text, line_cut_share)
+    if cut is None:
+        ids = _tokenize_piece(base, text, True)
+    else:
+        ids = _tokenize_piece(base, text[:cut], True) + _tokenize_piece(base, text[cut:], False)
     # A piece cut from a longer document (ENDS_DOCUMENT False) goes on after its last line: no end of sequence.
     if eos is not None and (not ids or ids[-1] != eos) and example.get(ENDS_DOCUMENT, True) is not False:
         ids.append(eos)
@@ -210,8 +237,12 @@ def tokenize_rows(
     max_length: int | None = None,
     chat_template: str | None = None,
     split_long_texts: bool = True,
+    line_cut_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """The training rows of one example: one row, or with `split_long_texts` a plain text cut into several.
+
+    With `line_cut_share`, about that share of plain texts are tokenised as two pieces cut after a line end
+    (:func:`line_cut`): the model then sees, mid-text, the bare newline a prompt cut there ends with.
 
     A plain text longer than `max_length` codes is cut at line ends into consecutive rows of at most
     `max_length` codes, each compressed with a codebook of its own (each row is a sequence the model reads from
@@ -227,7 +258,13 @@ def tokenize_rows(
             "(Zip2ZipSFTTrainer skips such rows and counts them)"
         )
     segments = _segments(
-        example, tokenizer, dataset_text_field, completion_only_loss, assistant_only_loss, chat_template
+        example,
+        tokenizer,
+        dataset_text_field,
+        completion_only_loss,
+        assistant_only_loss,
+        chat_template,
+        line_cut_share,
     )
     codec, base = tokenizer.codec, _base_tokenizer(tokenizer)
     plain = not ("prompt" in example and "completion" in example) and "messages" not in example

@@ -31,6 +31,7 @@ def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
         "gradient_checkpointing": preset.gradient_checkpointing,
         "bf16": preset.bf16_enabled,
         "distillation_weight": preset.distillation_weight,
+        "line_cut_share": preset.line_cut_share,
         "logging_steps": 10,
         "save_steps": 50,
         "save_total_limit": 2,

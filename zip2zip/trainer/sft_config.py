@@ -63,6 +63,11 @@ class Zip2ZipSFTConfig(SFTConfig):
         encoder_warmup_steps (`int`, *optional*, defaults to `0`):
             Optimizer steps at the start during which only the hyper-encoders learn (every other trainable
             weight has learning rate 0); the schedule of the others starts after them.
+        line_cut_share (`float`, *optional*, defaults to `0.0`):
+            Share of plain texts tokenised in two pieces cut after a random line end (the same place in every
+            run), as a prompt and what follows it are at generation time. A prompt that ends at a line end ends
+            with a bare newline token, which inside a whole file the tokenizer would have merged with the next
+            line's indentation; a model trained only on whole files reads it as the end of the text.
         cpu_budget_seconds (`float`, *optional*):
             Train until the training steps have used this many seconds of process CPU time (all threads), and
             run the learning-rate schedule over that budget instead of `max_steps` (which then only caps the
@@ -121,6 +126,15 @@ class Zip2ZipSFTConfig(SFTConfig):
         },
     )
 
+    line_cut_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of plain texts tokenised in two pieces cut after a random line end, as a prompt and its "
+            "continuation are at generation time, so that a prompt ending at a line end does not read as the end "
+            "of the text (0 = every text tokenised whole)."
+        },
+    )
+
     def __post_init__(self) -> None:
         if not has_accelerator():
             if self.bf16 is None and not self.fp16:
@@ -161,6 +175,11 @@ class Zip2ZipSFTConfig(SFTConfig):
             raise ValueError(
                 f"Zip2ZipSFTConfig.hidden_distillation_loss must be 'nmse' or 'cosine', got "
                 f"{self.hidden_distillation_loss!r}"
+            )
+        share = self.line_cut_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(
+                f"Zip2ZipSFTConfig.line_cut_share is a share of the plain texts, in [0, 1]; got {share!r}"
             )
         steps = self.encoder_warmup_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:

@@ -367,6 +367,7 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
                     "max_length": args.max_length,
                     "chat_template": None,
                     "split_long_texts": args.split_long_texts,
+                    "line_cut_share": args.line_cut_share,
                 },
                 remove_columns=columns,
                 # a stream is read row by row, so that a bad row fails when it comes, not a batch early
