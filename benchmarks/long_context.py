@@ -8,8 +8,9 @@ in one run:
   ``--control``, the no-compression control, in windows of 1,024 .. 8,192 positions on the same bytes: whole
   held-out documents long enough for the largest window (code, prose, and the unseen Go); compression (base
   tokens per code) per window; a plot of zip2zip / base and zip2zip / control against the window.
-* **endings** (``--part endings``): greedy continuations of held-out code prompts cut mid-file; a model that
-  learned files end every few thousand characters writes an end-of-sequence token where the file goes on.
+* **endings** (``--part endings``): greedy continuations of held-out code prompts cut mid-file at a line end, and
+  the probability of end of sequence right after the cut; a model that reads the prompt's bare newline as the end
+  of the file writes an end-of-sequence token where the file goes on.
 * **speed** (``--part speed``): prefill time, time per decoding step and KV-cache bytes after prompts of 1k
   .. 8k base tokens of held-out code, base vs zip2zip; the time for 128 new base tokens after a 4k-token code
   prompt; the codebook's fill along an 8k-token window and what a larger codebook (``C``) gives in

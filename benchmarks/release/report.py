@@ -554,8 +554,10 @@ def _endings_lines(endings: dict[str, Any], new: int) -> list[str]:
         "### Code files cut mid-file",
         "",
         "Greedy continuations of held-out code files cut at a line end (`benchmarks/long_context.py`'s "
-        "`measure_endings`; end of sequence allowed): a model that learned that files end every few thousand "
-        "characters writes an end-of-sequence token where the file goes on.",
+        "`measure_endings`; end of sequence allowed). Cut there, a prompt ends with a bare newline token, which "
+        "inside a whole file the tokenizer merges with the next line's indentation: a model that never saw one "
+        "before an indented line reads it as the end of the file and writes an end-of-sequence token where the "
+        "file goes on.",
         "",
         "| prompt | characters | base: new base tokens | base: ended | zip2zip: new base tokens | zip2zip: ended "
         "| P(end of sequence next): base / zip2zip |",
