@@ -311,6 +311,9 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
                 },
             }
         )
+        if args.token_healing:
+            healed = greedy_healed(zip_model, zip_tokenizer, codes, args.new_tokens)
+            rows[-1]["zip2zip_token_healing"] = {"base_tokens": len(healed), "ended": eos in healed}
         print(
             f"prompt of {len(head)} characters: base {rows[-1]['base']}, zip2zip {rows[-1]['zip2zip']}",
             flush=True,
@@ -324,9 +327,40 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
         "zip2zip_full": sum(
             not r["zip2zip"]["ended"] and r["zip2zip"]["base_tokens"] >= args.new_tokens for r in rows
         ),
+        **(
+            {
+                "zip2zip_token_healing_full": sum(
+                    not r["zip2zip_token_healing"]["ended"]
+                    and r["zip2zip_token_healing"]["base_tokens"] >= args.new_tokens
+                    for r in rows
+                )
+            }
+            if args.token_healing
+            else {}
+        ),
         "base_mean_p_eos": sum(r["base"]["p_eos"] for r in rows) / max(len(rows), 1),
         "zip2zip_mean_p_eos": sum(r["zip2zip"]["p_eos"] for r in rows) / max(len(rows), 1),
     }
+
+
+def greedy_healed(model: Any, tokenizer: Any, codes: list[int], new_base_tokens: int) -> list[int]:
+    """The new base ids of a greedy zip2zip ``generate(token_healing=True)``: the prompt gives up its last base
+    token and the first new code must start with a token that extends it, so the model writes the
+    newline-and-indentation token itself instead of reading a bare newline. The new ids start with that token."""
+    input_ids = torch.tensor([codes])
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        do_sample=False,
+        token_healing=True,
+        tokenizer=tokenizer,
+        max_new_base_tokens=new_base_tokens,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    written = sum(
+        model.last_generation_stats.base_tokens
+    )  # the healed prompt's length differs from the prompt's
+    return out[0, out.shape[1] - written :].tolist() if written else []
 
 
 def next_probability(model: Any, ids: list[int], token: int) -> float:
@@ -438,6 +472,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--eos-prompts", type=int, default=8, help="held-out code prompts cut mid-file")
     parser.add_argument("--eos-chars", type=int, default=3000, help="characters of each such prompt")
+    parser.add_argument(
+        "--token-healing",
+        action="store_true",
+        help="also continue each cut file with generate(token_healing=True), zip2zip only",
+    )
     parser.add_argument("--steps", type=int, default=8, help="decoding steps timed after each prompt")
     parser.add_argument("--repeats", type=int, default=3, help="timings are medians over this many")
     parser.add_argument(
@@ -471,7 +510,13 @@ def main(argv: list[str] | None = None) -> None:
         report["endings"] = measure_endings(models, args)
         print(
             f"full {args.new_tokens} base tokens without end-of-sequence: base {report['endings']['base_full']}, "
-            f"zip2zip {report['endings']['zip2zip_full']} of {report['endings']['prompts']}; mean probability of "
+            f"zip2zip {report['endings']['zip2zip_full']} of {report['endings']['prompts']}"
+            + (
+                f", zip2zip with token healing {report['endings']['zip2zip_token_healing_full']}"
+                if args.token_healing
+                else ""
+            )
+            + "; mean probability of "
             f"end of sequence after the cut: base {report['endings']['base_mean_p_eos']:.3f}, "
             f"zip2zip {report['endings']['zip2zip_mean_p_eos']:.3f}"
         )

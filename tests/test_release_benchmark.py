@@ -966,3 +966,29 @@ def test_summary_only_for_a_full_run_of_the_shipped_model(release):
     assert release.summary.summary_folder(synthetic_report(release, AT_THE_BARS, quick=True)) is None
     report["run"]["shipped"] = False
     assert release.summary.summary_folder(report) is None
+
+
+def test_endings_with_token_healing_count_what_the_model_wrote_after_the_healed_prompt():
+    """``--token-healing`` continues each cut file a third time, with transformers' token healing, and counts the
+    base tokens written after the healed prompt (whose length differs from the prompt's)."""
+    import argparse
+
+    from _benchmarks import load_benchmark
+    from _tiny_models import tiny_base_model, tiny_zip2zip
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    long_context = load_benchmark("long_context")
+    base_tokenizer = tiny_bpe_tokenizer()
+    zip_model, zip_tokenizer = tiny_zip2zip()
+    pairs = {
+        "base": (tiny_base_model(vocab_size=len(base_tokenizer)), base_tokenizer),
+        "zip2zip": (zip_model, zip_tokenizer),
+    }
+    args = argparse.Namespace(new_tokens=5, eos_prompts=2, eos_chars=200, token_healing=True)
+    endings = long_context.measure_endings(pairs, args)
+    assert endings["prompts"] == 2
+    for row in endings["rows"]:
+        healed = row["zip2zip_token_healing"]
+        assert 0 < healed["base_tokens"] <= 5
+        assert healed["base_tokens"] == 5 or healed["ended"]
+    assert 0 <= endings["zip2zip_token_healing_full"] <= 2

@@ -162,6 +162,7 @@ def measure_long_context(models: dict[str, Any], settings: dict[str, Any]) -> di
         repeats=settings["long_repeats"],
         eos_prompts=settings["long_endings"],
         eos_chars=settings["long_ending_chars"],
+        token_healing=False,  # the bar is about generate's defaults
     )
     prompt = long_context.code_ids(models["base_tokenizer"])[: settings["long_prompt_tokens"]]
     if len(prompt) < settings["long_prompt_tokens"]:

@@ -71,6 +71,7 @@ from .stopping_zip2zip import (
     Zip2ZipMaxBaseTokensCriteria,
     Zip2ZipPrefixGreedyLogitsProcessor,
     Zip2ZipStopStringCriteria,
+    Zip2ZipTokenHealingLogitsProcessor,
 )
 from .streamers_zip2zip import Zip2ZipTextIteratorStreamer, Zip2ZipTextStreamer, _BaseIdStreamer
 
@@ -194,6 +195,14 @@ class Zip2ZipGenerationMixin(GenerationMixin):
                 starts with it, then the longest run of the codebook that stays the likeliest
                 ([`Zip2ZipPrefixGreedyLogitsProcessor`]). Greedy search only. Also read from
                 `generation_config.greedy_by`.
+            token_healing (`bool`, *optional*, defaults to `False`):
+                transformers' token healing, done on base tokens: each row's prompt gives up its last base token
+                (unless no longer token starts with it), and the first new code must start with that token or
+                one that extends it, so a prompt that ends where the tokenizer would have merged on (a newline
+                before an indented line, a word cut short) is continued as the whole text would be. The text
+                always starts with the prompt's text; the returned prompt part is the healed prompt (decode the
+                whole row). Needs `tokenizer=`; not with prompt lookup. Also read from
+                `generation_config.token_healing`.
             prompt_lookup_match (`str`, *optional*, defaults to `"base"`):
                 What prompt lookup matches: `"base"` the text as base tokens, re-encoded with the row's current
                 codebook (a proposed code can stand for several base tokens), or `"codes"` the code stream.
@@ -245,6 +254,24 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         ):
             kwargs["max_new_tokens"] = int(max_new_base_tokens)
 
+        healing = None
+        if _setting("token_healing", kwargs, configs, pop=True):
+            if _setting("prompt_lookup_num_tokens", kwargs, configs):
+                raise ValueError(
+                    "token_healing=True and prompt_lookup_num_tokens cannot be combined: healing constrains the "
+                    "first new code, and prompt lookup proposes several codes per pass; drop one of the two"
+                )
+            if prompt is None:
+                raise ValueError(
+                    "token_healing=True needs the prompt as input_ids (token ids, not embeddings)"
+                )
+            healed_ids, healed_mask, extensions = self._heal_prompts(
+                prompt, kwargs.get("attention_mask"), tokenizer, _special_ids(self, kwargs, configs)[0]
+            )
+            inputs, kwargs["input_ids"], kwargs["attention_mask"] = None, healed_ids, healed_mask
+            healing = (extensions, healed_ids.shape[1])
+        kwargs["token_healing"] = False  # done above, on base tokens; transformers' own re-tokenizes text
+
         state = Zip2ZipGenerationState(self, max_new_base_tokens)
         state.lookup_match = lookup_match
         pad_id, eos_ids = _special_ids(self, kwargs, configs)
@@ -259,6 +286,8 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         if processors:
             # transformers' own processors keep -inf at -inf; custom ones may not, so re-mask after them.
             processors.append(Zip2ZipAcceptSetLogitsProcessor(state))
+        if healing is not None:
+            processors.append(Zip2ZipTokenHealingLogitsProcessor(state, *healing))
         if greedy_by == "prefix":
             processors.append(Zip2ZipPrefixGreedyLogitsProcessor(state))
         wrapped = _BaseIdStreamer(streamer, state, pad_id) if streamer is not None else None
@@ -296,6 +325,52 @@ class Zip2ZipGenerationMixin(GenerationMixin):
             codes=codes,
             generation_stats=stats,
         )
+
+    def _heal_prompts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, tokenizer: Any, pad_id: int
+    ) -> tuple[torch.Tensor, torch.Tensor, list[frozenset[int] | None]]:
+        """Each row's prompt without its last base token, re-encoded and left-padded again, with the base ids
+        that extend the removed token (None where the row is kept: a one-token prompt, a special token, or a
+        token no longer one starts with)."""
+        if tokenizer is None:
+            raise ValueError(
+                "token_healing=True needs the tokenizer to find the tokens that extend each prompt's last one: pass "
+                "tokenizer=tok as well"
+            )
+        base = getattr(tokenizer, "base", None) or tokenizer
+        special = set(base.all_special_ids)
+        vocab = [
+            (text, i)
+            for text, i in base.get_vocab().items()
+            if i < self.codec.vocab_size and i not in special
+        ]
+        mask = (
+            attention_mask.tolist()
+            if attention_mask is not None
+            else [[1] * input_ids.shape[1]] * len(input_ids)
+        )
+        found: dict[int, frozenset[int]] = {}
+        rows, extensions = [], []
+        for codes, keep in zip(input_ids.tolist(), mask, strict=True):
+            codes = [c for c, k in zip(codes, keep, strict=True) if k]
+            ids = self.codec.decode(codes)
+            tail = ids[-1] if len(ids) > 1 and ids[-1] not in special else None
+            if tail is not None and tail not in found:
+                start = base.convert_ids_to_tokens(tail)
+                found[tail] = frozenset(i for text, i in vocab if text.startswith(start))
+            if tail is None or len(found[tail]) < 2:
+                rows.append(codes)
+                extensions.append(None)
+            else:
+                rows.append(self.codec.encode(ids[:-1]))
+                extensions.append(found[tail])
+        width = max(map(len, rows))
+        device = input_ids.device
+        healed = torch.tensor(
+            [[pad_id] * (width - len(r)) + r for r in rows], dtype=input_ids.dtype, device=device
+        )
+        healed_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        return healed, healed_mask, extensions
 
     def compute_transition_scores(
         self,

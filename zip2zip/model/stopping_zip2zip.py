@@ -27,6 +27,7 @@ __all__ = [
     "Zip2ZipMaxBaseTokensCriteria",
     "Zip2ZipPrefixGreedyLogitsProcessor",
     "Zip2ZipStopStringCriteria",
+    "Zip2ZipTokenHealingLogitsProcessor",
 ]
 
 GREEDY_BY_MODES = ("code", "prefix")
@@ -141,6 +142,43 @@ class Zip2ZipPrefixGreedyLogitsProcessor(LogitsProcessor):
         chosen = chosen.to(scores.device)
         keep[rows, chosen] = scores[rows, chosen]
         return keep
+
+
+class Zip2ZipTokenHealingLogitsProcessor(LogitsProcessor):
+    """Token healing's first step: a row whose prompt lost its last base token may only write a code whose text
+    starts with that token's text (the token itself, or a longer token that extends it, alone or at the start of
+    a hypertoken); every later step is left as it is.
+
+    `extensions[b]` holds the base ids that extend row `b`'s removed token (None: the row was not healed), and
+    `prompt_columns` the width of the healed prompt, so the first step is the one that scores after it.
+    """
+
+    def __init__(
+        self, state: Zip2ZipGenerationState, extensions: Sequence[frozenset[int] | None], prompt_columns: int
+    ) -> None:
+        self.state = state
+        self.extensions = list(extensions)
+        self.prompt_columns = prompt_columns
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        column = input_ids.shape[1] - 1
+        if column != self.prompt_columns - 1:
+            return scores
+        state = self.state
+        state.sync(input_ids)
+        allowed = torch.zeros_like(scores, dtype=torch.bool)
+        for b, extensions in enumerate(self.extensions):
+            if extensions is None:
+                allowed[b] = True
+                continue
+            allowed[b, sorted(extensions)] = True
+            limit, candidate = state.limits[b][column], state.candidates[b][column]
+            entries = state.entries[b][: limit - (candidate is not None)]
+            if candidate is not None:
+                entries = [*entries, candidate]
+            slots = [k for k, entry in enumerate(entries) if entry[0] in extensions]
+            allowed[b, [state.V + k for k in slots]] = True
+        return scores.masked_fill(~allowed, float("-inf"))
 
 
 class Zip2ZipStopStringCriteria(StoppingCriteria):
