@@ -89,7 +89,9 @@ def test_rows_heal_in_a_batch_as_they_do_alone(tiny):
     batch = model.generate(**tok(PROMPTS, return_tensors="pt", padding=True), **settings)
     for row, prompt in enumerate(PROMPTS):
         alone = model.generate(**tok(prompt, return_tensors="pt"), **settings)
-        assert tok.decode(batch[row], skip_special_tokens=True) == tok.decode(alone[0], skip_special_tokens=True)
+        assert tok.decode(batch[row], skip_special_tokens=True) == tok.decode(
+            alone[0], skip_special_tokens=True
+        )
 
 
 def test_a_prompt_with_nothing_to_heal_is_continued_as_without_healing(tiny):
