@@ -342,7 +342,7 @@ class Zip2ZipGenerationMixin(GenerationMixin):
         vocab = [
             (text, i)
             for text, i in base.get_vocab().items()
-            if i < self.codec.vocab_size and i not in special
+            if i < self.codec.base_vocab_size and i not in special
         ]
         mask = (
             attention_mask.tolist()
