@@ -197,7 +197,7 @@ class Zip2ZipGenerationMixin(GenerationMixin):
                 `generation_config.greedy_by`.
             token_healing (`bool`, *optional*, defaults to `False`):
                 transformers' token healing, done on base tokens: each row's prompt gives up its last base token
-                (unless no longer token starts with it), and the first new code must start with that token or
+                (unless no longer token extends it), and the first new code must start with that token or
                 one that extends it, so a prompt that ends where the tokenizer would have merged on (a newline
                 before an indented line, a word cut short) is continued as the whole text would be. The text
                 always starts with the prompt's text; the returned prompt part is the healed prompt (decode the
@@ -331,7 +331,7 @@ class Zip2ZipGenerationMixin(GenerationMixin):
     ) -> tuple[torch.Tensor, torch.Tensor, list[frozenset[int] | None]]:
         """Each row's prompt without its last base token, re-encoded and left-padded again, with the base ids
         that extend the removed token (None where the row is kept: a one-token prompt, a special token, or a
-        token no longer one starts with)."""
+        token that no longer token extends)."""
         if tokenizer is None:
             raise ValueError(
                 "token_healing=True needs the tokenizer to find the tokens that extend each prompt's last one: pass "
