@@ -102,3 +102,19 @@ def test_streamed_steps_assemble_the_returned_text(shipped):
     assert streamer.puts[-1] == ["end"]
     assert [i for put in steps for i in put] == out.sequences[0, P:].tolist()
     assert any(len(put) > 1 for put in steps), "some steps write a hypertoken"
+
+
+def test_token_healing_continues_a_file_cut_inside_a_function_body(shipped):
+    """A held-out Python file cut at a line end inside an indented block ends with a bare newline, which a model
+    trained on whole files reads as the file's end (the release-v2 model writes `<|im_end|>` at once here);
+    healed, it writes on, and its text starts with the prompt's."""
+    from zip2zip.corpora.store import load_files
+
+    model, tok = shipped
+    text = next(t for t in load_files("code", "heldout") if len(t) >= 6000 and "ignoring\n            #" in t)
+    prompt = text[: text.index("ignoring\n            #") + len("ignoring\n")]
+    enc = tok(prompt, return_tensors="pt")
+    out = model.generate(**enc, max_new_base_tokens=24, do_sample=False, token_healing=True, tokenizer=tok)
+    assert model.last_generation_stats.base_tokens == [24]
+    assert tok.eos_token_id not in out[0].tolist()
+    assert tok.decode(out[0]).startswith(prompt)
