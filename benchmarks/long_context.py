@@ -318,29 +318,22 @@ def measure_endings(models: dict[str, Any], args: argparse.Namespace) -> dict[st
             f"prompt of {len(head)} characters: base {rows[-1]['base']}, zip2zip {rows[-1]['zip2zip']}",
             flush=True,
         )
-    return {
+
+    def full(kind: str) -> int:
+        """The prompts on which ``kind`` wrote its whole budget without an end-of-sequence token."""
+        return sum(not r[kind]["ended"] and r[kind]["base_tokens"] >= args.new_tokens for r in rows)
+
+    summary = {
         "prompts": len(rows),
         "rows": rows,
-        "base_full": sum(
-            not r["base"]["ended"] and r["base"]["base_tokens"] >= args.new_tokens for r in rows
-        ),
-        "zip2zip_full": sum(
-            not r["zip2zip"]["ended"] and r["zip2zip"]["base_tokens"] >= args.new_tokens for r in rows
-        ),
-        **(
-            {
-                "zip2zip_token_healing_full": sum(
-                    not r["zip2zip_token_healing"]["ended"]
-                    and r["zip2zip_token_healing"]["base_tokens"] >= args.new_tokens
-                    for r in rows
-                )
-            }
-            if args.token_healing
-            else {}
-        ),
+        "base_full": full("base"),
+        "zip2zip_full": full("zip2zip"),
         "base_mean_p_eos": sum(r["base"]["p_eos"] for r in rows) / max(len(rows), 1),
         "zip2zip_mean_p_eos": sum(r["zip2zip"]["p_eos"] for r in rows) / max(len(rows), 1),
     }
+    if args.token_healing:
+        summary["zip2zip_token_healing_full"] = full("zip2zip_token_healing")
+    return summary
 
 
 def greedy_healed(model: Any, tokenizer: Any, codes: list[int], new_base_tokens: int) -> list[int]:
@@ -357,9 +350,8 @@ def greedy_healed(model: Any, tokenizer: Any, codes: list[int], new_base_tokens:
         max_new_base_tokens=new_base_tokens,
         pad_token_id=tokenizer.eos_token_id,
     )
-    written = sum(
-        model.last_generation_stats.base_tokens
-    )  # the healed prompt's length differs from the prompt's
+    # The healed prompt's length differs from the prompt's: count back from the end what the model wrote.
+    written = sum(model.last_generation_stats.base_tokens)
     return out[0, out.shape[1] - written :].tolist() if written else []
 
 
@@ -510,15 +502,10 @@ def main(argv: list[str] | None = None) -> None:
         report["endings"] = measure_endings(models, args)
         print(
             f"full {args.new_tokens} base tokens without end-of-sequence: base {report['endings']['base_full']}, "
-            f"zip2zip {report['endings']['zip2zip_full']} of {report['endings']['prompts']}"
-            + (
-                f", zip2zip with token healing {report['endings']['zip2zip_token_healing_full']}"
-                if args.token_healing
-                else ""
-            )
-            + "; mean probability of "
-            f"end of sequence after the cut: base {report['endings']['base_mean_p_eos']:.3f}, "
-            f"zip2zip {report['endings']['zip2zip_mean_p_eos']:.3f}"
+            f"zip2zip {report['endings']['zip2zip_full']}, "
+            f"zip2zip with token healing {report['endings'].get('zip2zip_token_healing_full', 'not run')} "
+            f"of {report['endings']['prompts']}; mean probability of end of sequence after the cut: "
+            f"base {report['endings']['base_mean_p_eos']:.3f}, zip2zip {report['endings']['zip2zip_mean_p_eos']:.3f}"
         )
     (out / f"{args.part}.json").write_text(json.dumps(report, indent=1) + "\n")
 
