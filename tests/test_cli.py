@@ -223,6 +223,30 @@ def test_generate_length_flags_mean_what_the_api_means(saved, flags, api, capsys
     assert "UNTRAINED" in captured.err and "UNTRAINED" not in captured.out
 
 
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("prompt", ["def f(x):\n    y = x\n", "the cat sat on the mat. the cat sat on the ma"])
+def test_generate_token_healing_prints_what_follows_the_prompts_text(saved, prompt, stream, capsys):
+    from zip2zip.loading import load_zip2zip
+
+    _, folder = saved
+    flags = [] if stream else ["--no-stream"]
+    argv = ["generate", prompt, "--model", str(folder), "--threads", "1", "--max-new-base-tokens", "12"]
+    assert main([*argv, "--token-healing", *flags]) == 0
+    printed = capsys.readouterr().out
+    model, tok, _ = load_zip2zip(folder)
+    enc = tok(prompt, return_tensors="pt")
+    out = model.generate(**enc, max_new_base_tokens=12, do_sample=False, token_healing=True, tokenizer=tok)
+    text = tok.decode(out[0], skip_special_tokens=True)
+    assert text.startswith(prompt)
+    assert printed.rstrip("\n") == text[len(prompt) :].rstrip("\n")
+
+
+def test_generate_token_healing_refuses_chat(saved):
+    _, folder = saved
+    with pytest.raises(SystemExit, match="--token-healing continues a raw prompt"):
+        main(["generate", "hello", "--chat", "--token-healing", "--model", str(folder)])
+
+
 def test_train_follows_the_recipe_resumes_and_the_result_loads_as_trained(saved, tmp_path, capsys):
     """Two steps on a folder of texts and a JSON Lines file follow the preset and the recipe; asked for four
     steps, the same command resumes from the checkpoint and logs each step once; the result loads as trained."""

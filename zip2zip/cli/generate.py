@@ -52,6 +52,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--token-healing",
+        action="store_true",
+        help="let the answer start inside the prompt's last token (a prompt cut at a line end or mid-word is "
+        "continued as the whole text would be; generate(token_healing=True)); not with --chat",
+    )
     p.add_argument("--no-stream", action="store_true", help="print the answer at the end only")
     p.add_argument(
         "--show-hypertokens", action="store_true", help="highlight hypertokens in prompt and answer"
@@ -75,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     import torch
-    from transformers import TextStreamer
 
     from zip2zip.utils.hardware import set_cpu_threads
 
@@ -87,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {**length_settings(args), "do_sample": args.sample}
     if args.sample:
         settings.update(temperature=args.temperature, top_p=args.top_p)
+    if args.token_healing:
+        if args.chat:
+            raise SystemExit(
+                "zip2zip generate: --token-healing continues a raw prompt's text, but --chat ends the prompt with "
+                "the chat template's assistant header; drop one of the two"
+            )
+        settings["token_healing"] = True
     set_cpu_threads(args.threads)
     model, tok, _ = load_zip2zip_or_exit("generate", args)
     if args.chat:
@@ -98,23 +110,58 @@ def run(args: argparse.Namespace) -> int:
     else:
         enc = tok(prompt, return_tensors="pt")
     torch.manual_seed(args.seed)
-    streamer = None if args.no_stream else TextStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+    # A healed prompt gives up its last token, which the answer then writes again: print past the prompt's text.
+    prompt_text = tok.decode(enc["input_ids"][0], skip_special_tokens=True)
+    skip_chars = len(prompt_text) if args.token_healing else 0
+    streamer = None if args.no_stream else _AnswerStreamer(tok, skip_chars)
+    if args.token_healing:
+        settings["tokenizer"] = tok  # healing reads which tokens extend the prompt's last one
     start = time.perf_counter()
     out = model.generate(
         **enc, **settings, streamer=streamer, return_dict_in_generate=True, pad_token_id=tok.pad_token_id
     )
     seconds = time.perf_counter() - start
-    prompt_len = enc["input_ids"].shape[1]
     if args.no_stream:
-        print(tok.decode(out.sequences[0][prompt_len:], skip_special_tokens=True))
+        print(answer_text(tok, out.sequences[0], enc["input_ids"].shape[1], skip_chars))
     stats = out.generation_stats
     if args.show_hypertokens:
         print("\n== prompt and answer, hypertokens highlighted")
         print(tok.visualize(out.codes[0], format=view_format(args), skip_special_tokens=True))
-    base_prompt = len(tok.decode_to_base_ids(enc["input_ids"][0]))
+    base_prompt, positions = len(tok.decode_to_base_ids(enc["input_ids"][0])), enc["input_ids"].shape[1]
     note(
-        f"\n[prompt: {base_prompt} base tokens in {prompt_len} positions; answer: {sum(stats.base_tokens)} base "
+        f"\n[prompt: {base_prompt} base tokens in {positions} positions; answer: {sum(stats.base_tokens)} base "
         f"tokens in {stats.steps} decoding steps ({stats.compression:.2f} base tokens per step, "
         f"{stats.hypertoken_rate:.0%} hypertokens); {seconds:.1f} s]"
     )
     return 0
+
+
+def answer_text(tok: Any, row: Any, prompt_len: int, skip_chars: int) -> str:
+    """The answer in a row of `generate`'s output: what follows the prompt's codes, or, after token healing
+    (``skip_chars`` > 0), what follows the prompt's text (the healed prompt is shorter than the one given)."""
+    if not skip_chars:
+        return tok.decode(row[prompt_len:], skip_special_tokens=True)
+    return tok.decode(row, skip_special_tokens=True)[skip_chars:]
+
+
+class _AnswerStreamer:
+    """Prints the answer as it is decoded: the stock `TextStreamer`, told to skip the prompt, or after token
+    healing to skip the prompt's first ``skip_chars`` characters of text (the last prompt token comes again)."""
+
+    def __init__(self, tok: Any, skip_chars: int) -> None:
+        from transformers import TextStreamer
+
+        self.skip_chars = skip_chars
+        self.streamer = TextStreamer(tok, skip_prompt=not skip_chars, skip_special_tokens=True)
+        self.streamer.on_finalized_text = self._print
+
+    def put(self, value: Any) -> None:
+        self.streamer.put(value)
+
+    def end(self) -> None:
+        self.streamer.end()
+
+    def _print(self, text: str, stream_end: bool = False) -> None:
+        cut = min(self.skip_chars, len(text))
+        self.skip_chars -= cut
+        print(text[cut:], flush=True, end="" if not stream_end else None)
