@@ -224,7 +224,9 @@ def test_generate_length_flags_mean_what_the_api_means(saved, flags, api, capsys
 
 
 @pytest.mark.parametrize("stream", [True, False])
-@pytest.mark.parametrize("prompt", ["def f(x):\n    y = x\n", "the cat sat on the mat. the cat sat on the ma"])
+@pytest.mark.parametrize(
+    "prompt", ["def f(x):\n    y = x\n", "the cat sat on the mat. the cat sat on the ma"]
+)
 def test_generate_token_healing_prints_what_follows_the_prompts_text(saved, prompt, stream, capsys):
     from zip2zip.loading import load_zip2zip
 
