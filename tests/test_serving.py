@@ -100,6 +100,9 @@ def reference(served):
                 **options,
             )
         text = tok.decode(out[0][inputs["input_ids"].shape[-1] :], skip_special_tokens=True)
+        if options.get("token_healing"):  # the healed prompt is shorter: the reply follows the prompt's text
+            given = tok.decode(inputs["input_ids"][0], skip_special_tokens=True)
+            text = tok.decode(out[0], skip_special_tokens=True)[len(given) :]
         return text, model.last_generation_stats
 
     return generate
@@ -205,6 +208,70 @@ def test_greedy_by_prefix_flag_serves_what_generate_gives_with_it(served, refere
         assert differs, "the flag changed no answer: the check would not tell it from plain greedy"
     finally:
         stop_server(process)
+
+
+def test_token_healing_flag_serves_completions_as_generate_heals_them(served, reference, tmp_path):
+    from transformers import AutoTokenizer
+
+    folder, _ = served
+    process, url = start_server(str(folder), tmp_path / "server.log", "--token-healing")
+    try:
+        healing = openai.OpenAI(
+            base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0
+        )
+        name, healed = model_name(healing), 0
+        base_tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True).base
+        for prompt in (PROMPTS[1], PROMPTS[2], PROMPTS[3], PROMPTS[5]):
+            text, stats = reference(prompt, token_healing=True)
+            reply = healing.completions.create(
+                model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0
+            )
+            assert reply.choices[0].text == text
+            check_usage(reply.usage, stats)
+            chunks = list(
+                healing.completions.create(
+                    model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0, stream=True
+                )
+            )
+            assert "".join(c.choices[0].text for c in chunks if c.choices) == text
+            check_usage(chunks[-1].usage, stats)
+            # The prompt counted is the one generate() read: the given one, or it less its last base token.
+            given = len(base_tokenizer(prompt)["input_ids"])
+            assert reply.usage.prompt_tokens in (given, given - 1)
+            healed += reply.usage.prompt_tokens == given - 1
+        assert healed, "no prompt was healed: the check would not tell the flag from plain greedy"
+        # Chat prompts end with the template's assistant header: never healed.
+        chat, stats = reference(messages=CHAT)
+        reply = healing.chat.completions.create(
+            model=name, messages=CHAT, max_tokens=MAX_TOKENS, temperature=0
+        )
+        assert reply.choices[0].message.content == chat
+        check_usage(reply.usage, stats)
+    finally:
+        stop_server(process)
+
+
+def test_token_healing_with_prompt_lookup_is_refused_at_start_up(served):
+    folder, _ = served
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zip2zip.cli",
+            "serve",
+            str(folder),
+            "--token-healing",
+            "--prompt-lookup",
+            "4",
+        ],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "token healing and prompt lookup cannot be combined" in result.stderr
 
 
 def test_sampling_with_a_seed_repeats(client):

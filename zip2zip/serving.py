@@ -10,7 +10,8 @@ The app, its endpoints, request parsing, SSE streaming and the per-model inferen
   request's own ``last_generation_stats``; the stream's end is sent after them.
 * :class:`Zip2ZipChatCompletionHandler` and :class:`Zip2ZipCompletionHandler` check requests (a 4xx naming what
   was wrong), make ``max_tokens`` a budget of *base tokens* of text (``max_new_base_tokens``) and add zip2zip's
-  counts to ``usage``.
+  counts to ``usage``; with ``--token-healing``, text completions are healed and the reply's text (streamed or
+  not) starts after the prompt's text.
 
 What is rewritten rather than subclassed (no seam upstream) is pinned by tests/test_serving.py against the
 pinned transformers version.
@@ -70,10 +71,16 @@ class ServeSettings:
     prompt_lookup_match: str = "base"
     max_prompt_chars: int | None = None
     greedy_by: Literal["code", "prefix"] = "code"
+    token_healing: bool = False  # text completions only: a chat prompt ends with the template's header
 
     def __post_init__(self) -> None:
         if self.greedy_by not in GREEDY_BY_MODES:
             raise ValueError(f"greedy_by must be one of {GREEDY_BY_MODES}, got {self.greedy_by!r}")
+        if self.token_healing and self.prompt_lookup_num_tokens:
+            raise ValueError(
+                "token healing and prompt lookup cannot be combined: healing constrains the first new code, and "
+                "prompt lookup proposes several codes per pass; turn one of them off"
+            )
 
 
 def refuse_unsupported_modes(continuous_batching: bool = False, compile: bool = False) -> None:
@@ -164,6 +171,23 @@ class Zip2ZipModelManager(ModelManager):
 # ----------------------------------------------------------------------------------------- generation
 
 
+def healed_tail(given: list[int], read: list[int]) -> list[int]:
+    """The base ids at the end of the ``given`` prompt that a healed prompt (``read``, what generate() read)
+    gave up, which the reply writes again; none when the prompt was not healed."""
+    if len(read) < len(given) and given[: len(read)] == read:
+        return given[len(read) :]
+    return []
+
+
+@dataclass
+class HealedPrompt:
+    """The prompt a request's generate() read after token healing."""
+
+    codes: int  # its codes (the usage's prompt_codes)
+    base_tokens: int  # its base tokens (the usage's prompt_tokens)
+    removed: list[int]  # the given prompt's last base ids it gave up, which start the reply's text again
+
+
 class _EndLater:
     """Holds back the streamer's end-of-stream until the request's statistics are stored."""
 
@@ -178,33 +202,47 @@ class _EndLater:
 
 
 class _FlushingStreamer(DirectStreamer):
-    """transformers' streamer, which at the end also sends what its ``DecodeStream`` still holds back.
+    """transformers' streamer, which at the end also sends what its ``DecodeStream`` still holds back, and which
+    after token healing leaves out the text of the prompt tokens the reply writes again.
 
     ``DecodeStream`` waits for the rest of an incomplete UTF-8 sequence and never flushes it, where the full
     decode shows U+FFFD; sending the difference makes the streamed text equal the non-streamed one.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, prompt_base_ids: list[int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ids: list[int] = []
         self._sent: list[str] = []
+        self._prompt_base_ids = prompt_base_ids  # given when the prompt may be healed
+        self._skip = self._skip_total = 0
 
     def put(self, value: Any) -> None:
         first = self._first
+        if first and self._prompt_base_ids is not None:
+            # The first put is the prompt generate() read: the given one, or the healed one, shorter.
+            removed = healed_tail(self._prompt_base_ids, value.reshape(-1).tolist())
+            self._skip = self._skip_total = len(self._tokenizer.decode(removed, skip_special_tokens=True))
         super().put(value)
         if not first:
             self._ids.extend(int(i) for i in value.reshape(-1).tolist())
 
     def _enqueue(self, item: Any) -> None:
         if type(item) is str:
+            cut = min(self._skip, len(item))
+            self._skip -= cut
+            item = item[cut:]
+            if not item:
+                return
             self._sent.append(item)
         super()._enqueue(item)
 
     def flush(self) -> None:
         if self._parser is not None:
             return
-        full, sent = self._tokenizer.decode(self._ids, skip_special_tokens=True), "".join(self._sent)
+        full = self._tokenizer.decode(self._ids, skip_special_tokens=True)[self._skip_total :]
+        sent = "".join(self._sent)
         if len(full) > len(sent) and full.startswith(sent):
+            self._skip = 0
             self._enqueue(full[len(sent) :])
 
 
@@ -216,6 +254,7 @@ class Zip2ZipGenerateManager(GenerateManager):
         super().__init__()
         self.stats: OrderedDict[str, Any] = OrderedDict()
         self.seeds: OrderedDict[str, int] = OrderedDict()
+        self.healed: OrderedDict[str, HealedPrompt] = OrderedDict()
 
     def _generate(self, model: Any, request_id: str, **kwargs: Any) -> Any:
         import torch
@@ -230,6 +269,8 @@ class Zip2ZipGenerateManager(GenerateManager):
         stats = getattr(model, "last_generation_stats", None)
         if stats is not None:
             _bounded_put(self.stats, request_id, stats)
+            if getattr(kwargs.get("generation_config"), "token_healing", False):
+                _bounded_put(self.healed, request_id, _healed_prompt(kwargs, output, stats))
         return output
 
     def generate_streaming(
@@ -244,7 +285,12 @@ class Zip2ZipGenerateManager(GenerateManager):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         rust_tokenizer = getattr(processor, "tokenizer", processor)._tokenizer
-        streamer = _FlushingStreamer(rust_tokenizer, loop, queue, response_parser=response_parser)
+        prompt_base_ids = None
+        if getattr(gen_config, "token_healing", False):
+            prompt_base_ids = processor.decode_to_base_ids(inputs["input_ids"][0])
+        streamer = _FlushingStreamer(
+            rust_tokenizer, loop, queue, response_parser=response_parser, prompt_base_ids=prompt_base_ids
+        )
         kwargs = {
             **inputs,
             "streamer": _EndLater(streamer),
@@ -272,12 +318,24 @@ class Zip2ZipGenerateManager(GenerateManager):
         kwargs = {**inputs, "generation_config": gen_config, "tokenizer": processor}
         sequences = await self.async_submit(self._generate, model, request_id, **kwargs)
         input_len = inputs["input_ids"].shape[-1]
-        generated_ids = sequences[0, input_len:]
+        healed = self.healed.get(request_id)
+        generated_ids = sequences[0, input_len if healed is None else healed.codes :]
         if _is_zip2zip(model):
             # One row: no right padding; the ids are base ids, so the count is the base tokens'.
             generated_ids = generated_ids[: sum(self.stats[request_id].base_tokens)]
         text = processor.decode(generated_ids, skip_special_tokens=True)
+        if healed is not None:
+            text = text[len(processor.decode(healed.removed, skip_special_tokens=True)) :]
         return text, input_len, generated_ids
+
+
+def _healed_prompt(kwargs: dict, output: Any, stats: Any) -> HealedPrompt:
+    """What a healed generate() read as its prompt: its output's columns before the reply's base ids."""
+    tokenizer, sequences = kwargs["tokenizer"], getattr(output, "sequences", output)
+    read = sequences[0, : sequences.shape[-1] - sum(stats.base_tokens)].tolist()
+    read_base = tokenizer.decode_to_base_ids(read)
+    given_base = tokenizer.decode_to_base_ids(kwargs["input_ids"][0])
+    return HealedPrompt(len(read), len(read_base), healed_tail(given_base, read_base))
 
 
 class Zip2ZipGenerationState(GenerationState):
@@ -301,6 +359,7 @@ class _Zip2ZipHandlerMixin:
     settings: ServeSettings
     model_manager: Zip2ZipModelManager
     generation_state: Zip2ZipGenerationState
+    heals_prompts = False  # --token-healing applies to this endpoint's prompts
 
     def __init__(self, *args: Any, settings: ServeSettings | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -432,6 +491,8 @@ class _Zip2ZipHandlerMixin:
             if self.settings.prompt_lookup_num_tokens:
                 gen_config.prompt_lookup_num_tokens = self.settings.prompt_lookup_num_tokens
                 gen_config.prompt_lookup_match = self.settings.prompt_lookup_match
+            if self.settings.token_healing and self.heals_prompts:
+                gen_config.token_healing = True
         _bounded_put(self._prompts, request_id, {"codes": len(codes), "base_tokens": base})
 
     def _usage(self, request_id: str, usage: Any) -> Any:
@@ -444,8 +505,11 @@ class _Zip2ZipHandlerMixin:
             self.model_manager.process_model_name(self.model_manager.force_model)
         )
         stats = manager.stats.pop(request_id, None)
+        healed = manager.healed.pop(request_id, None)
         if prompt is None or stats is None:
             return usage
+        if healed is not None:  # the prompt generate() read; its given last token is counted in the reply
+            prompt = {"codes": healed.codes, "base_tokens": healed.base_tokens}
         completion = sum(stats.base_tokens)
         return CompletionUsage.model_validate(
             {
@@ -545,6 +609,8 @@ class Zip2ZipChatCompletionHandler(_Zip2ZipHandlerMixin, ChatCompletionHandler):
 
 class Zip2ZipCompletionHandler(_Zip2ZipHandlerMixin, CompletionHandler):
     """``/v1/completions``: transformers' handler, with the prompt checked before tokenizing."""
+
+    heals_prompts = True
 
     def _prompt_text(self, body: dict) -> str:
         prompt = body.get("prompt")

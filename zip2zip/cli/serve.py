@@ -65,6 +65,14 @@ def register(subparsers: Any) -> None:
         "token summed over the codes that start with it, then the longest run that stays likeliest",
     )
     p.add_argument(
+        "--token-healing",
+        action="store_true",
+        help="text completions: let the reply start inside the prompt's last token, so a prompt cut at a line "
+        "end or mid-word is continued as the whole text would be (generate(token_healing=True)); the reply "
+        "still starts after the prompt's text, and usage counts the prompt without its last base token, the "
+        "reply with the token that replaced it. Not with --prompt-lookup",
+    )
+    p.add_argument(
         "--max-prompt-chars",
         type=int,
         default=None,
@@ -131,12 +139,16 @@ def run(args: argparse.Namespace) -> int:
             )
         served_name = served_name or SHIPPED_MODEL_NAME
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    settings = ServeSettings(
-        prompt_lookup_num_tokens=args.prompt_lookup or None,
-        prompt_lookup_match=args.prompt_lookup_match,
-        max_prompt_chars=args.max_prompt_chars,
-        greedy_by=args.greedy_by,
-    )
+    try:
+        settings = ServeSettings(
+            prompt_lookup_num_tokens=args.prompt_lookup or None,
+            prompt_lookup_match=args.prompt_lookup_match,
+            max_prompt_chars=args.max_prompt_chars,
+            greedy_by=args.greedy_by,
+            token_healing=args.token_healing,
+        )
+    except ValueError as error:
+        raise SystemExit(f"zip2zip serve: {error}") from None
     try:
         app = build_app(
             model,
