@@ -13,6 +13,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -149,9 +150,9 @@ def test_chat_streamed_equals_non_streamed_equals_generate(client, reference):
     check_usage(chunks[-1].usage, stats)
 
 
-def test_completions_streamed_equals_non_streamed_equals_generate(client, reference):
-    prompt = PROMPTS[0]
-    expected, stats = reference(prompt=prompt)
+def check_completion(client, prompt: str, expected: str, stats) -> Any:
+    """A greedy completion of ``prompt``, non-streamed and streamed, is ``expected`` with the usage of ``stats``;
+    returns the non-streamed reply's usage."""
     name = model_name(client)
     reply = client.completions.create(model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0)
     assert reply.choices[0].text == expected
@@ -164,6 +165,11 @@ def test_completions_streamed_equals_non_streamed_equals_generate(client, refere
     )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
     check_usage(chunks[-1].usage, stats)
+    return reply.usage
+
+
+def test_completions_streamed_equals_non_streamed_equals_generate(client, reference):
+    check_completion(client, PROMPTS[0], *reference(prompt=PROMPTS[0]))
 
 
 def test_max_tokens_counts_base_tokens(client):
@@ -219,59 +225,24 @@ def test_token_healing_flag_serves_completions_as_generate_heals_them(served, re
         healing = openai.OpenAI(
             base_url=f"{url}/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0
         )
-        name, healed = model_name(healing), 0
+        healed = 0
         base_tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True).base
         for prompt in (PROMPTS[1], PROMPTS[2], PROMPTS[3], PROMPTS[5]):
-            text, stats = reference(prompt, token_healing=True)
-            reply = healing.completions.create(
-                model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0
-            )
-            assert reply.choices[0].text == text
-            check_usage(reply.usage, stats)
-            chunks = list(
-                healing.completions.create(
-                    model=name, prompt=prompt, max_tokens=MAX_TOKENS, temperature=0, stream=True
-                )
-            )
-            assert "".join(c.choices[0].text for c in chunks if c.choices) == text
-            check_usage(chunks[-1].usage, stats)
+            usage = check_completion(healing, prompt, *reference(prompt, token_healing=True))
             # The prompt counted is the one generate() read: the given one, or it less its last base token.
             given = len(base_tokenizer(prompt)["input_ids"])
-            assert reply.usage.prompt_tokens in (given, given - 1)
-            healed += reply.usage.prompt_tokens == given - 1
+            assert usage.prompt_tokens in (given, given - 1)
+            healed += usage.prompt_tokens == given - 1
         assert healed, "no prompt was healed: the check would not tell the flag from plain greedy"
         # Chat prompts end with the template's assistant header: never healed.
         chat, stats = reference(messages=CHAT)
         reply = healing.chat.completions.create(
-            model=name, messages=CHAT, max_tokens=MAX_TOKENS, temperature=0
+            model=model_name(healing), messages=CHAT, max_tokens=MAX_TOKENS, temperature=0
         )
         assert reply.choices[0].message.content == chat
         check_usage(reply.usage, stats)
     finally:
         stop_server(process)
-
-
-def test_token_healing_with_prompt_lookup_is_refused_at_start_up(served):
-    folder, _ = served
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zip2zip.cli",
-            "serve",
-            str(folder),
-            "--token-healing",
-            "--prompt-lookup",
-            "4",
-        ],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "token healing and prompt lookup cannot be combined" in result.stderr
 
 
 def test_sampling_with_a_seed_repeats(client):
@@ -395,10 +366,17 @@ def assert_still_serving(client) -> None:
     assert reply.usage.completion_tokens >= 1
 
 
-def test_continuous_batching_is_refused_at_start_up(served):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--continuous-batching"], "continuous batching is not supported"),
+        (["--token-healing", "--prompt-lookup", "4"], "token healing and prompt lookup cannot be combined"),
+    ],
+)
+def test_modes_zip2zip_cannot_run_are_refused_at_start_up(served, flags, message):
     folder, _ = served
     result = subprocess.run(
-        [sys.executable, "-m", "zip2zip.cli", "serve", str(folder), "--continuous-batching"],
+        [sys.executable, "-m", "zip2zip.cli", "serve", str(folder), *flags],
         env=_env(),
         cwd=ROOT,
         capture_output=True,
@@ -406,7 +384,7 @@ def test_continuous_batching_is_refused_at_start_up(served):
         timeout=60,
     )
     assert result.returncode != 0
-    assert "continuous batching is not supported" in result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.slow
