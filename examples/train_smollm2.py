@@ -222,21 +222,23 @@ def warm_start(folder: str, changes: dict, output: str):
     if "initial_codebook" in changes:  # recorded by size: the seed itself is in the saved model's config
         changes["initial_codebook"] = f"{len(changes['initial_codebook'])} entries"
     print(f"warm start from {path}: {len(model.config.disabled_ids)} never-merged ids, changed: {changes}")
-    write_warm_start_record(output, folder, path, changes)
+    write_warm_start_record(output, folder, path, changes, " ".join(sys.argv))
     return model, tokenizer
 
 
-def write_warm_start_record(output: str, folder: str, path: str, changes: dict) -> None:
+def write_warm_start_record(output: str, folder: str, path: str, changes: dict, command: str) -> None:
     """``OUTPUT/warm_start.json``: where the run started and how far that model had trained, so that curves of
-    the run (``python -m benchmarks.release --run``) count the base tokens the weights saw before it."""
+    the run (``python -m benchmarks.release --run``) and a packed checkpoint count the base tokens the weights
+    saw before it. ``command`` is this run's own, so that a run continuing this one can name it."""
     import json
 
     from zip2zip.bundled.shipped import SHIPPED_SETTINGS_FILENAME, shipped_checkpoint_dir
 
-    record_file = shipped_checkpoint_dir() / SHIPPED_SETTINGS_FILENAME if folder == "shipped" else None
-    provenance = (
-        json.loads(record_file.read_text())["provenance"] if record_file and record_file.is_file() else {}
-    )
+    if folder == "shipped":
+        record_file = shipped_checkpoint_dir() / SHIPPED_SETTINGS_FILENAME
+        provenance = json.loads(record_file.read_text())["provenance"] if record_file.is_file() else {}
+    else:
+        provenance = run_folder_provenance(path)
     record = {
         "init_from": folder,
         "path": str(path),
@@ -244,12 +246,39 @@ def write_warm_start_record(output: str, folder: str, path: str, changes: dict) 
         "base_tokens_seen": provenance.get("base_tokens_seen"),
         "global_step": provenance.get("global_step"),
         "command": provenance.get("command"),
+        "run_command": command,
     }
     os.makedirs(output, exist_ok=True)
     target = os.path.join(output, "warm_start.json")
     if not os.path.exists(target):  # a resumed run keeps the record of its start
         with open(target, "w") as handle:
             json.dump(record, handle, indent=1)
+
+
+def run_folder_provenance(path: str) -> dict:
+    """How far the model in a run folder of this script had trained: the steps of its newest checkpoint, the base
+    tokens it logged plus those of the model it continued (its ``warm_start.json``), and its command where that
+    record has it. Empty for a folder that is not a run (a plain model folder)."""
+    import glob
+    import json
+
+    states = glob.glob(os.path.join(path, "checkpoint-*", "trainer_state.json"))
+    if not states:
+        return {}
+    newest = max(states, key=lambda f: int(os.path.basename(os.path.dirname(f)).split("-")[-1]))
+    with open(newest, encoding="utf-8") as handle:
+        state = json.load(handle)
+    logged = [e["num_base_tokens"] for e in state.get("log_history", []) if "num_base_tokens" in e]
+    earlier: dict = {}
+    if os.path.isfile(os.path.join(path, "warm_start.json")):
+        with open(os.path.join(path, "warm_start.json"), encoding="utf-8") as handle:
+            earlier = json.load(handle)
+    seen = (logged[-1] if logged else 0) + (earlier.get("base_tokens_seen") or 0)
+    return {
+        "base_tokens_seen": seen or None,
+        "global_step": state.get("global_step"),
+        "command": earlier.get("run_command"),
+    }
 
 
 def heldout_texts(chars: int) -> dict[str, list[str]]:
@@ -297,7 +326,9 @@ def ship_snapshot(output: str, command: str):
         warm_start = os.path.join(output, "warm_start.json")  # a continued run says what it started from
         if os.path.isfile(warm_start):
             with open(warm_start, encoding="utf-8") as handle:
-                provenance["warm_start"] = json.load(handle)
+                provenance["warm_start"] = record = json.load(handle)
+            if provenance["base_tokens_seen"] is not None and record.get("base_tokens_seen"):
+                provenance["base_tokens_seen"] += record["base_tokens_seen"]  # what the weights saw in all
         out = pack_zip2zip_checkpoint(snapshot, provenance=provenance)
         print(f"held-out {entry['heldout_bpb']:.4f} bits/byte (best so far): packed into {out}", flush=True)
 

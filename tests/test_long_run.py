@@ -79,3 +79,46 @@ def test_base_tokens_seen_continue_after_a_resume(tmp_path):
     resumed.train(resume_from_checkpoint=last_complete_checkpoint(tmp_path / "b" / "run"))
     after = [e for e in resumed.state.log_history if "num_base_tokens" in e][-1]["num_base_tokens"]
     assert after == total
+
+
+def test_a_run_continuing_a_run_counts_the_tokens_of_every_run_before(tmp_path):
+    """`examples/train_smollm2.py --init-from RUN_FOLDER` records what the weights saw: the folder's own run (its
+    newest checkpoint) plus the model that run continued, and that run's command."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_smollm2.py"
+    spec = importlib.util.spec_from_file_location("train_smollm2", script)
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
+
+    trainer = trainer_for(tmp_path, 3)
+    trainer.add_callback(SaveEveryMinutesCallback(1e-9))
+    trainer.train()
+    run = tmp_path / "run"
+    own = [e for e in trainer.state.log_history if "num_base_tokens" in e][-1]["num_base_tokens"]
+    assert own > 0
+    assert train_script.run_folder_provenance(str(run)) == {
+        "base_tokens_seen": own,
+        "global_step": 3,
+        "command": None,
+    }
+    earlier = {
+        "base_tokens_seen": 1_000_000,
+        "global_step": 2000,
+        "run_command": "train_smollm2.py --steps 3",
+    }
+    (run / "warm_start.json").write_text(json.dumps(earlier))
+    continued = tmp_path / "continued"
+    train_script.write_warm_start_record(
+        str(continued), str(run), str(run), {}, "train_smollm2.py --init-from"
+    )
+    record = json.loads((continued / "warm_start.json").read_text())
+    assert record["base_tokens_seen"] == 1_000_000 + own
+    assert record["global_step"] == 3
+    assert record["command"] == "train_smollm2.py --steps 3"
+    assert record["run_command"] == "train_smollm2.py --init-from"
+    # A resumed run keeps the record of its start.
+    train_script.write_warm_start_record(str(continued), "shipped", str(run), {}, "another command")
+    assert json.loads((continued / "warm_start.json").read_text()) == record
+    assert train_script.run_folder_provenance(str(tmp_path)) == {}  # not a run folder
