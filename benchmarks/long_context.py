@@ -7,7 +7,10 @@ in one run:
 * **quality** (``--part quality``): strict bits per byte of the base model, the zip2zip model and, with
   ``--control``, the no-compression control, in windows of 1,024 .. 8,192 positions on the same bytes: whole
   held-out documents long enough for the largest window (code, prose, and the unseen Go); compression (base
-  tokens per code) per window; a plot of zip2zip / base and zip2zip / control against the window.
+  tokens per code) per window; a plot of zip2zip / base and zip2zip / control against the window. With
+  ``--uncompressed-reading``, also the zip2zip model's own weights reading the same bytes as base tokens only
+  (its codec at ``max_subtokens=1``): whether what zip2zip misses at long windows is the context or the
+  hypertokens.
 * **endings** (``--part endings``): greedy continuations of held-out code prompts cut mid-file at a line end, and
   the probability of end of sequence right after the cut; a model that reads the prompt's bare newline as the end
   of the file writes an end-of-sequence token where the file goes on.
@@ -78,7 +81,7 @@ def measure_quality(models: dict[str, Any], args: argparse.Namespace) -> dict[st
         }
         for window in args.windows:
             scores = {}
-            for name in ("base", "zip2zip", "control"):
+            for name in ("base", "zip2zip", "control", "uncompressed"):
                 if models.get(name) is None:
                     continue
                 model, tokenizer = models[name]
@@ -369,23 +372,39 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     models["zip2zip"] = load_model_and_tokenizer(resolve_model(args.model))
     if args.control:
         models["control"] = load_model_and_tokenizer(args.control)
+    if getattr(args, "uncompressed_reading", False):
+        models["uncompressed"] = uncompressed_reading(resolve_model(args.model))
     return models
 
 
+def uncompressed_reading(folder: str) -> tuple[Any, Any]:
+    """The zip2zip model in ``folder`` reading base tokens only: its own weights, its codec with
+    ``max_subtokens=1`` (no entry is ever made, so every code is a base token)."""
+    from zip2zip.conversion import change_codec
+    from zip2zip.loading import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(folder)
+    return model, change_codec(model, tokenizer.base, max_subtokens=1)
+
+
 def quality_table(quality: dict[str, Any]) -> str:
+    uncompressed = any("uncompressed" in s for e in quality.values() for s in e["windows"].values())
+    extra = " zip2zip weights, uncompressed / base |" if uncompressed else ""
     lines = [
         "| domain | window | bits/byte base | bits/byte zip2zip | zip2zip / base | bits/byte control | "
-        "zip2zip / control | base tokens per code |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"zip2zip / control | base tokens per code |{extra}",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if uncompressed else ""),
     ]
     for domain, entry in quality.items():
         for window, scores in entry["windows"].items():
             base, zip_ = scores["base"]["bits_per_byte"], scores["zip2zip"]["bits_per_byte"]
             control = scores.get("control", {}).get("bits_per_byte")
+            plain = scores.get("uncompressed", {}).get("bits_per_byte")
             lines.append(
                 f"| {domain} | {int(window):,} | {base:.4f} | {zip_:.4f} | {zip_ / base:.3f}x | "
                 + (f"{control:.4f} | {zip_ / control:.3f}x" if control else "- | -")
                 + f" | {scores['zip2zip']['compression']:.3f} |"
+                + (f" {plain:.4f} ({plain / base:.3f}x) |" if plain else " - |" if uncompressed else "")
             )
     return "\n".join(lines)
 
@@ -468,6 +487,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--token-healing",
         action="store_true",
         help="also continue each cut file with generate(token_healing=True), zip2zip only",
+    )
+    parser.add_argument(
+        "--uncompressed-reading",
+        action="store_true",
+        help="quality: also score the zip2zip weights reading base tokens only (max_subtokens=1)",
     )
     parser.add_argument("--steps", type=int, default=8, help="decoding steps timed after each prompt")
     parser.add_argument("--repeats", type=int, default=3, help="timings are medians over this many")

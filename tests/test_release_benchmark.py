@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from _benchmarks import load_benchmark
 
 RELEASE_MODULES = (
@@ -992,3 +993,25 @@ def test_endings_with_token_healing_count_what_the_model_wrote_after_the_healed_
         assert 0 < healed["base_tokens"] <= 5
         assert healed["base_tokens"] == 5 or healed["ended"]
     assert 0 <= endings["zip2zip_token_healing_full"] <= 2
+
+
+def test_long_context_uncompressed_reading_is_the_same_weights_on_base_tokens(tmp_path):
+    from _benchmarks import load_benchmark
+    from _saved_models import saved_tiny_zip2zip
+
+    long_context = load_benchmark("long_context")
+    folder, model, tokenizer = saved_tiny_zip2zip(tmp_path / "model", max_codebook_size=64)
+    plain, plain_tokenizer = long_context.uncompressed_reading(str(folder))
+    text = "the cat sat on the mat. the cat sat on the mat. the cat sat on the mat."
+    assert len(tokenizer(text)["input_ids"]) < len(plain_tokenizer(text)["input_ids"])
+    assert plain_tokenizer(text)["input_ids"] == tokenizer.base(text)["input_ids"]  # base tokens only
+    for name, weight in model.state_dict().items():
+        assert torch.equal(weight, plain.state_dict()[name]), name
+
+    quality = long_context_results()["quality"]
+    for entry in quality.values():
+        for scores in entry["windows"].values():
+            scores["uncompressed"] = {"bits_per_byte": scores["base"]["bits_per_byte"] * 0.9}
+    table = long_context.quality_table(quality)
+    assert "zip2zip weights, uncompressed / base" in table.splitlines()[0]
+    assert all(row.endswith("(0.900x) |") for row in table.splitlines()[2:])
