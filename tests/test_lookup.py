@@ -472,7 +472,8 @@ def test_last_generation_stats_are_per_thread(quiet):
 
 @pytest.mark.slow
 def test_shipped_model_greedy_with_lookup_equals_without_on_heldout_prompts(smollm2_path):
-    """10 held-out prompts (2 per domain, the unseen Go included), 32 new base tokens each, code for code."""
+    """5 held-out prompts (one per domain, the unseen Go included), 32 new base tokens each, code for code (the
+    tiny-model tests above cover batches, sampling and the edge cases)."""
     from zip2zip.bundled.shipped import shipped_zip2zip_path
     from zip2zip.corpora.store import load_corpus
     from zip2zip.loading import load_model_and_tokenizer
@@ -483,8 +484,8 @@ def test_shipped_model_greedy_with_lookup_equals_without_on_heldout_prompts(smol
     model.eval()
     passes = steps = 0
     for domain in ("code", "prose", "math", "multilingual", "go"):
-        docs = [doc for doc in load_corpus(domain, "heldout") if len(doc) > 1200][:2]
-        assert len(docs) == 2, domain
+        docs = [doc for doc in load_corpus(domain, "heldout") if len(doc) > 1200][:1]
+        assert len(docs) == 1, domain
         for doc in docs:
             base_ids = tok.base(doc, add_special_tokens=False)["input_ids"][:256]
             ids = torch.tensor([tok.codec.encode(base_ids)])
