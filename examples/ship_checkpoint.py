@@ -84,7 +84,9 @@ def main() -> None:
         "base_tokens_seen": logged[-1].get("num_base_tokens") if logged else None,  # a running total
         "final_logged": logged[-1] if logged else {},
     }
-    warm_start = args.run_dir / "warm_start.json"  # a run that continued a trained model (--init-from)
+    # A run that continued a trained model (--init-from) says so in its folder, above a checkpoint-* folder.
+    run_folder = args.run_dir.parent if args.run_dir.name.startswith("checkpoint-") else args.run_dir
+    warm_start = run_folder / "warm_start.json"
     if warm_start.is_file():
         record = json.loads(warm_start.read_text())
         provenance["warm_start"] = record
