@@ -372,14 +372,15 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     models["zip2zip"] = load_model_and_tokenizer(resolve_model(args.model))
     if args.control:
         models["control"] = load_model_and_tokenizer(args.control)
-    if getattr(args, "uncompressed_reading", False):
+    if args.uncompressed_reading:
         models["uncompressed"] = uncompressed_reading(resolve_model(args.model))
     return models
 
 
 def uncompressed_reading(folder: str) -> tuple[Any, Any]:
     """The zip2zip model in ``folder`` reading base tokens only: its own weights, its codec with
-    ``max_subtokens=1`` (no entry is ever made, so every code is a base token)."""
+    ``max_subtokens=1`` (no entry is ever made, so every code is a base token). A copy of its own:
+    ``change_codec`` changes the model it is given."""
     from zip2zip.conversion import change_codec
     from zip2zip.loading import load_model_and_tokenizer
 

@@ -259,14 +259,14 @@ def run_folder_provenance(path: str) -> dict:
     """How far the model in a run folder of this script had trained: the steps of its newest checkpoint, the base
     tokens it logged plus those of the model it continued (its ``warm_start.json``), and its command where that
     record has it. Empty for a folder that is not a run (a plain model folder)."""
-    import glob
     import json
 
-    states = glob.glob(os.path.join(path, "checkpoint-*", "trainer_state.json"))
-    if not states:
+    from zip2zip.trainer.callbacks import last_complete_checkpoint
+
+    newest = last_complete_checkpoint(path)
+    if newest is None:
         return {}
-    newest = max(states, key=lambda f: int(os.path.basename(os.path.dirname(f)).split("-")[-1]))
-    with open(newest, encoding="utf-8") as handle:
+    with open(os.path.join(newest, "trainer_state.json"), encoding="utf-8") as handle:
         state = json.load(handle)
     logged = [e["num_base_tokens"] for e in state.get("log_history", []) if "num_base_tokens" in e]
     earlier: dict = {}

@@ -110,12 +110,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         enc = tok(prompt, return_tensors="pt")
     torch.manual_seed(args.seed)
-    # A healed prompt gives up its last token, which the answer then writes again: print past the prompt's text.
-    prompt_text = tok.decode(enc["input_ids"][0], skip_special_tokens=True)
-    skip_chars = len(prompt_text) if args.token_healing else 0
-    streamer = None if args.no_stream else _AnswerStreamer(tok, skip_chars)
+    skip_chars = 0
     if args.token_healing:
         settings["tokenizer"] = tok  # healing reads which tokens extend the prompt's last one
+        # A healed prompt gives up its last token, which the answer writes again: print past the prompt's text.
+        skip_chars = len(tok.decode(enc["input_ids"][0], skip_special_tokens=True))
+    streamer = None if args.no_stream else _AnswerStreamer(tok, skip_chars)
     start = time.perf_counter()
     out = model.generate(
         **enc, **settings, streamer=streamer, return_dict_in_generate=True, pad_token_id=tok.pad_token_id
