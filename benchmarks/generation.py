@@ -30,6 +30,9 @@ per configuration and domain:
 * seconds: wall time of the whole ``generate`` calls for the same 128 new base tokens, summed over prompts,
   best of the repeats;
 * bytes/s: UTF-8 bytes of the generated text over that time;
+* its text, LZW-encoded: base tokens per code the LZW encoder writes for the generated text after the same
+  prompt, for every configuration: what the text allows, whoever wrote it (beside zip2zip's own output
+  compression it separates the model's choice of codes from how much its text repeats);
 * lookup bound: the fewest forward passes that *any* prompt lookup proposing up to ``--pld-tokens`` units
   (base tokens for the base model, codes for zip2zip) copied from the row's own earlier text could need to
   write the output that was written (:func:`lookup_bound`): how much there was to copy, whatever the proposer.
@@ -111,6 +114,12 @@ def run(model, clock_module, input_ids: list[int], settings: dict) -> dict:
     if codes is not None:
         result["codes"] = codes[0, ids.shape[1] :].tolist()
     return result
+
+
+def encoded_codes(codec, prompt: Sequence[int], output: Sequence[int]) -> int:
+    """Codes the LZW encoder writes for ``output`` (base ids) after ``prompt``, with the codebook the prompt
+    built and no code across the boundary: how far the generated text itself compresses, whoever wrote it."""
+    return len(codec.encode_segments([list(prompt), list(output)])) - len(codec.encode(list(prompt)))
 
 
 def lookup_bound(
@@ -215,6 +224,7 @@ def measure(
         ids = codec.encode(prompt) if model is zip_model else prompt
         result = run(model, model, ids, settings[config])
         result["text"] = tokenizer.decode(result["output"], skip_special_tokens=True)
+        result["encoded_codes"] = encoded_codes(codec, prompt, result["output"])
         if model is zip_model:
             if model.last_generation_stats is not None:
                 result["stats"] = model.last_generation_stats.to_dict()
@@ -278,7 +288,10 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
     Per configuration: decoding steps and forward passes (summed over prompts), the median step time (pooled
     over prompts and repeats), seconds and bytes/s (the fastest run of each prompt, summed). zip2zip runs also
     get ``compression``, the base tokens its generated codes stand for per code (from
-    ``last_generation_stats``), and lookup runs the proposed and accepted codes; ``ratio`` is zip2zip's median
+    ``last_generation_stats``), and lookup runs the proposed and accepted codes; every configuration gets
+    ``encoded_compression``, the base tokens per code of the LZW encoder on the same text after the same
+    prompt: what the text allows, whoever wrote it (a zip2zip model that spells out entries of its codebook as
+    shorter codes writes below it; text that repeats its prompt allows more); ``ratio`` is zip2zip's median
     step time over the base model's; ``lookup_bound_passes`` is :func:`lookup_bound` summed over prompts
     (comparable with ``forward_passes``: the prefill is a bound pass too, it writes the first unit).
     """
@@ -307,6 +320,11 @@ def summarize(results: dict[str, dict[str, list[dict]]]) -> list[dict]:
             }
             if all("lookup_bound" in x for x in chosen):
                 row[config]["lookup_bound_passes"] = sum(x["lookup_bound"] for x in chosen)
+            if all("encoded_codes" in x for x in chosen):
+                encoded = sum(x["encoded_codes"] for x in chosen)
+                row[config]["encoded_compression"] = (
+                    sum(len(x["output"]) for x in chosen) / encoded if encoded else 1.0
+                )
             stats = [x["stats"] for x in chosen if "stats" in x]
             if stats:
                 codes = sum(sum(s["codes"]) for s in stats)

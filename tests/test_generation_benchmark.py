@@ -99,6 +99,32 @@ def test_the_bound_counts_passes_as_forward_passes_do(generation):
     assert rows[0]["base"]["forward_passes"] == len(output) == rows[0]["base"]["lookup_bound_passes"]
 
 
+def test_the_encoded_text_compresses_as_much_as_it_repeats_the_prompt(generation):
+    """What a continuation allows, whoever wrote it: a copy of the prompt packs into the prompt's entries,
+    tokens the prompt never had stay one code each; pooled over prompts as base tokens per code."""
+    from zip2zip.model.lzw import LZWCodec
+
+    codec = LZWCodec(base_vocab_size=100, max_codebook_size=64, max_subtokens=4)
+    prompt = [1, 2, 3, 4] * 4
+    copy = generation.encoded_codes(codec, prompt, [1, 2, 3, 4] * 2)
+    assert copy < 8 and copy == len(codec.encode(prompt + [1, 2, 3, 4] * 2)) - len(codec.encode(prompt))
+    assert generation.encoded_codes(codec, prompt, list(range(50, 58))) == 8
+
+    def run(p, output, codes):
+        return {
+            "prompt": p,
+            "output": output,
+            "text": "x",
+            "seconds": 1.0,
+            "steps": len(output) - 1,
+            "intervals": [0.01],
+            "encoded_codes": codes,
+        }
+
+    rows = generation.summarize({"code": {"base": [run(0, [1] * 8, copy), run(1, [2] * 8, 8)]}})
+    assert rows[0]["base"]["encoded_compression"] == pytest.approx(16 / (copy + 8))
+
+
 def test_prompts_are_real_base_ids_of_held_out_documents():
     """On a real byte-level BPE: a domain prompt is the first ``length`` ids of each held-out document long
     enough; a copy prompt is a code document's start, then its first COPY_TOKENS ids again; a chat prompt is the

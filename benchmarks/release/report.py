@@ -263,13 +263,16 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
         "configuration writes its full budget; bytes/s are UTF-8 bytes of the text actually generated over the "
         "wall time of the whole `generate` call (prefill included), best of the repeats. Decoding steps are "
         "forward calls after the prefill, summed over prompts; ms/step is the median time per loop iteration. "
-        "Output compression is zip2zip's own: base tokens per generated code (`model.last_generation_stats`). "
+        "Output compression is zip2zip's own: base tokens per generated code (`model.last_generation_stats`); "
+        "beside it, for every configuration, the base tokens per code the LZW encoder writes for the same text "
+        "after the same prompt: what the text itself allows (a model that spells out entries of its codebook "
+        "writes below it; text that repeats its prompt allows more). "
         f"Repeated {REPEATED_NGRAM}-grams: the share of the continuation's base-token {REPEATED_NGRAM}-grams that "
         "already occurred earlier in it (mean over prompts; greedy output that loops scores high).",
         "",
         "| domain | config | decoding steps | ms/step (median) | bytes/s | vs base bytes/s | output base tokens "
-        f"per code | hypertokens | repeated {REPEATED_NGRAM}-grams |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"per code | its text, LZW-encoded | hypertokens | repeated {REPEATED_NGRAM}-grams |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     results = report["generation"]["results"]
     names = {
@@ -287,9 +290,10 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
             speed = v["bytes_per_s"] / row["base"]["bytes_per_s"]
             compression = f"{v['compression']:.3f}" if "compression" in v else ""
             hyper = f"{v['hypertoken_rate']:.1%}" if "hypertoken_rate" in v else ""
+            encoded = f"{v['encoded_compression']:.3f}" if "encoded_compression" in v else ""
             lines.append(
                 f"| {row['domain']} | {name} | {v['steps']} | {v['ms_per_step']:.1f} | {v['bytes_per_s']:.1f} | "
-                f"{speed:.3f}x | {compression} | {hyper} | {repeats} |"
+                f"{speed:.3f}x | {compression} | {encoded} | {hyper} | {repeats} |"
             )
     mismatches = report["generation"]["pld_mismatches"]
     same_work = same_work_ratios(report["generation"]["results"])
