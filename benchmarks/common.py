@@ -159,3 +159,24 @@ def repeated_ngram_share(ids: Sequence[int], n: int = 8) -> float:
         repeated += gram in seen
         seen.add(gram)
     return repeated / len(grams) if grams else 0.0
+
+
+def bootstrap_interval(
+    numerators: Sequence[float], denominators: Sequence[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the pooled ratio ``sum(numerators) / sum(denominators)`` over prompts resampled with
+    replacement (percentile bootstrap, fixed seed): how far the figure could move with other prompts of the
+    same kind. One greedy continuation that loops can carry a handful of prompts' output compression."""
+    import random
+
+    pairs = list(zip(numerators, denominators, strict=True))
+    if not pairs:
+        raise ValueError("bootstrap_interval needs at least one prompt")
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        sample = [pairs[rng.randrange(len(pairs))] for _ in pairs]
+        total = sum(d for _, d in sample)
+        ratios.append(sum(n for n, _ in sample) / total if total else 0.0)
+    ratios.sort()
+    return ratios[int(0.025 * (resamples - 1))], ratios[int(0.975 * (resamples - 1))]

@@ -125,6 +125,22 @@ def test_the_encoded_text_compresses_as_much_as_it_repeats_the_prompt(generation
     assert rows[0]["base"]["encoded_compression"] == pytest.approx(16 / (copy + 8))
 
 
+def test_the_interval_over_prompts_holds_the_pooled_ratio_and_widens_with_an_outlier():
+    common = load_benchmark("common")
+    same = common.bootstrap_interval([120, 120, 120, 120], [100, 100, 100, 100])
+    assert same == pytest.approx((1.2, 1.2))
+    base_tokens, codes = [128] * 8, [110, 112, 108, 111, 109, 110, 112, 55]  # one continuation loops
+    low, high = common.bootstrap_interval(base_tokens, codes)
+    assert low < sum(base_tokens) / sum(codes) < high
+    assert high - low > 0.05 and low >= 128 / 112 and high <= 128 / 55
+    assert common.bootstrap_interval(base_tokens, codes) == (
+        low,
+        high,
+    )  # seeded: the report is reproducible
+    without = common.bootstrap_interval(base_tokens[:7], codes[:7])
+    assert without[1] - without[0] < (high - low) / 3
+
+
 def test_prompts_are_real_base_ids_of_held_out_documents():
     """On a real byte-level BPE: a domain prompt is the first ``length`` ids of each held-out document long
     enough; a copy prompt is a code document's start, then its first COPY_TOKENS ids again; a chat prompt is the

@@ -286,7 +286,8 @@ LONG_AT_THE_BARS = {1024: 1.10, 2048: 1.11, 4096: 1.12, 8192: 1.12}
 
 def test_bars_pass_exactly_at_their_limits(release):
     long = long_context_results(control=LONG_AT_THE_BARS)
-    bars = release.bars.release_bars(synthetic_report(release, AT_THE_BARS, long_context=long))
+    report = synthetic_report(release, AT_THE_BARS, long_context=long)
+    bars = release.bars.release_bars(report)
     assert len(bars) == 17
     assert [bar.met for bar in bars] == [True] * 17, [(b.name, b.value) for b in bars]
     assert all(bar.missed_by == "" for bar in bars)
@@ -310,6 +311,24 @@ def test_bars_pass_exactly_at_their_limits(release):
     )
     assert "time for 128 new base tokens after a 4,096-token code prompt zip2zip / base <= 0.75x" in by_name
     assert "KV-cache bytes after a 4,096-token code prompt zip2zip / base <= 0.80x" in by_name
+    compression = next(bar for bar in bars if "base tokens per generated code" in bar.name)
+    assert compression.measured == "1.200"  # runs without generation statistics: the value alone
+    code_runs = report["generation"]["results"]["code"]["zip2zip"]
+    code_runs[:] = [
+        {
+            **code_runs[0],
+            "prompt": p,
+            "stats": {"codes": [codes], "base_tokens": [128], "hypertokens": [hyper]},
+        }
+        for p, (codes, hyper) in enumerate([(100, 20), (120, 5), (60, 40), (100, 20)])
+    ]
+    compression, hypertokens = [
+        bar for bar in release.bars.release_bars(report) if bar.name.startswith("own greedy continuations")
+    ]
+    low, high = compression.interval
+    assert low < 512 / 380 < high and low >= 128 / 120 and high <= 128 / 60
+    assert compression.measured == f"1.200 (95% over prompts: {low:.3f}-{high:.3f})"
+    assert hypertokens.interval[0] < 85 / 380 < hypertokens.interval[1]
     repeats = next(bar for bar in bars if bar.name.startswith("repeated 8-grams") and "code" in bar.name)
     assert (
         repeats.measured == "+10.0 points"
