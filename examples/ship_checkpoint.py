@@ -25,15 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def last_trainer_state(run_dir: Path) -> dict:
-    """The trainer_state.json of the run's newest checkpoint (it carries the whole log history)."""
+    """The trainer_state.json of the run's newest complete checkpoint (it carries the whole log history)."""
+    from zip2zip.trainer.callbacks import last_complete_checkpoint
+
     if (run_dir / "trainer_state.json").is_file():  # a checkpoint folder itself
         return json.loads((run_dir / "trainer_state.json").read_text())
-    states = sorted(
-        run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1])
-    )
-    if not states:
+    checkpoint = last_complete_checkpoint(run_dir)
+    if checkpoint is None:
         raise SystemExit(f"{run_dir} has no checkpoint-*/trainer_state.json; is it a training output folder?")
-    return json.loads(states[-1].read_text())
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text())
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
