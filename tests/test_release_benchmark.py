@@ -329,6 +329,13 @@ def test_bars_pass_exactly_at_their_limits(release):
     assert low < 512 / 380 < high and low >= 128 / 120 and high <= 128 / 60
     assert compression.measured == f"1.200 (95% over prompts: {low:.3f}-{high:.3f})"
     assert hypertokens.interval[0] < 85 / 380 < hypertokens.interval[1]
+    time = next(bar for bar in bars if bar.name.startswith("time for the same"))
+    assert time.interval is None and time.measured == "0.850x"  # one prompt: no interval
+    for config, seconds in (("zip2zip", [8.0, 9.0, 7.0, 10.0]), ("base", [10.0] * 4)):
+        runs = report["generation"]["results"]["code"][config]
+        runs[:] = [{**runs[0], "prompt": p, "seconds": s} for p, s in enumerate(seconds)]
+    (time,) = [bar for bar in release.bars.release_bars(report) if bar.name.startswith("time for the same")]
+    assert time.value == pytest.approx(0.85) and 0.7 <= time.interval[0] < 0.85 < time.interval[1] <= 1.0
     repeats = next(bar for bar in bars if bar.name.startswith("repeated 8-grams") and "code" in bar.name)
     assert (
         repeats.measured == "+10.0 points"
