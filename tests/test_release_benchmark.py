@@ -1041,3 +1041,40 @@ def test_long_context_uncompressed_reading_is_the_same_weights_on_base_tokens(tm
     table = long_context.quality_table(quality)
     assert "zip2zip weights, uncompressed / base" in table.splitlines()[0]
     assert all(row.endswith("(0.900x) |") for row in table.splitlines()[2:])
+
+
+def test_the_files_own_continuations_are_encoded_after_the_prompts_and_reported(release, tmp_path):
+    """What the held-out files write after the generation prompts, LZW-encoded there: the reference beside the
+    models' own output compression (real held-out documents, a real byte-level BPE)."""
+    from _tiny_tokenizers import tiny_bpe_tokenizer
+
+    from benchmarks.common import heldout_ids, load_prompts
+    from zip2zip.model.lzw import LZWCodec
+
+    tok = tiny_bpe_tokenizer()
+    codec = LZWCodec(base_vocab_size=len(tok), max_codebook_size=512, max_subtokens=4)
+    prompts = {domain: load_prompts(tok, domain, 2, 200) for domain in ("code", "prose")}
+    found = release.measure.file_continuations(tok, codec, prompts, new_tokens=64)
+    for domain, value in found.items():
+        documents = heldout_ids(tok, domain, 2, 216)
+        continuations = [document[200:264] for document in documents]
+        assert value["base_tokens"] == sum(map(len, continuations)) > 2 * 16
+        whole = [
+            len(codec.encode(d[: 200 + len(c)])) - len(codec.encode(d[:200]))
+            for d, c in zip(documents, continuations)
+        ]
+        assert (
+            value["codes"] <= sum(whole) + 2
+        )  # no code across the prompt's end: at most one more per prompt
+        assert value["compression"] == value["base_tokens"] / value["codes"] >= 1.0
+    with pytest.raises(ValueError, match="not the starts of the held-out documents"):
+        release.measure.file_continuations(tok, codec, {"code": [prompts["code"][0][1:]]}, new_tokens=64)
+
+    report = synthetic_report(release, AT_THE_BARS)
+    report["generation"]["file_continuations"] = {
+        "code": {"base_tokens": 1024, "codes": 800, "compression": 1.28}
+    }
+    text = release.report.render(report, tmp_path / "RESULTS.md", tmp_path / "assets")
+    assert (
+        "LZW-encoded after the prompt, for comparison with the column above: code 1.280 base tokens" in text
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import generation, long_context
-from benchmarks.common import DOMAINS, heldout_texts, load_prompts
+from benchmarks.common import DOMAINS, heldout_ids, heldout_texts, load_prompts
 from benchmarks.release.control import carry_long_context_control, check_carried_control
 from benchmarks.release.settings import (
     GENERATION_DOMAINS,
@@ -71,7 +71,7 @@ def measure_generation(models: dict[str, Any], settings: dict[str, Any]) -> dict
                 f"only {len(found)} held-out {domain} documents have {settings['prompt_tokens']} + 16 base "
                 "tokens; use fewer --prompts"
             )
-    return generation.measure(
+    measured = generation.measure(
         models["base"],
         models["zip"],
         tokenizer,
@@ -82,6 +82,30 @@ def measure_generation(models: dict[str, Any], settings: dict[str, Any]) -> dict
         codec=models["zip_tokenizer"].codec,
         progress=True,
     )
+    measured["file_continuations"] = file_continuations(
+        tokenizer, models["zip_tokenizer"].codec, prompts, settings["new_tokens"]
+    )
+    return measured
+
+
+def file_continuations(
+    tokenizer: Any, codec: Any, prompts: dict[str, list[list[int]]], new_tokens: int
+) -> dict[str, dict[str, float]]:
+    """Per domain, what the held-out files themselves write after the generation prompts (up to ``new_tokens``
+    base tokens of each), LZW-encoded after the prompt: the output compression text of that kind allows."""
+    found = {}
+    for domain, domain_prompts in prompts.items():
+        length = len(domain_prompts[0])
+        documents = heldout_ids(tokenizer, domain, len(domain_prompts), length + 16)
+        base_tokens = codes = 0
+        for prompt, document in zip(domain_prompts, documents, strict=True):
+            if document[:length] != prompt:
+                raise ValueError(f"the {domain} prompts are not the starts of the held-out documents")
+            continuation = document[length : length + new_tokens]
+            base_tokens += len(continuation)
+            codes += generation.encoded_codes(codec, prompt, continuation)
+        found[domain] = {"base_tokens": base_tokens, "codes": codes, "compression": base_tokens / codes}
+    return found
 
 
 def measure_multiple_choice(

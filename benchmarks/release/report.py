@@ -297,6 +297,15 @@ def _generation_section(report: dict[str, Any], link: Any) -> list[str]:
             )
     mismatches = report["generation"]["pld_mismatches"]
     same_work = same_work_ratios(report["generation"]["results"])
+    files = report["generation"].get("file_continuations")
+    if files:
+        lines += [
+            "",
+            "What the held-out files themselves write after the same prompts (their next base tokens, up to "
+            f"{s['new_tokens']} per prompt), LZW-encoded after the prompt, for comparison with the column above: "
+            + "; ".join(f"{domain} {v['compression']:.3f}" for domain, v in files.items())
+            + " base tokens per code.",
+        ]
     lines += [
         "",
         "The models write different text, and bytes/s also counts how many bytes that text has per base token. "
