@@ -164,12 +164,17 @@ def run_level(
     jobs = []
     for i in range(requests):
         kind = "code" if i % 2 == 0 else "chat"
-        jobs.append((kind, prompts[kind][(i // 2) % len(prompts[kind])]))
+        jobs.append((kind, (i // 2) % len(prompts[kind])))
     lock = threading.Lock()
-    done: list[dict[str, float]] = []
+    done: list[dict[str, Any]] = []
 
-    def work(job: tuple[str, str]) -> None:
-        result = {"kind": job[0], **one_request(client, model, job[0], job[1], max_tokens)}
+    def work(job: tuple[str, int]) -> None:
+        kind, index = job
+        result = {
+            "kind": kind,
+            "prompt": index,
+            **one_request(client, model, kind, prompts[kind][index], max_tokens),
+        }
         with lock:
             done.append(result)
 
@@ -202,6 +207,7 @@ def run_level(
         "base_tokens": tokens,
         "base_tokens_per_s": tokens / wall,
         **by_kind,
+        "per_request": done,
     }
 
 
@@ -257,8 +263,36 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     ratios.append(pair["zip2zip"] / pair["base"])
             entry[f"zip2zip_over_base_{key}"] = statistics.median(ratios) if ratios else float("nan")
             entry[f"zip2zip_over_base_{key}_rounds"] = ratios
+        entry["zip2zip_over_base_code_decode_interval"] = code_decode_interval(level)
         summary.append(entry)
     return summary
+
+
+def code_decode_interval(level: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """95% interval over the code prompts (:func:`benchmarks.common.bootstrap_interval`) of zip2zip / base decoding
+    speed, pooled over a level's rounds: a few prompts make the figure, and one continuation that repeats its
+    file writes many base tokens per step. None without per-request records for two prompts or more."""
+    from benchmarks.common import bootstrap_interval
+
+    seconds: dict[str, dict[int, float]] = {"base": {}, "zip2zip": {}}
+    tokens: dict[str, dict[int, float]] = {"base": {}, "zip2zip": {}}
+    for row in level:
+        for request in row.get("per_request", []):
+            if request["kind"] == "code" and row["model"] in seconds:
+                index = request["prompt"]
+                seconds[row["model"]][index] = (
+                    seconds[row["model"]].get(index, 0.0) + request["latency"] - request["ttft"]
+                )
+                tokens[row["model"]][index] = tokens[row["model"]].get(index, 0.0) + request["base_tokens"]
+    prompts = [p for p in seconds["zip2zip"] if tokens["base"].get(p) and seconds["zip2zip"][p] > 0]
+    if len(prompts) < 2:
+        return None
+    # speed ratio = (zip tokens / zip seconds) / (base tokens / base seconds): per prompt, the base's time for the
+    # zip2zip model's tokens over the zip2zip model's time, pooled
+    return bootstrap_interval(
+        [seconds["base"][p] * tokens["zip2zip"][p] / tokens["base"][p] for p in prompts],
+        [seconds["zip2zip"][p] for p in prompts],
+    )
 
 
 def plot(summary: list[dict[str, Any]], path: Path) -> None:
@@ -374,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{entry['zip2zip_over_base_code_decode_base_tokens_per_s']:.3f}x), chat requests "
             f"{entry['zip2zip_over_base_chat_base_tokens_per_request_s']:.3f}x (decoding "
             f"{entry['zip2zip_over_base_chat_decode_base_tokens_per_s']:.3f}x)"
+            + (
+                ""
+                if entry["zip2zip_over_base_code_decode_interval"] is None
+                else " code decoding, 95% over prompts: {:.3f}x-{:.3f}x".format(
+                    *entry["zip2zip_over_base_code_decode_interval"]
+                )
+            )
         )
     record = {
         "settings": {

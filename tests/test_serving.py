@@ -426,3 +426,38 @@ def test_the_serving_benchmark_sends_held_out_prompts():
     train = {conversation[0]["content"] for conversation in chat_conversations("train", 50)}
     assert prompts["chat"] == [c[0]["content"] for c in chat_conversations("heldout", 3)]
     assert not train & set(prompts["chat"])
+
+
+def test_the_serving_benchmark_gives_code_decoding_an_interval_over_prompts():
+    """Per-request records make a 95% interval over the code prompts that holds the pooled speed ratio; rows
+    without them (an older results.json) give none."""
+
+    def row(model, round_, speeds):
+        requests = [
+            {"kind": "code", "prompt": p, "ttft": 0.5, "latency": 0.5 + 128 / speed, "base_tokens": 128}
+            for p, speed in enumerate(speeds)
+        ] + [{"kind": "chat", "prompt": 0, "ttft": 0.5, "latency": 9.0, "base_tokens": 128}]
+        return {"model": model, "round": round_, "clients": 1, "per_request": requests}
+
+    zip_speeds = [30.0, 32.0, 60.0, 28.0]  # one prompt the model copies from its file
+    level = [row("base", r, [25.0] * 4) for r in range(2)] + [row("zip2zip", r, zip_speeds) for r in range(2)]
+    low, high = SERVING.code_decode_interval(level)
+    pooled = (4 * 128 / sum(128 / s for s in zip_speeds)) / 25.0
+    assert low < pooled < high and low >= 28 / 25 - 1e-9 and high <= 60 / 25 + 1e-9
+    assert SERVING.code_decode_interval([{**r, "per_request": []} for r in level]) is None
+
+
+def test_a_benchmark_level_records_every_request(client):
+    """`run_level` against a real server: each request's kind, prompt, times and base tokens, which the interval
+    over prompts and the summary read."""
+    model_id = client.models.list().data[0].id
+    prompts = {"code": PROMPTS[1:4:2], "chat": [CHAT[0]["content"], PROMPTS[0]]}
+    row = SERVING.run_level(client, model_id, clients=2, requests=6, max_tokens=MAX_TOKENS, prompts=prompts)
+    records = sorted(row["per_request"], key=lambda r: (r["kind"], r["prompt"]))
+    assert [(r["kind"], r["prompt"]) for r in records] == [("chat", 0), ("chat", 0), ("chat", 1)] + [
+        ("code", 0),
+        ("code", 0),
+        ("code", 1),
+    ]
+    assert all(0 < r["base_tokens"] <= MAX_TOKENS and 0 <= r["ttft"] <= r["latency"] for r in records)
+    assert row["requests"] == 6 and row["base_tokens"] == sum(r["base_tokens"] for r in records)
