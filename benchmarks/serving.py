@@ -9,7 +9,9 @@ minutes falls on both alike; ratios are taken within a round and their median ov
 Reported per model and concurrency: requests/s, p50/p95 time to first token and total latency, base tokens/s
 (completion base tokens from ``usage`` over wall time), and per request kind the decoding speed (a request's base
 tokens over its time after its first token: requests are served one at a time, so this is its own speed at any
-concurrency). Writes ``results.json`` and ``serving.png`` under benchmarks/results/serving/.
+concurrency), with a 95% interval over the code prompts for zip2zip / base decoding speed (a few prompts make
+that figure; :func:`code_decode_interval`). Writes ``results.json`` (every request's record too) and
+``serving.png`` under benchmarks/results/serving/.
 
     python -m benchmarks.serving             # the full run (slow on CPU)
     python -m benchmarks.serving --quick     # a few requests, to check that it runs
