@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -276,16 +277,13 @@ def code_decode_interval(level: list[dict[str, Any]]) -> tuple[float, float] | N
     file writes many base tokens per step. None without per-request records for two prompts or more."""
     from benchmarks.common import bootstrap_interval
 
-    seconds: dict[str, dict[int, float]] = {"base": {}, "zip2zip": {}}
-    tokens: dict[str, dict[int, float]] = {"base": {}, "zip2zip": {}}
+    seconds = {"base": defaultdict(float), "zip2zip": defaultdict(float)}
+    tokens = {"base": defaultdict(float), "zip2zip": defaultdict(float)}
     for row in level:
         for request in row.get("per_request", []):
             if request["kind"] == "code" and row["model"] in seconds:
-                index = request["prompt"]
-                seconds[row["model"]][index] = (
-                    seconds[row["model"]].get(index, 0.0) + request["latency"] - request["ttft"]
-                )
-                tokens[row["model"]][index] = tokens[row["model"]].get(index, 0.0) + request["base_tokens"]
+                seconds[row["model"]][request["prompt"]] += request["latency"] - request["ttft"]
+                tokens[row["model"]][request["prompt"]] += request["base_tokens"]
     prompts = [p for p in seconds["zip2zip"] if tokens["base"].get(p) and seconds["zip2zip"][p] > 0]
     if len(prompts) < 2:
         return None
@@ -410,14 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{entry['zip2zip_over_base_code_decode_base_tokens_per_s']:.3f}x), chat requests "
             f"{entry['zip2zip_over_base_chat_base_tokens_per_request_s']:.3f}x (decoding "
             f"{entry['zip2zip_over_base_chat_decode_base_tokens_per_s']:.3f}x)"
-            + (
-                ""
-                if entry["zip2zip_over_base_code_decode_interval"] is None
-                else " code decoding, 95% over prompts: {:.3f}x-{:.3f}x".format(
-                    *entry["zip2zip_over_base_code_decode_interval"]
-                )
-            )
         )
+        if entry["zip2zip_over_base_code_decode_interval"] is not None:
+            low, high = entry["zip2zip_over_base_code_decode_interval"]
+            print(f"  code decoding zip2zip / base, 95% over prompts: {low:.3f}x-{high:.3f}x")
     record = {
         "settings": {
             **models,

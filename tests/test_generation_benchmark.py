@@ -133,10 +133,8 @@ def test_the_interval_over_prompts_holds_the_pooled_ratio_and_widens_with_an_out
     low, high = common.bootstrap_interval(base_tokens, codes)
     assert low < sum(base_tokens) / sum(codes) < high
     assert high - low > 0.05 and low >= 128 / 112 and high <= 128 / 55
-    assert common.bootstrap_interval(base_tokens, codes) == (
-        low,
-        high,
-    )  # seeded: the report is reproducible
+    # seeded: the report is reproducible
+    assert common.bootstrap_interval(base_tokens, codes) == (low, high)
     without = common.bootstrap_interval(base_tokens[:7], codes[:7])
     assert without[1] - without[0] < (high - low) / 3
 

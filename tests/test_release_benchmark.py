@@ -1063,9 +1063,8 @@ def test_the_files_own_continuations_are_encoded_after_the_prompts_and_reported(
             len(codec.encode(d[: 200 + len(c)])) - len(codec.encode(d[:200]))
             for d, c in zip(documents, continuations)
         ]
-        assert (
-            value["codes"] <= sum(whole) + 2
-        )  # no code across the prompt's end: at most one more per prompt
+        # no code across the prompt's end: at most one more per prompt
+        assert value["codes"] <= sum(whole) + 2
         assert value["compression"] == value["base_tokens"] / value["codes"] >= 1.0
     with pytest.raises(ValueError, match="not the starts of the held-out documents"):
         release.measure.file_continuations(tok, codec, {"code": [prompts["code"][0][1:]]}, new_tokens=64)
