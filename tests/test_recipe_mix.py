@@ -61,6 +61,7 @@ def test_preset_training_data_reads_its_data_fields():
         ("max_passes", 0.0, "max_passes"),
         ("line_cut_share", 1.5, "line_cut_share"),
         ("line_cut_share", -0.1, "line_cut_share"),
+        ("line_cuts_per_text", 0, "line_cuts_per_text"),
     ],
 )
 def test_preset_rejects_bad_data_fields(field, value, message):

@@ -6,6 +6,7 @@ messages, and pre-tokenised `input_ids`, in map-style and streamed datasets. Tin
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -365,11 +366,11 @@ def _pieces(tok, text, cut):
 
 
 def test_a_cut_text_is_tokenised_as_a_prompt_and_what_follows_it(tiny):
-    from zip2zip.trainer.data import line_cut, tokenize_rows
+    from zip2zip.trainer.data import line_cuts, tokenize_rows
 
     _model, tok = tiny
-    cut = line_cut(INDENTED_TEXT, 1.0)
-    assert cut is not None and 0 < cut < len(INDENTED_TEXT) and INDENTED_TEXT[cut - 1] == "\n"
+    (cut,) = line_cuts(INDENTED_TEXT, 1.0)
+    assert 0 < cut < len(INDENTED_TEXT) and INDENTED_TEXT[cut - 1] == "\n"
     first, rest = _pieces(tok, INDENTED_TEXT, cut)
     whole = tok.base(INDENTED_TEXT)["input_ids"]
     assert first + rest != whole  # the cut changes the tokens ...
@@ -385,18 +386,41 @@ def test_a_cut_text_is_tokenised_as_a_prompt_and_what_follows_it(tiny):
     assert tok.codec.decode(uncut["input_ids"]) == whole + [tok.eos_token_id]
 
 
-def test_line_cut_picks_about_its_share_of_texts_and_only_line_ends_inside_them():
-    from zip2zip.trainer.data import line_cut
+def test_line_cuts_picks_about_its_share_of_texts_and_only_line_ends_inside_them():
+    from zip2zip.trainer.data import line_cuts
 
     texts = [f"text {i}\nline two of {i}\nline three\n" for i in range(400)]
-    cuts = [line_cut(text, 0.25) for text in texts]
-    assert 60 <= sum(cut is not None for cut in cuts) <= 140
+    cuts = [line_cuts(text, 0.25) for text in texts]
+    assert 60 <= sum(bool(cut) for cut in cuts) <= 140
     for text, cut in zip(texts, cuts, strict=True):
-        assert cut is None or (text[cut - 1] == "\n" and cut < len(text))
-    assert all(line_cut(text, 0.0) is None for text in texts)
-    assert all(line_cut(text, 1.0) is not None for text in texts)
+        assert len(cut) <= 1 and all(text[k - 1] == "\n" and k < len(text) for k in cut)
+    assert all(line_cuts(text, 0.0) == [] for text in texts)
+    assert all(len(line_cuts(text, 1.0)) == 1 for text in texts)
     # nothing to cut: no line end, or only the final one
-    assert line_cut("one line", 1.0) is None and line_cut("one line\n", 1.0) is None
+    assert line_cuts("one line", 1.0) == [] and line_cuts("one line\n", 1.0) == []
+
+
+def test_several_cuts_per_text_fall_on_distinct_inner_line_ends_and_keep_the_text(tiny):
+    from zip2zip.trainer.data import line_cuts, tokenize_rows
+
+    _model, tok = tiny
+    cuts = line_cuts(INDENTED_TEXT, 1.0, count=3)
+    inner = [k + 1 for k, char in enumerate(INDENTED_TEXT[:-1]) if char == "\n"]
+    assert len(inner) >= 3 and len(cuts) == 3 and cuts == sorted(set(cuts)) and set(cuts) <= set(inner)
+    assert line_cuts(INDENTED_TEXT, 1.0, count=3) == cuts  # drawn from the text: alike on resume
+    assert line_cuts(INDENTED_TEXT, 1.0, count=10_000) == inner  # no more cuts than line ends
+    bounds = [0, *cuts, len(INDENTED_TEXT)]
+    pieces = [
+        tok.base(INDENTED_TEXT[a:b], add_special_tokens=k == 0)["input_ids"]
+        for k, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+    (row,) = tokenize_rows({"text": INDENTED_TEXT}, tok, line_cut_share=1.0, line_cuts_per_text=3)
+    assert tok.codec.decode(row["input_ids"]) == [x for piece in pieces for x in piece] + [tok.eos_token_id]
+    assert tok.decode(row["input_ids"], skip_special_tokens=True) == INDENTED_TEXT
+    # every piece but the last ends with the bare newline a prompt cut there ends with
+    assert all(tok.base.decode(piece[-1:]) == "\n" for piece in pieces[:-1])
+    (one,) = tokenize_rows({"text": INDENTED_TEXT}, tok, line_cut_share=1.0)
+    assert row != one
 
 
 def test_cut_texts_split_into_rows_join_back_to_their_pieces(tmp_path, tiny):
@@ -404,10 +428,10 @@ def test_cut_texts_split_into_rows_join_back_to_their_pieces(tmp_path, tiny):
     trainer = make_trainer(
         tmp_path, tiny, Dataset.from_dict({"text": [INDENTED_TEXT]}), max_length=40, line_cut_share=1.0
     )
-    from zip2zip.trainer.data import line_cut
+    from zip2zip.trainer.data import line_cuts
 
     rows = list(trainer.train_dataset)
-    first, rest = _pieces(tok, INDENTED_TEXT, line_cut(INDENTED_TEXT, 1.0))
+    first, rest = _pieces(tok, INDENTED_TEXT, *line_cuts(INDENTED_TEXT, 1.0))
     assert len(rows) > 2 and all(len(row["input_ids"]) <= 40 for row in rows)
     assert _base_ids_of_rows(tok, rows) == first + rest + [tok.eos_token_id]
     assert [row["input_ids"][-1] == tok.eos_token_id for row in rows] == [False] * (len(rows) - 1) + [True]
@@ -431,3 +455,9 @@ def test_prompt_completion_and_chat_examples_are_never_cut(tiny):
 def test_the_config_refuses_a_line_cut_share_outside_zero_to_one(tmp_path, share):
     with pytest.raises(ValueError, match=r"line_cut_share .*\[0, 1\]"):
         config(tmp_path, line_cut_share=share)
+
+
+@pytest.mark.parametrize("cuts", [0, -1, 2.0, True])
+def test_the_config_refuses_line_cuts_per_text_below_one(tmp_path, cuts):
+    with pytest.raises(ValueError, match=r"line_cuts_per_text .*int >= 1; got"):
+        config(tmp_path, line_cuts_per_text=cuts)

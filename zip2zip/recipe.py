@@ -106,11 +106,14 @@ class TrainingPreset:
     )
     line_cut_share: float = dataclasses.field(
         default=0.0,
-        metadata={"help": "Share of texts tokenised in two pieces cut after a line end, as prompts are."},
+        metadata={"help": "Share of texts tokenised in pieces cut after line ends, as prompts are."},
+    )
+    line_cuts_per_text: int = dataclasses.field(
+        default=1, metadata={"help": "Line ends each text picked by line_cut_share is cut after."}
     )
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "max_length"):
+        for name in ("steps", "batch_size", "grad_accum", "max_length", "line_cuts_per_text"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainingPreset.{name} must be an int >= 1, got {value!r}")

@@ -8,6 +8,7 @@ each row's codebook state on the data-loader side, so the model does not rerun t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import zlib
@@ -63,22 +64,28 @@ def _tokenize_piece(base: Any, text: str, add_special_tokens: bool) -> list[int]
     return list(base(text, add_special_tokens=add_special_tokens, verbose=False)["input_ids"])
 
 
-def line_cut(text: str, share: float) -> int | None:
-    """Where a plain text is cut as a user's prompt is cut, or None: after one of its line ends, for about a
-    `share` of texts. The choice is drawn from the text itself, so a text is cut alike in every run and on resume.
+def line_cuts(text: str, share: float, count: int = 1) -> list[int]:
+    """Where a plain text is cut as a user's prompt is cut: after `count` of its line ends (fewer if it has
+    fewer), for about a `share` of texts, else nowhere. The choice is drawn from the text itself, so a text is
+    cut alike in every run and on resume.
 
     A prompt is tokenised on its own, so one that ends at a line end ends with a bare newline token even where the
     file goes on with an indented line, which the tokenizer, reading the whole file, would have merged with the
     newline. A model that only ever saw whole files reads that bare newline as the end of an indented block, and
-    at the end of a file, as the file's end.
+    at the end of a file, as the file's end; one cut per file is one such newline mid-file for each one before
+    the file's end, so more cuts teach the difference faster.
     """
     if share <= 0:
-        return None
+        return []
     draw = random.Random(zlib.crc32(text.encode("utf-8", "surrogatepass")))
     if draw.random() >= share:
-        return None
+        return []
     ends = [k + 1 for k, char in enumerate(text[:-1]) if char == "\n"]
-    return draw.choice(ends) if ends else None
+    if not ends:
+        return []
+    if count == 1:  # the single cut of earlier runs, drawn alike
+        return [draw.choice(ends)]
+    return sorted(draw.sample(ends, min(count, len(ends))))
 
 
 def _render(
@@ -138,9 +145,10 @@ def _segments(
     assistant_only: bool,
     template: Any,
     line_cut_share: float = 0.0,
+    line_cuts_per_text: int = 1,
 ) -> list[tuple[list[int], bool]]:
     """Base-token segments `(ids, trained)` of one example, in order; segments never share a hypertoken. A plain
-    text picked by :func:`line_cut` is tokenised in two pieces, as a prompt and what follows it would be."""
+    text picked by :func:`line_cuts` is tokenised in pieces, as a prompt and what follows it would be."""
     base = _base_tokenizer(tokenizer)
     eos = tokenizer.eos_token_id
     tools = example.get("tools")
@@ -167,11 +175,10 @@ def _segments(
         pieces = _chat_segments(tokenizer, list(example["messages"]), tools, assistant_only, template)
         return [(_tokenize_piece(base, text, False), trained) for text, trained in pieces]
     text = example[text_field]
-    cut = line_cut(text, line_cut_share)
-    if cut is None:
-        ids = _tokenize_piece(base, text, True)
-    else:
-        ids = _tokenize_piece(base, text[:cut], True) + _tokenize_piece(base, text[cut:], False)
+    bounds = [0, *line_cuts(text, line_cut_share, line_cuts_per_text), len(text)]
+    ids = []
+    for k, (start, end) in enumerate(itertools.pairwise(bounds)):
+        ids += _tokenize_piece(base, text[start:end], k == 0)
     # A piece cut from a longer document (ENDS_DOCUMENT False) goes on after its last line: no end of sequence.
     if eos is not None and (not ids or ids[-1] != eos) and example.get(ENDS_DOCUMENT, True) is not False:
         ids.append(eos)
@@ -238,11 +245,13 @@ def tokenize_rows(
     chat_template: str | None = None,
     split_long_texts: bool = True,
     line_cut_share: float = 0.0,
+    line_cuts_per_text: int = 1,
 ) -> list[dict[str, Any]]:
     """The training rows of one example: one row, or with `split_long_texts` a plain text cut into several.
 
-    With `line_cut_share`, about that share of plain texts are tokenised as two pieces cut after a line end
-    (:func:`line_cut`): the model then sees, mid-text, the bare newline a prompt cut there ends with.
+    With `line_cut_share`, about that share of plain texts are tokenised in pieces cut after `line_cuts_per_text`
+    of their line ends (:func:`line_cuts`): the model then sees, mid-text, the bare newline a prompt cut there
+    ends with.
 
     A plain text longer than `max_length` codes is cut at line ends into consecutive rows of at most
     `max_length` codes, each compressed with a codebook of its own (each row is a sequence the model reads from
@@ -265,6 +274,7 @@ def tokenize_rows(
         assistant_only_loss,
         chat_template,
         line_cut_share,
+        line_cuts_per_text,
     )
     codec, base = tokenizer.codec, _base_tokenizer(tokenizer)
     plain = not ("prompt" in example and "completion" in example) and "messages" not in example

@@ -32,6 +32,7 @@ def training_config(preset: TrainingPreset, output_dir: str, **overrides: Any):
         "bf16": preset.bf16_enabled,
         "distillation_weight": preset.distillation_weight,
         "line_cut_share": preset.line_cut_share,
+        "line_cuts_per_text": preset.line_cuts_per_text,
         "logging_steps": 10,
         "save_steps": 50,
         "save_total_limit": 2,

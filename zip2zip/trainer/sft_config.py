@@ -68,6 +68,10 @@ class Zip2ZipSFTConfig(SFTConfig):
             run), as a prompt and what follows it are at generation time. A prompt that ends at a line end ends
             with a bare newline token, which inside a whole file the tokenizer would have merged with the next
             line's indentation; a model trained only on whole files reads it as the end of the text.
+        line_cuts_per_text (`int`, *optional*, defaults to `1`):
+            Line ends each text picked by `line_cut_share` is cut after (fewer where it has fewer). One cut per
+            file puts one bare newline mid-file beside the one before the file's end-of-sequence token; more
+            cuts teach that a bare newline does not end the text faster.
         cpu_budget_seconds (`float`, *optional*):
             Train until the training steps have used this many seconds of process CPU time (all threads), and
             run the learning-rate schedule over that budget instead of `max_steps` (which then only caps the
@@ -134,6 +138,13 @@ class Zip2ZipSFTConfig(SFTConfig):
             "of the text (0 = every text tokenised whole)."
         },
     )
+    line_cuts_per_text: int = field(
+        default=1,
+        metadata={
+            "help": "Line ends each text picked by line_cut_share is cut after (fewer where it has fewer): more "
+            "cuts put more prompt-like bare newlines mid-text beside the one before each text's end."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not has_accelerator():
@@ -180,6 +191,12 @@ class Zip2ZipSFTConfig(SFTConfig):
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             raise ValueError(
                 f"Zip2ZipSFTConfig.line_cut_share is a share of the plain texts, in [0, 1]; got {share!r}"
+            )
+        cuts = self.line_cuts_per_text
+        if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
+            raise ValueError(
+                f"Zip2ZipSFTConfig.line_cuts_per_text is how many line ends a picked text is cut after, an int >= 1; "
+                f"got {cuts!r}"
             )
         steps = self.encoder_warmup_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:

@@ -368,6 +368,7 @@ class Zip2ZipSFTTrainer(TeacherDistillationMixin, SFTTrainer):
                     "chat_template": None,
                     "split_long_texts": args.split_long_texts,
                     "line_cut_share": args.line_cut_share,
+                    "line_cuts_per_text": args.line_cuts_per_text,
                 },
                 remove_columns=columns,
                 # a stream is read row by row, so that a bad row fails when it comes, not a batch early
