@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from zip2zip.utils.hardware import describe_cpu
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "serving"
 STARTUP_TIMEOUT = 900.0
@@ -424,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "decoding": "greedy, streaming; held-out code prompts to /v1/completions, held-out chat questions to "
             "/v1/chat/completions; both servers up, taking turns level by level",
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": describe_cpu()},
         },
         "summary": summary,
         "rows": rows,

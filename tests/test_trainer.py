@@ -65,6 +65,28 @@ def test_bf16_defaults_to_what_the_hardware_computes(tmp_path):
     assert Zip2ZipSFTConfig(str(tmp_path / "r"), report_to="none", bf16=False).bf16 is False
 
 
+def test_reports_name_the_cpu_its_bf16_units_and_its_cores():
+    """Benchmark figures depend on the CPU: the description names the model, the bf16 units /proc/cpuinfo lists
+    (or their absence) and the logical cores."""
+    import os
+
+    from zip2zip.utils.hardware import describe_cpu
+
+    described = describe_cpu()
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
+    )
+    assert described.endswith(f", {os.cpu_count()} logical cores")
+    assert ("AMX" in described) is ("amx_bf16" in flags)
+    assert ("AVX512-BF16" in described) is ("avx512_bf16" in flags)
+    assert ("no bf16 units" in described) is not ("amx_bf16" in flags or "avx512_bf16" in flags)
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    assert described.startswith(model)
+
+
 def test_plain_sft_config_is_converted(tmp_path):
     from trl import SFTConfig
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.release.settings import ROOT
+from zip2zip.utils.hardware import describe_cpu
 
 
 def describe_run(
@@ -56,7 +57,7 @@ def describe_run(
         ),
         "base": f"SmolLM2-135M-Instruct (embedded), {models['base_path']}",
         "threads": torch.get_num_threads(),
-        "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores",
+        "cpu": describe_cpu(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "versions": {
             "python": platform.python_version(),

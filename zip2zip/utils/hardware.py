@@ -44,6 +44,27 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def describe_cpu() -> str:
+    """The CPU's model name, its bf16 units and its logical cores, e.g. "AMD EPYC (AVX512-BF16), 2 logical cores":
+    benchmark figures depend on all three, so reports name them."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            info = handle.read()
+    except OSError:
+        info = ""
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
+    flags = set(
+        next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    )
+    units = [label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    return f"{name} ({', '.join(units) or 'no bf16 units'}), {os.cpu_count()} logical cores"
+
+
 def bf16_available() -> bool:
     """Whether bf16 autocast pays here: a CUDA device with bf16, or a CPU with native bf16 units (else a warning)."""
     import torch
