@@ -9,6 +9,12 @@ part the base model's bits for the same base tokens of the same windows:
   from text it has read, so emitting one means the text repeats something seen earlier in the window;
 * **hypertoken, reused**: a hypertoken emitted again, i.e. a repeat of a repeat.
 
+Beside the kinds, every target is also put in one of two **contexts**: *a repeat* where its first base token,
+with the ``COPY_CONTEXT`` base tokens before it, already stood in the window (a base model copies such a token
+from its earlier occurrence), *new text* elsewhere. LZW parses a repeat differently each time it comes, so a
+model that copies by matching codes finds no earlier match to copy from; the split shows whether zip2zip's
+extra bits are in the repeats.
+
 ``excess`` is zip2zip's bits minus the base's on those tokens; the parts add up to the whole strict score of
 each model (the same numbers ``bits_per_byte`` gives). Each excess splits in two: on the **first token**
 (zip2zip's ``-log q1``, the probability that the next code *starts with* the target's first base token, summed
@@ -37,6 +43,8 @@ import torch
 from benchmarks.common import heldout_texts
 
 KINDS = ("base token", "hypertoken, first use", "hypertoken, reused")
+CONTEXTS = ("a repeat", "new text")
+COPY_CONTEXT = 3
 
 
 def target_kinds(codes: Sequence[int], base_vocab_size: int) -> list[str]:
@@ -50,6 +58,21 @@ def target_kinds(codes: Sequence[int], base_vocab_size: int) -> list[str]:
             kinds.append(KINDS[2] if code in seen else KINDS[1])
             seen.add(code)
     return kinds
+
+
+def repeated_positions(tokens: Sequence[int], context: int = COPY_CONTEXT) -> list[bool]:
+    """Whether each base token, with the `context` tokens before it, already stood earlier in `tokens` (the first
+    `context` tokens have too little before them and count as new)."""
+    seen: set[tuple[int, ...]] = set()
+    repeated = []
+    for end in range(len(tokens)):
+        if end < context:
+            repeated.append(False)
+            continue
+        gram = tuple(tokens[end - context : end + 1])
+        repeated.append(gram in seen)
+        seen.add(gram)
+    return repeated
 
 
 @torch.inference_mode()
@@ -83,6 +106,7 @@ def bits_by_target(
     V = codec.base_vocab_size
     fields = ("zip_bits", "base_bits", "first_token_zip_bits", "first_token_base_bits", "mass")
     parts = {kind: {"codes": 0, "base_tokens": 0, **dict.fromkeys(fields, 0.0)} for kind in KINDS}
+    contexts = {name: {"codes": 0, "base_tokens": 0, "zip_bits": 0.0, "base_bits": 0.0} for name in CONTEXTS}
     n_bytes = 0
     for text in texts:
         n_bytes += len(text.encode("utf-8"))
@@ -96,6 +120,7 @@ def bits_by_target(
             first_ids = torch.tensor([entry[0] for entry in codebook.entries], dtype=torch.long)
             # log q1: the probability that the next code starts with a base token, whatever its length
             first_logprobs = first_token_log_probs(zip_rows, first_ids.expand(len(codes), -1), V)
+            repeated = repeated_positions([prefix, *window])[1:]
             position = 0
             for i, (code, kind) in enumerate(zip(codes, target_kinds(codes, V))):
                 phrase = codebook.expand(code)
@@ -110,6 +135,13 @@ def bits_by_target(
                 part["mass"] += float(hyper_mass[i])
                 part["first_token_zip_bits"] -= float(first_logprobs[i, phrase[0]]) / math.log(2)
                 part["first_token_base_bits"] -= float(base_logprobs[position]) / math.log(2)
+                context = contexts[CONTEXTS[0] if repeated[position] else CONTEXTS[1]]
+                context["codes"] += 1
+                context["base_tokens"] += length
+                context["zip_bits"] -= float(zip_logprobs[i]) / math.log(2)
+                context["base_bits"] -= float(
+                    base_logprobs[position : position + length].double().sum()
+                ) / math.log(2)
                 position += length
             if position != len(window):
                 raise AssertionError(f"codes expand to {position} base tokens, the window has {len(window)}")
@@ -118,11 +150,14 @@ def bits_by_target(
         part["first_token_excess_bits"] = part["first_token_zip_bits"] - part["first_token_base_bits"]
         part["rest_excess_bits"] = part["excess_bits"] - part["first_token_excess_bits"]
         part["hypertoken_mass"] = part.pop("mass") / part["codes"] if part["codes"] else 0.0
+    for context in contexts.values():
+        context["excess_bits"] = context["zip_bits"] - context["base_bits"]
     zip_bits = sum(p["zip_bits"] for p in parts.values())
     base_bits = sum(p["base_bits"] for p in parts.values())
     return {
         "bytes": n_bytes,
         "parts": parts,
+        "contexts": contexts,
         "zip_bits_per_byte": zip_bits / n_bytes if n_bytes else math.nan,
         "base_bits_per_byte": base_bits / n_bytes if n_bytes else math.nan,
     }
@@ -145,6 +180,13 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
                 f"{p['first_token_excess_bits']:+.0f} | {p['rest_excess_bits']:+.0f} | {p['hypertoken_mass']:.2f} |"
             )
         ratio = result["zip_bits_per_byte"] / result["base_bits_per_byte"]
+        for name, c in result.get("contexts", {}).items():
+            per_token = c["excess_bits"] / c["base_tokens"] if c["base_tokens"] else 0.0
+            share = f"{c['excess_bits'] / excess:.0%}" if excess > 0 else ""
+            print(
+                f"| {domain} | in {name} | {c['codes']} | {c['base_tokens']} | {c['zip_bits']:.0f} | "
+                f"{c['base_bits']:.0f} | {c['excess_bits']:+.0f} | {per_token:+.2f} per base token | {share} | | | |"
+            )
         print(
             f"| {domain} | all ({result['bytes']:,} bytes) | | | {result['zip_bits_per_byte']:.4f} bits/byte | "
             f"{result['base_bits_per_byte']:.4f} bits/byte | {ratio:.3f}x | | | | | |"

@@ -227,3 +227,19 @@ def test_the_parts_add_up_to_both_models_strict_scores(bits_module, one_torch_th
         assert p["first_token_excess_bits"] + p["rest_excess_bits"] == pytest.approx(p["excess_bits"])
     reused = parts["hypertoken, reused"]
     assert reused["first_token_base_bits"] < reused["base_bits"]  # several base tokens per reused hypertoken
+    # split by context instead, the same codes, tokens and bits; the repeated sentence has repeats
+    contexts = result["contexts"]
+    for field in ("codes", "base_tokens", "zip_bits", "base_bits", "excess_bits"):
+        assert sum(c[field] for c in contexts.values()) == pytest.approx(
+            sum(p[field] for p in parts.values())
+        )
+    assert contexts["a repeat"]["codes"] > 0 and contexts["new text"]["codes"] > 0
+
+
+def test_repeated_positions_mark_tokens_whose_context_stood_before(bits_module):
+    tokens = [1, 2, 3, 4, 9, 1, 2, 3, 4, 5, 1, 2, 3, 5]
+    # with 2 tokens of context: the second "1 2 3 4" repeats from its third token on, "1 2 3 5" only its "3"
+    assert bits_module.repeated_positions(tokens, context=2) == [False] * 7 + [True, True] + [False] * 3 + [
+        True,
+        False,
+    ]
