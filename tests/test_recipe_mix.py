@@ -6,7 +6,7 @@ import pytest
 
 from zip2zip import recipe
 from zip2zip.corpora.mixing import training_mix
-from zip2zip.recipe import TrainingPreset
+from zip2zip.recipe import PRESETS, TrainingPreset
 from zip2zip.trainer.presets import training_data
 
 
@@ -78,3 +78,26 @@ def test_long_run_presets_do_not_repeat_data_beyond_their_passes():
     for name in ("cpu-long", "gpu"):
         preset = recipe.get_preset(name)
         assert preset.mix == "long" and preset.docs_per_domain is None and preset.max_passes <= 4
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_training_config_carries_every_preset_setting_the_trainer_reads(tmp_path, name):
+    from zip2zip.trainer.presets import training_config
+
+    preset = PRESETS[name]
+    args = training_config(preset, str(tmp_path / name), report_to="none")
+    assert (args.max_steps, args.per_device_train_batch_size, args.gradient_accumulation_steps) == (
+        preset.steps,
+        preset.batch_size,
+        preset.grad_accum,
+    )
+    assert (args.max_length, args.learning_rate, args.encoder_learning_rate) == (
+        preset.max_length,
+        preset.lr,
+        preset.encoder_lr,
+    )
+    assert (args.line_cut_share, args.line_cuts_per_text) == (
+        preset.line_cut_share,
+        preset.line_cuts_per_text,
+    )
+    assert args.distillation_weight == preset.distillation_weight

@@ -165,7 +165,8 @@ PRESETS: dict[str, TrainingPreset] = {
     ),
     # Long context, continuing a trained model (`--init-from`): rows of up to 2048 codes (a quarter of SmolLM2's
     # 8192-token context at the recipe's compression), two per step, half the learning rates of a fresh run; every
-    # text tokenised as two pieces cut after a line end, as a prompt and its continuation are.
+    # text tokenised in pieces cut after 8 of its line ends, as a prompt and its continuation are (one cut per text
+    # taught less per step that a bare newline mid-file does not end the file).
     "cpu-long-context": TrainingPreset(
         steps=1500,
         batch_size=1,
@@ -177,6 +178,7 @@ PRESETS: dict[str, TrainingPreset] = {
         mix="long",
         max_passes=2.0,
         line_cut_share=1.0,
+        line_cuts_per_text=8,
     ),
     # One recent GPU: the paper's batch (~32k base tokens per step: 8 rows x 2048 codes x 2 accumulation
     # steps). The project's corpora, not the GPU, bound the run: at four passes of the long mix they hold
@@ -190,6 +192,7 @@ PRESETS: dict[str, TrainingPreset] = {
         mix="long",
         max_passes=4.0,
         line_cut_share=1.0,
+        line_cuts_per_text=8,
     ),
 }
 
