@@ -125,23 +125,18 @@ def bits_by_target(
             for i, (code, kind) in enumerate(zip(codes, target_kinds(codes, V))):
                 phrase = codebook.expand(code)
                 length = len(phrase)
+                zip_bits = -float(zip_logprobs[i]) / math.log(2)
+                base_bits = -float(base_logprobs[position : position + length].double().sum()) / math.log(2)
                 part = parts[kind]
-                part["codes"] += 1
-                part["base_tokens"] += length
-                part["zip_bits"] -= float(zip_logprobs[i]) / math.log(2)
-                part["base_bits"] -= float(
-                    base_logprobs[position : position + length].double().sum()
-                ) / math.log(2)
+                context = contexts[CONTEXTS[0] if repeated[position] else CONTEXTS[1]]
+                for total in (part, context):
+                    total["codes"] += 1
+                    total["base_tokens"] += length
+                    total["zip_bits"] += zip_bits
+                    total["base_bits"] += base_bits
                 part["mass"] += float(hyper_mass[i])
                 part["first_token_zip_bits"] -= float(first_logprobs[i, phrase[0]]) / math.log(2)
                 part["first_token_base_bits"] -= float(base_logprobs[position]) / math.log(2)
-                context = contexts[CONTEXTS[0] if repeated[position] else CONTEXTS[1]]
-                context["codes"] += 1
-                context["base_tokens"] += length
-                context["zip_bits"] -= float(zip_logprobs[i]) / math.log(2)
-                context["base_bits"] -= float(
-                    base_logprobs[position : position + length].double().sum()
-                ) / math.log(2)
                 position += length
             if position != len(window):
                 raise AssertionError(f"codes expand to {position} base tokens, the window has {len(window)}")
