@@ -36,12 +36,25 @@ def cpu_supports_bf16() -> bool:
             return False
     except RuntimeError:
         pass
+    info = _cpuinfo()
+    if info is None:
+        return check is not None
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags(info))
+
+
+def _cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo, or None where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
+            return handle.read()
     except OSError:
-        return check is not None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return None
+
+
+def _cpu_flags(info: str) -> set[str]:
+    return set(
+        next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    )
 
 
 def describe_cpu() -> str:
@@ -49,18 +62,12 @@ def describe_cpu() -> str:
     benchmark figures depend on all three, so reports name them."""
     import platform
 
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            info = handle.read()
-    except OSError:
-        info = ""
+    info = _cpuinfo() or ""
     name = next(
         (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
         platform.processor() or platform.machine(),
     )
-    flags = set(
-        next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    )
+    flags = _cpu_flags(info)
     units = [label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
     return f"{name} ({', '.join(units) or 'no bf16 units'}), {os.cpu_count()} logical cores"
 
