@@ -96,8 +96,8 @@ def main() -> None:
         "--init-from",
         default=None,
         help="continue from a trained zip2zip model folder ('shipped': the packaged one) instead of the untrained "
-        "wrapper; its architecture is kept, and of the zip2zip settings only the codec's protect_* flags and "
-        "--canonical-mask may change",
+        "wrapper; its architecture is kept, and of the zip2zip settings only the codec's protect_* flags, "
+        "--canonical-mask and --position-mode may change",
     )
     parser.add_argument(
         "--seed-file",
@@ -194,7 +194,8 @@ def warm_start(folder: str, changes: dict, output: str):
 
     ``folder`` is a zip2zip model folder or ``shipped`` (the packaged model, assembled on the embedded base).
     Codec changes go through ``zip2zip.conversion.change_codec`` (the never-merged ids are recomputed, so the
-    model and the tokenizer agree); ``canonical_mask`` may change too. Settings that shape the weights may not.
+    model and the tokenizer agree); ``canonical_mask`` and ``position_mode`` may change too (training adapts the
+    weights to them). Settings that shape the weights may not.
     """
     from zip2zip.bundled.base import load_default_tokenizer
     from zip2zip.bundled.shipped import shipped_zip2zip_path
@@ -208,17 +209,23 @@ def warm_start(folder: str, changes: dict, output: str):
         )
     model = Zip2ZipForCausalLM.from_pretrained(path, dtype=torch.float32)
     changes = {k: v for k, v in changes.items() if getattr(model.config, k) != v}
-    # a shorter M is for reading only (the saved weights keep M slots); the mask changes no weight
-    allowed = (*(name for name in READING_SETTINGS if name != "max_subtokens"), "canonical_mask")
+    # a shorter M is for reading only (the saved weights keep M slots); the mask and the positions change no weight
+    allowed = (
+        *(name for name in READING_SETTINGS if name != "max_subtokens"),
+        "canonical_mask",
+        "position_mode",
+    )
     refused = sorted(set(changes) - set(allowed))
     if refused:
         raise SystemExit(
             f"--init-from {folder}: {refused} would change the trained weights' shapes or meaning; only "
             f"{list(allowed)} can change"
         )
-    if "canonical_mask" in changes:
-        model.config.canonical_mask = changes.pop("canonical_mask")
-    tokenizer = change_codec(model, load_default_tokenizer(), **changes)
+    for name in ("canonical_mask", "position_mode"):
+        if name in changes:
+            setattr(model.config, name, changes[name])
+    codec_changes = {k: v for k, v in changes.items() if k in READING_SETTINGS}
+    tokenizer = change_codec(model, load_default_tokenizer(), **codec_changes)
     if "initial_codebook" in changes:  # recorded by size: the seed itself is in the saved model's config
         changes["initial_codebook"] = f"{len(changes['initial_codebook'])} entries"
     print(f"warm start from {path}: {len(model.config.disabled_ids)} never-merged ids, changed: {changes}")

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import torch
 from _tiny_tokenizers import TRAINING_TEXT
 from _training import build, config
 from datasets import Dataset
@@ -81,9 +82,7 @@ def test_base_tokens_seen_continue_after_a_resume(tmp_path):
     assert after == total
 
 
-def test_a_run_continuing_a_run_counts_the_tokens_of_every_run_before(tmp_path):
-    """`examples/train_smollm2.py --init-from RUN_FOLDER` records what the weights saw: the folder's own run (its
-    newest checkpoint) plus the model that run continued, and that run's command."""
+def _train_script():
     import importlib.util
     from pathlib import Path
 
@@ -91,6 +90,41 @@ def test_a_run_continuing_a_run_counts_the_tokens_of_every_run_before(tmp_path):
     spec = importlib.util.spec_from_file_location("train_smollm2", script)
     train_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_script)
+    return train_script
+
+
+def test_a_warm_start_changes_what_changes_no_weight_and_refuses_the_rest(tmp_path, smollm2_tokenizer):
+    """`--init-from` may switch the positions (and the mask) of a trained model, whose weights then adapt in
+    training, and the codec's protect flags; a setting that shapes the weights is refused with its name."""
+    from _tiny_models import tiny_base_model
+
+    from zip2zip import Zip2ZipForCausalLM
+
+    train_script = _train_script()
+    base = tiny_base_model("llama", vocab_size=len(smollm2_tokenizer), seed=1)
+    trained = Zip2ZipForCausalLM.from_base(base, tokenizer=smollm2_tokenizer, max_codebook_size=64)
+    folder = tmp_path / "trained"
+    trained.save_pretrained(folder)
+    assert trained.config.position_mode == "compressed" and not trained.config.canonical_mask
+
+    model, tokenizer = train_script.warm_start(
+        str(folder), {"position_mode": "base", "canonical_mask": True}, str(tmp_path / "run")
+    )
+    assert model.config.position_mode == "base" and model.config.canonical_mask
+    assert tokenizer.codec.disabled_ids == frozenset(model.config.disabled_ids)
+    record = json.loads((tmp_path / "run" / "warm_start.json").read_text())
+    assert record["changes"] == {"position_mode": "base", "canonical_mask": True}
+    weights = dict(trained.named_parameters())
+    assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+
+    with pytest.raises(SystemExit, match="max_codebook_size"):
+        train_script.warm_start(str(folder), {"max_codebook_size": 128}, str(tmp_path / "refused"))
+
+
+def test_a_run_continuing_a_run_counts_the_tokens_of_every_run_before(tmp_path):
+    """`examples/train_smollm2.py --init-from RUN_FOLDER` records what the weights saw: the folder's own run (its
+    newest checkpoint) plus the model that run continued, and that run's command."""
+    train_script = _train_script()
 
     trainer = trainer_for(tmp_path, 3)
     trainer.add_callback(SaveEveryMinutesCallback(1e-9))
