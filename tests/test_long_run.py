@@ -107,13 +107,18 @@ def test_a_warm_start_changes_what_changes_no_weight_and_refuses_the_rest(tmp_pa
     trained.save_pretrained(folder)
     assert trained.config.position_mode == "compressed" and not trained.config.canonical_mask
 
-    model, tokenizer = train_script.warm_start(
-        str(folder), {"position_mode": "base", "canonical_mask": True}, str(tmp_path / "run")
-    )
+    changes = {
+        "position_mode": "base",
+        "canonical_mask": True,
+        "protect_digits": not trained.config.protect_digits,
+    }
+    model, tokenizer = train_script.warm_start(str(folder), dict(changes), str(tmp_path / "run"))
     assert model.config.position_mode == "base" and model.config.canonical_mask
+    assert model.config.protect_digits == changes["protect_digits"]
+    assert set(model.config.disabled_ids) != set(trained.config.disabled_ids)  # digits merge, or no longer do
     assert tokenizer.codec.disabled_ids == frozenset(model.config.disabled_ids)
     record = json.loads((tmp_path / "run" / "warm_start.json").read_text())
-    assert record["changes"] == {"position_mode": "base", "canonical_mask": True}
+    assert record["changes"] == changes
     weights = dict(trained.named_parameters())
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
 
