@@ -189,6 +189,10 @@ def main() -> None:
         print(tok.decode(out[0], skip_special_tokens=True))
 
 
+# Settings a warm start may change beside the codec's: they change no weight, and training adapts the weights to them.
+CONFIG_ONLY_SETTINGS = ("canonical_mask", "position_mode")
+
+
 def warm_start(folder: str, changes: dict, output: str):
     """A trained zip2zip model and its tokenizer to continue training from, with ``changes`` to its settings.
 
@@ -209,19 +213,15 @@ def warm_start(folder: str, changes: dict, output: str):
         )
     model = Zip2ZipForCausalLM.from_pretrained(path, dtype=torch.float32)
     changes = {k: v for k, v in changes.items() if getattr(model.config, k) != v}
-    # a shorter M is for reading only (the saved weights keep M slots); the mask and the positions change no weight
-    allowed = (
-        *(name for name in READING_SETTINGS if name != "max_subtokens"),
-        "canonical_mask",
-        "position_mode",
-    )
+    # a shorter M is for reading only (the saved weights keep M slots)
+    allowed = (*(name for name in READING_SETTINGS if name != "max_subtokens"), *CONFIG_ONLY_SETTINGS)
     refused = sorted(set(changes) - set(allowed))
     if refused:
         raise SystemExit(
             f"--init-from {folder}: {refused} would change the trained weights' shapes or meaning; only "
             f"{list(allowed)} can change"
         )
-    for name in ("canonical_mask", "position_mode"):
+    for name in CONFIG_ONLY_SETTINGS:
         if name in changes:
             setattr(model.config, name, changes[name])
     codec_changes = {k: v for k, v in changes.items() if k in READING_SETTINGS}
